@@ -1,0 +1,442 @@
+//! The accounts file: which providers to sign in with, and how.
+//!
+//! The file is TOML, found at `$LANYARD_CONFIG` or else `config.toml` in the platform's
+//! config directory. It is parsed once into [`Config`] and validated whole: a bad value is
+//! reported with the file, line and key at fault. This module reads the file and nothing
+//! else; it never holds a secret (client secrets live in the keychain, see `store`).
+//!
+//! ```toml
+//! [accounts.work]
+//! issuer = "https://login.example.com"
+//! client_id = "lanyard"
+//! scopes = "openid profile email offline_access"   # the default
+//! redirect = "loopback"                             # or "loopback:PORT"
+//! extra_params = { center_uuid = "…" }
+//! prompt = "login"
+//! max_age = 3600
+//! store = "keychain"                                # or "memory"
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use toml::Spanned;
+use url::Url;
+
+/// Scopes asked for when an account names none.
+pub const DEFAULT_SCOPES: &str = "openid profile email offline_access";
+
+/// Authorization request parameters Lanyard sets itself; `extra_params` may not override them.
+const RESERVED_PARAMS: &[&str] = &[
+    "client_id",
+    "code_challenge",
+    "code_challenge_method",
+    "nonce",
+    "redirect_uri",
+    "response_mode",
+    "response_type",
+    "scope",
+    "state",
+    "prompt",
+    "max_age",
+];
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        /// The dotted key at fault, e.g. `accounts.work.issuer`.
+        key: String,
+        message: String,
+    },
+    #[error("no account named `{name}` in {path}; add a section [accounts.{name}] with `issuer` and `client_id`")]
+    UnknownAccount { name: String, path: PathBuf },
+    #[error("cannot find a config directory for this user; set LANYARD_CONFIG to the accounts file")]
+    NoConfigDir,
+}
+
+/// The whole accounts file.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the file is (or would be); named in error messages.
+    pub path: PathBuf,
+    pub accounts: BTreeMap<String, Account>,
+}
+
+/// One `[accounts.NAME]` section, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Account {
+    pub name: String,
+    /// Compared byte for byte with the provider's discovery document.
+    pub issuer: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub redirect: Redirect,
+    pub extra_params: BTreeMap<String, String>,
+    pub prompt: Option<String>,
+    pub max_age: Option<u64>,
+    pub store: StoreKind,
+    /// How to authenticate at the token endpoint; `None` means follow discovery.
+    pub client_auth: Option<ClientAuth>,
+}
+
+/// Where the provider sends the browser back to (RFC 8252 section 7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Redirect {
+    /// `http://127.0.0.1:PORT/callback`; port 0 asks the OS for a free one.
+    Loopback { port: u16 },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// The OS keychain; non-secret state in the data directory.
+    Keychain,
+    /// Process memory only; nothing is written anywhere.
+    Memory,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    None,
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+impl fmt::Display for Redirect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Redirect::Loopback { port: 0 } => f.write_str("loopback"),
+            Redirect::Loopback { port } => write!(f, "loopback:{port}"),
+        }
+    }
+}
+
+impl fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StoreKind::Keychain => "keychain",
+            StoreKind::Memory => "memory",
+        })
+    }
+}
+
+impl Config {
+    /// The path of the accounts file: `$LANYARD_CONFIG`, else the platform default.
+    pub fn default_path() -> Result<PathBuf, Error> {
+        if let Some(path) = std::env::var_os("LANYARD_CONFIG") {
+            return Ok(PathBuf::from(path));
+        }
+        let dirs = directories::ProjectDirs::from("", "", "lanyard").ok_or(Error::NoConfigDir)?;
+        Ok(dirs.config_dir().join("config.toml"))
+    }
+
+    /// Reads and validates the file. A missing file is an empty config.
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::parse(path, &text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config {
+                path: path.to_owned(),
+                accounts: BTreeMap::new(),
+            }),
+            Err(source) => Err(Error::Read {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config, Error> {
+        let at = |span: Option<Range<usize>>, key: Option<String>, message: String| {
+            let offset = span.map_or(0, |s| s.start);
+            let (line, column) = line_column(text, offset);
+            Error::Invalid {
+                path: path.to_owned(),
+                line,
+                column,
+                key: key.unwrap_or_else(|| key_at(text, offset)),
+                message,
+            }
+        };
+        let raw: RawConfig = toml::from_str(text)
+            .map_err(|e| at(e.span(), None, e.message().trim().to_owned()))?;
+        let mut accounts = BTreeMap::new();
+        for (name, raw) in raw.accounts {
+            let key = |field: &str| Some(format!("accounts.{}.{field}", name.get_ref()));
+            if !valid_name(name.get_ref()) {
+                return Err(at(
+                    Some(name.span()),
+                    Some(format!("accounts.{}", name.get_ref())),
+                    "account names use letters, digits, '.', '_' and '-' only".into(),
+                ));
+            }
+            let issuer = raw.issuer.get_ref().clone();
+            check_issuer(&issuer).map_err(|m| at(Some(raw.issuer.span()), key("issuer"), m))?;
+            if raw.client_id.get_ref().is_empty() {
+                return Err(at(Some(raw.client_id.span()), key("client_id"), "must not be empty".into()));
+            }
+            let scopes = match &raw.scopes {
+                None => DEFAULT_SCOPES.split(' ').map(str::to_owned).collect(),
+                Some(s) => {
+                    let scopes = s.get_ref().clone().into_vec();
+                    if !scopes.iter().any(|s| s == "openid") {
+                        return Err(at(Some(s.span()), key("scopes"), "must include `openid`".into()));
+                    }
+                    scopes
+                }
+            };
+            let redirect = match &raw.redirect {
+                None => Redirect::Loopback { port: 0 },
+                Some(r) => parse_redirect(r.get_ref())
+                    .map_err(|m| at(Some(r.span()), key("redirect"), m))?,
+            };
+            for (param, _) in &raw.extra_params {
+                if RESERVED_PARAMS.contains(&param.get_ref().as_str()) {
+                    return Err(at(
+                        Some(param.span()),
+                        key(&format!("extra_params.{}", param.get_ref())),
+                        "Lanyard sets this parameter itself; use the account's own key where there is one".into(),
+                    ));
+                }
+            }
+            let name = name.into_inner();
+            accounts.insert(
+                name.clone(),
+                Account {
+                    name,
+                    issuer,
+                    client_id: raw.client_id.into_inner(),
+                    scopes,
+                    redirect,
+                    extra_params: raw
+                        .extra_params
+                        .into_iter()
+                        .map(|(k, v)| (k.into_inner(), v))
+                        .collect(),
+                    prompt: raw.prompt,
+                    max_age: raw.max_age,
+                    store: raw.store.unwrap_or(StoreKind::Keychain),
+                    client_auth: raw.client_auth,
+                },
+            );
+        }
+        Ok(Config {
+            path: path.to_owned(),
+            accounts,
+        })
+    }
+
+    pub fn account(&self, name: &str) -> Result<&Account, Error> {
+        self.accounts.get(name).ok_or_else(|| Error::UnknownAccount {
+            name: name.to_owned(),
+            path: self.path.clone(),
+        })
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    accounts: BTreeMap<Spanned<String>, RawAccount>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawAccount {
+    issuer: Spanned<String>,
+    client_id: Spanned<String>,
+    scopes: Option<Spanned<Scopes>>,
+    redirect: Option<Spanned<String>>,
+    #[serde(default)]
+    extra_params: BTreeMap<Spanned<String>, String>,
+    prompt: Option<String>,
+    max_age: Option<u64>,
+    store: Option<StoreKind>,
+    client_auth: Option<ClientAuth>,
+}
+
+/// Scopes as one space-separated string or as an array.
+#[derive(Clone, Deserialize)]
+#[serde(untagged)]
+enum Scopes {
+    Text(String),
+    List(Vec<String>),
+}
+
+impl Scopes {
+    fn into_vec(self) -> Vec<String> {
+        match self {
+            Scopes::Text(s) => s.split_whitespace().map(str::to_owned).collect(),
+            Scopes::List(v) => v,
+        }
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// An issuer is an https URL (or http on a loopback host) with no query or fragment
+/// (OpenID Connect Discovery 1.0, section 2).
+pub fn check_issuer(issuer: &str) -> Result<(), String> {
+    let url = Url::parse(issuer).map_err(|e| format!("not a URL ({e})"))?;
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("an issuer has no query or fragment".into());
+    }
+    crate::http::check_secure(&url)
+}
+
+fn parse_redirect(value: &str) -> Result<Redirect, String> {
+    let expected = "expected `loopback` or `loopback:PORT`";
+    match value.split_once(':') {
+        None if value == "loopback" => Ok(Redirect::Loopback { port: 0 }),
+        Some(("loopback", port)) => match port.parse::<u16>() {
+            Ok(port) if port > 0 => Ok(Redirect::Loopback { port }),
+            _ => Err(format!("`{port}` is not a port number (1-65535); {expected}")),
+        },
+        _ => Err(format!("unknown redirect `{value}`; {expected}")),
+    }
+}
+
+/// 1-based line and column of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+/// The dotted key on the line holding `offset`, prefixed with the table it sits in, for
+/// errors from the TOML parser itself, which point at a span but do not name the key.
+fn key_at(text: &str, offset: usize) -> String {
+    let offset = offset.min(text.len());
+    let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or("").trim();
+    let table = text[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
+    if line.starts_with('[') {
+        return line.trim_matches(|c| c == '[' || c == ']').trim().to_owned();
+    }
+    let key = line.split('=').next().unwrap_or("").trim().trim_matches('"');
+    match (table, key.is_empty()) {
+        (Some(t), false) => format!("{t}.{key}"),
+        (Some(t), true) => t,
+        (None, _) => key.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, Error> {
+        Config::parse(Path::new("/etc/lanyard.toml"), text)
+    }
+
+    fn check_err(text: &str, expected: &str) {
+        let err = parse(text).expect_err("config should be rejected").to_string();
+        assert_eq!(err, expected);
+    }
+
+    #[test]
+    fn minimal_account_gets_defaults() {
+        let c = parse("[accounts.work]\nissuer = \"https://id.example.com/tenant\"\nclient_id = \"x\"\n").unwrap();
+        let a = c.account("work").unwrap();
+        assert_eq!(a.scopes, ["openid", "profile", "email", "offline_access"]);
+        assert_eq!(a.redirect, Redirect::Loopback { port: 0 });
+        assert_eq!(a.store, StoreKind::Keychain);
+        assert_eq!(a.issuer, "https://id.example.com/tenant");
+    }
+
+    #[test]
+    fn full_account() {
+        let c = parse(
+            r#"
+[accounts.seat]
+issuer = "http://127.0.0.1:8080"
+client_id = "kiosk"
+scopes = ["openid", "group"]
+redirect = "loopback:53682"
+extra_params = { center_uuid = "c-1" }
+prompt = "login"
+max_age = 0
+store = "memory"
+client_auth = "client_secret_post"
+"#,
+        )
+        .unwrap();
+        let a = c.account("seat").unwrap();
+        assert_eq!(a.scopes, ["openid", "group"]);
+        assert_eq!(a.redirect, Redirect::Loopback { port: 53682 });
+        assert_eq!(a.extra_params["center_uuid"], "c-1");
+        assert_eq!(a.max_age, Some(0));
+        assert_eq!(a.store, StoreKind::Memory);
+        assert_eq!(a.client_auth, Some(ClientAuth::ClientSecretPost));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        check_err(
+            "[accounts.a]\nissuer = \"http://id.example.com\"\nclient_id = \"x\"\n",
+            "/etc/lanyard.toml:2:10: accounts.a.issuer: http is allowed only for loopback hosts (127.0.0.1, ::1, localhost); use https",
+        );
+        check_err(
+            "[accounts.a]\nissuer = \"https://i\"\nclient_id = \"x\"\nredirect = \"loopback:99999\"\n",
+            "/etc/lanyard.toml:4:12: accounts.a.redirect: `99999` is not a port number (1-65535); expected `loopback` or `loopback:PORT`",
+        );
+        check_err(
+            "[accounts.a]\nissuer = \"https://i\"\nclient_id = \"x\"\nscopes = \"profile\"\n",
+            "/etc/lanyard.toml:4:10: accounts.a.scopes: must include `openid`",
+        );
+        check_err(
+            "[accounts.a]\nissuer = \"https://i\"\nclient_id = \"x\"\nextra_params = { state = \"s\" }\n",
+            "/etc/lanyard.toml:4:18: accounts.a.extra_params.state: Lanyard sets this parameter itself; use the account's own key where there is one",
+        );
+    }
+
+    #[test]
+    fn parser_errors_name_the_key_too() {
+        let err = parse("[accounts.a]\nissuer = \"https://i\"\nclient_id = \"x\"\nmax_age = \"soon\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("/etc/lanyard.toml:4:11: accounts.a.max_age: "), "{err}");
+        let err = parse("[accounts.a]\nissuer = \"https://i\"\nclient_id = \"x\"\nscope = \"openid\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(":4:1: accounts.a.scope: unknown field `scope`"), "{err}");
+        let err = parse("[accounts.a]\nissuer = \"https://i\"\n").unwrap_err().to_string();
+        assert!(err.contains("missing field `client_id`"), "{err}");
+        let err = parse("[accounts.a\nissuer = 1").unwrap_err().to_string();
+        assert!(err.starts_with("/etc/lanyard.toml:1:"), "{err}");
+    }
+
+    #[test]
+    fn missing_file_is_empty_and_unknown_account_says_what_to_add() {
+        let c = Config::load(Path::new("/nonexistent/lanyard/config.toml")).unwrap();
+        assert!(c.accounts.is_empty());
+        assert_eq!(
+            c.account("work").unwrap_err().to_string(),
+            "no account named `work` in /nonexistent/lanyard/config.toml; add a section [accounts.work] with `issuer` and `client_id`"
+        );
+    }
+}

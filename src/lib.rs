@@ -1,0 +1,4 @@
+pub mod config;
+pub mod http;
+pub mod jose;
+pub mod secret;

@@ -1,0 +1,88 @@
+#!/usr/bin/env node
+// A person at a browser, for tests: Lanyard runs this as `$BROWSER URL`, the way it runs a
+// user's browser. It opens the URL in Debian's Chromium (headless, driven by playwright-core)
+// and acts on the provider's real pages until the browser lands on the app's redirect URI.
+//
+// Environment (all optional):
+//   LANYARD_TEST_BROWSER_ACTION  approve (default) | deny (press "Cancel" on the login page)
+//                                | ignore (open the page and do nothing, to test time-outs)
+//   LANYARD_TEST_LOGIN           the login to type (default alice)
+//   LANYARD_TEST_BROWSER_PROFILE a Chromium profile directory kept between runs, so the
+//                                provider's session cookie survives (default: a fresh one)
+//   LANYARD_TEST_BROWSER_LOG     a file to which one JSON line per run is appended: the pages
+//                                seen ("login", "consent", "logout") and the final URL
+//   CHROMIUM                     the browser binary (default /usr/bin/chromium)
+
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+
+import { chromium } from 'playwright-core';
+
+const url = process.argv[2];
+const action = process.env.LANYARD_TEST_BROWSER_ACTION ?? 'approve';
+const login = process.env.LANYARD_TEST_LOGIN ?? 'alice';
+const logFile = process.env.LANYARD_TEST_BROWSER_LOG;
+const seen = [];
+
+function log(entry) {
+  if (logFile) fs.appendFileSync(logFile, `${JSON.stringify(entry)}\n`);
+}
+
+async function main() {
+  if (!url) throw new Error('usage: browser.mjs URL');
+  const start = new URL(url);
+  const target = start.searchParams.get('redirect_uri') ?? start.searchParams.get('post_logout_redirect_uri');
+  if (!target) throw new Error(`no redirect URI in ${url}`);
+
+  const profile = process.env.LANYARD_TEST_BROWSER_PROFILE
+    ?? fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-chromium-'));
+  const context = await chromium.launchPersistentContext(profile, {
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    ignoreHTTPSErrors: true, // the test provider's certificate comes from a CA made for the test
+    args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking',
+      '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
+  });
+  try {
+    const page = context.pages()[0] ?? await context.newPage();
+    page.setDefaultTimeout(30_000);
+    await page.goto(url, { waitUntil: 'domcontentloaded' });
+    if (action === 'ignore') {
+      log({ action, seen, url: page.url() });
+      return;
+    }
+    // Act on whatever the provider shows until the browser reaches the app's redirect URI.
+    for (let step = 0; step < 10 && !page.url().startsWith(target); step += 1) {
+      if (await page.locator('input[name="login"]').count()) {
+        seen.push('login');
+        if (action === 'deny') {
+          await Promise.all([page.waitForURL((u) => u.href !== page.url()), page.getByText('Cancel').click()]);
+          continue;
+        }
+        await page.fill('input[name="login"]', login);
+        await page.fill('input[name="password"]', 'any password');
+        await Promise.all([page.waitForURL((u) => u.href !== page.url()), page.click('button[type="submit"]')]);
+      } else if (await page.locator('input[name="prompt"][value="consent"]').count()) {
+        seen.push('consent');
+        await Promise.all([page.waitForURL((u) => u.href !== page.url()), page.click('button[type="submit"]')]);
+      } else if (await page.locator('button[name="logout"]').count()) {
+        seen.push('logout');
+        await Promise.all([page.waitForURL((u) => u.href !== page.url()), page.click('button[name="logout"]')]);
+      } else {
+        await page.waitForURL((u) => u.href.startsWith(target), { waitUntil: 'domcontentloaded' });
+      }
+    }
+    await page.waitForLoadState('domcontentloaded');
+    const text = await page.locator('body').innerText().catch(() => '');
+    log({ action, seen, url: page.url().split('?')[0], text: text.slice(0, 200) });
+  } finally {
+    await context.close();
+    if (!process.env.LANYARD_TEST_BROWSER_PROFILE) fs.rmSync(profile, { recursive: true, force: true });
+  }
+}
+
+main().catch((error) => {
+  log({ action, seen, error: String(error) });
+  process.exitCode = 1;
+});
