@@ -57,7 +57,7 @@ pub struct Response {
     pub body: Vec<u8>,
 }
 
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct Client {
     inner: reqwest::Client,
 }

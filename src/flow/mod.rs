@@ -1,0 +1,298 @@
+//! The OAuth 2.0 / OpenID Connect exchanges with a provider.
+//!
+//! Read top to bottom, a sign-in is: [`AuthRequest::new`] (PKCE S256 per RFC 7636, `state`,
+//! `nonce`) → the browser → [`loopback`] receives the redirect → [`AuthRequest::check_response`]
+//! (state, RFC 9207 `iss`, provider errors) → [`exchange`] the code with the verifier →
+//! `validate` the ID token → [`userinfo`]. [`refresh`], [`revoke`] (RFC 7009) and
+//! [`end_session_url`] (RP-Initiated Logout 1.0) complete the life of a session.
+//! These functions neither store anything nor decide policy; `session` does.
+
+pub mod loopback;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::Deserialize;
+use serde_json::{Map, Value};
+use url::Url;
+
+use crate::config::{Account, ClientAuth};
+use crate::discovery::Provider;
+use crate::http;
+use crate::secret::{self, Secret};
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("the provider refused the sign-in: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    Refused {
+        error: String,
+        description: Option<String>,
+    },
+    #[error("iss: the authorization response names issuer {got}, not `{expected}` (RFC 9207); the sign-in may have been sent to the wrong provider")]
+    IssuerMismatch { expected: String, got: String },
+    #[error("the authorization response has no code")]
+    NoCode,
+    #[error("the token response has no ID token; is `openid` among the scopes?")]
+    NoIdToken,
+    #[error("the provider issued a `{0}` token; Lanyard supports Bearer tokens only")]
+    TokenType(String),
+    #[error("the account uses {method} but has no client secret; store one with `lanyard accounts set-secret {account}`")]
+    NoSecret { account: String, method: &'static str },
+    #[error("the provider accepts none of the client authentication methods Lanyard has ({offered}); set `client_auth` for the account")]
+    NoAuthMethod { offered: String },
+    #[error("cannot make random values: the OS random source failed")]
+    Random,
+    #[error(transparent)]
+    Http(#[from] http::Error),
+}
+
+/// One authorization request: the URL for the browser and what must come back.
+#[derive(Debug)]
+pub struct AuthRequest {
+    pub url: Url,
+    pub redirect_uri: String,
+    pub state: Secret,
+    pub nonce: Secret,
+    pub verifier: Secret,
+}
+
+/// What Lanyard adds to an account's own settings for one sign-in.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// Replaces the account's `prompt` (e.g. `login` for `--reauth`).
+    pub prompt: Option<String>,
+}
+
+impl AuthRequest {
+    pub fn new(
+        provider: &Provider,
+        account: &Account,
+        redirect_uri: &str,
+        overrides: &Overrides,
+    ) -> Result<AuthRequest, Error> {
+        let state = secret::random(32).map_err(|_| Error::Random)?;
+        let nonce = secret::random(32).map_err(|_| Error::Random)?;
+        let verifier = secret::random(32).map_err(|_| Error::Random)?;
+        let challenge = URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, verifier.expose().as_bytes()));
+        let mut url = provider.authorization_endpoint.clone();
+        {
+            let mut q = url.query_pairs_mut();
+            q.append_pair("response_type", "code")
+                .append_pair("client_id", &account.client_id)
+                .append_pair("redirect_uri", redirect_uri)
+                .append_pair("scope", &account.scopes.join(" "))
+                .append_pair("state", state.expose())
+                .append_pair("nonce", nonce.expose())
+                .append_pair("code_challenge", &challenge)
+                .append_pair("code_challenge_method", "S256");
+            if let Some(prompt) = overrides.prompt.as_ref().or(account.prompt.as_ref()) {
+                q.append_pair("prompt", prompt);
+            }
+            if let Some(max_age) = account.max_age {
+                q.append_pair("max_age", &max_age.to_string());
+            }
+            for (k, v) in &account.extra_params {
+                q.append_pair(k, v);
+            }
+        }
+        Ok(AuthRequest {
+            url,
+            redirect_uri: redirect_uri.to_owned(),
+            state,
+            nonce,
+            verifier,
+        })
+    }
+
+    /// Checks an authorization response whose `state` already matched: the provider's
+    /// error, the RFC 9207 issuer, and the code. Returns the code.
+    pub fn check_response(&self, provider: &Provider, params: &Params) -> Result<Secret, Error> {
+        if provider.metadata.authorization_response_iss_parameter_supported {
+            match params.get("iss") {
+                Some(iss) if iss == provider.issuer() => {}
+                other => {
+                    return Err(Error::IssuerMismatch {
+                        expected: provider.issuer().to_owned(),
+                        got: other.map_or("nothing".into(), |s| format!("`{s}`")),
+                    });
+                }
+            }
+        }
+        if let Some(error) = params.get("error") {
+            return Err(Error::Refused {
+                error: error.to_owned(),
+                description: params.get("error_description").map(str::to_owned),
+            });
+        }
+        params.get("code").map(Secret::new).ok_or(Error::NoCode)
+    }
+}
+
+/// Query or form parameters of a request to the loopback listener.
+#[derive(Debug, Default, Clone)]
+pub struct Params(pub Vec<(String, String)>);
+
+impl Params {
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+}
+
+/// A token endpoint response (RFC 6749 section 5.1, OpenID Connect Core 3.1.3.3).
+#[derive(Debug, Deserialize)]
+pub struct TokenResponse {
+    pub access_token: Secret,
+    pub token_type: String,
+    pub expires_in: Option<f64>,
+    pub refresh_token: Option<Secret>,
+    pub id_token: Option<Secret>,
+    pub scope: Option<String>,
+}
+
+/// Chooses how to authenticate at the token endpoint: the account's explicit choice,
+/// else what discovery offers for a client that has a secret (basic first), else none.
+pub fn client_auth<'a>(
+    account: &'a Account,
+    provider: &Provider,
+    secret: Option<&'a Secret>,
+) -> Result<http::ClientAuth<'a>, Error> {
+    let client_id = account.client_id.as_str();
+    let need = |method: &'static str| {
+        secret.ok_or_else(|| Error::NoSecret {
+            account: account.name.clone(),
+            method,
+        })
+    };
+    Ok(match (account.client_auth, secret) {
+        (Some(ClientAuth::None), _) | (None, None) => http::ClientAuth::None { client_id },
+        (Some(ClientAuth::ClientSecretBasic), _) => http::ClientAuth::Basic {
+            client_id,
+            secret: need("client_secret_basic")?,
+        },
+        (Some(ClientAuth::ClientSecretPost), _) => http::ClientAuth::Post {
+            client_id,
+            secret: need("client_secret_post")?,
+        },
+        (None, Some(secret)) => {
+            // Discovery: the default, when the provider says nothing, is client_secret_basic.
+            let offered = provider
+                .metadata
+                .token_endpoint_auth_methods_supported
+                .clone()
+                .unwrap_or_else(|| vec!["client_secret_basic".into()]);
+            if offered.iter().any(|m| m == "client_secret_basic") {
+                http::ClientAuth::Basic { client_id, secret }
+            } else if offered.iter().any(|m| m == "client_secret_post") {
+                http::ClientAuth::Post { client_id, secret }
+            } else {
+                return Err(Error::NoAuthMethod {
+                    offered: offered.join(", "),
+                });
+            }
+        }
+    })
+}
+
+/// Redeems an authorization code with its PKCE verifier.
+pub async fn exchange(
+    http: &http::Client,
+    provider: &Provider,
+    auth: &http::ClientAuth<'_>,
+    code: &Secret,
+    request: &AuthRequest,
+) -> Result<TokenResponse, Error> {
+    let params = [
+        ("grant_type", "authorization_code"),
+        ("code", code.expose()),
+        ("redirect_uri", request.redirect_uri.as_str()),
+        ("code_verifier", request.verifier.expose()),
+    ];
+    token_request(http, provider, auth, &params).await
+}
+
+/// Trades a refresh token for new tokens (RFC 6749 section 6).
+pub async fn refresh(
+    http: &http::Client,
+    provider: &Provider,
+    auth: &http::ClientAuth<'_>,
+    refresh_token: &Secret,
+) -> Result<TokenResponse, Error> {
+    let params = [("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose())];
+    token_request(http, provider, auth, &params).await
+}
+
+async fn token_request(
+    http: &http::Client,
+    provider: &Provider,
+    auth: &http::ClientAuth<'_>,
+    params: &[(&str, &str)],
+) -> Result<TokenResponse, Error> {
+    let response = http.post_form(&provider.token_endpoint, auth, params).await?;
+    let tokens: TokenResponse = http::decode(&provider.token_endpoint, &response)?;
+    if !tokens.token_type.eq_ignore_ascii_case("bearer") {
+        return Err(Error::TokenType(tokens.token_type));
+    }
+    Ok(tokens)
+}
+
+/// The userinfo response as JSON. Signed userinfo (`application/jwt`) is verified with
+/// the provider's keys first.
+pub async fn userinfo(
+    http: &http::Client,
+    provider: &Provider,
+    url: &Url,
+    access_token: &Secret,
+) -> Result<Map<String, Value>, UserinfoError> {
+    let response = http.get_bearer(url, access_token).await?;
+    if response.content_type.starts_with("application/jwt") {
+        let text = String::from_utf8_lossy(&response.body);
+        let (_, payload) = provider.verify(text.trim()).await?;
+        return serde_json::from_slice(&payload).map_err(|_| UserinfoError::NotAnObject);
+    }
+    http::decode(url, &response).map_err(UserinfoError::from)
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum UserinfoError {
+    #[error(transparent)]
+    Http(#[from] http::Error),
+    #[error("signed userinfo: {0}")]
+    Signature(#[from] crate::discovery::VerifyError),
+    #[error("userinfo is not a JSON object")]
+    NotAnObject,
+}
+
+/// Revokes a token (RFC 7009). Over http too, for loopback providers; a token the
+/// provider no longer knows counts as revoked (section 2.2).
+pub async fn revoke(
+    http: &http::Client,
+    url: &Url,
+    auth: &http::ClientAuth<'_>,
+    token: &Secret,
+    hint: &str,
+) -> Result<(), Error> {
+    http.post_form(url, auth, &[("token", token.expose()), ("token_type_hint", hint)])
+        .await?;
+    Ok(())
+}
+
+/// The RP-initiated logout URL: `id_token_hint`, `client_id`, `post_logout_redirect_uri`
+/// and a `state` that the landing page must echo.
+pub fn end_session_url(
+    endpoint: &Url,
+    id_token: Option<&Secret>,
+    client_id: &str,
+    post_logout_redirect_uri: &str,
+    state: &Secret,
+) -> Url {
+    let mut url = endpoint.clone();
+    {
+        let mut q = url.query_pairs_mut();
+        if let Some(id_token) = id_token {
+            q.append_pair("id_token_hint", id_token.expose());
+        }
+        q.append_pair("client_id", client_id)
+            .append_pair("post_logout_redirect_uri", post_logout_redirect_uri)
+            .append_pair("state", state.expose());
+    }
+    url
+}
