@@ -52,25 +52,35 @@ async function main() {
       log({ action, seen, url: page.url() });
       return;
     }
+    // Submits a form and waits for the next page. The provider's pages load a web font
+    // that a closed network never delivers, so wait for the DOM, not the `load` event.
+    const submit = async (selector) => {
+      const before = page.url();
+      await Promise.all([
+        page.waitForURL((u) => u.href !== before, { waitUntil: 'commit' }),
+        page.click(selector),
+      ]);
+      await page.waitForLoadState('domcontentloaded');
+    };
     // Act on whatever the provider shows until the browser reaches the app's redirect URI.
     for (let step = 0; step < 10 && !page.url().startsWith(target); step += 1) {
       if (await page.locator('input[name="login"]').count()) {
         seen.push('login');
         if (action === 'deny') {
-          await Promise.all([page.waitForURL((u) => u.href !== page.url()), page.getByText('Cancel').click()]);
+          await submit('a:has-text("Cancel"), button:has-text("Cancel")');
           continue;
         }
         await page.fill('input[name="login"]', login);
         await page.fill('input[name="password"]', 'any password');
-        await Promise.all([page.waitForURL((u) => u.href !== page.url()), page.click('button[type="submit"]')]);
+        await submit('button[type="submit"]');
       } else if (await page.locator('input[name="prompt"][value="consent"]').count()) {
         seen.push('consent');
-        await Promise.all([page.waitForURL((u) => u.href !== page.url()), page.click('button[type="submit"]')]);
+        await submit('button[type="submit"]');
       } else if (await page.locator('button[name="logout"]').count()) {
         seen.push('logout');
-        await Promise.all([page.waitForURL((u) => u.href !== page.url()), page.click('button[name="logout"]')]);
+        await submit('button[name="logout"]');
       } else {
-        await page.waitForURL((u) => u.href.startsWith(target), { waitUntil: 'domcontentloaded' });
+        await page.waitForURL((u) => u.href.startsWith(target), { waitUntil: 'commit' });
       }
     }
     await page.waitForLoadState('domcontentloaded');

@@ -1,0 +1,102 @@
+//! `lanyard login NAME`: sign in through the browser, with progress while waiting.
+
+use std::io::{IsTerminal as _, Write as _};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use super::output;
+use crate::Error;
+use crate::session::{Lanyard, LoginOptions, Progress};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The account, as named in the accounts file
+    name: String,
+    /// Print the sign-in link instead of opening a browser
+    #[arg(long)]
+    no_browser: bool,
+    /// Give up waiting for the browser after this many seconds
+    #[arg(long, default_value_t = 300, value_name = "SECONDS")]
+    timeout: u64,
+    /// Make the provider ask for credentials again (prompt=login)
+    #[arg(long)]
+    reauth: bool,
+    /// Print the signed-in identity as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+pub async fn run(lanyard: &Lanyard, args: Args) -> Result<(), Error> {
+    let options = LoginOptions {
+        open_browser: !args.no_browser,
+        timeout: Duration::from_secs(args.timeout),
+        prompt: args.reauth.then(|| "login".to_owned()),
+    };
+    let waiting = Waiting::start();
+    let record = lanyard.login(&args.name, &options, &|p| waiting.progress(p)).await;
+    waiting.stop();
+    let record = record?;
+    if args.json {
+        output::print_json(&output::record_json(&record));
+    } else {
+        output::print_line(&format!("Signed in to {} as {}.", record.account, output::who(&record)));
+    }
+    Ok(())
+}
+
+/// The progress display: a line that counts seconds while the browser has the sign-in
+/// (on a terminal), or one plain line (when stderr is not a terminal).
+pub struct Waiting {
+    active: Arc<AtomicBool>,
+    tty: bool,
+}
+
+impl Waiting {
+    pub fn start() -> Waiting {
+        Waiting {
+            active: Arc::new(AtomicBool::new(false)),
+            tty: std::io::stderr().is_terminal(),
+        }
+    }
+
+    pub fn progress(&self, progress: Progress<'_>) {
+        match progress {
+            Progress::BrowserOpened { url } => {
+                eprintln!("Opened your browser at {url}");
+            }
+            Progress::OpenYourself { url, reason } => {
+                if let Some(reason) = reason {
+                    eprintln!("{reason}");
+                }
+                eprintln!("Open this link in your browser:\n  {url}");
+            }
+            Progress::Waiting if self.tty => {
+                self.active.store(true, Ordering::SeqCst);
+                let active = self.active.clone();
+                tokio::spawn(async move {
+                    let frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
+                    let started = tokio::time::Instant::now();
+                    let mut tick = tokio::time::interval(Duration::from_millis(250));
+                    for i in 0.. {
+                        tick.tick().await;
+                        if !active.load(Ordering::SeqCst) {
+                            break;
+                        }
+                        let secs = started.elapsed().as_secs();
+                        eprint!("\r{} Waiting for you in the browser… {secs} s (Ctrl-C to cancel) ", frames[i % frames.len()]);
+                        let _ = std::io::stderr().flush();
+                    }
+                });
+            }
+            Progress::Waiting => eprintln!("Waiting for you in the browser… (Ctrl-C to cancel)"),
+            Progress::Finishing => self.stop(),
+        }
+    }
+
+    pub fn stop(&self) {
+        if self.active.swap(false, Ordering::SeqCst) {
+            eprint!("\r\x1b[2K");
+        }
+    }
+}

@@ -1,0 +1,72 @@
+//! `lanyard whoami NAME`: the signed-in person, with every claim the provider sent.
+
+use serde_json::Value;
+
+use super::output;
+use crate::Error;
+use crate::session::Lanyard;
+use crate::store::Status;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The account, as named in the accounts file
+    name: String,
+    /// Print the identity and all claims as JSON
+    #[arg(long)]
+    json: bool,
+}
+
+/// Claims shown in the summary, so not repeated under "claims".
+const SUMMARY: &[&str] = &["name", "email", "picture", "groups", "group", "roles", "sub", "iss"];
+
+pub fn run(lanyard: &Lanyard, args: Args) -> Result<(), Error> {
+    let record = lanyard.whoami(&args.name)?;
+    if args.json {
+        output::print_json(&output::record_json(&record));
+        return Ok(());
+    }
+    let claims = record.claims();
+    let list = |v: &Value| match v {
+        Value::Array(a) => a.iter().map(plain).collect::<Vec<_>>().join(", "),
+        other => plain(other),
+    };
+    let mut lines = vec![output::who(&record)];
+    let mut row = |label: &str, value: String| lines.push(format!("  {label:<10} {value}"));
+    row("account", record.account.clone());
+    row("issuer", record.issuer.clone());
+    row("subject", record.subject.clone());
+    if let Some(picture) = claims.get("picture") {
+        row("picture", plain(picture));
+    }
+    let groups = output::groups(&claims);
+    if groups.as_array().is_some_and(|g| !g.is_empty()) {
+        row("groups", list(&groups));
+    }
+    if let Some(roles) = claims.get("roles") {
+        row("roles", list(roles));
+    }
+    row("scopes", record.scopes.join(" "));
+    row("signed in", output::rfc3339(record.signed_in_at));
+    let token = match &record.status {
+        Status::SignedIn => format!(
+            "{}{}",
+            output::validity(record.access_token_expires_at),
+            if record.refreshable { ", refreshable" } else { "" }
+        ),
+        Status::SignInNeeded { reason } => format!("sign-in needed: {reason}"),
+    };
+    row("token", token);
+    lines.push("claims".into());
+    for (k, v) in claims.iter().filter(|(k, _)| !SUMMARY.contains(&k.as_str())) {
+        lines.push(format!("  {k:<20} {}", list(v)));
+    }
+    output::print_line(&lines.join("\n"));
+    Ok(())
+}
+
+fn plain(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}

@@ -1,0 +1,125 @@
+//! The library's top-level error and the exit codes scripts can rely on.
+//!
+//! Each module has its own error enum; [`Error`] takes them in and sorts them into a
+//! [`Kind`], which is what the CLI turns into an exit code and what the broker (later) will
+//! turn into a wire error code. Messages are lowercase, name what failed, say what to do
+//! next where there is something to do, and never contain a secret.
+
+use crate::{browser, config, discovery, flow, store, validate};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] config::Error),
+    #[error("discovery of {issuer}: {source}")]
+    Discovery {
+        issuer: String,
+        #[source]
+        source: discovery::Error,
+    },
+    #[error(transparent)]
+    Loopback(#[from] flow::loopback::Error),
+    #[error(transparent)]
+    Flow(#[from] flow::Error),
+    #[error("the ID token was rejected, {0}")]
+    Rejected(validate::Error),
+    #[error("cannot fetch the provider's keys: {0}")]
+    Keys(crate::http::Error),
+    #[error("userinfo: {0}")]
+    Userinfo(#[from] flow::UserinfoError),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error(transparent)]
+    Browser(#[from] browser::Error),
+    #[error("{account}: sign-in needed: {reason}; run `lanyard login {account}`")]
+    SignInNeeded { account: String, reason: String },
+    #[error("{account}: refreshing the access token failed ({source}); the refresh token is kept, try again later")]
+    RefreshFailed {
+        account: String,
+        #[source]
+        source: Box<Error>,
+    },
+}
+
+/// What kind of failure, for exit codes and wire error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// Bad configuration or arguments. Exit 2.
+    Config,
+    /// No usable sign-in; the person must sign in again. Exit 3.
+    SignInNeeded,
+    /// The provider or the network failed; trying again may work. Exit 4.
+    Provider,
+    /// A token or response failed a security check. Exit 5.
+    Rejected,
+    /// The OS keychain is missing, locked or failing. Exit 6.
+    Keychain,
+    /// The sign-in did not complete: timed out, cancelled, or refused at the provider. Exit 7.
+    Incomplete,
+    /// Anything else. Exit 1.
+    Other,
+}
+
+impl Kind {
+    pub fn exit_code(self) -> i32 {
+        match self {
+            Kind::Other => 1,
+            Kind::Config => 2,
+            Kind::SignInNeeded => 3,
+            Kind::Provider => 4,
+            Kind::Rejected => 5,
+            Kind::Keychain => 6,
+            Kind::Incomplete => 7,
+        }
+    }
+}
+
+impl Error {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Error::Config(_) => Kind::Config,
+            Error::Discovery { source, .. } => match source {
+                discovery::Error::IssuerMismatch { .. } => Kind::Rejected,
+                _ => Kind::Provider,
+            },
+            Error::Loopback(flow::loopback::Error::Timeout(_)) => Kind::Incomplete,
+            Error::Loopback(_) => Kind::Other,
+            Error::Flow(e) => match e {
+                flow::Error::Refused { .. } => Kind::Incomplete,
+                flow::Error::IssuerMismatch { .. } => Kind::Rejected,
+                flow::Error::NoSecret { .. } | flow::Error::NoAuthMethod { .. } => Kind::Config,
+                flow::Error::Random => Kind::Other,
+                flow::Error::NoCode | flow::Error::NoIdToken | flow::Error::TokenType(_) | flow::Error::Http(_) => {
+                    Kind::Provider
+                }
+            },
+            Error::Rejected(_) => Kind::Rejected,
+            Error::Keys(_) => Kind::Provider,
+            Error::Userinfo(flow::UserinfoError::Signature(crate::discovery::VerifyError::Invalid(_))) => {
+                Kind::Rejected
+            }
+            Error::Userinfo(_) => Kind::Provider,
+            Error::Store(store::Error::Unavailable { .. } | store::Error::Failed(_)) => Kind::Keychain,
+            Error::Store(store::Error::State { .. }) => Kind::Other,
+            Error::Browser(_) => Kind::Other,
+            Error::SignInNeeded { .. } => Kind::SignInNeeded,
+            Error::RefreshFailed { source, .. } => source.kind(),
+        }
+    }
+}
+
+impl From<discovery::VerifyError> for Error {
+    fn from(e: discovery::VerifyError) -> Error {
+        match e {
+            discovery::VerifyError::Invalid(e) => Error::Rejected(e),
+            discovery::VerifyError::Keys(e) => Error::Keys(e),
+        }
+    }
+}
+
+impl From<validate::Error> for Error {
+    fn from(e: validate::Error) -> Error {
+        Error::Rejected(e)
+    }
+}

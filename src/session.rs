@@ -1,0 +1,560 @@
+//! The operations on an account: sign in, get a token, sign out, say who is signed in.
+//!
+//! [`Lanyard`] ties the other modules together and owns the policy of what is stored
+//! when: nothing is written until every check of a sign-in has passed; a rotated refresh
+//! token is in the store before the access token that came with it is handed out; a
+//! failed refresh keeps the old tokens. The CLI calls these functions and renders the
+//! results; so will the broker and the desktop app.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::config::{Account, Config, Redirect, StoreKind};
+use crate::discovery::Provider;
+use crate::error::Error;
+use crate::flow::loopback::{Listener, Page};
+use crate::flow::{self, AuthRequest, Overrides, Params};
+use crate::secret::{self, Secret};
+use crate::store::{self, Keychain, Memory, Record, Records, Secrets, Status, Tokens};
+use crate::{browser, http, validate};
+
+/// How long `logout` waits for the provider to send the browser back.
+pub const END_SESSION_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What a sign-in is doing, for a progress display.
+#[derive(Debug)]
+pub enum Progress<'a> {
+    /// The browser was started. `url` is safe to show: for sign-out it lacks the query,
+    /// whose `id_token_hint` is a token.
+    BrowserOpened { url: &'a str },
+    /// The person must open this URL themselves (`--no-browser`, or no browser started).
+    OpenYourself { url: &'a str, reason: Option<String> },
+    /// Waiting for the browser to come back.
+    Waiting,
+    /// The browser came back; checking the response and redeeming the code.
+    Finishing,
+}
+
+pub struct LoginOptions {
+    pub open_browser: bool,
+    pub timeout: Duration,
+    pub prompt: Option<String>,
+}
+
+/// An access token handed out by [`Lanyard::token`].
+#[derive(Debug)]
+pub struct AccessToken {
+    pub token: Secret,
+    pub expires_at: Option<u64>,
+    pub refreshed: bool,
+    /// Something the caller should show: a short lifetime, a failed refresh.
+    pub warning: Option<String>,
+}
+
+/// What [`Lanyard::logout`] did.
+#[derive(Debug, Default)]
+pub struct Logout {
+    pub was_signed_in: bool,
+    pub revoked: Vec<&'static str>,
+    pub end_session: EndSession,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub enum EndSession {
+    /// `--local`: the provider was not told.
+    #[default]
+    Skipped,
+    /// The provider has no `end_session_endpoint`.
+    NotOffered,
+    /// The browser came back from the provider's logout.
+    Ended,
+    /// The browser did not come back in time; the provider session may remain.
+    NoAnswer,
+}
+
+pub struct Lanyard {
+    config: Config,
+    http: http::Client,
+    records: Records,
+    memory: Arc<Memory>,
+    /// Opened on first use and kept; a failure is not kept, so a later call may succeed.
+    keychain: Mutex<Option<Arc<dyn Secrets>>>,
+    store_override: Option<StoreKind>,
+}
+
+impl Lanyard {
+    pub fn new(config: Config, records: Records) -> Result<Lanyard, Error> {
+        Ok(Lanyard {
+            config,
+            http: http::Client::new().map_err(|e| Error::Flow(e.into()))?,
+            records,
+            memory: Arc::new(Memory::default()),
+            keychain: Mutex::new(None),
+            store_override: None,
+        })
+    }
+
+    /// Keep every account's tokens in `kind`, whatever the config says (`--store`).
+    pub fn with_store(mut self, kind: Option<StoreKind>) -> Lanyard {
+        self.store_override = kind;
+        self
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn store_kind(&self, account: &Account) -> StoreKind {
+        self.store_override.unwrap_or(account.store)
+    }
+
+    /// Signs in through the browser. Stores tokens and the record only if every check passes.
+    pub async fn login(
+        &self,
+        name: &str,
+        options: &LoginOptions,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<Record, Error> {
+        let account = self.config.account(name)?;
+        let kind = self.store_kind(account);
+        // The keychain must work before the person is sent to the browser.
+        let secrets = self.secrets(kind).await?;
+        let client_secret = self.client_secret(account, kind).await?;
+        let provider = self.discover(account).await?;
+        let Redirect::Loopback { port } = account.redirect;
+        let listener = Listener::bind(port).await?;
+        let overrides = Overrides {
+            prompt: options.prompt.clone(),
+        };
+        let request = AuthRequest::new(&provider, account, &listener.uri("/callback"), &overrides)?;
+        self.show(request.url.as_str(), request.url.as_str(), options.open_browser, progress);
+        progress(Progress::Waiting);
+        let callback = listener.wait("/callback", &request.state, options.timeout).await?;
+        progress(Progress::Finishing);
+        let outcome = self
+            .finish_login(account, kind, &provider, &request, &callback.params, client_secret.as_ref(), secrets)
+            .await;
+        let message = match &outcome {
+            Ok(record) => format!(
+                "You are signed in to {name} as {}. You can close this tab.",
+                display_name(&record.claims()).unwrap_or(&record.subject)
+            ),
+            Err(e) => format!("{e}"),
+        };
+        let title = if outcome.is_ok() { "Signed in" } else { "Sign-in failed" };
+        callback.finish(&Page { ok: outcome.is_ok(), title, message: &message }).await;
+        outcome
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_login(
+        &self,
+        account: &Account,
+        kind: StoreKind,
+        provider: &Provider,
+        request: &AuthRequest,
+        params: &Params,
+        client_secret: Option<&Secret>,
+        secrets: Arc<dyn Secrets>,
+    ) -> Result<Record, Error> {
+        let code = request.check_response(provider, params)?;
+        let auth = flow::client_auth(account, provider, client_secret)?;
+        let response = flow::exchange(&self.http, provider, &auth, &code, request).await?;
+        let id_token = response.id_token.clone().ok_or(flow::Error::NoIdToken)?;
+        let (alg, payload) = provider.verify(id_token.expose()).await?;
+        let now = now();
+        let claims = validate::id_token(
+            &payload,
+            &alg,
+            &validate::Expected {
+                issuer: provider.issuer(),
+                client_id: &account.client_id,
+                nonce: Some(&request.nonce),
+                max_age: account.max_age,
+                access_token: Some(&response.access_token),
+                require_at_hash: false,
+                now,
+            },
+        )?;
+        let userinfo = match &provider.metadata.userinfo_endpoint {
+            Some(url) => {
+                let userinfo = flow::userinfo(&self.http, provider, url, &response.access_token).await?;
+                validate::userinfo(&claims, &userinfo)?;
+                Some(userinfo)
+            }
+            None => None,
+        };
+        let tokens = Tokens {
+            access_token: response.access_token.clone(),
+            expires_at: response.expires_in.map(|s| now + s as u64),
+            refresh_token: response.refresh_token.clone(),
+            id_token: Some(id_token),
+        };
+        let record = Record {
+            account: account.name.clone(),
+            issuer: provider.issuer().to_owned(),
+            client_id: account.client_id.clone(),
+            subject: claims.subject().to_owned(),
+            signed_in_at: now,
+            access_token_expires_at: tokens.expires_at,
+            refreshable: tokens.refresh_token.is_some(),
+            scopes: granted_scopes(&response, account),
+            store: kind.to_string(),
+            id_token_claims: identity_claims(claims.claims),
+            userinfo,
+            status: Status::SignedIn,
+        };
+        save_tokens(secrets, &account.name, &tokens).await?;
+        self.records.save(kind, &record)?;
+        tracing::info!(account = %account.name, subject = %record.subject, "signed in");
+        Ok(record)
+    }
+
+    /// An access token valid for at least `min_valid` seconds, refreshed if need be.
+    pub async fn token(&self, name: &str, min_valid: u64) -> Result<AccessToken, Error> {
+        let account = self.config.account(name)?;
+        let kind = self.store_kind(account);
+        let need = |reason: &str| Error::SignInNeeded {
+            account: name.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let mut record = self.records.load(kind, name).ok_or_else(|| need("not signed in"))?;
+        if let Status::SignInNeeded { reason } = &record.status {
+            return Err(need(reason));
+        }
+        let secrets = self.secrets(kind).await?;
+        let tokens = load_tokens(secrets.clone(), name)
+            .await?
+            .ok_or_else(|| need("no tokens are stored for this account"))?;
+        let now = now();
+        let remaining = tokens.expires_at.map(|e| e.saturating_sub(now));
+        if remaining.is_none_or(|r| r >= min_valid) {
+            return Ok(AccessToken {
+                token: tokens.access_token,
+                expires_at: tokens.expires_at,
+                refreshed: false,
+                warning: None,
+            });
+        }
+        let Some(refresh_token) = tokens.refresh_token.clone() else {
+            return Err(need("the access token is about to expire and the provider gave no refresh token"));
+        };
+
+        let refreshed = self.refresh(account, kind, &record, &refresh_token).await;
+        let (response, claims) = match refreshed {
+            Ok(ok) => ok,
+            Err(RefreshError::InvalidGrant) => {
+                let reason = "the provider no longer accepts the refresh token (invalid_grant)".to_owned();
+                record.status = Status::SignInNeeded { reason: reason.clone() };
+                self.records.save(kind, &record)?;
+                return Err(need(&reason));
+            }
+            Err(RefreshError::Other(e)) if e.kind() == crate::Kind::Rejected => return Err(e),
+            Err(RefreshError::Other(e)) => {
+                let error = Error::RefreshFailed {
+                    account: name.to_owned(),
+                    source: Box::new(e),
+                };
+                return match remaining {
+                    Some(r) if r > 0 => Ok(AccessToken {
+                        token: tokens.access_token,
+                        expires_at: tokens.expires_at,
+                        refreshed: false,
+                        warning: Some(format!("{error}; the current token is still valid for {r} s")),
+                    }),
+                    _ => Err(error),
+                };
+            }
+        };
+        let now = self::now();
+        let new = Tokens {
+            access_token: response.access_token.clone(),
+            expires_at: response.expires_in.map(|s| now + s as u64),
+            // Rotation: a new refresh token replaces the old one; else the old one stays.
+            refresh_token: response.refresh_token.clone().or(tokens.refresh_token),
+            id_token: response.id_token.clone().or(tokens.id_token),
+        };
+        save_tokens(secrets, name, &new).await?;
+        record.access_token_expires_at = new.expires_at;
+        record.refreshable = new.refresh_token.is_some();
+        if let Some(claims) = claims {
+            record.id_token_claims = identity_claims(claims);
+        }
+        self.records.save(kind, &record)?;
+        tracing::info!(account = %name, rotated = response.refresh_token.is_some(), "refreshed the access token");
+        let warning = new.expires_at.map(|e| e.saturating_sub(now)).filter(|r| *r < min_valid).map(|r| {
+            format!("the provider issued a token valid for {r} s, less than the {min_valid} s asked for")
+        });
+        Ok(AccessToken {
+            token: new.access_token,
+            expires_at: new.expires_at,
+            refreshed: true,
+            warning,
+        })
+    }
+
+    async fn refresh(
+        &self,
+        account: &Account,
+        kind: StoreKind,
+        record: &Record,
+        refresh_token: &Secret,
+    ) -> Result<(flow::TokenResponse, Option<Map<String, Value>>), RefreshError> {
+        let client_secret = self.client_secret(account, kind).await?;
+        let provider = self.discover(account).await?;
+        let auth = flow::client_auth(account, &provider, client_secret.as_ref()).map_err(Error::from)?;
+        let response = flow::refresh(&self.http, &provider, &auth, refresh_token)
+            .await
+            .map_err(|e| match e {
+                flow::Error::Http(h) if h.oauth_error() == Some("invalid_grant") => RefreshError::InvalidGrant,
+                other => RefreshError::Other(other.into()),
+            })?;
+        // Core 12.2: a new ID token must be valid and keep the sign-in's iss and sub.
+        let claims = match &response.id_token {
+            Some(id_token) => {
+                let (alg, payload) = provider.verify(id_token.expose()).await.map_err(Error::from)?;
+                let claims = validate::id_token(
+                    &payload,
+                    &alg,
+                    &validate::Expected {
+                        issuer: provider.issuer(),
+                        client_id: &account.client_id,
+                        nonce: None,
+                        max_age: None,
+                        access_token: Some(&response.access_token),
+                        require_at_hash: false,
+                        now: now(),
+                    },
+                )
+                .map_err(Error::from)?;
+                validate::refreshed(&record.issuer, &record.subject, &claims).map_err(Error::from)?;
+                Some(claims.claims)
+            }
+            None => None,
+        };
+        Ok((response, claims))
+    }
+
+    /// Signs out: revokes the tokens where the provider offers it, deletes them and the
+    /// record, and (unless `local`) ends the provider's session in the browser.
+    pub async fn logout(
+        &self,
+        name: &str,
+        local: bool,
+        open_browser: bool,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<Logout, Error> {
+        let account = self.config.account(name)?;
+        let kind = self.store_kind(account);
+        let secrets = self.secrets(kind).await?;
+        let tokens = load_tokens(secrets.clone(), name).await?;
+        let record = self.records.load(kind, name);
+        let mut report = Logout {
+            was_signed_in: tokens.is_some() || record.is_some(),
+            ..Logout::default()
+        };
+        let provider = if local {
+            None
+        } else {
+            match self.discover(account).await {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    report.warnings.push(format!("could not reach the provider to revoke or end the session: {e}"));
+                    None
+                }
+            }
+        };
+        if let (Some(provider), Some(tokens)) = (&provider, &tokens) {
+            if let Some(url) = &provider.metadata.revocation_endpoint {
+                let client_secret = self.client_secret(account, kind).await?;
+                let auth = flow::client_auth(account, provider, client_secret.as_ref())?;
+                let mut pending = vec![("refresh_token", tokens.refresh_token.as_ref())];
+                pending.push(("access_token", Some(&tokens.access_token)));
+                for (hint, token) in pending {
+                    let Some(token) = token else { continue };
+                    match flow::revoke(&self.http, url, &auth, token, hint).await {
+                        Ok(()) => report.revoked.push(hint),
+                        Err(e) => report.warnings.push(format!("revoking the {hint} failed: {e}")),
+                    }
+                }
+            }
+        }
+        let id_token = tokens.as_ref().and_then(|t| t.id_token.clone());
+        let deleted = tokio::task::spawn_blocking({
+            let secrets = secrets.clone();
+            let name = name.to_owned();
+            move || secrets.delete(store::TOKENS, &name)
+        })
+        .await
+        .map_err(|e| store::Error::Failed(e.to_string()))?;
+        deleted?;
+        self.records.remove(kind, name)?;
+        tracing::info!(account = %name, "signed out locally");
+
+        if let Some(provider) = &provider {
+            report.end_session = match &provider.metadata.end_session_endpoint {
+                None => EndSession::NotOffered,
+                Some(endpoint) => {
+                    let listener = Listener::bind(0).await?;
+                    let state = secret::random(16).map_err(|_| flow::Error::Random)?;
+                    let landing = listener.uri("/logged-out");
+                    let url = flow::end_session_url(endpoint, id_token.as_ref(), &account.client_id, &landing, &state);
+XX, &state, END_SESSION_TIMEOUT).await {
+                        Ok(callback) => {
+                            let message = format!("You are signed out of {name}. You can close this tab.");
+                            callback.finish(&Page { ok: true, title: "Signed out", message: &message }).await;
+                            EndSession::Ended
+                        }
+                        Err(_) => {
+                            report.warnings.push(
+                                "the browser did not come back from the provider's sign-out page; \
+                                 the provider session may still be active"
+                                    .into(),
+                            );
+                            EndSession::NoAnswer
+                        }
+                    }
+                }
+            };
+        }
+        Ok(report)
+    }
+
+    /// The stored record of who is signed in.
+    pub fn whoami(&self, name: &str) -> Result<Record, Error> {
+        let account = self.config.account(name)?;
+        self.records
+            .load(self.store_kind(account), name)
+            .ok_or_else(|| Error::SignInNeeded {
+                account: name.to_owned(),
+                reason: "not signed in".into(),
+            })
+    }
+
+    /// Every configured account with its record, if it has one.
+    pub fn status(&self) -> Vec<(&Account, Option<Record>)> {
+        self.config
+            .accounts
+            .values()
+            .map(|a| (a, self.records.load(self.store_kind(a), &a.name)))
+            .collect()
+    }
+
+    /// Stores a client secret for an account in the keychain.
+    pub async fn set_client_secret(&self, name: &str, value: Secret) -> Result<(), Error> {
+        let account = self.config.account(name)?;
+        let keychain = self.secrets(StoreKind::Keychain).await?;
+        let name = account.name.clone();
+        run_blocking(move || keychain.set(store::CLIENT_SECRET, &name, &value)).await?;
+        Ok(())
+    }
+
+    /// Opens `url` in the browser, or asks the person to; `shown` is what may be printed
+    /// once the browser has it.
+    fn show(&self, url: &str, shown: &str, open_browser: bool, progress: &(dyn Fn(Progress<'_>) + Sync)) {
+        if !open_browser {
+            return progress(Progress::OpenYourself { url, reason: None });
+        }
+        match browser::open(url) {
+            Ok(()) => progress(Progress::BrowserOpened { url: shown }),
+            Err(e) => progress(Progress::OpenYourself {
+                url,
+                reason: Some(e.to_string()),
+            }),
+        }
+    }
+
+    async fn discover(&self, account: &Account) -> Result<Provider, Error> {
+        Provider::discover(&self.http, &account.issuer)
+            .await
+            .map_err(|source| Error::Discovery {
+                issuer: account.issuer.clone(),
+                source,
+            })
+    }
+
+    async fn secrets(&self, kind: StoreKind) -> Result<Arc<dyn Secrets>, Error> {
+        if kind == StoreKind::Memory {
+            return Ok(self.memory.clone());
+        }
+        if let Some(keychain) = self.keychain.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+            return Ok(keychain);
+        }
+        let keychain: Arc<dyn Secrets> = Arc::new(run_blocking(Keychain::open).await?);
+        *self.keychain.lock().unwrap_or_else(|e| e.into_inner()) = Some(keychain.clone());
+        Ok(keychain)
+    }
+
+    /// The account's client secret from the keychain, if it has one. A memory account
+    /// works without a keychain, as a public client.
+    async fn client_secret(&self, account: &Account, kind: StoreKind) -> Result<Option<Secret>, Error> {
+        let keychain = match self.secrets(StoreKind::Keychain).await {
+            Ok(k) => k,
+            Err(_) if kind == StoreKind::Memory => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let name = account.name.clone();
+        Ok(run_blocking(move || keychain.get(store::CLIENT_SECRET, &name)).await?)
+    }
+}
+
+enum RefreshError {
+    InvalidGrant,
+    Other(Error),
+}
+
+impl From<Error> for RefreshError {
+    fn from(e: Error) -> RefreshError {
+        RefreshError::Other(e)
+    }
+}
+
+async fn run_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, store::Error> + Send + 'static,
+) -> Result<T, store::Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .unwrap_or_else(|e| Err(store::Error::Failed(format!("the keychain call did not finish: {e}"))))
+}
+
+async fn save_tokens(secrets: Arc<dyn Secrets>, name: &str, tokens: &Tokens) -> Result<(), store::Error> {
+    let name = name.to_owned();
+    let value = tokens.to_secret();
+    run_blocking(move || secrets.set(store::TOKENS, &name, &value)).await
+}
+
+async fn load_tokens(secrets: Arc<dyn Secrets>, name: &str) -> Result<Option<Tokens>, store::Error> {
+    let name = name.to_owned();
+    let stored = run_blocking(move || secrets.get(store::TOKENS, &name)).await?;
+    stored.as_ref().map(Tokens::from_secret).transpose()
+}
+
+fn granted_scopes(response: &flow::TokenResponse, account: &Account) -> Vec<String> {
+    match &response.scope {
+        Some(s) => s.split_whitespace().map(str::to_owned).collect(),
+        None => account.scopes.clone(),
+    }
+}
+
+/// The claims worth keeping: all but the one-time values of the sign-in itself.
+fn identity_claims(mut claims: Map<String, Value>) -> Map<String, Value> {
+    for one_time in ["nonce", "at_hash", "c_hash", "s_hash"] {
+        claims.remove(one_time);
+    }
+    claims
+}
+
+pub fn display_name(claims: &Map<String, Value>) -> Option<&str> {
+    ["name", "preferred_username", "email"]
+        .iter()
+        .find_map(|k| claims.get(*k).and_then(Value::as_str))
+}
+
+pub fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}

@@ -1,0 +1,119 @@
+//! The OS keychain through `keyring-core`: Secret Service on Linux, Keychain Services on
+//! macOS, Credential Manager on Windows. The only module that touches the keychain.
+//!
+//! The store is opened explicitly (not through a process-wide default), so a failure is
+//! returned to the caller, who can report it and retry later. Items are visible to other
+//! tools under the attributes `service` and `username`
+//! (`secret-tool search service lanyard`).
+
+use std::sync::Arc;
+
+use keyring_core::{CredentialStore, Entry};
+
+use super::{Error, Secrets};
+use crate::secret::Secret;
+
+const HINT: &str = if cfg!(target_os = "linux") {
+    "Lanyard keeps tokens in the Secret Service: start one in your desktop session \
+     (gnome-keyring or KeePassXC; `apt install gnome-keyring`) and unlock your login keyring. \
+     Without a keychain, mark the account `store = \"memory\"` or pass `--store memory`: \
+     tokens then live only as long as the process."
+} else {
+    "Unlock your keychain and try again, or mark the account `store = \"memory\"` \
+     (or pass `--store memory`): tokens then live only as long as the process."
+};
+
+pub struct Keychain {
+    store: Arc<CredentialStore>,
+}
+
+impl Keychain {
+    pub fn open() -> Result<Keychain, Error> {
+        Ok(Keychain {
+            store: platform_store().map_err(unavailable)?,
+        })
+    }
+
+    fn entry(&self, service: &str, account: &str) -> Result<Entry, Error> {
+        self.store.build(service, account, None).map_err(classify)
+    }
+}
+
+impl Secrets for Keychain {
+    fn get(&self, service: &str, account: &str) -> Result<Option<Secret>, Error> {
+        match self.entry(service, account)?.get_password() {
+            Ok(value) => Ok(Some(Secret::new(value))),
+            Err(keyring_core::Error::NoEntry) => Ok(None),
+            Err(e) => Err(classify(e)),
+        }
+    }
+
+    fn set(&self, service: &str, account: &str, value: &Secret) -> Result<(), Error> {
+        self.entry(service, account)?.set_password(value.expose()).map_err(classify)
+    }
+
+    fn delete(&self, service: &str, account: &str) -> Result<bool, Error> {
+        match self.entry(service, account)?.delete_credential() {
+            Ok(()) => Ok(true),
+            Err(keyring_core::Error::NoEntry) => Ok(false),
+            Err(e) => Err(classify(e)),
+        }
+    }
+}
+
+#[cfg(target_os = "linux")]
+fn platform_store() -> keyring_core::Result<Arc<CredentialStore>> {
+    Ok(zbus_secret_service_keyring_store::Store::new()?)
+}
+
+#[cfg(target_os = "macos")]
+fn platform_store() -> keyring_core::Result<Arc<CredentialStore>> {
+    Ok(apple_native_keyring_store::keychain::Store::new()?)
+}
+
+#[cfg(windows)]
+fn platform_store() -> keyring_core::Result<Arc<CredentialStore>> {
+    Ok(windows_native_keyring_store::Store::new()?)
+}
+
+#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
+fn platform_store() -> keyring_core::Result<Arc<CredentialStore>> {
+    Err(keyring_core::Error::NotSupportedByStore("no keychain support on this platform".into()))
+}
+
+fn unavailable(e: keyring_core::Error) -> Error {
+    Error::Unavailable {
+        message: describe(&e),
+        hint: HINT,
+    }
+}
+
+/// Access failures (no service, locked, no bus) become `Unavailable` with the hint;
+/// anything else is a plain failure.
+fn classify(e: keyring_core::Error) -> Error {
+    match e {
+        keyring_core::Error::NoStorageAccess(_) | keyring_core::Error::NoDefaultStore => unavailable(e),
+        keyring_core::Error::PlatformFailure(_) => {
+            let message = describe(&e);
+            if ["ServiceUnknown", "Failed to connect", "org.freedesktop.secrets", "locked", "Locked"]
+                .iter()
+                .any(|m| message.contains(m))
+            {
+                unavailable(e)
+            } else {
+                Error::Failed(message)
+            }
+        }
+        other => Error::Failed(describe(&other)),
+    }
+}
+
+fn describe(e: &keyring_core::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        message = format!("{message}: {s}");
+        source = s.source();
+    }
+    message
+}

@@ -1,0 +1,67 @@
+//! Where sign-ins are kept.
+//!
+//! Secrets (refresh, access and ID tokens; client secrets) go to a [`Secrets`] store: the
+//! OS keychain ([`Keychain`]) or, for kiosks and CI, process memory ([`Memory`]). Never a
+//! file: there is no plaintext fallback, and a keychain that cannot be used is an error
+//! that says what to install or unlock. Non-secret state about a sign-in (who, until when,
+//! which claims) is a [`Record`], kept by [`Records`] in the data directory, or in memory
+//! for memory accounts, so that a kiosk leaves nothing behind.
+
+mod keychain;
+mod memory;
+mod records;
+
+pub use keychain::Keychain;
+pub use memory::Memory;
+pub use records::{Record, Records, Status};
+
+use serde::{Deserialize, Serialize};
+
+use crate::secret::Secret;
+
+/// The keychain service under which an account's tokens are kept (one item per account).
+pub const TOKENS: &str = "lanyard";
+/// The keychain service under which an account's client secret is kept.
+pub const CLIENT_SECRET: &str = "lanyard client secret";
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum Error {
+    #[error("the OS keychain is not available: {message}\n{hint}")]
+    Unavailable { message: String, hint: &'static str },
+    #[error("the OS keychain failed: {0}")]
+    Failed(String),
+    #[error("cannot write sign-in state to {path}: {message}")]
+    State { path: String, message: String },
+}
+
+/// A store of secrets keyed by service and account name. Calls may block (D-Bus, XPC):
+/// async callers run them on a blocking thread.
+pub trait Secrets: Send + Sync {
+    fn get(&self, service: &str, account: &str) -> Result<Option<Secret>, Error>;
+    fn set(&self, service: &str, account: &str, value: &Secret) -> Result<(), Error>;
+    /// Returns whether there was anything to delete.
+    fn delete(&self, service: &str, account: &str) -> Result<bool, Error>;
+}
+
+/// One account's tokens, kept together in one keychain item so that a rotated refresh
+/// token and the access token that came with it are replaced in one write.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Tokens {
+    pub access_token: Secret,
+    /// Unix seconds; `None` when the provider did not say.
+    pub expires_at: Option<u64>,
+    pub refresh_token: Option<Secret>,
+    /// Kept for `id_token_hint` at sign-out.
+    pub id_token: Option<Secret>,
+}
+
+impl Tokens {
+    pub fn to_secret(&self) -> Secret {
+        Secret::new(serde_json::to_string(self).expect("Tokens serialise to JSON"))
+    }
+
+    pub fn from_secret(secret: &Secret) -> Result<Tokens, Error> {
+        serde_json::from_str(secret.expose())
+            .map_err(|_| Error::Failed("the stored tokens are not in Lanyard's format".into()))
+    }
+}

@@ -1,0 +1,222 @@
+//! Non-secret state about each sign-in: who signed in, when the access token expires,
+//! which claims the provider sent. Kept as one JSON file per account in the platform data
+//! directory (`accounts/NAME.json`, private to the user), written atomically (a temporary
+//! file, then rename) so that a crash leaves the old record or the new one, never half.
+//! Memory accounts keep their record in memory only. No token ever enters a record.
+
+use std::collections::HashMap;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::Error;
+use crate::config::StoreKind;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Record {
+    pub account: String,
+    pub issuer: String,
+    pub client_id: String,
+    pub subject: String,
+    /// Unix seconds.
+    pub signed_in_at: u64,
+    pub access_token_expires_at: Option<u64>,
+    /// Whether a refresh token is kept.
+    pub refreshable: bool,
+    pub scopes: Vec<String>,
+    pub store: String,
+    /// The ID token's claims (less the one-time values nonce, at_hash and c_hash).
+    pub id_token_claims: Map<String, Value>,
+    pub userinfo: Option<Map<String, Value>>,
+    pub status: Status,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum Status {
+    SignedIn,
+    SignInNeeded { reason: String },
+}
+
+impl Record {
+    /// Every claim, userinfo's over the ID token's: what `whoami` shows.
+    pub fn claims(&self) -> Map<String, Value> {
+        let mut all = self.id_token_claims.clone();
+        if let Some(userinfo) = &self.userinfo {
+            all.extend(userinfo.clone());
+        }
+        all
+    }
+}
+
+#[derive(Debug)]
+pub struct Records {
+    dir: Option<PathBuf>,
+    memory: Mutex<HashMap<String, Record>>,
+}
+
+impl Records {
+    /// `dir` is `None` when the platform has no data directory; keychain accounts then
+    /// cannot be saved, and say so.
+    pub fn new(dir: Option<PathBuf>) -> Records {
+        Records {
+            dir,
+            memory: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The platform data directory: `$XDG_DATA_HOME/lanyard` on Linux.
+    pub fn default_dir() -> Option<PathBuf> {
+        directories::ProjectDirs::from("", "", "lanyard").map(|d| d.data_dir().to_owned())
+    }
+
+    pub fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    pub fn load(&self, kind: StoreKind, account: &str) -> Option<Record> {
+        match kind {
+            StoreKind::Memory => self.memory().get(account).cloned(),
+            StoreKind::Keychain => {
+                let text = std::fs::read_to_string(self.path(account)?).ok()?;
+                match serde_json::from_str(&text) {
+                    Ok(record) => Some(record),
+                    Err(e) => {
+                        tracing::warn!(account, error = %e, "ignoring an unreadable sign-in record");
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    pub fn save(&self, kind: StoreKind, record: &Record) -> Result<(), Error> {
+        match kind {
+            StoreKind::Memory => {
+                self.memory().insert(record.account.clone(), record.clone());
+                Ok(())
+            }
+            StoreKind::Keychain => {
+                let path = self.path(&record.account).ok_or_else(|| Error::State {
+                    path: "(no data directory)".into(),
+                    message: "this system has no data directory for the user; set XDG_DATA_HOME".into(),
+                })?;
+                let json = serde_json::to_vec_pretty(record).expect("records serialise to JSON");
+                write_atomically(&path, &json).map_err(|e| Error::State {
+                    path: path.display().to_string(),
+                    message: e.to_string(),
+                })
+            }
+        }
+    }
+
+    pub fn remove(&self, kind: StoreKind, account: &str) -> Result<(), Error> {
+        match kind {
+            StoreKind::Memory => {
+                self.memory().remove(account);
+                Ok(())
+            }
+            StoreKind::Keychain => match self.path(account) {
+                Some(path) => match std::fs::remove_file(&path) {
+                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::State {
+                        path: path.display().to_string(),
+                        message: e.to_string(),
+                    }),
+                    _ => Ok(()),
+                },
+                None => Ok(()),
+            },
+        }
+    }
+
+    fn path(&self, account: &str) -> Option<PathBuf> {
+        Some(self.dir.as_ref()?.join("accounts").join(format!("{account}.json")))
+    }
+
+    fn memory(&self) -> std::sync::MutexGuard<'_, HashMap<String, Record>> {
+        self.memory.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let dir = path.parent().expect("record paths have a parent");
+    create_private_dir(dir)?;
+    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("record")));
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    drop(file);
+    std::fs::rename(&tmp, path)
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(name: &str) -> Record {
+        Record {
+            account: name.into(),
+            issuer: "https://id.example.com".into(),
+            client_id: "app".into(),
+            subject: "alice".into(),
+            signed_in_at: 1,
+            access_token_expires_at: Some(2),
+            refreshable: true,
+            scopes: vec!["openid".into()],
+            store: "keychain".into(),
+            id_token_claims: Map::new(),
+            userinfo: None,
+            status: Status::SignedIn,
+        }
+    }
+
+    #[test]
+    fn disk_records_round_trip_privately() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = Records::new(Some(dir.path().to_owned()));
+        records.save(StoreKind::Keychain, &record("work")).unwrap();
+        assert_eq!(records.load(StoreKind::Keychain, "work"), Some(record("work")));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&dir.path().join("accounts")), 0o700);
+            assert_eq!(mode(&dir.path().join("accounts/work.json")), 0o600);
+        }
+        records.remove(StoreKind::Keychain, "work").unwrap();
+        assert_eq!(records.load(StoreKind::Keychain, "work"), None);
+        records.remove(StoreKind::Keychain, "work").unwrap();
+    }
+
+    #[test]
+    fn memory_records_never_touch_the_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = Records::new(Some(dir.path().to_owned()));
+        records.save(StoreKind::Memory, &record("seat")).unwrap();
+        assert!(records.load(StoreKind::Memory, "seat").is_some());
+        assert!(!dir.path().join("accounts").exists());
+    }
+
+    #[test]
+    fn a_corrupt_record_reads_as_none() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("accounts")).unwrap();
+        std::fs::write(dir.path().join("accounts/x.json"), "{not json").unwrap();
+        assert_eq!(Records::new(Some(dir.path().to_owned())).load(StoreKind::Keychain, "x"), None);
+    }
+}
