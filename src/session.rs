@@ -402,7 +402,9 @@ impl Lanyard {
                     let state = secret::random(16).map_err(|_| flow::Error::Random)?;
                     let landing = listener.uri("/logged-out");
                     let url = flow::end_session_url(endpoint, id_token.as_ref(), &account.client_id, &landing, &state);
-XX, &state, END_SESSION_TIMEOUT).await {
+                    self.show(url.as_str(), &http::display_url(&url), open_browser, progress);
+                    progress(Progress::Waiting);
+                    match listener.wait("/logged-out", &state, END_SESSION_TIMEOUT).await {
                         Ok(callback) => {
                             let message = format!("You are signed out of {name}. You can close this tab.");
                             callback.finish(&Page { ok: true, title: "Signed out", message: &message }).await;
