@@ -106,6 +106,8 @@ const server = (tls ? https.createServer(tls) : http.createServer()).listen(port
   process.stdout.write(`${JSON.stringify({ issuer, port: actual })}\n`);
 });
 
+// A reader that went away must not take the provider down with it.
+process.stdout.on('error', () => {});
 for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => process.exit(0));
 
 function parseArgs(argv) {

@@ -1,1 +1,68 @@
-fn main() {}
+//! `cargo xtask …`: the project's set-up, test and demo tasks.
+//!
+//! - `cargo xtask test`  installs what is missing, then fmt, clippy and every test inside a
+//!   private Secret Service (dbus-run-session + gnome-keyring).
+//! - `cargo xtask demo`  signs in against the bundled demo provider in your browser.
+//! - `cargo xtask deps`  only installs what is missing (apt packages as root, npm packages).
+//!
+//! Everything a fresh Debian/Ubuntu machine needs is installed from here, so that the
+//! README's two commands are the whole set-up.
+
+mod deps;
+mod demo;
+mod keyring;
+mod test;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+use anyhow::{Context, bail};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test::run(&args[1..]),
+        Some("demo") => demo::run(&args[1..]),
+        Some("deps") => deps::run(),
+        Some("keyring-session") => return keyring::run(&args[1..]),
+        _ => {
+            eprintln!(
+                "usage: cargo xtask <task>\n\n\
+                 tasks:\n  test [-- CARGO TEST ARGS]  install what is missing, then fmt, clippy and all tests\n  \
+                 demo [--headless]          sign in against the bundled demo provider\n  \
+                 deps                       install what is missing"
+            );
+            return ExitCode::from(2);
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("xtask: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root: the parent of this crate's manifest directory.
+pub fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
+}
+
+/// `cargo`, as the one that runs us.
+pub fn cargo() -> Command {
+    let mut cmd = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    cmd.current_dir(root());
+    cmd
+}
+
+/// Runs a command to completion, failing with its name if it fails.
+pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
+    let shown = format!("{cmd:?}");
+    eprintln!("xtask: $ {}", shown.replace('"', ""));
+    let status = cmd.status().with_context(|| format!("cannot run {shown}"))?;
+    if !status.success() {
+        bail!("{shown} failed ({status})");
+    }
+    Ok(())
+}

@@ -1,0 +1,82 @@
+//! Installs what the tests and the demo need and the machine lacks.
+
+use std::process::Command;
+
+use anyhow::{Context, bail};
+
+/// Debian packages: the browser, the keychain and its session bus, the tools the tests use.
+const APT: &[(&str, &str)] = &[
+    ("chromium", "the browser the tests drive"),
+    ("gnome-keyring", "the Secret Service (OS keychain)"),
+    ("dbus", "the session bus the keychain lives on"),
+    ("dbus-x11", "dbus-launch for gnome-keyring"),
+    ("libsecret-tools", "secret-tool, to inspect the keychain in tests"),
+    ("openssl", "the test provider's private CA"),
+    ("nodejs", "the test provider (node-oidc-provider)"),
+    ("npm", "the test provider's packages"),
+];
+
+pub fn run() -> anyhow::Result<()> {
+    apt()?;
+    npm()
+}
+
+pub fn apt() -> anyhow::Result<()> {
+    let missing: Vec<&str> = APT.iter().map(|(p, _)| *p).filter(|p| !installed(p)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    // `npm` is only missing where node came from elsewhere (nvm, NodeSource): keep that one.
+    let missing: Vec<&str> = missing
+        .into_iter()
+        .filter(|p| !matches!(*p, "nodejs" | "npm") || which(if *p == "npm" { "npm" } else { "node" }).is_none())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+    if !is_root {
+        bail!(
+            "these Debian packages are missing: {}\ninstall them with:\n  sudo apt-get install -y {}",
+            missing.join(", "),
+            missing.join(" ")
+        );
+    }
+    eprintln!("xtask: installing {}", missing.join(", "));
+    super::run(Command::new("apt-get").args(["update", "-qq"]))?;
+    super::run(
+        Command::new("apt-get")
+            .args(["install", "-y", "-qq", "--no-install-recommends"])
+            .args(&missing)
+            .env("DEBIAN_FRONTEND", "noninteractive"),
+    )
+}
+
+/// `npm ci` in tests/idp when its node_modules is missing or older than the lockfile.
+pub fn npm() -> anyhow::Result<()> {
+    let dir = super::root().join("tests/idp");
+    let lock = dir.join("package-lock.json");
+    let marker = dir.join("node_modules/.package-lock.json");
+    let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    let fresh = matches!((modified(&marker), modified(&lock)), (Some(m), Some(l)) if m >= l);
+    if fresh {
+        return Ok(());
+    }
+    super::run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir))
+        .context("installing the test provider's npm packages")
+}
+
+fn installed(package: &str) -> bool {
+    Command::new("dpkg-query")
+        .args(["-W", "-f=${Status}", package])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("install ok installed"))
+}
+
+pub fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| std::path::Path::new(d).join(program))
+        .find(|p| p.is_file())
+}

@@ -1,0 +1,23 @@
+//! `cargo xtask test`: what CI runs. Installs what is missing, checks formatting and
+//! lints, then runs every test inside a private Secret Service.
+
+use std::process::Command;
+
+pub fn run(extra: &[String]) -> anyhow::Result<()> {
+    super::deps::run()?;
+    super::run(super::cargo().args(["fmt", "--all", "--check"]))?;
+    super::run(super::cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    // Build first, outside the keyring session, so compile time does not count against it.
+    super::run(super::cargo().args(["test", "--workspace", "--no-run"]))?;
+    let xtask = std::env::current_exe()?;
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let extra = extra.iter().skip_while(|a| *a == "--");
+    super::run(
+        Command::new("dbus-run-session")
+            .arg("--")
+            .arg(xtask)
+            .args(["keyring-session", "--", &cargo, "test", "--workspace"])
+            .args(extra)
+            .current_dir(super::root()),
+    )
+}
