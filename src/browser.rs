@@ -9,7 +9,9 @@
 use std::process::{Command, Stdio};
 
 #[derive(Debug, thiserror::Error)]
-#[error("cannot open a browser ({tried}); open the link yourself, or set BROWSER to your browser's command")]
+#[error(
+    "cannot open a browser ({tried}); open the link yourself, or set BROWSER to your browser's command"
+)]
 pub struct Error {
     tried: String,
 }

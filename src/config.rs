@@ -61,9 +61,13 @@ pub enum Error {
         key: String,
         message: String,
     },
-    #[error("no account named `{name}` in {path}; add a section [accounts.{name}] with `issuer` and `client_id`")]
+    #[error(
+        "no account named `{name}` in {path}; add a section [accounts.{name}] with `issuer` and `client_id`"
+    )]
     UnknownAccount { name: String, path: PathBuf },
-    #[error("cannot find a config directory for this user; set LANYARD_CONFIG to the accounts file")]
+    #[error(
+        "cannot find a config directory for this user; set LANYARD_CONFIG to the accounts file"
+    )]
     NoConfigDir,
 }
 
@@ -171,8 +175,8 @@ impl Config {
                 message,
             }
         };
-        let raw: RawConfig = toml::from_str(text)
-            .map_err(|e| at(e.span(), None, e.message().trim().to_owned()))?;
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| at(e.span(), None, e.message().trim().to_owned()))?;
         let mut accounts = BTreeMap::new();
         for (name, raw) in raw.accounts {
             let key = |field: &str| Some(format!("accounts.{}.{field}", name.get_ref()));
@@ -186,14 +190,22 @@ impl Config {
             let issuer = raw.issuer.get_ref().clone();
             check_issuer(&issuer).map_err(|m| at(Some(raw.issuer.span()), key("issuer"), m))?;
             if raw.client_id.get_ref().is_empty() {
-                return Err(at(Some(raw.client_id.span()), key("client_id"), "must not be empty".into()));
+                return Err(at(
+                    Some(raw.client_id.span()),
+                    key("client_id"),
+                    "must not be empty".into(),
+                ));
             }
             let scopes = match &raw.scopes {
                 None => DEFAULT_SCOPES.split(' ').map(str::to_owned).collect(),
                 Some(s) => {
                     let scopes = s.get_ref().clone().into_vec();
                     if !scopes.iter().any(|s| s == "openid") {
-                        return Err(at(Some(s.span()), key("scopes"), "must include `openid`".into()));
+                        return Err(at(
+                            Some(s.span()),
+                            key("scopes"),
+                            "must include `openid`".into(),
+                        ));
                     }
                     scopes
                 }
@@ -203,7 +215,7 @@ impl Config {
                 Some(r) => parse_redirect(r.get_ref())
                     .map_err(|m| at(Some(r.span()), key("redirect"), m))?,
             };
-            for (param, _) in &raw.extra_params {
+            for param in raw.extra_params.keys() {
                 if RESERVED_PARAMS.contains(&param.get_ref().as_str()) {
                     return Err(at(
                         Some(param.span()),
@@ -240,10 +252,12 @@ impl Config {
     }
 
     pub fn account(&self, name: &str) -> Result<&Account, Error> {
-        self.accounts.get(name).ok_or_else(|| Error::UnknownAccount {
-            name: name.to_owned(),
-            path: self.path.clone(),
-        })
+        self.accounts
+            .get(name)
+            .ok_or_else(|| Error::UnknownAccount {
+                name: name.to_owned(),
+                path: self.path.clone(),
+            })
     }
 }
 
@@ -289,7 +303,9 @@ impl Scopes {
 fn valid_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 64
-        && name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
 }
 
 /// An issuer is an https URL (or http on a loopback host) with no query or fragment
@@ -308,7 +324,9 @@ fn parse_redirect(value: &str) -> Result<Redirect, String> {
         None if value == "loopback" => Ok(Redirect::Loopback { port: 0 }),
         Some(("loopback", port)) => match port.parse::<u16>() {
             Ok(port) if port > 0 => Ok(Redirect::Loopback { port }),
-            _ => Err(format!("`{port}` is not a port number (1-65535); {expected}")),
+            _ => Err(format!(
+                "`{port}` is not a port number (1-65535); {expected}"
+            )),
         },
         _ => Err(format!("unknown redirect `{value}`; {expected}")),
     }
@@ -335,9 +353,17 @@ fn key_at(text: &str, offset: usize) -> String {
         .find(|l| l.starts_with('['))
         .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim().to_owned());
     if line.starts_with('[') {
-        return line.trim_matches(|c| c == '[' || c == ']').trim().to_owned();
+        return line
+            .trim_matches(|c| c == '[' || c == ']')
+            .trim()
+            .to_owned();
     }
-    let key = line.split('=').next().unwrap_or("").trim().trim_matches('"');
+    let key = line
+        .split('=')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .trim_matches('"');
     match (table, key.is_empty()) {
         (Some(t), false) => format!("{t}.{key}"),
         (Some(t), true) => t,
@@ -354,13 +380,18 @@ mod tests {
     }
 
     fn check_err(text: &str, expected: &str) {
-        let err = parse(text).expect_err("config should be rejected").to_string();
+        let err = parse(text)
+            .expect_err("config should be rejected")
+            .to_string();
         assert_eq!(err, expected);
     }
 
     #[test]
     fn minimal_account_gets_defaults() {
-        let c = parse("[accounts.work]\nissuer = \"https://id.example.com/tenant\"\nclient_id = \"x\"\n").unwrap();
+        let c = parse(
+            "[accounts.work]\nissuer = \"https://id.example.com/tenant\"\nclient_id = \"x\"\n",
+        )
+        .unwrap();
         let a = c.account("work").unwrap();
         assert_eq!(a.scopes, ["openid", "profile", "email", "offline_access"]);
         assert_eq!(a.redirect, Redirect::Loopback { port: 0 });
@@ -416,15 +447,25 @@ client_auth = "client_secret_post"
 
     #[test]
     fn parser_errors_name_the_key_too() {
-        let err = parse("[accounts.a]\nissuer = \"https://i\"\nclient_id = \"x\"\nmax_age = \"soon\"\n")
+        let err =
+            parse("[accounts.a]\nissuer = \"https://i\"\nclient_id = \"x\"\nmax_age = \"soon\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.starts_with("/etc/lanyard.toml:4:11: accounts.a.max_age: "),
+            "{err}"
+        );
+        let err =
+            parse("[accounts.a]\nissuer = \"https://i\"\nclient_id = \"x\"\nscope = \"openid\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(
+            err.contains(":4:1: accounts.a.scope: unknown field `scope`"),
+            "{err}"
+        );
+        let err = parse("[accounts.a]\nissuer = \"https://i\"\n")
             .unwrap_err()
             .to_string();
-        assert!(err.starts_with("/etc/lanyard.toml:4:11: accounts.a.max_age: "), "{err}");
-        let err = parse("[accounts.a]\nissuer = \"https://i\"\nclient_id = \"x\"\nscope = \"openid\"\n")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains(":4:1: accounts.a.scope: unknown field `scope`"), "{err}");
-        let err = parse("[accounts.a]\nissuer = \"https://i\"\n").unwrap_err().to_string();
         assert!(err.contains("missing field `client_id`"), "{err}");
         let err = parse("[accounts.a\nissuer = 1").unwrap_err().to_string();
         assert!(err.starts_with("/etc/lanyard.toml:1:"), "{err}");

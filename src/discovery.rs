@@ -26,7 +26,9 @@ pub const REFETCH_INTERVAL: Duration = Duration::from_secs(30);
 pub enum Error {
     #[error(transparent)]
     Http(#[from] http::Error),
-    #[error("the discovery document says issuer `{got}`, but the account is configured with `{expected}`; they must be equal exactly (check for a trailing slash)")]
+    #[error(
+        "the discovery document says issuer `{got}`, but the account is configured with `{expected}`; they must be equal exactly (check for a trailing slash)"
+    )]
     IssuerMismatch { expected: String, got: String },
     #[error("the discovery document of {issuer} lacks `{field}`")]
     Missing { issuer: String, field: &'static str },
@@ -91,7 +93,11 @@ impl Provider {
         Provider::from_metadata(http.clone(), issuer, metadata)
     }
 
-    pub fn from_metadata(http: http::Client, issuer: &str, metadata: Metadata) -> Result<Provider, Error> {
+    pub fn from_metadata(
+        http: http::Client,
+        issuer: &str,
+        metadata: Metadata,
+    ) -> Result<Provider, Error> {
         if metadata.issuer != issuer {
             return Err(Error::IssuerMismatch {
                 expected: issuer.to_owned(),
@@ -110,7 +116,8 @@ impl Provider {
             })?;
             Ok(url)
         };
-        let authorization_endpoint = required(&metadata.authorization_endpoint, "authorization_endpoint")?;
+        let authorization_endpoint =
+            required(&metadata.authorization_endpoint, "authorization_endpoint")?;
         let token_endpoint = required(&metadata.token_endpoint, "token_endpoint")?;
         let jwks_uri = required(&metadata.jwks_uri, "jwks_uri")?;
         for (value, field) in [
@@ -123,18 +130,25 @@ impl Provider {
                 required(value, field)?;
             }
         }
-        if let Some(methods) = &metadata.code_challenge_methods_supported {
-            if !methods.iter().any(|m| m == "S256") {
-                return Err(Error::BadField {
-                    issuer: issuer.to_owned(),
-                    field: "code_challenge_methods_supported",
-                    message: "PKCE with S256 is not offered; Lanyard requires it (RFC 8252 section 8.1)".into(),
-                });
-            }
+        if let Some(methods) = &metadata.code_challenge_methods_supported
+            && !methods.iter().any(|m| m == "S256")
+        {
+            return Err(Error::BadField {
+                issuer: issuer.to_owned(),
+                field: "code_challenge_methods_supported",
+                message:
+                    "PKCE with S256 is not offered; Lanyard requires it (RFC 8252 section 8.1)"
+                        .into(),
+            });
         }
         let allowed_algs: Vec<String> = jose::SUPPORTED_ALGS
             .iter()
-            .filter(|a| metadata.id_token_signing_alg_values_supported.iter().any(|m| m == *a))
+            .filter(|a| {
+                metadata
+                    .id_token_signing_alg_values_supported
+                    .iter()
+                    .any(|m| m == *a)
+            })
             .map(|a| (*a).to_owned())
             .collect();
         if allowed_algs.is_empty() {
@@ -171,14 +185,20 @@ impl Provider {
         if cache.set.is_none() {
             cache.set = Some(self.fetch_keys().await?);
         }
-        let first = jws.verify(cache.set.as_ref().expect("filled above"), &self.allowed_algs);
+        let first = jws.verify(
+            cache.set.as_ref().expect("filled above"),
+            &self.allowed_algs,
+        );
         match first {
             Err(jose::Error::NoKey { .. }) if cache.may_refetch() => {
                 tracing::debug!(kid = ?jws.header.kid, "unknown key id; refetching the key set");
                 cache.last_refetch = Some(Instant::now());
                 cache.set = Some(self.fetch_keys().await?);
-                jws.verify(cache.set.as_ref().expect("filled above"), &self.allowed_algs)
-                    .map_err(validate::Error::from)?;
+                jws.verify(
+                    cache.set.as_ref().expect("filled above"),
+                    &self.allowed_algs,
+                )
+                .map_err(validate::Error::from)?;
             }
             other => {
                 other.map_err(validate::Error::from)?;
@@ -196,7 +216,8 @@ impl Provider {
 
 impl KeyCache {
     fn may_refetch(&self) -> bool {
-        self.last_refetch.is_none_or(|t| t.elapsed() >= REFETCH_INTERVAL)
+        self.last_refetch
+            .is_none_or(|t| t.elapsed() >= REFETCH_INTERVAL)
     }
 }
 
@@ -213,8 +234,11 @@ pub enum VerifyError {
 /// removed first (Discovery section 4.1), so an issuer with a path keeps it.
 pub fn discovery_url(issuer: &str) -> Result<Url, String> {
     crate::config::check_issuer(issuer)?;
-    Url::parse(&format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/')))
-        .map_err(|e| e.to_string())
+    Url::parse(&format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    ))
+    .map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
@@ -224,12 +248,18 @@ mod tests {
     #[test]
     fn discovery_url_keeps_the_issuer_path() {
         let u = |i| discovery_url(i).unwrap().to_string();
-        assert_eq!(u("https://id.example.com"), "https://id.example.com/.well-known/openid-configuration");
+        assert_eq!(
+            u("https://id.example.com"),
+            "https://id.example.com/.well-known/openid-configuration"
+        );
         assert_eq!(
             u("https://api.ggleap.com/production/oidc"),
             "https://api.ggleap.com/production/oidc/.well-known/openid-configuration"
         );
-        assert_eq!(u("https://id.example.com/t/"), "https://id.example.com/t/.well-known/openid-configuration");
+        assert_eq!(
+            u("https://id.example.com/t/"),
+            "https://id.example.com/t/.well-known/openid-configuration"
+        );
     }
 
     fn metadata(issuer: &str) -> Metadata {
@@ -246,17 +276,34 @@ mod tests {
     #[test]
     fn metadata_rules() {
         let http = http::Client::new().unwrap();
-        let p = Provider::from_metadata(http.clone(), "https://id.example.com", metadata("https://id.example.com")).unwrap();
-        assert_eq!(p.allowed_algs, ["RS256"], "HMAC and none never make the allow-list");
+        let p = Provider::from_metadata(
+            http.clone(),
+            "https://id.example.com",
+            metadata("https://id.example.com"),
+        )
+        .unwrap();
+        assert_eq!(
+            p.allowed_algs,
+            ["RS256"],
+            "HMAC and none never make the allow-list"
+        );
 
-        let err = Provider::from_metadata(http.clone(), "https://id.example.com", metadata("https://id.example.com/"))
-            .unwrap_err();
+        let err = Provider::from_metadata(
+            http.clone(),
+            "https://id.example.com",
+            metadata("https://id.example.com/"),
+        )
+        .unwrap_err();
         assert!(matches!(err, Error::IssuerMismatch { .. }), "{err}");
 
         let mut m = metadata("https://id.example.com");
         m.token_endpoint = Some(Url::parse("http://id.example.com/token").unwrap());
         let err = Provider::from_metadata(http.clone(), "https://id.example.com", m).unwrap_err();
-        assert!(err.to_string().contains("`token_endpoint`: http is allowed only for loopback"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("`token_endpoint`: http is allowed only for loopback"),
+            "{err}"
+        );
 
         let mut m = metadata("https://id.example.com");
         m.code_challenge_methods_supported = Some(vec!["plain".into()]);

@@ -34,7 +34,9 @@ pub enum Error {
     Browser(#[from] browser::Error),
     #[error("{account}: sign-in needed: {reason}; run `lanyard login {account}`")]
     SignInNeeded { account: String, reason: String },
-    #[error("{account}: refreshing the access token failed ({source}); the refresh token is kept, try again later")]
+    #[error(
+        "{account}: refreshing the access token failed ({source}); the refresh token is kept, try again later"
+    )]
     RefreshFailed {
         account: String,
         #[source]
@@ -90,17 +92,20 @@ impl Error {
                 flow::Error::IssuerMismatch { .. } => Kind::Rejected,
                 flow::Error::NoSecret { .. } | flow::Error::NoAuthMethod { .. } => Kind::Config,
                 flow::Error::Random => Kind::Other,
-                flow::Error::NoCode | flow::Error::NoIdToken | flow::Error::TokenType(_) | flow::Error::Http(_) => {
-                    Kind::Provider
-                }
+                flow::Error::NoCode
+                | flow::Error::NoIdToken
+                | flow::Error::TokenType(_)
+                | flow::Error::Http(_) => Kind::Provider,
             },
             Error::Rejected(_) => Kind::Rejected,
             Error::Keys(_) => Kind::Provider,
-            Error::Userinfo(flow::UserinfoError::Signature(crate::discovery::VerifyError::Invalid(_))) => {
-                Kind::Rejected
-            }
+            Error::Userinfo(flow::UserinfoError::Signature(
+                crate::discovery::VerifyError::Invalid(_),
+            )) => Kind::Rejected,
             Error::Userinfo(_) => Kind::Provider,
-            Error::Store(store::Error::Unavailable { .. } | store::Error::Failed(_)) => Kind::Keychain,
+            Error::Store(store::Error::Unavailable { .. } | store::Error::Failed(_)) => {
+                Kind::Keychain
+            }
             Error::Store(store::Error::State { .. }) => Kind::Other,
             Error::Browser(_) => Kind::Other,
             Error::SignInNeeded { .. } => Kind::SignInNeeded,

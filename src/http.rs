@@ -64,9 +64,17 @@ pub struct Client {
 
 /// How the client proves itself at the token endpoint (RFC 6749 section 2.3.1).
 pub enum ClientAuth<'a> {
-    None { client_id: &'a str },
-    Basic { client_id: &'a str, secret: &'a Secret },
-    Post { client_id: &'a str, secret: &'a Secret },
+    None {
+        client_id: &'a str,
+    },
+    Basic {
+        client_id: &'a str,
+        secret: &'a Secret,
+    },
+    Post {
+        client_id: &'a str,
+        secret: &'a Secret,
+    },
 }
 
 impl Client {
@@ -108,7 +116,9 @@ impl Client {
             ClientAuth::None { client_id } => form.push(("client_id", client_id)),
             ClientAuth::Basic { client_id, secret } => {
                 // RFC 6749 section 2.3.1: both parts are form-urlencoded before base64.
-                let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                let enc = |s: &str| {
+                    url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>()
+                };
                 request = request.basic_auth(enc(client_id), Some(enc(secret.expose())));
             }
             ClientAuth::Post { client_id, secret } => {
@@ -173,7 +183,12 @@ pub fn decode<T: DeserializeOwned>(url: &Url, response: &Response) -> Result<T, 
 
 fn transport(url: &str, e: reqwest::Error) -> Error {
     if e.is_timeout() {
-        let seconds = if e.is_connect() { CONNECT_TIMEOUT } else { TOTAL_TIMEOUT }.as_secs();
+        let seconds = if e.is_connect() {
+            CONNECT_TIMEOUT
+        } else {
+            TOTAL_TIMEOUT
+        }
+        .as_secs();
         return Error::Timeout {
             url: url.to_owned(),
             seconds,
@@ -206,7 +221,9 @@ pub fn check_secure(url: &Url) -> Result<(), String> {
     match url.scheme() {
         "https" => Ok(()),
         "http" if is_loopback(url) => Ok(()),
-        "http" => Err("http is allowed only for loopback hosts (127.0.0.1, ::1, localhost); use https".into()),
+        "http" => Err(
+            "http is allowed only for loopback hosts (127.0.0.1, ::1, localhost); use https".into(),
+        ),
         other => Err(format!("unsupported URL scheme `{other}`; use https")),
     }
 }
@@ -235,7 +252,12 @@ mod tests {
         ] {
             assert_eq!(check_secure(&Url::parse(ok).unwrap()), Ok(()), "{ok}");
         }
-        for bad in ["http://id.example.com", "http://10.0.0.1", "ftp://x", "http://127.0.0.1.nip.io"] {
+        for bad in [
+            "http://id.example.com",
+            "http://10.0.0.1",
+            "ftp://x",
+            "http://127.0.0.1.nip.io",
+        ] {
             assert!(check_secure(&Url::parse(bad).unwrap()).is_err(), "{bad}");
         }
     }

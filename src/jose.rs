@@ -103,8 +103,8 @@ pub fn parse(token: &str) -> Result<Jws<'_>, Error> {
         _ => return Err(Error::Malformed("expected three dot-separated parts")),
     }
     let header_bytes = b64(parts[0]).ok_or(Error::Malformed("the header is not base64url"))?;
-    let header: Header =
-        serde_json::from_slice(&header_bytes).map_err(|_| Error::Malformed("the header is not a JSON object with `alg`"))?;
+    let header: Header = serde_json::from_slice(&header_bytes)
+        .map_err(|_| Error::Malformed("the header is not a JSON object with `alg`"))?;
     if header.enc.is_some() {
         return Err(Error::Encrypted);
     }
@@ -180,7 +180,11 @@ fn usable_for(key: &Jwk, alg: &str) -> bool {
     if key.use_.as_deref().is_some_and(|u| u != "sig") {
         return false;
     }
-    if key.key_ops.as_ref().is_some_and(|ops| !ops.iter().any(|o| o == "verify")) {
+    if key
+        .key_ops
+        .as_ref()
+        .is_some_and(|ops| !ops.iter().any(|o| o == "verify"))
+    {
         return false;
     }
     if key.alg.as_deref().is_some_and(|a| a != alg) {
@@ -197,23 +201,38 @@ fn usable_for(key: &Jwk, alg: &str) -> bool {
 
 fn verify_with(key: &Jwk, alg: &str, message: &[u8], sig: &[u8]) -> bool {
     let rsa = |params: &'static signature::RsaParameters| {
-        let (Some(n), Some(e)) = (key.n.as_deref().and_then(b64), key.e.as_deref().and_then(b64)) else {
+        let (Some(n), Some(e)) = (
+            key.n.as_deref().and_then(b64),
+            key.e.as_deref().and_then(b64),
+        ) else {
             return false;
         };
-        let strip = |v: &[u8]| v.iter().position(|&b| b != 0).map_or(vec![], |i| v[i..].to_vec());
-        signature::RsaPublicKeyComponents { n: strip(&n), e: strip(&e) }
-            .verify(params, message, sig)
-            .is_ok()
+        let strip = |v: &[u8]| {
+            v.iter()
+                .position(|&b| b != 0)
+                .map_or(vec![], |i| v[i..].to_vec())
+        };
+        signature::RsaPublicKeyComponents {
+            n: strip(&n),
+            e: strip(&e),
+        }
+        .verify(params, message, sig)
+        .is_ok()
     };
     let ec = |algorithm: &'static dyn VerificationAlgorithm, len: usize| {
-        let (Some(x), Some(y)) = (key.x.as_deref().and_then(b64), key.y.as_deref().and_then(b64)) else {
+        let (Some(x), Some(y)) = (
+            key.x.as_deref().and_then(b64),
+            key.y.as_deref().and_then(b64),
+        ) else {
             return false;
         };
         if x.len() != len || y.len() != len {
             return false;
         }
         let point = [&[4u8][..], &x, &y].concat();
-        UnparsedPublicKey::new(algorithm, point).verify(message, sig).is_ok()
+        UnparsedPublicKey::new(algorithm, point)
+            .verify(message, sig)
+            .is_ok()
     };
     match alg {
         "RS256" => rsa(&signature::RSA_PKCS1_2048_8192_SHA256),
@@ -224,11 +243,11 @@ fn verify_with(key: &Jwk, alg: &str, message: &[u8], sig: &[u8]) -> bool {
         "PS512" => rsa(&signature::RSA_PSS_2048_8192_SHA512),
         "ES256" => ec(&signature::ECDSA_P256_SHA256_FIXED, 32),
         "ES384" => ec(&signature::ECDSA_P384_SHA384_FIXED, 48),
-        "EdDSA" => key
-            .x
-            .as_deref()
-            .and_then(b64)
-            .is_some_and(|x| UnparsedPublicKey::new(&signature::ED25519, x).verify(message, sig).is_ok()),
+        "EdDSA" => key.x.as_deref().and_then(b64).is_some_and(|x| {
+            UnparsedPublicKey::new(&signature::ED25519, x)
+                .verify(message, sig)
+                .is_ok()
+        }),
         _ => false,
     }
 }
@@ -241,7 +260,8 @@ mod tests {
     fn es256_key(kid: &str) -> (EcdsaKeyPair, Jwk) {
         let rng = ring::rand::SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng).unwrap();
-        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng).unwrap();
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref(), &rng)
+            .unwrap();
         let point = pair.public_key().as_ref();
         let jwk = Jwk {
             kty: "EC".into(),
@@ -259,8 +279,14 @@ mod tests {
     }
 
     fn sign(pair: &EcdsaKeyPair, header: &str, payload: &str) -> String {
-        let input = format!("{}.{}", URL_SAFE_NO_PAD.encode(header), URL_SAFE_NO_PAD.encode(payload));
-        let sig = pair.sign(&ring::rand::SystemRandom::new(), input.as_bytes()).unwrap();
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(payload)
+        );
+        let sig = pair
+            .sign(&ring::rand::SystemRandom::new(), input.as_bytes())
+            .unwrap();
         format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref()))
     }
 
@@ -284,21 +310,38 @@ mod tests {
         let (other, _) = es256_key("k1");
         let set = JwkSet { keys: vec![jwk] };
         let check = |token: String, expected: Error| {
-            assert_eq!(parse(&token).and_then(|j| j.verify(&set, &allowed()).map(|_| ())), Err(expected));
+            assert_eq!(
+                parse(&token).and_then(|j| j.verify(&set, &allowed()).map(|_| ())),
+                Err(expected)
+            );
         };
-        check(sign(&other, r#"{"alg":"ES256","kid":"k1"}"#, "{}"), Error::BadSignature);
-        check(sign(&pair, r#"{"alg":"ES256","kid":"k2"}"#, "{}"), Error::NoKey { kid: Some("k2".into()) });
+        check(
+            sign(&other, r#"{"alg":"ES256","kid":"k1"}"#, "{}"),
+            Error::BadSignature,
+        );
+        check(
+            sign(&pair, r#"{"alg":"ES256","kid":"k2"}"#, "{}"),
+            Error::NoKey {
+                kid: Some("k2".into()),
+            },
+        );
         check(sign(&pair, r#"{"alg":"none"}"#, "{}"), Error::Unsigned);
         check(
             sign(&pair, r#"{"alg":"HS256"}"#, "{}"),
-            Error::AlgNotAllowed { alg: "HS256".into(), allowed: allowed() },
+            Error::AlgNotAllowed {
+                alg: "HS256".into(),
+                allowed: allowed(),
+            },
         );
         check(
             sign(&pair, r#"{"alg":"ES256","crit":["exp"],"exp":1}"#, "{}"),
             Error::Crit(vec!["exp".into()]),
         );
         check("a.b.c.d.e".into(), Error::Encrypted);
-        check("a.b".into(), Error::Malformed("expected three dot-separated parts"));
+        check(
+            "a.b".into(),
+            Error::Malformed("expected three dot-separated parts"),
+        );
     }
 
     #[test]

@@ -45,7 +45,9 @@ pub fn random(bytes: usize) -> Result<Secret, ring::error::Unspecified> {
     use ring::rand::SecureRandom as _;
     let mut buf = vec![0u8; bytes];
     ring::rand::SystemRandom::new().fill(&mut buf)?;
-    Ok(Secret(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)))
+    Ok(Secret(
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf),
+    ))
 }
 
 #[cfg(test)]

@@ -30,7 +30,10 @@ pub enum Progress<'a> {
     /// whose `id_token_hint` is a token.
     BrowserOpened { url: &'a str },
     /// The person must open this URL themselves (`--no-browser`, or no browser started).
-    OpenYourself { url: &'a str, reason: Option<String> },
+    OpenYourself {
+        url: &'a str,
+        reason: Option<String>,
+    },
     /// Waiting for the browser to come back.
     Waiting,
     /// The browser came back; checking the response and redeeming the code.
@@ -130,12 +133,27 @@ impl Lanyard {
             prompt: options.prompt.clone(),
         };
         let request = AuthRequest::new(&provider, account, &listener.uri("/callback"), &overrides)?;
-        self.show(request.url.as_str(), request.url.as_str(), options.open_browser, progress);
+        self.show(
+            request.url.as_str(),
+            request.url.as_str(),
+            options.open_browser,
+            progress,
+        );
         progress(Progress::Waiting);
-        let callback = listener.wait("/callback", &request.state, options.timeout).await?;
+        let callback = listener
+            .wait("/callback", &request.state, options.timeout)
+            .await?;
         progress(Progress::Finishing);
         let outcome = self
-            .finish_login(account, kind, &provider, &request, &callback.params, client_secret.as_ref(), secrets)
+            .finish_login(
+                account,
+                kind,
+                &provider,
+                &request,
+                &callback.params,
+                client_secret.as_ref(),
+                secrets,
+            )
             .await;
         let message = match &outcome {
             Ok(record) => format!(
@@ -144,8 +162,18 @@ impl Lanyard {
             ),
             Err(e) => format!("{e}"),
         };
-        let title = if outcome.is_ok() { "Signed in" } else { "Sign-in failed" };
-        callback.finish(&Page { ok: outcome.is_ok(), title, message: &message }).await;
+        let title = if outcome.is_ok() {
+            "Signed in"
+        } else {
+            "Sign-in failed"
+        };
+        callback
+            .finish(&Page {
+                ok: outcome.is_ok(),
+                title,
+                message: &message,
+            })
+            .await;
         outcome
     }
 
@@ -181,7 +209,8 @@ impl Lanyard {
         )?;
         let userinfo = match &provider.metadata.userinfo_endpoint {
             Some(url) => {
-                let userinfo = flow::userinfo(&self.http, provider, url, &response.access_token).await?;
+                let userinfo =
+                    flow::userinfo(&self.http, provider, url, &response.access_token).await?;
                 validate::userinfo(&claims, &userinfo)?;
                 Some(userinfo)
             }
@@ -221,7 +250,10 @@ impl Lanyard {
             account: name.to_owned(),
             reason: reason.to_owned(),
         };
-        let mut record = self.records.load(kind, name).ok_or_else(|| need("not signed in"))?;
+        let mut record = self
+            .records
+            .load(kind, name)
+            .ok_or_else(|| need("not signed in"))?;
         if let Status::SignInNeeded { reason } = &record.status {
             return Err(need(reason));
         }
@@ -240,15 +272,20 @@ impl Lanyard {
             });
         }
         let Some(refresh_token) = tokens.refresh_token.clone() else {
-            return Err(need("the access token is about to expire and the provider gave no refresh token"));
+            return Err(need(
+                "the access token is about to expire and the provider gave no refresh token",
+            ));
         };
 
         let refreshed = self.refresh(account, kind, &record, &refresh_token).await;
         let (response, claims) = match refreshed {
             Ok(ok) => ok,
             Err(RefreshError::InvalidGrant) => {
-                let reason = "the provider no longer accepts the refresh token (invalid_grant)".to_owned();
-                record.status = Status::SignInNeeded { reason: reason.clone() };
+                let reason =
+                    "the provider no longer accepts the refresh token (invalid_grant)".to_owned();
+                record.status = Status::SignInNeeded {
+                    reason: reason.clone(),
+                };
                 self.records.save(kind, &record)?;
                 return Err(need(&reason));
             }
@@ -263,7 +300,9 @@ impl Lanyard {
                         token: tokens.access_token,
                         expires_at: tokens.expires_at,
                         refreshed: false,
-                        warning: Some(format!("{error}; the current token is still valid for {r} s")),
+                        warning: Some(format!(
+                            "{error}; the current token is still valid for {r} s"
+                        )),
                     }),
                     _ => Err(error),
                 };
@@ -305,17 +344,23 @@ impl Lanyard {
     ) -> Result<(flow::TokenResponse, Option<Map<String, Value>>), RefreshError> {
         let client_secret = self.client_secret(account, kind).await?;
         let provider = self.discover(account).await?;
-        let auth = flow::client_auth(account, &provider, client_secret.as_ref()).map_err(Error::from)?;
+        let auth =
+            flow::client_auth(account, &provider, client_secret.as_ref()).map_err(Error::from)?;
         let response = flow::refresh(&self.http, &provider, &auth, refresh_token)
             .await
             .map_err(|e| match e {
-                flow::Error::Http(h) if h.oauth_error() == Some("invalid_grant") => RefreshError::InvalidGrant,
+                flow::Error::Http(h) if h.oauth_error() == Some("invalid_grant") => {
+                    RefreshError::InvalidGrant
+                }
                 other => RefreshError::Other(other.into()),
             })?;
         // Core 12.2: a new ID token must be valid and keep the sign-in's iss and sub.
         let claims = match &response.id_token {
             Some(id_token) => {
-                let (alg, payload) = provider.verify(id_token.expose()).await.map_err(Error::from)?;
+                let (alg, payload) = provider
+                    .verify(id_token.expose())
+                    .await
+                    .map_err(Error::from)?;
                 let claims = validate::id_token(
                     &payload,
                     &alg,
@@ -330,7 +375,8 @@ impl Lanyard {
                     },
                 )
                 .map_err(Error::from)?;
-                validate::refreshed(&record.issuer, &record.subject, &claims).map_err(Error::from)?;
+                validate::refreshed(&record.issuer, &record.subject, &claims)
+                    .map_err(Error::from)?;
                 Some(claims.claims)
             }
             None => None,
@@ -362,23 +408,27 @@ impl Lanyard {
             match self.discover(account).await {
                 Ok(p) => Some(p),
                 Err(e) => {
-                    report.warnings.push(format!("could not reach the provider to revoke or end the session: {e}"));
+                    report.warnings.push(format!(
+                        "could not reach the provider to revoke or end the session: {e}"
+                    ));
                     None
                 }
             }
         };
-        if let (Some(provider), Some(tokens)) = (&provider, &tokens) {
-            if let Some(url) = &provider.metadata.revocation_endpoint {
-                let client_secret = self.client_secret(account, kind).await?;
-                let auth = flow::client_auth(account, provider, client_secret.as_ref())?;
-                let mut pending = vec![("refresh_token", tokens.refresh_token.as_ref())];
-                pending.push(("access_token", Some(&tokens.access_token)));
-                for (hint, token) in pending {
-                    let Some(token) = token else { continue };
-                    match flow::revoke(&self.http, url, &auth, token, hint).await {
-                        Ok(()) => report.revoked.push(hint),
-                        Err(e) => report.warnings.push(format!("revoking the {hint} failed: {e}")),
-                    }
+        if let (Some(provider), Some(tokens)) = (&provider, &tokens)
+            && let Some(url) = &provider.metadata.revocation_endpoint
+        {
+            let client_secret = self.client_secret(account, kind).await?;
+            let auth = flow::client_auth(account, provider, client_secret.as_ref())?;
+            let mut pending = vec![("refresh_token", tokens.refresh_token.as_ref())];
+            pending.push(("access_token", Some(&tokens.access_token)));
+            for (hint, token) in pending {
+                let Some(token) = token else { continue };
+                match flow::revoke(&self.http, url, &auth, token, hint).await {
+                    Ok(()) => report.revoked.push(hint),
+                    Err(e) => report
+                        .warnings
+                        .push(format!("revoking the {hint} failed: {e}")),
                 }
             }
         }
@@ -401,13 +451,34 @@ impl Lanyard {
                     let listener = Listener::bind(0).await?;
                     let state = secret::random(16).map_err(|_| flow::Error::Random)?;
                     let landing = listener.uri("/logged-out");
-                    let url = flow::end_session_url(endpoint, id_token.as_ref(), &account.client_id, &landing, &state);
-                    self.show(url.as_str(), &http::display_url(&url), open_browser, progress);
+                    let url = flow::end_session_url(
+                        endpoint,
+                        id_token.as_ref(),
+                        &account.client_id,
+                        &landing,
+                        &state,
+                    );
+                    self.show(
+                        url.as_str(),
+                        &http::display_url(&url),
+                        open_browser,
+                        progress,
+                    );
                     progress(Progress::Waiting);
-                    match listener.wait("/logged-out", &state, END_SESSION_TIMEOUT).await {
+                    match listener
+                        .wait("/logged-out", &state, END_SESSION_TIMEOUT)
+                        .await
+                    {
                         Ok(callback) => {
-                            let message = format!("You are signed out of {name}. You can close this tab.");
-                            callback.finish(&Page { ok: true, title: "Signed out", message: &message }).await;
+                            let message =
+                                format!("You are signed out of {name}. You can close this tab.");
+                            callback
+                                .finish(&Page {
+                                    ok: true,
+                                    title: "Signed out",
+                                    message: &message,
+                                })
+                                .await;
                             EndSession::Ended
                         }
                         Err(_) => {
@@ -456,7 +527,13 @@ impl Lanyard {
 
     /// Opens `url` in the browser, or asks the person to; `shown` is what may be printed
     /// once the browser has it.
-    fn show(&self, url: &str, shown: &str, open_browser: bool, progress: &(dyn Fn(Progress<'_>) + Sync)) {
+    fn show(
+        &self,
+        url: &str,
+        shown: &str,
+        open_browser: bool,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) {
         if !open_browser {
             return progress(Progress::OpenYourself { url, reason: None });
         }
@@ -482,7 +559,12 @@ impl Lanyard {
         if kind == StoreKind::Memory {
             return Ok(self.memory.clone());
         }
-        if let Some(keychain) = self.keychain.lock().unwrap_or_else(|e| e.into_inner()).clone() {
+        if let Some(keychain) = self
+            .keychain
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+        {
             return Ok(keychain);
         }
         let keychain: Arc<dyn Secrets> = Arc::new(run_blocking(Keychain::open).await?);
@@ -492,7 +574,11 @@ impl Lanyard {
 
     /// The account's client secret from the keychain, if it has one. A memory account
     /// works without a keychain, as a public client.
-    async fn client_secret(&self, account: &Account, kind: StoreKind) -> Result<Option<Secret>, Error> {
+    async fn client_secret(
+        &self,
+        account: &Account,
+        kind: StoreKind,
+    ) -> Result<Option<Secret>, Error> {
         let keychain = match self.secrets(StoreKind::Keychain).await {
             Ok(k) => k,
             Err(_) if kind == StoreKind::Memory => return Ok(None),
@@ -517,18 +603,27 @@ impl From<Error> for RefreshError {
 async fn run_blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, store::Error> + Send + 'static,
 ) -> Result<T, store::Error> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .unwrap_or_else(|e| Err(store::Error::Failed(format!("the keychain call did not finish: {e}"))))
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| {
+        Err(store::Error::Failed(format!(
+            "the keychain call did not finish: {e}"
+        )))
+    })
 }
 
-async fn save_tokens(secrets: Arc<dyn Secrets>, name: &str, tokens: &Tokens) -> Result<(), store::Error> {
+async fn save_tokens(
+    secrets: Arc<dyn Secrets>,
+    name: &str,
+    tokens: &Tokens,
+) -> Result<(), store::Error> {
     let name = name.to_owned();
     let value = tokens.to_secret();
     run_blocking(move || secrets.set(store::TOKENS, &name, &value)).await
 }
 
-async fn load_tokens(secrets: Arc<dyn Secrets>, name: &str) -> Result<Option<Tokens>, store::Error> {
+async fn load_tokens(
+    secrets: Arc<dyn Secrets>,
+    name: &str,
+) -> Result<Option<Tokens>, store::Error> {
     let name = name.to_owned();
     let stored = run_blocking(move || secrets.get(store::TOKENS, &name)).await?;
     stored.as_ref().map(Tokens::from_secret).transpose()

@@ -83,11 +83,17 @@ pub struct IdClaims {
 
 impl IdClaims {
     pub fn subject(&self) -> &str {
-        self.claims.get("sub").and_then(Value::as_str).unwrap_or_default()
+        self.claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
 
     pub fn issuer(&self) -> &str {
-        self.claims.get("iss").and_then(Value::as_str).unwrap_or_default()
+        self.claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
     }
 
     pub fn expires_at(&self) -> u64 {
@@ -97,7 +103,8 @@ impl IdClaims {
 
 /// Validates the claims of an ID token whose signature `jose` has verified with `alg`.
 pub fn id_token(payload: &[u8], alg: &str, expected: &Expected<'_>) -> Result<IdClaims, Error> {
-    let claims: Map<String, Value> = serde_json::from_slice(payload).map_err(|_| Error::NotAnObject)?;
+    let claims: Map<String, Value> =
+        serde_json::from_slice(payload).map_err(|_| Error::NotAnObject)?;
 
     // 2. The issuer must match exactly.
     match claims.get("iss").and_then(Value::as_str) {
@@ -122,19 +129,27 @@ pub fn id_token(payload: &[u8], alg: &str, expected: &Expected<'_>) -> Result<Id
             got: claims.get("aud").map_or("missing".into(), Value::to_string),
         });
     }
-    let untrusted: Vec<&str> = audiences.iter().copied().filter(|a| *a != expected.client_id).collect();
+    let untrusted: Vec<&str> = audiences
+        .iter()
+        .copied()
+        .filter(|a| *a != expected.client_id)
+        .collect();
     if !untrusted.is_empty() {
         return Err(Error::UntrustedAudience {
-            untrusted: untrusted.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", "),
+            untrusted: untrusted
+                .iter()
+                .map(|a| format!("`{a}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
         });
     }
-    if let Some(azp) = claims.get("azp") {
-        if azp.as_str() != Some(expected.client_id) {
-            return Err(Error::AuthorizedParty {
-                client_id: expected.client_id.to_owned(),
-                got: azp.as_str().map_or_else(|| azp.to_string(), str::to_owned),
-            });
-        }
+    if let Some(azp) = claims.get("azp")
+        && azp.as_str() != Some(expected.client_id)
+    {
+        return Err(Error::AuthorizedParty {
+            client_id: expected.client_id.to_owned(),
+            got: azp.as_str().map_or_else(|| azp.to_string(), str::to_owned),
+        });
     }
 
     // 9. Not expired (with skew).
@@ -154,7 +169,11 @@ pub fn id_token(payload: &[u8], alg: &str, expected: &Expected<'_>) -> Result<Id
     }
 
     // sub is required (Core 2).
-    if claims.get("sub").and_then(Value::as_str).is_none_or(str::is_empty) {
+    if claims
+        .get("sub")
+        .and_then(Value::as_str)
+        .is_none_or(str::is_empty)
+    {
         return Err(Error::SubjectMissing);
     }
 
@@ -178,10 +197,10 @@ pub fn id_token(payload: &[u8], alg: &str, expected: &Expected<'_>) -> Result<Id
 
     // 3.2.2.9 / 3.3.2.11: at_hash binds the access token to the ID token.
     match (claims.get("at_hash"), expected.access_token) {
-        (Some(at_hash), Some(token)) => {
-            if jose::half_hash(alg, token.expose()).as_deref() != at_hash.as_str() {
-                return Err(Error::AccessTokenHash);
-            }
+        (Some(at_hash), Some(token))
+            if jose::half_hash(alg, token.expose()).as_deref() != at_hash.as_str() =>
+        {
+            return Err(Error::AccessTokenHash);
         }
         (None, Some(_)) if expected.require_at_hash => return Err(Error::AccessTokenHashMissing),
         _ => {}
@@ -192,7 +211,10 @@ pub fn id_token(payload: &[u8], alg: &str, expected: &Expected<'_>) -> Result<Id
 
 /// Core 5.3.2: the userinfo response's `sub` must equal the ID token's.
 pub fn userinfo(id: &IdClaims, userinfo: &Map<String, Value>) -> Result<(), Error> {
-    let got = userinfo.get("sub").and_then(Value::as_str).unwrap_or_default();
+    let got = userinfo
+        .get("sub")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
     if got != id.subject() {
         return Err(Error::UserinfoSubject {
             id_token: id.subject().to_owned(),
@@ -203,7 +225,11 @@ pub fn userinfo(id: &IdClaims, userinfo: &Map<String, Value>) -> Result<(), Erro
 }
 
 /// Core 12.2: an ID token from a refresh keeps the sign-in's issuer and subject.
-pub fn refreshed(original_issuer: &str, original_subject: &str, new: &IdClaims) -> Result<(), Error> {
+pub fn refreshed(
+    original_issuer: &str,
+    original_subject: &str,
+    new: &IdClaims,
+) -> Result<(), Error> {
     if new.issuer() != original_issuer {
         return Err(Error::RefreshChanged {
             claim: "iss",
@@ -224,7 +250,8 @@ pub fn refreshed(original_issuer: &str, original_subject: &str, new: &IdClaims) 
 /// A NumericDate claim (RFC 7519 section 2) as whole seconds; fractions are allowed.
 fn number(claims: &Map<String, Value>, name: &str) -> Option<u64> {
     let v = claims.get(name)?;
-    v.as_u64().or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
+    v.as_u64()
+        .or_else(|| v.as_f64().filter(|f| *f >= 0.0).map(|f| f as u64))
 }
 
 #[cfg(test)]
@@ -266,38 +293,95 @@ mod tests {
         check(|_| {}, Ok(()));
         check(|c| drop(c.insert("aud".into(), json!(["app"]))), Ok(()));
         check(|c| drop(c.insert("azp".into(), json!("app"))), Ok(()));
-        check(|c| drop(c.insert("at_hash".into(), json!("77QmUPtjPfzWtF2AnpK9RQ"))), Ok(()));
+        check(
+            |c| drop(c.insert("at_hash".into(), json!("77QmUPtjPfzWtF2AnpK9RQ"))),
+            Ok(()),
+        );
         check(|c| drop(c.insert("exp".into(), json!(NOW - 59))), Ok(()));
         check(|c| drop(c.insert("iat".into(), json!(NOW + 59))), Ok(()));
-        check(|c| drop(c.insert("iat".into(), json!(NOW as f64 + 0.5))), Ok(()));
+        check(
+            |c| drop(c.insert("iat".into(), json!(NOW as f64 + 0.5))),
+            Ok(()),
+        );
     }
 
     #[test]
     fn rejects_each_failed_check() {
-        let iss = |e: &str, g: &str| Error::Issuer { expected: e.into(), got: g.into() };
-        check(|c| drop(c.insert("iss".into(), json!("https://evil.example"))),
-            Err(iss("https://id.example.com", "`https://evil.example`")));
-        check(|c| drop(c.remove("iss")), Err(iss("https://id.example.com", "nothing")));
-        check(|c| drop(c.insert("aud".into(), json!("other"))),
-            Err(Error::Audience { client_id: "app".into(), got: "\"other\"".into() }));
-        check(|c| drop(c.remove("aud")), Err(Error::Audience { client_id: "app".into(), got: "missing".into() }));
-        check(|c| drop(c.insert("aud".into(), json!(["app", "evil"]))),
-            Err(Error::UntrustedAudience { untrusted: "`evil`".into() }));
-        check(|c| drop(c.insert("azp".into(), json!("evil"))),
-            Err(Error::AuthorizedParty { client_id: "app".into(), got: "evil".into() }));
-        check(|c| drop(c.insert("exp".into(), json!(NOW - 61))), Err(Error::Expired { ago: 61 }));
+        let iss = |e: &str, g: &str| Error::Issuer {
+            expected: e.into(),
+            got: g.into(),
+        };
+        check(
+            |c| drop(c.insert("iss".into(), json!("https://evil.example"))),
+            Err(iss("https://id.example.com", "`https://evil.example`")),
+        );
+        check(
+            |c| drop(c.remove("iss")),
+            Err(iss("https://id.example.com", "nothing")),
+        );
+        check(
+            |c| drop(c.insert("aud".into(), json!("other"))),
+            Err(Error::Audience {
+                client_id: "app".into(),
+                got: "\"other\"".into(),
+            }),
+        );
+        check(
+            |c| drop(c.remove("aud")),
+            Err(Error::Audience {
+                client_id: "app".into(),
+                got: "missing".into(),
+            }),
+        );
+        check(
+            |c| drop(c.insert("aud".into(), json!(["app", "evil"]))),
+            Err(Error::UntrustedAudience {
+                untrusted: "`evil`".into(),
+            }),
+        );
+        check(
+            |c| drop(c.insert("azp".into(), json!("evil"))),
+            Err(Error::AuthorizedParty {
+                client_id: "app".into(),
+                got: "evil".into(),
+            }),
+        );
+        check(
+            |c| drop(c.insert("exp".into(), json!(NOW - 61))),
+            Err(Error::Expired { ago: 61 }),
+        );
         check(|c| drop(c.remove("exp")), Err(Error::ExpiryMissing));
         check(|c| drop(c.remove("iat")), Err(Error::IssuedAtMissing));
-        check(|c| drop(c.insert("iat".into(), json!("yesterday"))), Err(Error::IssuedAtMissing));
-        check(|c| drop(c.insert("iat".into(), json!(NOW + 61))), Err(Error::IssuedInFuture { ahead: 61 }));
+        check(
+            |c| drop(c.insert("iat".into(), json!("yesterday"))),
+            Err(Error::IssuedAtMissing),
+        );
+        check(
+            |c| drop(c.insert("iat".into(), json!(NOW + 61))),
+            Err(Error::IssuedInFuture { ahead: 61 }),
+        );
         check(|c| drop(c.remove("sub")), Err(Error::SubjectMissing));
-        check(|c| drop(c.insert("sub".into(), json!(""))), Err(Error::SubjectMissing));
+        check(
+            |c| drop(c.insert("sub".into(), json!(""))),
+            Err(Error::SubjectMissing),
+        );
         check(|c| drop(c.remove("nonce")), Err(Error::NonceMissing));
-        check(|c| drop(c.insert("nonce".into(), json!("n-0S6_WzA2Mk"))), Err(Error::NonceMismatch));
-        check(|c| drop(c.insert("at_hash".into(), json!("AAAAAAAAAAAAAAAAAAAAAA"))), Err(Error::AccessTokenHash));
+        check(
+            |c| drop(c.insert("nonce".into(), json!("n-0S6_WzA2Mk"))),
+            Err(Error::NonceMismatch),
+        );
+        check(
+            |c| drop(c.insert("at_hash".into(), json!("AAAAAAAAAAAAAAAAAAAAAA"))),
+            Err(Error::AccessTokenHash),
+        );
         check(|c| drop(c.remove("auth_time")), Err(Error::AuthTimeMissing));
-        check(|c| drop(c.insert("auth_time".into(), json!(NOW - 700))),
-            Err(Error::AuthTooOld { age: 700, max_age: 600 }));
+        check(
+            |c| drop(c.insert("auth_time".into(), json!(NOW - 700))),
+            Err(Error::AuthTooOld {
+                age: 700,
+                max_age: 600,
+            }),
+        );
     }
 
     #[test]
@@ -305,19 +389,39 @@ mod tests {
         let claims = id_token(
             base().to_string().as_bytes(),
             "RS256",
-            &Expected { issuer: "https://id.example.com", client_id: "app", nonce: None, max_age: None,
-                access_token: None, require_at_hash: false, now: NOW },
+            &Expected {
+                issuer: "https://id.example.com",
+                client_id: "app",
+                nonce: None,
+                max_age: None,
+                access_token: None,
+                require_at_hash: false,
+                now: NOW,
+            },
         )
         .unwrap();
-        assert_eq!(userinfo(&claims, json!({"sub": "alice"}).as_object().unwrap()), Ok(()));
+        assert_eq!(
+            userinfo(&claims, json!({"sub": "alice"}).as_object().unwrap()),
+            Ok(())
+        );
         assert_eq!(
             userinfo(&claims, json!({"sub": "mallory"}).as_object().unwrap()),
-            Err(Error::UserinfoSubject { id_token: "alice".into(), userinfo: "mallory".into() })
+            Err(Error::UserinfoSubject {
+                id_token: "alice".into(),
+                userinfo: "mallory".into()
+            })
         );
-        assert_eq!(refreshed("https://id.example.com", "alice", &claims), Ok(()));
+        assert_eq!(
+            refreshed("https://id.example.com", "alice", &claims),
+            Ok(())
+        );
         assert_eq!(
             refreshed("https://id.example.com", "bob", &claims),
-            Err(Error::RefreshChanged { claim: "sub", expected: "bob".into(), got: "alice".into() })
+            Err(Error::RefreshChanged {
+                claim: "sub",
+                expected: "bob".into(),
+                got: "alice".into()
+            })
         );
     }
 }

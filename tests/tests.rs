@@ -1,1 +1,13 @@
+//! Lanyard's end-to-end tests: the real `lanyard` binary against real parts — the real
+//! test provider (node-oidc-provider), Debian's Chromium as the browser, gnome-keyring as
+//! the keychain — and, for attacks a real provider never makes, a hostile provider.
+//! Run them with `cargo xtask test`, which provides the private keychain they need.
 
+mod support;
+
+/// The command line: configuration errors, exit codes, JSON, a missing keychain.
+mod cli;
+/// The real provider: sign-in, refresh with rotation, sign-out, client authentication.
+mod flows;
+/// The hostile provider: every RP certification case and JOSE attack, each rejected.
+mod hostile;

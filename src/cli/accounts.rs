@@ -67,7 +67,10 @@ fn list(lanyard: &Lanyard, as_json: bool) -> Result<(), Error> {
         return Ok(());
     }
     for a in accounts.values() {
-        output::print_line(&format!("{:<16} {}  (client {})", a.name, a.issuer, a.client_id));
+        output::print_line(&format!(
+            "{:<16} {}  (client {})",
+            a.name, a.issuer, a.client_id
+        ));
     }
     Ok(())
 }
@@ -77,9 +80,9 @@ async fn set_secret(lanyard: &Lanyard, name: &str) -> Result<(), Error> {
         eprintln!("Paste the client secret for {name}, then press Enter and Ctrl-D:");
     }
     let mut text = String::new();
-    std::io::stdin()
-        .read_to_string(&mut text)
-        .map_err(|e| crate::store::Error::Failed(format!("cannot read the secret from stdin: {e}")))?;
+    std::io::stdin().read_to_string(&mut text).map_err(|e| {
+        crate::store::Error::Failed(format!("cannot read the secret from stdin: {e}"))
+    })?;
     let value = text.trim_end_matches(['\r', '\n']);
     if value.is_empty() {
         return Err(crate::config::Error::Invalid {

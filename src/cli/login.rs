@@ -34,13 +34,19 @@ pub async fn run(lanyard: &Lanyard, args: Args) -> Result<(), Error> {
         prompt: args.reauth.then(|| "login".to_owned()),
     };
     let waiting = Waiting::start();
-    let record = lanyard.login(&args.name, &options, &|p| waiting.progress(p)).await;
+    let record = lanyard
+        .login(&args.name, &options, &|p| waiting.progress(p))
+        .await;
     waiting.stop();
     let record = record?;
     if args.json {
         output::print_json(&output::record_json(&record));
     } else {
-        output::print_line(&format!("Signed in to {} as {}.", record.account, output::who(&record)));
+        output::print_line(&format!(
+            "Signed in to {} as {}.",
+            record.account,
+            output::who(&record)
+        ));
     }
     Ok(())
 }
@@ -84,7 +90,10 @@ impl Waiting {
                             break;
                         }
                         let secs = started.elapsed().as_secs();
-                        eprint!("\r{} Waiting for you in the browser… {secs} s (Ctrl-C to cancel) ", frames[i % frames.len()]);
+                        eprint!(
+                            "\r{} Waiting for you in the browser… {secs} s (Ctrl-C to cancel) ",
+                            frames[i % frames.len()]
+                        );
                         let _ = std::io::stderr().flush();
                     }
                 });

@@ -20,7 +20,9 @@ pub struct Args {
 pub async fn run(lanyard: &Lanyard, args: Args) -> Result<(), Error> {
     let waiting = Waiting::start();
     let report = lanyard
-        .logout(&args.name, args.local, !args.no_browser, &|p| waiting.progress(p))
+        .logout(&args.name, args.local, !args.no_browser, &|p| {
+            waiting.progress(p)
+        })
         .await;
     waiting.stop();
     let report = report?;

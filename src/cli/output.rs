@@ -117,7 +117,7 @@ mod tests {
     #[test]
     fn formats_times() {
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
-        assert_eq!(rfc3339(1_795_000_000), "2026-11-18T07:06:40Z");
+        assert_eq!(rfc3339(1_795_000_000), "2026-11-18T11:06:40Z");
         assert_eq!(rfc3339(951_782_400), "2000-02-29T00:00:00Z");
         assert_eq!(duration(59), "59 s");
         assert_eq!(duration(3540), "59 min");

@@ -17,7 +17,9 @@ pub struct Args {
 }
 
 /// Claims shown in the summary, so not repeated under "claims".
-const SUMMARY: &[&str] = &["name", "email", "picture", "groups", "group", "roles", "sub", "iss"];
+const SUMMARY: &[&str] = &[
+    "name", "email", "picture", "groups", "group", "roles", "sub", "iss",
+];
 
 pub fn run(lanyard: &Lanyard, args: Args) -> Result<(), Error> {
     let record = lanyard.whoami(&args.name)?;
@@ -51,13 +53,20 @@ pub fn run(lanyard: &Lanyard, args: Args) -> Result<(), Error> {
         Status::SignedIn => format!(
             "{}{}",
             output::validity(record.access_token_expires_at),
-            if record.refreshable { ", refreshable" } else { "" }
+            if record.refreshable {
+                ", refreshable"
+            } else {
+                ""
+            }
         ),
         Status::SignInNeeded { reason } => format!("sign-in needed: {reason}"),
     };
     row("token", token);
     lines.push("claims".into());
-    for (k, v) in claims.iter().filter(|(k, _)| !SUMMARY.contains(&k.as_str())) {
+    for (k, v) in claims
+        .iter()
+        .filter(|(k, _)| !SUMMARY.contains(&k.as_str()))
+    {
         lines.push(format!("  {k:<20} {}", list(v)));
     }
     output::print_line(&lines.join("\n"));

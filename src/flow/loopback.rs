@@ -57,7 +57,10 @@ impl Listener {
         let listener = TcpListener::bind(("127.0.0.1", port))
             .await
             .map_err(|source| Error::Bind { port, source })?;
-        let port = listener.local_addr().map_err(|source| Error::Bind { port, source })?.port();
+        let port = listener
+            .local_addr()
+            .map_err(|source| Error::Bind { port, source })?
+            .port();
         Ok(Listener { listener, port })
     }
 
@@ -71,7 +74,12 @@ impl Listener {
     }
 
     /// Waits for a request to `path` whose `state` matches, for at most `timeout`.
-    pub async fn wait(&self, path: &str, state: &Secret, timeout: Duration) -> Result<Callback, Error> {
+    pub async fn wait(
+        &self,
+        path: &str,
+        state: &Secret,
+        timeout: Duration,
+    ) -> Result<Callback, Error> {
         let (tx, mut rx) = mpsc::channel::<(Request, TcpStream)>(16);
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
@@ -145,7 +153,9 @@ async fn read_request(stream: &mut TcpStream) -> Option<Request> {
     let target = req.path?;
     let (path, query) = target.split_once('?').unwrap_or((target, ""));
     let path = path.to_owned();
-    let mut params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes()).into_owned().collect();
+    let mut params: Vec<(String, String)> = url::form_urlencoded::parse(query.as_bytes())
+        .into_owned()
+        .collect();
     if method == "POST" {
         let header = |name: &str| {
             req.headers
@@ -154,7 +164,8 @@ async fn read_request(stream: &mut TcpStream) -> Option<Request> {
                 .and_then(|h| std::str::from_utf8(h.value).ok())
         };
         let length: usize = header("content-length")?.trim().parse().ok()?;
-        let form = header("content-type").is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
+        let form = header("content-type")
+            .is_some_and(|t| t.starts_with("application/x-www-form-urlencoded"));
         if length > MAX_BODY {
             return None;
         }
@@ -199,7 +210,11 @@ async fn respond(stream: &mut TcpStream, status: u16, page: &Page<'_>) {
 }
 
 fn render(page: &Page<'_>) -> String {
-    let (mark, colour) = if page.ok { ("✓", "#1a7f37") } else { ("!", "#b42318") };
+    let (mark, colour) = if page.ok {
+        ("✓", "#1a7f37")
+    } else {
+        ("!", "#b42318")
+    };
     format!(
         r#"<!doctype html><html lang="en"><meta charset="utf-8"><meta name="viewport" content="width=device-width">
 <title>{title} · Lanyard</title>
@@ -213,7 +228,10 @@ main{{max-width:28rem;padding:2rem;text-align:center}}b{{display:inline-grid;pla
 }
 
 fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 #[cfg(test)]
@@ -237,11 +255,26 @@ mod tests {
         let client = async {
             // A connection that never sends anything must not block the others.
             let _idle = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
-            let r = send(port, "GET /other?state=right-state&code=x HTTP/1.1\r\nHost: a\r\n\r\n").await;
+            let r = send(
+                port,
+                "GET /other?state=right-state&code=x HTTP/1.1\r\nHost: a\r\n\r\n",
+            )
+            .await;
             assert!(r.starts_with("HTTP/1.1 404"), "{r}");
-            let r = send(port, "GET /callback?state=wrong&code=forged HTTP/1.1\r\nHost: a\r\n\r\n").await;
-            assert!(r.starts_with("HTTP/1.1 400") && r.contains("does not belong"), "{r}");
-            let r = send(port, "GET /callback?code=forged HTTP/1.1\r\nHost: a\r\n\r\n").await;
+            let r = send(
+                port,
+                "GET /callback?state=wrong&code=forged HTTP/1.1\r\nHost: a\r\n\r\n",
+            )
+            .await;
+            assert!(
+                r.starts_with("HTTP/1.1 400") && r.contains("does not belong"),
+                "{r}"
+            );
+            let r = send(
+                port,
+                "GET /callback?code=forged HTTP/1.1\r\nHost: a\r\n\r\n",
+            )
+            .await;
             assert!(r.starts_with("HTTP/1.1 400"), "{r}");
             let body = "state=right-state&code=real";
             let post = format!(
@@ -254,7 +287,12 @@ mod tests {
             async {
                 let cb = wait.await.unwrap();
                 assert_eq!(cb.params.get("code"), Some("real"));
-                cb.finish(&Page { ok: true, title: "Signed in", message: "You can close <this> tab." }).await;
+                cb.finish(&Page {
+                    ok: true,
+                    title: "Signed in",
+                    message: "You can close <this> tab.",
+                })
+                .await;
             },
             client
         );
@@ -272,6 +310,9 @@ mod tests {
             .await
             .err()
             .unwrap();
-        assert!(err.to_string().starts_with("no sign-in arrived from the browser within 300 s"));
+        assert!(
+            err.to_string()
+                .starts_with("no sign-in arrived from the browser within 300 s")
+        );
     }
 }

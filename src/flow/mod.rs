@@ -27,7 +27,9 @@ pub enum Error {
         error: String,
         description: Option<String>,
     },
-    #[error("iss: the authorization response names issuer {got}, not `{expected}` (RFC 9207); the sign-in may have been sent to the wrong provider")]
+    #[error(
+        "iss: the authorization response names issuer {got}, not `{expected}` (RFC 9207); the sign-in may have been sent to the wrong provider"
+    )]
     IssuerMismatch { expected: String, got: String },
     #[error("the authorization response has no code")]
     NoCode,
@@ -35,9 +37,16 @@ pub enum Error {
     NoIdToken,
     #[error("the provider issued a `{0}` token; Lanyard supports Bearer tokens only")]
     TokenType(String),
-    #[error("the account uses {method} but has no client secret; store one with `lanyard accounts set-secret {account}`")]
-    NoSecret { account: String, method: &'static str },
-    #[error("the provider accepts none of the client authentication methods Lanyard has ({offered}); set `client_auth` for the account")]
+    #[error(
+        "the account uses {method} but has no client secret; store one with `lanyard accounts set-secret {account}`"
+    )]
+    NoSecret {
+        account: String,
+        method: &'static str,
+    },
+    #[error(
+        "the provider accepts none of the client authentication methods Lanyard has ({offered}); set `client_auth` for the account"
+    )]
     NoAuthMethod { offered: String },
     #[error("cannot make random values: the OS random source failed")]
     Random,
@@ -72,7 +81,10 @@ impl AuthRequest {
         let state = secret::random(32).map_err(|_| Error::Random)?;
         let nonce = secret::random(32).map_err(|_| Error::Random)?;
         let verifier = secret::random(32).map_err(|_| Error::Random)?;
-        let challenge = URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, verifier.expose().as_bytes()));
+        let challenge = URL_SAFE_NO_PAD.encode(ring::digest::digest(
+            &ring::digest::SHA256,
+            verifier.expose().as_bytes(),
+        ));
         let mut url = provider.authorization_endpoint.clone();
         {
             let mut q = url.query_pairs_mut();
@@ -106,7 +118,10 @@ impl AuthRequest {
     /// Checks an authorization response whose `state` already matched: the provider's
     /// error, the RFC 9207 issuer, and the code. Returns the code.
     pub fn check_response(&self, provider: &Provider, params: &Params) -> Result<Secret, Error> {
-        if provider.metadata.authorization_response_iss_parameter_supported {
+        if provider
+            .metadata
+            .authorization_response_iss_parameter_supported
+        {
             match params.get("iss") {
                 Some(iss) if iss == provider.issuer() => {}
                 other => {
@@ -133,7 +148,10 @@ pub struct Params(pub Vec<(String, String)>);
 
 impl Params {
     pub fn get(&self, key: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -216,7 +234,10 @@ pub async fn refresh(
     auth: &http::ClientAuth<'_>,
     refresh_token: &Secret,
 ) -> Result<TokenResponse, Error> {
-    let params = [("grant_type", "refresh_token"), ("refresh_token", refresh_token.expose())];
+    let params = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token.expose()),
+    ];
     token_request(http, provider, auth, &params).await
 }
 
@@ -226,7 +247,9 @@ async fn token_request(
     auth: &http::ClientAuth<'_>,
     params: &[(&str, &str)],
 ) -> Result<TokenResponse, Error> {
-    let response = http.post_form(&provider.token_endpoint, auth, params).await?;
+    let response = http
+        .post_form(&provider.token_endpoint, auth, params)
+        .await?;
     let tokens: TokenResponse = http::decode(&provider.token_endpoint, &response)?;
     if !tokens.token_type.eq_ignore_ascii_case("bearer") {
         return Err(Error::TokenType(tokens.token_type));
@@ -270,8 +293,12 @@ pub async fn revoke(
     token: &Secret,
     hint: &str,
 ) -> Result<(), Error> {
-    http.post_form(url, auth, &[("token", token.expose()), ("token_type_hint", hint)])
-        .await?;
+    http.post_form(
+        url,
+        auth,
+        &[("token", token.expose()), ("token_type_hint", hint)],
+    )
+    .await?;
     Ok(())
 }
 

@@ -49,7 +49,9 @@ impl Secrets for Keychain {
     }
 
     fn set(&self, service: &str, account: &str, value: &Secret) -> Result<(), Error> {
-        self.entry(service, account)?.set_password(value.expose()).map_err(classify)
+        self.entry(service, account)?
+            .set_password(value.expose())
+            .map_err(classify)
     }
 
     fn delete(&self, service: &str, account: &str) -> Result<bool, Error> {
@@ -78,7 +80,9 @@ fn platform_store() -> keyring_core::Result<Arc<CredentialStore>> {
 
 #[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
 fn platform_store() -> keyring_core::Result<Arc<CredentialStore>> {
-    Err(keyring_core::Error::NotSupportedByStore("no keychain support on this platform".into()))
+    Err(keyring_core::Error::NotSupportedByStore(
+        "no keychain support on this platform".into(),
+    ))
 }
 
 fn unavailable(e: keyring_core::Error) -> Error {
@@ -92,12 +96,20 @@ fn unavailable(e: keyring_core::Error) -> Error {
 /// anything else is a plain failure.
 fn classify(e: keyring_core::Error) -> Error {
     match e {
-        keyring_core::Error::NoStorageAccess(_) | keyring_core::Error::NoDefaultStore => unavailable(e),
+        keyring_core::Error::NoStorageAccess(_) | keyring_core::Error::NoDefaultStore => {
+            unavailable(e)
+        }
         keyring_core::Error::PlatformFailure(_) => {
             let message = describe(&e);
-            if ["ServiceUnknown", "Failed to connect", "org.freedesktop.secrets", "locked", "Locked"]
-                .iter()
-                .any(|m| message.contains(m))
+            if [
+                "ServiceUnknown",
+                "Failed to connect",
+                "org.freedesktop.secrets",
+                "locked",
+                "Locked",
+            ]
+            .iter()
+            .any(|m| message.contains(m))
             {
                 unavailable(e)
             } else {

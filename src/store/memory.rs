@@ -21,15 +21,22 @@ impl Memory {
 
 impl Secrets for Memory {
     fn get(&self, service: &str, account: &str) -> Result<Option<Secret>, Error> {
-        Ok(self.items().get(&(service.to_owned(), account.to_owned())).cloned())
+        Ok(self
+            .items()
+            .get(&(service.to_owned(), account.to_owned()))
+            .cloned())
     }
 
     fn set(&self, service: &str, account: &str, value: &Secret) -> Result<(), Error> {
-        self.items().insert((service.to_owned(), account.to_owned()), value.clone());
+        self.items()
+            .insert((service.to_owned(), account.to_owned()), value.clone());
         Ok(())
     }
 
     fn delete(&self, service: &str, account: &str) -> Result<bool, Error> {
-        Ok(self.items().remove(&(service.to_owned(), account.to_owned())).is_some())
+        Ok(self
+            .items()
+            .remove(&(service.to_owned(), account.to_owned()))
+            .is_some())
     }
 }

@@ -102,7 +102,8 @@ impl Records {
             StoreKind::Keychain => {
                 let path = self.path(&record.account).ok_or_else(|| Error::State {
                     path: "(no data directory)".into(),
-                    message: "this system has no data directory for the user; set XDG_DATA_HOME".into(),
+                    message: "this system has no data directory for the user; set XDG_DATA_HOME"
+                        .into(),
                 })?;
                 let json = serde_json::to_vec_pretty(record).expect("records serialise to JSON");
                 write_atomically(&path, &json).map_err(|e| Error::State {
@@ -133,7 +134,12 @@ impl Records {
     }
 
     fn path(&self, account: &str) -> Option<PathBuf> {
-        Some(self.dir.as_ref()?.join("accounts").join(format!("{account}.json")))
+        Some(
+            self.dir
+                .as_ref()?
+                .join("accounts")
+                .join(format!("{account}.json")),
+        )
     }
 
     fn memory(&self) -> std::sync::MutexGuard<'_, HashMap<String, Record>> {
@@ -144,7 +150,12 @@ impl Records {
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().expect("record paths have a parent");
     create_private_dir(dir)?;
-    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("record")));
+    let tmp = dir.join(format!(
+        ".{}.tmp",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("record")
+    ));
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
@@ -190,7 +201,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let records = Records::new(Some(dir.path().to_owned()));
         records.save(StoreKind::Keychain, &record("work")).unwrap();
-        assert_eq!(records.load(StoreKind::Keychain, "work"), Some(record("work")));
+        assert_eq!(
+            records.load(StoreKind::Keychain, "work"),
+            Some(record("work"))
+        );
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt as _;
@@ -217,6 +231,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("accounts")).unwrap();
         std::fs::write(dir.path().join("accounts/x.json"), "{not json").unwrap();
-        assert_eq!(Records::new(Some(dir.path().to_owned())).load(StoreKind::Keychain, "x"), None);
+        assert_eq!(
+            Records::new(Some(dir.path().to_owned())).load(StoreKind::Keychain, "x"),
+            None
+        );
     }
 }

@@ -14,7 +14,9 @@ use anyhow::{Context, bail};
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     let headless = args.iter().any(|a| a == "--headless");
     super::deps::npm()?;
-    if super::deps::which("gnome-keyring-daemon").is_none() || (headless && super::deps::which("chromium").is_none()) {
+    if super::deps::which("gnome-keyring-daemon").is_none()
+        || (headless && super::deps::which("chromium").is_none())
+    {
         super::deps::apt()?;
     }
     super::run(super::cargo().args(["build", "--bin", "lanyard"]))?;

@@ -10,7 +10,10 @@ const APT: &[(&str, &str)] = &[
     ("gnome-keyring", "the Secret Service (OS keychain)"),
     ("dbus", "the session bus the keychain lives on"),
     ("dbus-x11", "dbus-launch for gnome-keyring"),
-    ("libsecret-tools", "secret-tool, to inspect the keychain in tests"),
+    (
+        "libsecret-tools",
+        "secret-tool, to inspect the keychain in tests",
+    ),
     ("openssl", "the test provider's private CA"),
     ("nodejs", "the test provider (node-oidc-provider)"),
     ("npm", "the test provider's packages"),
@@ -22,19 +25,29 @@ pub fn run() -> anyhow::Result<()> {
 }
 
 pub fn apt() -> anyhow::Result<()> {
-    let missing: Vec<&str> = APT.iter().map(|(p, _)| *p).filter(|p| !installed(p)).collect();
+    let missing: Vec<&str> = APT
+        .iter()
+        .map(|(p, _)| *p)
+        .filter(|p| !installed(p))
+        .collect();
     if missing.is_empty() {
         return Ok(());
     }
     // `npm` is only missing where node came from elsewhere (nvm, NodeSource): keep that one.
     let missing: Vec<&str> = missing
         .into_iter()
-        .filter(|p| !matches!(*p, "nodejs" | "npm") || which(if *p == "npm" { "npm" } else { "node" }).is_none())
+        .filter(|p| {
+            !matches!(*p, "nodejs" | "npm")
+                || which(if *p == "npm" { "npm" } else { "node" }).is_none()
+        })
         .collect();
     if missing.is_empty() {
         return Ok(());
     }
-    let is_root = Command::new("id").arg("-u").output().is_ok_and(|o| o.stdout.starts_with(b"0"));
+    let is_root = Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.starts_with(b"0"));
     if !is_root {
         bail!(
             "these Debian packages are missing: {}\ninstall them with:\n  sudo apt-get install -y {}",
@@ -62,8 +75,12 @@ pub fn npm() -> anyhow::Result<()> {
     if fresh {
         return Ok(());
     }
-    super::run(Command::new("npm").args(["ci", "--no-audit", "--no-fund"]).current_dir(&dir))
-        .context("installing the test provider's npm packages")
+    super::run(
+        Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&dir),
+    )
+    .context("installing the test provider's npm packages")
 }
 
 fn installed(package: &str) -> bool {

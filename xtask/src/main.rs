@@ -8,8 +8,8 @@
 //! Everything a fresh Debian/Ubuntu machine needs is installed from here, so that the
 //! README's two commands are the whole set-up.
 
-mod deps;
 mod demo;
+mod deps;
 mod keyring;
 mod test;
 
@@ -46,7 +46,10 @@ fn main() -> ExitCode {
 
 /// The workspace root: the parent of this crate's manifest directory.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("xtask lives in the workspace").to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("xtask lives in the workspace")
+        .to_owned()
 }
 
 /// `cargo`, as the one that runs us.
@@ -60,7 +63,9 @@ pub fn cargo() -> Command {
 pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
     let shown = format!("{cmd:?}");
     eprintln!("xtask: $ {}", shown.replace('"', ""));
-    let status = cmd.status().with_context(|| format!("cannot run {shown}"))?;
+    let status = cmd
+        .status()
+        .with_context(|| format!("cannot run {shown}"))?;
     if !status.success() {
         bail!("{shown} failed ({status})");
     }

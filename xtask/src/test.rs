@@ -6,7 +6,14 @@ use std::process::Command;
 pub fn run(extra: &[String]) -> anyhow::Result<()> {
     super::deps::run()?;
     super::run(super::cargo().args(["fmt", "--all", "--check"]))?;
-    super::run(super::cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]))?;
+    super::run(super::cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
     // Build first, outside the keyring session, so compile time does not count against it.
     super::run(super::cargo().args(["test", "--workspace", "--no-run"]))?;
     let xtask = std::env::current_exe()?;

@@ -1,0 +1,298 @@
+//! Sign-in against the real provider, through the real browser, into the real keychain.
+
+use serde_json::json;
+
+use crate::support::{Env, Idp, free_port, keychain, stored_tokens};
+
+async fn seen(env: &Env, run: usize) -> Vec<String> {
+    let entry = env.browser_run(run).await;
+    assert!(entry.get("error").is_none(), "the browser failed: {entry}");
+    serde_json::from_value(entry["seen"].clone()).unwrap()
+}
+
+/// The whole life of a sign-in over https: login, whoami, token, refresh with rotation,
+/// logout with revocation and end-session, and a provider session that really ended.
+#[tokio::test]
+async fn lifecycle_over_tls() {
+    let idp = Idp::start(true);
+    let mut env = Env::new();
+    env.trust(&idp);
+    let name = "flow-tls";
+    env.account(
+        name,
+        &format!("issuer = \"{}\"\nclient_id = \"lanyard-public\"\nscopes = \"openid profile email groups offline_access\"", idp.issuer),
+    );
+
+    let run = env.lanyard(&["login", name]).await;
+    run.assert_ok();
+    assert_eq!(
+        run.stdout.trim(),
+        format!("Signed in to {name} as Alice Example <alice@example.test>.")
+    );
+    assert!(
+        run.stderr.contains("Waiting for you in the browser"),
+        "{run:?}"
+    );
+    assert_eq!(seen(&env, 0).await, ["login", "consent"]);
+    let page = env.browser_run(0).await;
+    assert!(
+        page["text"]
+            .as_str()
+            .unwrap()
+            .contains("You are signed in to flow-tls as Alice Example"),
+        "{page}"
+    );
+
+    let who = env.lanyard(&["whoami", name, "--json"]).await;
+    let who = who.assert_ok().json();
+    assert_eq!(who["name"], "Alice Example");
+    assert_eq!(who["email"], "alice@example.test");
+    assert_eq!(who["picture"], "https://example.test/alice.png");
+    assert_eq!(who["groups"], json!(["staff", "developers"]));
+    assert_eq!(who["subject"], "alice");
+    assert_eq!(who["issuer"], idp.issuer.as_str());
+    assert_eq!(who["claims"]["email_verified"], true);
+    assert!(who["claims"].get("nonce").is_none());
+    let human = env.lanyard(&["whoami", name]).await;
+    assert!(
+        human
+            .assert_ok()
+            .stdout
+            .contains("groups     staff, developers"),
+        "{human:?}"
+    );
+
+    // The tokens are in the keychain and nowhere else.
+    let stored = stored_tokens(name).expect("tokens in the keychain");
+    let refresh_1 = stored["refresh_token"].as_str().unwrap().to_owned();
+    let access_1 = stored["access_token"].as_str().unwrap().to_owned();
+    for (path, text) in env.data_files() {
+        for token in [
+            refresh_1.as_str(),
+            access_1.as_str(),
+            stored["id_token"].as_str().unwrap(),
+        ] {
+            assert!(!text.contains(token), "a token is in {}", path.display());
+        }
+    }
+
+    let token = env.lanyard(&["token", name, "--json"]).await;
+    let token = token.assert_ok().json();
+    assert_eq!(token["access_token"], access_1.as_str());
+    assert_eq!(token["refreshed"], false);
+    let raw = env.lanyard(&["token", name]).await;
+    assert_eq!(raw.assert_ok().stdout, format!("{access_1}\n"));
+
+    // More validity than the token has forces a refresh; the provider rotates the refresh token.
+    let refreshed = env
+        .lanyard(&["token", name, "--min-valid", "7200", "--json"])
+        .await;
+    assert!(
+        refreshed.stderr.contains("less than the 7200 s asked for"),
+        "{refreshed:?}"
+    );
+    let refreshed = refreshed.assert_ok().json();
+    assert_eq!(refreshed["refreshed"], true);
+    assert_ne!(refreshed["access_token"], access_1.as_str());
+    let stored = stored_tokens(name).unwrap();
+    assert_eq!(stored["access_token"], refreshed["access_token"]);
+    let refresh_2 = stored["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(
+        refresh_2, refresh_1,
+        "the rotated refresh token replaced the old one"
+    );
+    // The stored (rotated) one works: a second refresh succeeds and rotates again.
+    env.lanyard(&["token", name, "--min-valid", "7200"])
+        .await
+        .assert_ok();
+    assert_ne!(
+        stored_tokens(name).unwrap()["refresh_token"],
+        refresh_2.as_str()
+    );
+
+    // A replayed old refresh token makes the provider revoke the whole grant (reuse
+    // detection); Lanyard then says a sign-in is needed, with the exit code for it.
+    let reuse = idp.try_refresh("lanyard-public", &refresh_1).await;
+    assert_eq!(
+        reuse["error"], "invalid_grant",
+        "the provider rejects the old refresh token"
+    );
+    env.lanyard(&["token", name, "--min-valid", "7200"])
+        .await
+        .assert_fails(
+            3,
+            "sign-in needed: the provider no longer accepts the refresh token (invalid_grant)",
+        );
+    let status = env.lanyard(&["status", "--json"]).await;
+    assert_eq!(status.assert_ok().json()[0]["status"], "sign_in_needed");
+    env.lanyard(&["token", name])
+        .await
+        .assert_fails(3, "invalid_grant");
+
+    // Signing in again reuses the provider session: no login form.
+    env.lanyard(&["login", name]).await.assert_ok();
+    assert!(
+        !seen(&env, 1).await.contains(&"login".to_owned()),
+        "{:?}",
+        env.browser_runs()
+    );
+    env.lanyard(&["token", name]).await.assert_ok();
+
+    let refresh_3 = stored_tokens(name).unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = env.lanyard(&["logout", name]).await;
+    assert_eq!(
+        out.assert_ok().stdout.trim(),
+        format!(
+            "Signed out of {name}; revoked the refresh_token and the access_token; the provider session has ended."
+        )
+    );
+    assert!(
+        !out.stderr.contains("id_token_hint"),
+        "the ID token must not be printed: {out:?}"
+    );
+    assert_eq!(seen(&env, 2).await, ["logout"]);
+    let events = idp.events().await;
+    assert!(
+        events.contains(&"end_session.success".to_owned()),
+        "{events:?}"
+    );
+    assert!(events.contains(&"grant.revoked".to_owned()), "{events:?}");
+    assert_eq!(
+        idp.try_refresh("lanyard-public", &refresh_3).await["error"],
+        "invalid_grant"
+    );
+    assert!(stored_tokens(name).is_none());
+    assert!(env.data_files().is_empty(), "{:?}", env.data_paths());
+    env.lanyard(&["token", name]).await.assert_fails(
+        3,
+        "sign-in needed: not signed in; run `lanyard login flow-tls`",
+    );
+
+    // The provider session ended: the next sign-in asks for credentials again.
+    env.lanyard(&["login", name]).await.assert_ok();
+    assert!(
+        seen(&env, 3).await.contains(&"login".to_owned()),
+        "{:?}",
+        env.browser_runs()
+    );
+}
+
+/// Confidential clients: the secret comes from the keychain, sent as discovery and the
+/// account say (client_secret_basic, client_secret_post).
+#[tokio::test]
+async fn confidential_clients() {
+    let idp = Idp::start(false);
+    let env = Env::new();
+    env.account(
+        "flow-basic",
+        &format!("issuer = \"{}\"\nclient_id = \"lanyard-basic\"", idp.issuer),
+    );
+    env.account(
+        "flow-post",
+        &format!(
+            "issuer = \"{}\"\nclient_id = \"lanyard-post\"\nclient_auth = \"client_secret_post\"",
+            idp.issuer
+        ),
+    );
+    // Without its secret the provider refuses the client.
+    env.lanyard(&["login", "flow-basic"])
+        .await
+        .assert_fails(4, "invalid_client");
+    assert!(stored_tokens("flow-basic").is_none());
+
+    env.lanyard_with_stdin(
+        &["accounts", "set-secret", "flow-basic"],
+        "basic-secret-0123456789\n",
+    )
+    .await
+    .assert_ok();
+    assert_eq!(
+        keychain("lanyard client secret", "flow-basic").as_deref(),
+        Some("basic-secret-0123456789")
+    );
+    env.lanyard_with_stdin(
+        &["accounts", "set-secret", "flow-post"],
+        "post-secret-0123456789",
+    )
+    .await
+    .assert_ok();
+    env.lanyard(&["login", "flow-basic"]).await.assert_ok();
+    env.lanyard(&["login", "flow-post"]).await.assert_ok();
+    // Refresh and revocation authenticate the same way.
+    env.lanyard(&["token", "flow-post", "--min-valid", "7200"])
+        .await
+        .assert_ok();
+    let out = env.lanyard(&["logout", "flow-post"]).await;
+    assert!(
+        out.stdout
+            .contains("revoked the refresh_token and the access_token"),
+        "{out:?}"
+    );
+}
+
+/// A fixed loopback port, for providers that match redirect URIs exactly.
+#[tokio::test]
+async fn fixed_loopback_port() {
+    let idp = Idp::start(false);
+    let env = Env::new();
+    let port = free_port();
+    env.account(
+        "flow-port",
+        &format!(
+            "issuer = \"{}\"\nclient_id = \"lanyard-public\"\nredirect = \"loopback:{port}\"",
+            idp.issuer
+        ),
+    );
+    env.lanyard(&["login", "flow-port"]).await.assert_ok();
+    assert_eq!(
+        env.browser_run(0).await["url"],
+        format!("http://127.0.0.1:{port}/callback")
+    );
+}
+
+/// The person says no at the provider: its error is reported as sent, nothing stored.
+#[tokio::test]
+async fn refused_at_the_provider() {
+    let idp = Idp::start(false);
+    let mut env = Env::new();
+    env.set("LANYARD_TEST_BROWSER_ACTION", "deny");
+    env.account(
+        "flow-deny",
+        &format!(
+            "issuer = \"{}\"\nclient_id = \"lanyard-public\"",
+            idp.issuer
+        ),
+    );
+    env.lanyard(&["login", "flow-deny"]).await.assert_fails(
+        7,
+        "the provider refused the sign-in: access_denied (End-User aborted interaction)",
+    );
+    assert!(stored_tokens("flow-deny").is_none());
+    assert!(
+        env.browser_run(0).await["text"]
+            .as_str()
+            .unwrap()
+            .contains("access_denied")
+    );
+}
+
+/// Nobody completes the sign-in: a clear message after the timeout.
+#[tokio::test]
+async fn times_out_waiting_for_the_browser() {
+    let idp = Idp::start(false);
+    let mut env = Env::new();
+    env.set("LANYARD_TEST_BROWSER_ACTION", "ignore");
+    env.account(
+        "flow-timeout",
+        &format!(
+            "issuer = \"{}\"\nclient_id = \"lanyard-public\"",
+            idp.issuer
+        ),
+    );
+    env.lanyard(&["login", "flow-timeout", "--timeout", "2"])
+        .await
+        .assert_fails(7, "no sign-in arrived from the browser within 2 s");
+}

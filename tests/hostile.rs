@@ -1,0 +1,296 @@
+//! Every case here is a sign-in that must fail with a message naming the failed check,
+//! exit code 5, and nothing stored: no keychain item, no file.
+
+use serde_json::{Value, json};
+
+use crate::support::fake_idp::{self, Behaviour, FakeIdp, Signing};
+use crate::support::{Env, Run, root, stored_tokens};
+
+fn env_for(idp: &FakeIdp, account: &str) -> Env {
+    let mut env = Env::new();
+    env.set(
+        "BROWSER",
+        &format!("node {}", root().join("tests/support/follow.mjs").display()),
+    );
+    env.account(
+        account,
+        &format!(
+            "issuer = \"{}\"\nclient_id = \"{}\"",
+            idp.issuer,
+            fake_idp::CLIENT_ID
+        ),
+    );
+    env
+}
+
+async fn sign_in(behaviour: Behaviour, account: &str) -> (Run, Env, FakeIdp) {
+    let idp = FakeIdp::start(behaviour).await;
+    let env = env_for(&idp, account);
+    let run = env.lanyard(&["login", account]).await;
+    (run, env, idp)
+}
+
+/// Signs in against a provider behaving badly and checks the rejection.
+async fn rejected(account: &str, behaviour: Behaviour, message: &str) {
+    let (run, env, _idp) = sign_in(behaviour, account).await;
+    run.assert_fails(5, message);
+    assert!(
+        stored_tokens(account).is_none(),
+        "{account}: tokens were stored"
+    );
+    assert!(
+        env.data_files().is_empty(),
+        "{account}: files were written: {:?}",
+        env.data_paths()
+    );
+}
+
+fn claim(name: &'static str, value: Value) -> Behaviour {
+    Behaviour {
+        claims: vec![(name, value)],
+        ..Behaviour::default()
+    }
+}
+
+#[tokio::test]
+async fn a_well_behaved_fake_provider_signs_in() {
+    // The control case: without it, every rejection below could be a broken fake.
+    let (run, _env, idp) = sign_in(Behaviour::default(), "hostile-control").await;
+    run.assert_ok();
+    assert_eq!(idp.redeemed(), ["good-code"]);
+    assert_eq!(
+        stored_tokens("hostile-control").unwrap()["access_token"],
+        fake_idp::ACCESS_TOKEN
+    );
+}
+
+#[tokio::test]
+async fn rp_certification_claims_cases() {
+    rejected(
+        "h-nonce",
+        claim("nonce", json!("not-the-nonce")),
+        "nonce: the token's nonce is not the one Lanyard sent",
+    )
+    .await;
+    rejected(
+        "h-nonce-missing",
+        claim("nonce", Value::Null),
+        "nonce: the token has no nonce",
+    )
+    .await;
+    rejected(
+        "h-aud",
+        claim("aud", json!("someone-else")),
+        "aud: the token is not meant for client `lanyard-test`",
+    )
+    .await;
+    rejected(
+        "h-aud-missing",
+        claim("aud", Value::Null),
+        "aud: the token is not meant for client",
+    )
+    .await;
+    rejected(
+        "h-aud-extra",
+        claim("aud", json!([fake_idp::CLIENT_ID, "untrusted"])),
+        "aud: the token is also meant for `untrusted`",
+    )
+    .await;
+    rejected(
+        "h-azp",
+        claim("azp", json!("someone-else")),
+        "azp: the token was issued to `someone-else`",
+    )
+    .await;
+    rejected(
+        "h-iss",
+        claim("iss", json!("https://evil.example")),
+        "iss: expected",
+    )
+    .await;
+    rejected(
+        "h-iat",
+        claim("iat", Value::Null),
+        "iat: the token has no valid issue time",
+    )
+    .await;
+    rejected(
+        "h-iat-future",
+        claim("iat", json!(4_000_000_000u64)),
+        "iat: the token claims to be issued",
+    )
+    .await;
+    rejected(
+        "h-exp",
+        claim("exp", json!(1_000_000_000u64)),
+        "exp: the token expired",
+    )
+    .await;
+    rejected(
+        "h-sub",
+        claim("sub", Value::Null),
+        "sub: the token names no subject",
+    )
+    .await;
+    rejected(
+        "h-at-hash",
+        claim("at_hash", json!("AAAAAAAAAAAAAAAAAAAAAA")),
+        "at_hash: the token's at_hash does not match",
+    )
+    .await;
+    rejected(
+        "h-userinfo",
+        Behaviour {
+            userinfo_sub: Some("mallory"),
+            ..Behaviour::default()
+        },
+        "userinfo: its sub `mallory` is not the ID token's `alice`",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn jose_attacks() {
+    let sig = |signing| Behaviour {
+        signing,
+        ..Behaviour::default()
+    };
+    rejected(
+        "h-badsig",
+        sig(Signing::OtherKey),
+        "signature: the signature does not verify",
+    )
+    .await;
+    rejected(
+        "h-none",
+        sig(Signing::Unsigned),
+        "signature: the token is unsigned (alg `none`)",
+    )
+    .await;
+    rejected(
+        "h-hmac",
+        sig(Signing::HmacWithPublicKey),
+        "signature: alg `HS256` is not accepted",
+    )
+    .await;
+    // A key in the token's own header is never used: signed with the attacker's key,
+    // carrying that key as `jwk`, the token fails against the provider's keys.
+    rejected(
+        "h-jwk",
+        Behaviour {
+            signing: Signing::OtherKey,
+            header: vec![("kid", Value::Null), ("jwk", fake_idp::attacker_jwk())],
+            ..Behaviour::default()
+        },
+        "signature: the signature does not verify",
+    )
+    .await;
+    // Nor is a key set the header points at (`jku`, `x5u`), even one on the provider's host.
+    let (run, _env, idp) = sign_in(
+        Behaviour {
+            signing: Signing::OtherKey,
+            header: vec![
+                ("kid", json!("evil")),
+                ("jku", json!("/evil-jwks")),
+                ("x5u", json!("/evil-jwks")),
+            ],
+            ..Behaviour::default()
+        },
+        "h-jku",
+    )
+    .await;
+    run.assert_fails(
+        5,
+        "signature: no key in the provider's key set matches kid `evil`",
+    );
+    assert_eq!(
+        idp.jwks_fetches(),
+        2,
+        "an unknown kid refetches the provider's jwks_uri once, nothing else"
+    );
+    rejected(
+        "h-crit",
+        Behaviour { header: vec![("crit", json!(["urn:example:unknown"])), ("urn:example:unknown", json!(1))], ..Behaviour::default() },
+        "signature: the token has critical header extensions Lanyard does not understand: urn:example:unknown",
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn config_profile_cases() {
+    rejected(
+        "h-discovery-iss",
+        Behaviour {
+            discovery_issuer: Some("https://evil.example"),
+            ..Behaviour::default()
+        },
+        "the discovery document says issuer `https://evil.example`",
+    )
+    .await;
+    rejected(
+        "h-response-iss",
+        Behaviour {
+            response_iss: Some("https://evil.example"),
+            ..Behaviour::default()
+        },
+        "iss: the authorization response names issuer `https://evil.example`",
+    )
+    .await;
+    // Keys rotated between discovery and the first token: the unknown kid is fetched anew.
+    let (run, _env, idp) = sign_in(
+        Behaviour {
+            rotate_keys: true,
+            ..Behaviour::default()
+        },
+        "h-rotation",
+    )
+    .await;
+    run.assert_ok();
+    assert_eq!(idp.jwks_fetches(), 2);
+    // No kid, one key: accepted.
+    let (run, _env, _idp) = sign_in(
+        Behaviour {
+            header: vec![("kid", Value::Null)],
+            ..Behaviour::default()
+        },
+        "h-no-kid",
+    )
+    .await;
+    run.assert_ok();
+}
+
+#[tokio::test]
+async fn forged_callbacks_are_ignored_and_their_codes_never_redeemed() {
+    let idp = FakeIdp::start(Behaviour::default()).await;
+    let mut env = env_for(&idp, "h-forged");
+    env.set("LANYARD_TEST_FORGE", "1");
+    env.lanyard(&["login", "h-forged"]).await.assert_ok();
+    assert_eq!(
+        idp.redeemed(),
+        ["good-code"],
+        "only the real callback's code is redeemed"
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_that_changes_the_subject_is_rejected_and_keeps_the_old_tokens() {
+    let idp = FakeIdp::start(Behaviour {
+        refresh_sub: Some("mallory"),
+        ..Behaviour::default()
+    })
+    .await;
+    let env = env_for(&idp, "h-refresh-sub");
+    env.lanyard(&["login", "h-refresh-sub"]).await.assert_ok();
+    let before = stored_tokens("h-refresh-sub").unwrap();
+    env.lanyard(&["token", "h-refresh-sub", "--min-valid", "7200"])
+        .await
+        .assert_fails(
+            5,
+            "refresh: the new ID token's sub `mallory` differs from the sign-in's `alice`",
+        );
+    assert_eq!(
+        stored_tokens("h-refresh-sub").unwrap(),
+        before,
+        "the old tokens are kept"
+    );
+}

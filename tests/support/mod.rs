@@ -1,0 +1,301 @@
+//! What the end-to-end tests share: the real test provider, an isolated environment per
+//! test (config, data dir, browser log), and a runner for the real `lanyard` binary.
+//!
+//! The tests need a private Secret Service and must never touch a developer's own
+//! keychain, so they refuse to run outside `cargo xtask test`, which provides one.
+
+pub mod fake_idp;
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+
+use serde_json::Value;
+
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Panics unless running inside `cargo xtask test`'s private keychain session.
+pub fn require_session() {
+    assert!(
+        std::env::var_os("LANYARD_TEST_SESSION").is_some(),
+        "the end-to-end tests need a private Secret Service: run them with `cargo xtask test`"
+    );
+}
+
+/// node-oidc-provider (tests/idp/server.mjs), stopped on drop.
+pub struct Idp {
+    child: Child,
+    pub issuer: String,
+    /// The private CA's certificate when serving https.
+    pub ca: Option<PathBuf>,
+    _dir: tempfile::TempDir,
+}
+
+impl Idp {
+    pub fn start(tls: bool) -> Idp {
+        require_session();
+        let dir = tempfile::tempdir().unwrap();
+        let mut cmd = Command::new("node");
+        cmd.arg(root().join("tests/idp/server.mjs"));
+        if tls {
+            cmd.arg("--tls").arg(dir.path());
+        }
+        let mut child = cmd
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("node runs");
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        // Keep draining: a provider whose stdout is closed dies on its next write.
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let ready: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|_| panic!("provider did not start: {line:?}"));
+        Idp {
+            child,
+            issuer: ready["issuer"].as_str().unwrap().to_owned(),
+            ca: tls.then(|| dir.path().join("ca.pem")),
+            _dir: dir,
+        }
+    }
+
+    /// The provider events seen so far (grant.revoked, end_session.success …).
+    pub async fn events(&self) -> Vec<String> {
+        let body = self
+            .client()
+            .get(format!("{}/_test/events", self.issuer))
+            .send()
+            .await
+            .unwrap();
+        body.json().await.unwrap()
+    }
+
+    /// A raw refresh at the token endpoint, as an attacker holding an old token would try.
+    pub async fn try_refresh(&self, client_id: &str, refresh_token: &str) -> Value {
+        let response = self
+            .client()
+            .post(format!("{}/token", self.issuer))
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+                ("client_id", client_id),
+            ])
+            .send()
+            .await
+            .unwrap();
+        response.json().await.unwrap()
+    }
+
+    fn client(&self) -> reqwest::Client {
+        let mut builder = reqwest::Client::builder();
+        if let Some(ca) = &self.ca {
+            let pem = std::fs::read(ca).unwrap();
+            builder = builder.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+        }
+        builder.build().unwrap()
+    }
+}
+
+impl Drop for Idp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// One test's world: its accounts file, data directory and browser settings.
+pub struct Env {
+    dir: tempfile::TempDir,
+    pub config: PathBuf,
+    vars: Vec<(String, String)>,
+}
+
+/// What a `lanyard` run did.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self:?}"))
+    }
+
+    #[track_caller]
+    pub fn assert_ok(&self) -> &Run {
+        assert_eq!(self.code, 0, "lanyard failed: {self:#?}");
+        self
+    }
+
+    #[track_caller]
+    pub fn assert_fails(&self, code: i32, message: &str) -> &Run {
+        assert_eq!(self.code, code, "wrong exit code: {self:#?}");
+        assert!(
+            self.stderr.contains(message),
+            "stderr lacks {message:?}: {self:#?}"
+        );
+        self
+    }
+}
+
+impl Env {
+    pub fn new() -> Env {
+        require_session();
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("config.toml");
+        std::fs::write(&config, "").unwrap();
+        let mut env = Env {
+            vars: vec![],
+            config,
+            dir,
+        };
+        env.set("XDG_DATA_HOME", &env.path("data"));
+        env.set("XDG_CONFIG_HOME", &env.path("config-home"));
+        env.set(
+            "BROWSER",
+            &root().join("tests/idp/browser.mjs").display().to_string(),
+        );
+        env.set("LANYARD_TEST_BROWSER_LOG", &env.path("browser.log"));
+        env.set(
+            "LANYARD_TEST_BROWSER_PROFILE",
+            &env.path("chromium-profile"),
+        );
+        env
+    }
+
+    pub fn path(&self, name: &str) -> String {
+        self.dir.path().join(name).display().to_string()
+    }
+
+    pub fn set(&mut self, key: &str, value: &str) {
+        self.vars.retain(|(k, _)| k != key);
+        self.vars.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// Trusts the provider's private CA, the way a user would with SSL_CERT_FILE.
+    pub fn trust(&mut self, idp: &Idp) {
+        if let Some(ca) = &idp.ca {
+            self.set("SSL_CERT_FILE", &ca.display().to_string());
+        }
+    }
+
+    /// Appends `[accounts.NAME]` with `body` to the accounts file.
+    pub fn account(&self, name: &str, body: &str) {
+        let mut text = std::fs::read_to_string(&self.config).unwrap();
+        text.push_str(&format!("\n[accounts.{name}]\n{body}\n"));
+        std::fs::write(&self.config, text).unwrap();
+    }
+
+    pub async fn lanyard(&self, args: &[&str]) -> Run {
+        self.lanyard_with_stdin(args, "").await
+    }
+
+    pub async fn lanyard_with_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        use tokio::io::AsyncWriteExt as _;
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_lanyard"));
+        cmd.args(args)
+            .env("LANYARD_CONFIG", &self.config)
+            .env_remove("RUST_LOG")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.vars {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.as_bytes()).await.unwrap();
+        drop(input);
+        let out = tokio::time::timeout(
+            std::time::Duration::from_secs(120),
+            child.wait_with_output(),
+        )
+        .await
+        .expect("lanyard finished within 2 minutes")
+        .unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    /// The browser's log entries, one per run, oldest first.
+    pub fn browser_runs(&self) -> Vec<Value> {
+        std::fs::read_to_string(self.path("browser.log"))
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// The browser's `n`th run (from 0). The browser writes its entry after Lanyard has
+    /// answered the tab, so Lanyard may exit first: wait for the entry to appear.
+    pub async fn browser_run(&self, n: usize) -> Value {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            if let Some(run) = self.browser_runs().into_iter().nth(n) {
+                return run;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the browser logged no run {n}"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Every file under Lanyard's data directory (`$XDG_DATA_HOME/lanyard`), with its contents.
+    /// The paths alone, for assertion messages.
+    pub fn data_paths(&self) -> Vec<PathBuf> {
+        self.data_files().into_iter().map(|(p, _)| p).collect()
+    }
+
+    pub fn data_files(&self) -> Vec<(PathBuf, String)> {
+        fn walk(dir: &Path, out: &mut Vec<(PathBuf, String)>) {
+            for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+                let path = entry.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else {
+                    let text = String::from_utf8_lossy(&std::fs::read(&path).unwrap()).into_owned();
+                    out.push((path, text));
+                }
+            }
+        }
+        let mut out = vec![];
+        walk(&Path::new(&self.path("data")).join("lanyard"), &mut out);
+        out
+    }
+}
+
+/// A keychain item as another program sees it (`secret-tool lookup`).
+pub fn keychain(service: &str, account: &str) -> Option<String> {
+    let out = Command::new("secret-tool")
+        .args(["lookup", "service", service, "username", account])
+        .output()
+        .expect("secret-tool runs (cargo xtask deps installs it)");
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The token set Lanyard keeps for an account, as JSON.
+pub fn stored_tokens(account: &str) -> Option<Value> {
+    keychain("lanyard", account).map(|s| serde_json::from_str(&s).unwrap())
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
