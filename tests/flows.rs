@@ -83,10 +83,15 @@ async fn lifecycle_over_tls() {
     let raw = env.lanyard(&["token", name]).await;
     assert_eq!(raw.assert_ok().stdout, format!("{access_1}\n"));
 
-    // More validity than the token has forces a refresh; the provider rotates the refresh token.
+    // More validity than the token has forces a refresh; the provider rotates the refresh
+    // token. Logging at every level, of every crate, shows no token.
+    env.set("RUST_LOG", "trace");
     let refreshed = env
         .lanyard(&["token", name, "--min-valid", "7200", "--json"])
         .await;
+    env.unset("RUST_LOG");
+    assert!(refreshed.stderr.contains("TRACE"), "trace logging was on");
+    let log = refreshed.stderr.clone();
     assert!(
         refreshed.stderr.contains("less than the 7200 s asked for"),
         "{refreshed:?}"
@@ -100,6 +105,13 @@ async fn lifecycle_over_tls() {
     assert_ne!(
         refresh_2, refresh_1,
         "the rotated refresh token replaced the old one"
+    );
+    for token in [&access_1, &refresh_1, &refresh_2] {
+        assert!(!log.contains(token.as_str()), "a token reached the log");
+    }
+    assert!(
+        !log.contains(stored["access_token"].as_str().unwrap()),
+        "a token reached the log"
     );
     // The stored (rotated) one works: a second refresh succeeds and rotates again.
     env.lanyard(&["token", name, "--min-valid", "7200"])

@@ -294,3 +294,29 @@ async fn a_refresh_that_changes_the_subject_is_rejected_and_keeps_the_old_tokens
         "the old tokens are kept"
     );
 }
+
+#[tokio::test]
+async fn a_failed_refresh_keeps_the_old_tokens_and_says_so() {
+    let idp = FakeIdp::start(Behaviour {
+        refresh_outage: Some(503),
+        ..Behaviour::default()
+    })
+    .await;
+    let env = env_for(&idp, "h-outage");
+    env.lanyard(&["login", "h-outage"]).await.assert_ok();
+    let before = stored_tokens("h-outage").unwrap();
+    // The current token is still valid for an hour: it is served, with a warning.
+    let run = env
+        .lanyard(&["token", "h-outage", "--min-valid", "7200"])
+        .await;
+    run.assert_ok();
+    assert_eq!(run.stdout.trim(), fake_idp::ACCESS_TOKEN);
+    assert!(
+        run.stderr
+            .contains("answered HTTP 503); the refresh token is kept, try again later"),
+        "{run:?}"
+    );
+    assert_eq!(stored_tokens("h-outage").unwrap(), before);
+    let status = env.lanyard(&["status", "--json"]).await;
+    assert_eq!(status.assert_ok().json()[0]["status"], "signed_in");
+}

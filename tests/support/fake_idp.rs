@@ -48,6 +48,8 @@ pub struct Behaviour {
     pub rotate_keys: bool,
     /// The `sub` of the ID token returned by a refresh.
     pub refresh_sub: Option<&'static str>,
+    /// The token endpoint answers refreshes with this HTTP status and no body (an outage).
+    pub refresh_outage: Option<u16>,
 }
 
 #[derive(Default)]
@@ -223,6 +225,9 @@ fn token(
                 set(claims.as_object_mut().unwrap(), k, v.clone());
             }
             (ACCESS_TOKEN.to_owned(), "rt-1")
+        }
+        "refresh_token" if b.refresh_outage.is_some() => {
+            return (b.refresh_outage.unwrap_or(503), vec![], String::new());
         }
         "refresh_token" => {
             claims["sub"] = json!(b.refresh_sub.unwrap_or("alice"));

@@ -178,6 +178,10 @@ impl Env {
         self.vars.push((key.to_owned(), value.to_owned()));
     }
 
+    pub fn unset(&mut self, key: &str) {
+        self.vars.retain(|(k, _)| k != key);
+    }
+
     /// Trusts the provider's private CA, the way a user would with SSL_CERT_FILE.
     pub fn trust(&mut self, idp: &Idp) {
         if let Some(ca) = &idp.ca {
