@@ -192,21 +192,16 @@ impl Lanyard {
         let auth = flow::client_auth(account, provider, client_secret)?;
         let response = flow::exchange(&self.http, provider, &auth, &code, request).await?;
         let id_token = response.id_token.clone().ok_or(flow::Error::NoIdToken)?;
-        let (alg, payload) = provider.verify(id_token.expose()).await?;
         let now = now();
-        let claims = validate::id_token(
-            &payload,
-            &alg,
-            &validate::Expected {
-                issuer: provider.issuer(),
-                client_id: &account.client_id,
-                nonce: Some(&request.nonce),
-                max_age: account.max_age,
-                access_token: Some(&response.access_token),
-                require_at_hash: false,
-                now,
-            },
-        )?;
+        let claims = check_id_token(
+            provider,
+            account,
+            &id_token,
+            Some(&request.nonce),
+            account.max_age,
+            &response.access_token,
+        )
+        .await?;
         let userinfo = match &provider.metadata.userinfo_endpoint {
             Some(url) => {
                 let userinfo =
@@ -357,24 +352,15 @@ impl Lanyard {
         // Core 12.2: a new ID token must be valid and keep the sign-in's iss and sub.
         let claims = match &response.id_token {
             Some(id_token) => {
-                let (alg, payload) = provider
-                    .verify(id_token.expose())
-                    .await
-                    .map_err(Error::from)?;
-                let claims = validate::id_token(
-                    &payload,
-                    &alg,
-                    &validate::Expected {
-                        issuer: provider.issuer(),
-                        client_id: &account.client_id,
-                        nonce: None,
-                        max_age: None,
-                        access_token: Some(&response.access_token),
-                        require_at_hash: false,
-                        now: now(),
-                    },
+                let claims = check_id_token(
+                    &provider,
+                    account,
+                    id_token,
+                    None,
+                    None,
+                    &response.access_token,
                 )
-                .map_err(Error::from)?;
+                .await?;
                 validate::refreshed(&record.issuer, &record.subject, &claims)
                     .map_err(Error::from)?;
                 Some(claims.claims)
@@ -598,6 +584,29 @@ impl From<Error> for RefreshError {
     fn from(e: Error) -> RefreshError {
         RefreshError::Other(e)
     }
+}
+
+/// Verifies an ID token: its signature with the provider's keys, then its claims against
+/// what was asked for (OpenID Connect Core 3.1.3.7; `nonce` is `None` for refreshes).
+async fn check_id_token(
+    provider: &Provider,
+    account: &Account,
+    id_token: &Secret,
+    nonce: Option<&Secret>,
+    max_age: Option<u64>,
+    access_token: &Secret,
+) -> Result<validate::IdClaims, Error> {
+    let (alg, payload) = provider.verify(id_token.expose()).await?;
+    let expected = validate::Expected {
+        issuer: provider.issuer(),
+        client_id: &account.client_id,
+        nonce,
+        max_age,
+        access_token: Some(access_token),
+        require_at_hash: false,
+        now: now(),
+    };
+    Ok(validate::id_token(&payload, &alg, &expected)?)
 }
 
 async fn run_blocking<T: Send + 'static>(
