@@ -110,7 +110,7 @@ async fn serve(
     keys: &Keys,
     b: &Behaviour,
 ) {
-    let Some((method, path, params)) = read(&mut stream).await else {
+    let Some((method, path, params, authorization)) = read(&mut stream).await else {
         return;
     };
     let get = |k: &str| {
@@ -169,6 +169,12 @@ async fn serve(
             (302, vec![("Location".to_owned(), location.to_string())], String::new())
         }
         ("POST", "/token") => token(issuer, seen, keys, b, &get),
+        // RFC 6750 section 2.1: the access token in the Authorization header, nowhere else.
+        ("GET", "/userinfo") if authorization != format!("Bearer {ACCESS_TOKEN}") => (
+            401,
+            vec![],
+            json!({ "error": "invalid_token" }).to_string(),
+        ),
         ("GET", "/userinfo") => (
             200,
             vec![],
@@ -314,7 +320,8 @@ fn load_key(name: &str) -> RsaKeyPair {
     RsaKeyPair::from_pkcs8(&der).unwrap()
 }
 
-async fn read(stream: &mut TcpStream) -> Option<(String, String, Vec<(String, String)>)> {
+/// Method, path, query and form parameters, and the Authorization header.
+async fn read(stream: &mut TcpStream) -> Option<(String, String, Vec<(String, String)>, String)> {
     let mut buf = Vec::new();
     let head = loop {
         let mut chunk = [0u8; 4096];
@@ -343,6 +350,12 @@ async fn read(stream: &mut TcpStream) -> Option<(String, String, Vec<(String, St
         })
         .unwrap_or(0);
     let (method, target) = (req.method?.to_owned(), req.path?.to_owned());
+    let authorization = req
+        .headers
+        .iter()
+        .find(|h| h.name.eq_ignore_ascii_case("authorization"))
+        .map(|h| String::from_utf8_lossy(h.value).into_owned())
+        .unwrap_or_default();
     while buf.len() < head + length {
         let mut chunk = [0u8; 4096];
         let n = stream.read(&mut chunk).await.ok()?;
@@ -356,5 +369,5 @@ async fn read(stream: &mut TcpStream) -> Option<(String, String, Vec<(String, St
         .into_owned()
         .collect();
     params.extend(url::form_urlencoded::parse(&buf[head..]).into_owned());
-    Some((method, path.to_owned(), params))
+    Some((method, path.to_owned(), params, authorization))
 }
