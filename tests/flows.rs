@@ -263,6 +263,24 @@ async fn fixed_loopback_port() {
         env.browser_run(0).await["url"],
         format!("http://127.0.0.1:{port}/callback")
     );
+
+    // `logout --local` forgets here and tells the provider nothing.
+    let refresh = stored_tokens("flow-port").unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = env.lanyard(&["logout", "flow-port", "--local"]).await;
+    assert_eq!(out.assert_ok().stdout.trim(), "Signed out of flow-port.");
+    assert!(stored_tokens("flow-port").is_none());
+    assert!(env.data_files().is_empty(), "{:?}", env.data_paths());
+    let events = idp.events().await;
+    assert!(
+        !events
+            .iter()
+            .any(|e| e == "grant.revoked" || e == "end_session.success"),
+        "{events:?}"
+    );
+    assert!(idp.try_refresh("lanyard-public", &refresh).await["access_token"].is_string());
 }
 
 /// The person says no at the provider: its error is reported as sent, nothing stored.
