@@ -15,6 +15,8 @@
 //! prompt = "login"
 //! max_age = 3600
 //! store = "keychain"                                # or "memory"
+//! response_type = "code"                            # or "id_token" (no access token)
+//! response_mode = "query"                           # or "form_post", "fragment"
 //! ```
 
 use std::collections::BTreeMap;
@@ -94,6 +96,51 @@ pub struct Account {
     pub store: StoreKind,
     /// How to authenticate at the token endpoint; `None` means follow discovery.
     pub client_auth: Option<ClientAuth>,
+    pub response_type: ResponseType,
+    pub response_mode: ResponseMode,
+    /// Also ask the provider's introspection endpoint about the ID token (Hellō).
+    pub introspect: bool,
+    /// The preset the account was made from, for display and branding.
+    pub preset: Option<String>,
+}
+
+/// What the authorization response carries (OpenID Connect Core 3.1 and 3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseType {
+    /// An authorization code, redeemed with PKCE: access, refresh and ID tokens.
+    Code,
+    /// An ID token only: who the person is, and no token to call APIs with.
+    IdToken,
+}
+
+/// How the browser brings the response back (OAuth 2.0 Multiple Response Types and
+/// Form Post Response Mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResponseMode {
+    Query,
+    FormPost,
+    Fragment,
+}
+
+impl ResponseType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResponseType::Code => "code",
+            ResponseType::IdToken => "id_token",
+        }
+    }
+}
+
+impl ResponseMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResponseMode::Query => "query",
+            ResponseMode::FormPost => "form_post",
+            ResponseMode::Fragment => "fragment",
+        }
+    }
 }
 
 /// Where the provider sends the browser back to (RFC 8252 section 7).
@@ -112,7 +159,7 @@ pub enum StoreKind {
     Memory,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientAuth {
     None,
@@ -224,6 +271,28 @@ impl Config {
                     ));
                 }
             }
+            let response_type = raw.response_type.unwrap_or(ResponseType::Code);
+            let response_mode = match (&raw.response_mode, response_type) {
+                (None, ResponseType::Code) => ResponseMode::Query,
+                (None, ResponseType::IdToken) => ResponseMode::FormPost,
+                (Some(m), ResponseType::IdToken) if *m.get_ref() == ResponseMode::Query => {
+                    return Err(at(
+                        Some(m.span()),
+                        key("response_mode"),
+                        "an ID token must not travel in a query string; use `form_post` or `fragment`".into(),
+                    ));
+                }
+                (Some(m), _) => *m.get_ref(),
+            };
+            if let Some(preset) = &raw.preset {
+                if crate::preset::find(preset.get_ref()).is_none() {
+                    return Err(at(
+                        Some(preset.span()),
+                        key("preset"),
+                        format!("unknown preset; known: {}", crate::preset::ids()),
+                    ));
+                }
+            }
             let name = name.into_inner();
             accounts.insert(
                 name.clone(),
@@ -242,6 +311,10 @@ impl Config {
                     max_age: raw.max_age,
                     store: raw.store.unwrap_or(StoreKind::Keychain),
                     client_auth: raw.client_auth,
+                    response_type,
+                    response_mode,
+                    introspect: raw.introspect,
+                    preset: raw.preset.map(Spanned::into_inner),
                 },
             );
         }
@@ -258,6 +331,111 @@ impl Config {
                 name: name.to_owned(),
                 path: self.path.clone(),
             })
+    }
+}
+
+/// A new `[accounts.NAME]` section, as `lanyard accounts add` writes it.
+#[derive(Debug, Clone, Default)]
+pub struct NewAccount {
+    pub name: String,
+    pub preset: Option<String>,
+    pub issuer: String,
+    pub client_id: String,
+    pub scopes: Option<String>,
+    pub port: Option<u16>,
+    pub client_auth: Option<ClientAuth>,
+    pub response_type: Option<ResponseType>,
+    pub response_mode: Option<ResponseMode>,
+    pub extra_params: BTreeMap<String, String>,
+}
+
+impl NewAccount {
+    fn to_toml(&self) -> String {
+        let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
+        let mut out = format!("\n[accounts.{}]\n", self.name);
+        if let Some(preset) = &self.preset {
+            out += &format!("preset = {}\n", q(preset));
+        }
+        out += &format!(
+            "issuer = {}\nclient_id = {}\n",
+            q(&self.issuer),
+            q(&self.client_id)
+        );
+        if let Some(scopes) = &self.scopes {
+            out += &format!("scopes = {}\n", q(scopes));
+        }
+        if let Some(port) = self.port {
+            out += &format!("redirect = \"loopback:{port}\"\n");
+        }
+        if let Some(auth) = self.client_auth {
+            let auth = match auth {
+                ClientAuth::None => "none",
+                ClientAuth::ClientSecretBasic => "client_secret_basic",
+                ClientAuth::ClientSecretPost => "client_secret_post",
+            };
+            out += &format!("client_auth = \"{auth}\"\n");
+        }
+        if let Some(t) = self.response_type {
+            out += &format!("response_type = \"{}\"\n", t.as_str());
+        }
+        if let Some(m) = self.response_mode {
+            out += &format!("response_mode = \"{}\"\n", m.as_str());
+        }
+        if !self.extra_params.is_empty() {
+            let params: Vec<String> = self
+                .extra_params
+                .iter()
+                .map(|(k, v)| format!("{k} = {}", q(v)))
+                .collect();
+            out += &format!("extra_params = {{ {} }}\n", params.join(", "));
+        }
+        out
+    }
+}
+
+impl Config {
+    /// Appends an account to the file at `path` (created if missing), after checking that
+    /// the whole file, with it, is valid. The write is atomic: all or nothing.
+    pub fn add_account(path: &Path, account: &NewAccount) -> Result<Config, Error> {
+        let existing = match std::fs::read_to_string(path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(source) => {
+                return Err(Error::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        let before = Config::parse(path, &existing)?;
+        if before.accounts.contains_key(&account.name) {
+            return Err(Error::Invalid {
+                path: path.to_owned(),
+                line: 1,
+                column: 1,
+                key: format!("accounts.{}", account.name),
+                message:
+                    "an account with this name exists already; choose another name or edit the file"
+                        .into(),
+            });
+        }
+        let text = format!("{}{}", existing, account.to_toml());
+        let config = Config::parse(path, &text)?;
+        let write = || -> std::io::Result<()> {
+            let dir = path
+                .parent()
+                .filter(|d| !d.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
+            std::fs::create_dir_all(dir)?;
+            let tmp = dir.join(".config.toml.tmp");
+            std::fs::write(&tmp, &text)?;
+            std::fs::rename(&tmp, path)
+        };
+        write().map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(config)
     }
 }
 
@@ -281,6 +459,11 @@ struct RawAccount {
     max_age: Option<u64>,
     store: Option<StoreKind>,
     client_auth: Option<ClientAuth>,
+    response_type: Option<ResponseType>,
+    response_mode: Option<Spanned<ResponseMode>>,
+    #[serde(default)]
+    introspect: bool,
+    preset: Option<Spanned<String>>,
 }
 
 /// Scopes as one space-separated string or as an array.
@@ -469,6 +652,48 @@ client_auth = "client_secret_post"
         assert!(err.contains("missing field `client_id`"), "{err}");
         let err = parse("[accounts.a\nissuer = 1").unwrap_err().to_string();
         assert!(err.starts_with("/etc/lanyard.toml:1:"), "{err}");
+    }
+
+    #[test]
+    fn added_accounts_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/config.toml");
+        let new = NewAccount {
+            name: "seat".into(),
+            preset: Some("ggleap".into()),
+            issuer: "https://api.ggleap.com/production/oidc".into(),
+            client_id: "c \"quoted\"".into(),
+            scopes: Some("openid group".into()),
+            port: Some(47615),
+            client_auth: Some(ClientAuth::ClientSecretBasic),
+            response_type: Some(ResponseType::IdToken),
+            response_mode: Some(ResponseMode::Fragment),
+            extra_params: [("center_uuid".to_owned(), "c-1".to_owned())].into(),
+        };
+        let config = Config::add_account(&path, &new).unwrap();
+        let a = config.account("seat").unwrap();
+        assert_eq!(a.client_id, "c \"quoted\"");
+        assert_eq!(a.redirect, Redirect::Loopback { port: 47615 });
+        assert_eq!(a.response_mode, ResponseMode::Fragment);
+        assert_eq!(a.extra_params["center_uuid"], "c-1");
+        assert_eq!(a.preset.as_deref(), Some("ggleap"));
+        assert!(
+            Config::add_account(&path, &new)
+                .unwrap_err()
+                .to_string()
+                .contains("exists already")
+        );
+        let bad = NewAccount {
+            name: "bad".into(),
+            issuer: "http://x.example".into(),
+            client_id: "c".into(),
+            ..NewAccount::default()
+        };
+        assert!(Config::add_account(&path, &bad).is_err());
+        assert!(
+            Config::load(&path).unwrap().accounts.len() == 1,
+            "a rejected account is not written"
+        );
     }
 
     #[test]

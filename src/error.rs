@@ -32,6 +32,10 @@ pub enum Error {
     Store(#[from] store::Error),
     #[error(transparent)]
     Browser(#[from] browser::Error),
+    #[error(
+        "{account} signs in with response_type = \"id_token\": the provider hands out an ID token (who you are) and no access token to call APIs with; to get access tokens, set response_type = \"code\" for the account"
+    )]
+    NoAccessToken { account: String },
     #[error("{account}: sign-in needed: {reason}; run `lanyard login {account}`")]
     SignInNeeded { account: String, reason: String },
     #[error(
@@ -89,10 +93,12 @@ impl Error {
             Error::Loopback(_) => Kind::Other,
             Error::Flow(e) => match e {
                 flow::Error::Refused { .. } => Kind::Incomplete,
-                flow::Error::IssuerMismatch { .. } => Kind::Rejected,
+                flow::Error::IssuerMismatch { .. } | flow::Error::Introspection(_) => {
+                    Kind::Rejected
+                }
                 flow::Error::NoSecret { .. } | flow::Error::NoAuthMethod { .. } => Kind::Config,
                 flow::Error::Random => Kind::Other,
-                flow::Error::NoCode
+                flow::Error::NoCode(_)
                 | flow::Error::NoIdToken
                 | flow::Error::TokenType(_)
                 | flow::Error::Http(_) => Kind::Provider,
@@ -109,6 +115,7 @@ impl Error {
             Error::Store(store::Error::State { .. }) => Kind::Other,
             Error::Browser(_) => Kind::Other,
             Error::SignInNeeded { .. } => Kind::SignInNeeded,
+            Error::NoAccessToken { .. } => Kind::Config,
             Error::RefreshFailed { source, .. } => source.kind(),
         }
     }

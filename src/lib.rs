@@ -50,6 +50,7 @@ mod error;
 pub mod flow;
 pub mod http;
 pub mod jose;
+pub mod preset;
 pub mod secret;
 pub mod session;
 pub mod store;

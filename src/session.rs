@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
-use crate::config::{Account, Config, Redirect, StoreKind};
+use crate::config::{Account, Config, Redirect, ResponseMode, ResponseType, StoreKind};
 use crate::discovery::Provider;
 use crate::error::Error;
 use crate::flow::loopback::{Listener, Page};
@@ -141,7 +141,12 @@ impl Lanyard {
         );
         progress(Progress::Waiting);
         let callback = listener
-            .wait("/callback", &request.state, options.timeout)
+            .wait(
+                "/callback",
+                &request.state,
+                options.timeout,
+                account.response_mode == ResponseMode::Fragment,
+            )
             .await?;
         progress(Progress::Finishing);
         let outcome = self
@@ -188,33 +193,69 @@ impl Lanyard {
         client_secret: Option<&Secret>,
         secrets: Arc<dyn Secrets>,
     ) -> Result<Record, Error> {
-        let code = request.check_response(provider, params)?;
-        let auth = flow::client_auth(account, provider, client_secret)?;
-        let response = flow::exchange(&self.http, provider, &auth, &code, request).await?;
-        let id_token = response.id_token.clone().ok_or(flow::Error::NoIdToken)?;
+        let artifact = request.check_response(provider, params)?;
         let now = now();
+        // The code flow redeems the code for tokens; the ID-token flow has its token already.
+        let (response, id_token) = match request.response_type {
+            ResponseType::Code => {
+                let auth = flow::client_auth(account, provider, client_secret)?;
+                let response =
+                    flow::exchange(&self.http, provider, &auth, &artifact, request).await?;
+                let id_token = response.id_token.clone().ok_or(flow::Error::NoIdToken)?;
+                (Some(response), id_token)
+            }
+            ResponseType::IdToken => (None, artifact),
+        };
+        let access_token = response.as_ref().map(|r| &r.access_token);
         let claims = check_id_token(
             provider,
             account,
             &id_token,
             Some(&request.nonce),
             account.max_age,
-            &response.access_token,
+            access_token,
         )
         .await?;
-        let userinfo = match &provider.metadata.userinfo_endpoint {
-            Some(url) => {
-                let userinfo =
-                    flow::userinfo(&self.http, provider, url, &response.access_token).await?;
+        if account.introspect {
+            let url = provider
+                .metadata
+                .introspection_endpoint
+                .as_ref()
+                .ok_or_else(|| {
+                    flow::Error::Introspection(
+                        "the provider's discovery document has no introspection_endpoint".into(),
+                    )
+                })?;
+            flow::introspect_id_token(
+                &self.http,
+                url,
+                &account.client_id,
+                &id_token,
+                &request.nonce,
+                claims.subject(),
+            )
+            .await?;
+        }
+        let userinfo = match (&provider.metadata.userinfo_endpoint, access_token) {
+            (Some(url), Some(access_token)) => {
+                let userinfo = flow::userinfo(&self.http, provider, url, access_token).await?;
                 validate::userinfo(&claims, &userinfo)?;
                 Some(userinfo)
             }
+            _ => None,
+        };
+        let access_token_claims = match access_token {
+            Some(token) => jwt_claims(provider, token).await,
             None => None,
         };
+        let scopes = granted_scopes(response.as_ref(), &claims.claims, account);
         let tokens = Tokens {
-            access_token: response.access_token.clone(),
-            expires_at: response.expires_in.map(|s| now + s as u64),
-            refresh_token: response.refresh_token.clone(),
+            access_token: access_token.cloned(),
+            expires_at: response
+                .as_ref()
+                .and_then(|r| r.expires_in)
+                .map(|s| now + s as u64),
+            refresh_token: response.as_ref().and_then(|r| r.refresh_token.clone()),
             id_token: Some(id_token),
         };
         let record = Record {
@@ -224,11 +265,14 @@ impl Lanyard {
             subject: claims.subject().to_owned(),
             signed_in_at: now,
             access_token_expires_at: tokens.expires_at,
+            id_token_expires_at: Some(claims.expires_at()),
             refreshable: tokens.refresh_token.is_some(),
-            scopes: granted_scopes(&response, account),
+            scopes,
             store: kind.to_string(),
+            response_type: account.response_type,
             id_token_claims: identity_claims(claims.claims),
             userinfo,
+            access_token_claims,
             status: Status::SignedIn,
         };
         save_tokens(secrets, &account.name, &tokens).await?;
@@ -252,15 +296,24 @@ impl Lanyard {
         if let Status::SignInNeeded { reason } = &record.status {
             return Err(need(reason));
         }
+        if record.response_type == ResponseType::IdToken {
+            return Err(Error::NoAccessToken {
+                account: name.to_owned(),
+            });
+        }
         let secrets = self.secrets(kind).await?;
         let tokens = load_tokens(secrets.clone(), name)
             .await?
             .ok_or_else(|| need("no tokens are stored for this account"))?;
+        let current = tokens
+            .access_token
+            .clone()
+            .ok_or_else(|| need("no access token is stored"))?;
         let now = now();
         let remaining = tokens.expires_at.map(|e| e.saturating_sub(now));
         if remaining.is_none_or(|r| r >= min_valid) {
             return Ok(AccessToken {
-                token: tokens.access_token,
+                token: current,
                 expires_at: tokens.expires_at,
                 refreshed: false,
                 warning: None,
@@ -292,7 +345,7 @@ impl Lanyard {
                 };
                 return match remaining {
                     Some(r) if r > 0 => Ok(AccessToken {
-                        token: tokens.access_token,
+                        token: current,
                         expires_at: tokens.expires_at,
                         refreshed: false,
                         warning: Some(format!(
@@ -305,7 +358,7 @@ impl Lanyard {
         };
         let now = self::now();
         let new = Tokens {
-            access_token: response.access_token.clone(),
+            access_token: Some(response.access_token.clone()),
             expires_at: response.expires_in.map(|s| now + s as u64),
             // Rotation: a new refresh token replaces the old one; else the old one stays.
             refresh_token: response.refresh_token.clone().or(tokens.refresh_token),
@@ -323,7 +376,7 @@ impl Lanyard {
             format!("the provider issued a token valid for {r} s, less than the {min_valid} s asked for")
         });
         Ok(AccessToken {
-            token: new.access_token,
+            token: response.access_token,
             expires_at: new.expires_at,
             refreshed: true,
             warning,
@@ -358,7 +411,7 @@ impl Lanyard {
                     id_token,
                     None,
                     None,
-                    &response.access_token,
+                    Some(&response.access_token),
                 )
                 .await?;
                 validate::refreshed(&record.issuer, &record.subject, &claims)
@@ -368,6 +421,34 @@ impl Lanyard {
             None => None,
         };
         Ok((response, claims))
+    }
+
+    /// A service token for the account's confidential client itself (client credentials
+    /// grant). It is not stored: each call asks the provider.
+    pub async fn client_credentials(
+        &self,
+        name: &str,
+        scope: Option<&str>,
+    ) -> Result<AccessToken, Error> {
+        let account = self.config.account(name)?;
+        let client_secret = self.client_secret(account, StoreKind::Keychain).await?;
+        let Some(client_secret) = client_secret else {
+            return Err(flow::Error::NoSecret {
+                account: name.to_owned(),
+                method: "the client credentials grant",
+            }
+            .into());
+        };
+        let provider = self.discover(account).await?;
+        let auth = flow::client_auth(account, &provider, Some(&client_secret))?;
+        let response = flow::client_credentials(&self.http, &provider, &auth, scope).await?;
+        tracing::info!(account = %name, "issued a client credentials token");
+        Ok(AccessToken {
+            token: response.access_token,
+            expires_at: response.expires_in.map(|s| now() + s as u64),
+            refreshed: false,
+            warning: None,
+        })
     }
 
     /// Signs out: revokes the tokens where the provider offers it, deletes them and the
@@ -407,7 +488,7 @@ impl Lanyard {
             let client_secret = self.client_secret(account, kind).await?;
             let auth = flow::client_auth(account, provider, client_secret.as_ref())?;
             let mut pending = vec![("refresh_token", tokens.refresh_token.as_ref())];
-            pending.push(("access_token", Some(&tokens.access_token)));
+            pending.push(("access_token", tokens.access_token.as_ref()));
             for (hint, token) in pending {
                 let Some(token) = token else { continue };
                 match flow::revoke(&self.http, url, &auth, token, hint).await {
@@ -452,7 +533,7 @@ impl Lanyard {
                     );
                     progress(Progress::Waiting);
                     match listener
-                        .wait("/logged-out", &state, END_SESSION_TIMEOUT)
+                        .wait("/logged-out", &state, END_SESSION_TIMEOUT, false)
                         .await
                     {
                         Ok(callback) => {
@@ -594,7 +675,7 @@ async fn check_id_token(
     id_token: &Secret,
     nonce: Option<&Secret>,
     max_age: Option<u64>,
-    access_token: &Secret,
+    access_token: Option<&Secret>,
 ) -> Result<validate::IdClaims, Error> {
     let (alg, payload) = provider.verify(id_token.expose()).await?;
     let expected = validate::Expected {
@@ -602,7 +683,7 @@ async fn check_id_token(
         client_id: &account.client_id,
         nonce,
         max_age,
-        access_token: Some(access_token),
+        access_token,
         require_at_hash: false,
         now: now(),
     };
@@ -638,11 +719,35 @@ async fn load_tokens(
     stored.as_ref().map(Tokens::from_secret).transpose()
 }
 
-fn granted_scopes(response: &flow::TokenResponse, account: &Account) -> Vec<String> {
-    match &response.scope {
-        Some(s) => s.split_whitespace().map(str::to_owned).collect(),
-        None => account.scopes.clone(),
+/// The scopes granted: the token response's `scope`, else the ID token's `scope` claim
+/// (a string, or an array as Hellō sends it), else what was asked for.
+fn granted_scopes(
+    response: Option<&flow::TokenResponse>,
+    claims: &Map<String, Value>,
+    account: &Account,
+) -> Vec<String> {
+    if let Some(scope) = response.and_then(|r| r.scope.as_ref()) {
+        return scope.split_whitespace().map(str::to_owned).collect();
     }
+    match claims.get("scope") {
+        Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => account.scopes.clone(),
+    }
+}
+
+/// The claims of a JWT access token (Hep.gg issues them), if its signature verifies with
+/// the provider's keys; an opaque token, or one that does not verify, has none to show.
+async fn jwt_claims(provider: &Provider, token: &Secret) -> Option<Map<String, Value>> {
+    if token.expose().split('.').count() != 3 {
+        return None;
+    }
+    let (_, payload) = provider.verify(token.expose()).await.ok()?;
+    serde_json::from_slice(&payload).ok()
 }
 
 /// The claims worth keeping: all but the one-time values of the sign-in itself.

@@ -8,6 +8,7 @@ mod accounts;
 mod login;
 mod logout;
 mod output;
+mod presets;
 mod status;
 mod token;
 mod whoami;
@@ -62,6 +63,8 @@ enum Command {
     Accounts(accounts::Args),
     /// Show the sign-in state of every account
     Status(status::Args),
+    /// List the providers Lanyard knows out of the box
+    Presets(presets::Args),
 }
 
 fn parse_store(s: &str) -> Result<StoreKind, String> {
@@ -125,5 +128,6 @@ async fn run(cli: Cli) -> Result<(), Error> {
         Command::Logout(args) => logout::run(&lanyard, args).await,
         Command::Accounts(args) => accounts::run(&lanyard, args).await,
         Command::Status(args) => status::run(&lanyard, args),
+        Command::Presets(args) => presets::run(args),
     }
 }

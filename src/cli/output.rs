@@ -45,7 +45,10 @@ pub fn record_json(record: &Record) -> Value {
         "signed_in_at": rfc3339(record.signed_in_at),
         "access_token_expires_at": record.access_token_expires_at.map(rfc3339),
         "refreshable": record.refreshable,
+        "response_type": record.response_type,
+        "id_token_expires_at": record.id_token_expires_at.map(rfc3339),
         "claims": claims,
+        "access_token_claims": record.access_token_claims,
     })
 }
 

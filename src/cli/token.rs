@@ -16,10 +16,23 @@ pub struct Args {
     /// Print the token with its expiry as JSON
     #[arg(long)]
     json: bool,
+    /// A token for the account's confidential client itself (client credentials grant),
+    /// not for the signed-in person
+    #[arg(long)]
+    client_credentials: bool,
+    /// With --client-credentials: the scopes to ask for, space-separated
+    #[arg(long, requires = "client_credentials", value_name = "SCOPES")]
+    scope: Option<String>,
 }
 
 pub async fn run(lanyard: &Lanyard, args: Args) -> Result<(), Error> {
-    let token = lanyard.token(&args.name, args.min_valid).await?;
+    let token = if args.client_credentials {
+        lanyard
+            .client_credentials(&args.name, args.scope.as_deref())
+            .await?
+    } else {
+        lanyard.token(&args.name, args.min_valid).await?
+    };
     if let Some(warning) = &token.warning {
         eprintln!("lanyard: warning: {warning}");
     }

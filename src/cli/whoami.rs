@@ -4,6 +4,7 @@ use serde_json::Value;
 
 use super::output;
 use crate::Error;
+use crate::config::ResponseType;
 use crate::session::Lanyard;
 use crate::store::Status;
 
@@ -50,6 +51,13 @@ pub fn run(lanyard: &Lanyard, args: Args) -> Result<(), Error> {
     row("scopes", record.scopes.join(" "));
     row("signed in", output::rfc3339(record.signed_in_at));
     let token = match &record.status {
+        Status::SignedIn if record.response_type == ResponseType::IdToken => format!(
+            "none: this account signs in with an ID token only (valid until {})",
+            record
+                .id_token_expires_at
+                .map(output::rfc3339)
+                .unwrap_or_default()
+        ),
         Status::SignedIn => format!(
             "{}{}",
             output::validity(record.access_token_expires_at),
@@ -68,6 +76,12 @@ pub fn run(lanyard: &Lanyard, args: Args) -> Result<(), Error> {
         .filter(|(k, _)| !SUMMARY.contains(&k.as_str()))
     {
         lines.push(format!("  {k:<20} {}", list(v)));
+    }
+    if let Some(at) = &record.access_token_claims {
+        lines.push("access token claims".into());
+        for (k, v) in at {
+            lines.push(format!("  {k:<20} {}", list(v)));
+        }
     }
     output::print_line(&lines.join("\n"));
     Ok(())

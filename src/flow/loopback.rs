@@ -7,6 +7,9 @@
 //! callback neither ends nor hijacks a sign-in, and its code is never redeemed. Each
 //! connection is read in its own task with a time limit, so one that stalls delays nothing.
 //! GET (query) and POST (`application/x-www-form-urlencoded`, for `form_post`) both work.
+//! For `response_mode=fragment` the response never reaches a server (browsers keep the
+//! fragment), so a bare GET of the path is answered with a relay page whose one script
+//! posts the fragment's parameters back; the POST is then checked like any other.
 
 use std::time::Duration;
 
@@ -74,11 +77,13 @@ impl Listener {
     }
 
     /// Waits for a request to `path` whose `state` matches, for at most `timeout`.
+    /// `relay_fragment` serves the fragment relay page on a bare GET of `path`.
     pub async fn wait(
         &self,
         path: &str,
         state: &Secret,
         timeout: Duration,
+        relay_fragment: bool,
     ) -> Result<Callback, Error> {
         let (tx, mut rx) = mpsc::channel::<(Request, TcpStream)>(16);
         let deadline = tokio::time::sleep(timeout);
@@ -102,6 +107,10 @@ impl Listener {
                     if request.path != path {
                         respond(&mut stream, 404, &Page { ok: false, title: "Not found",
                             message: "Nothing is here. Lanyard is waiting for your sign-in." }).await;
+                        continue;
+                    }
+                    if relay_fragment && request.params.0.is_empty() {
+                        relay(&mut stream, path).await;
                         continue;
                     }
                     if !request.params.get("state").is_some_and(|s| state.matches(s)) {
@@ -209,6 +218,36 @@ async fn respond(stream: &mut TcpStream, status: u16, page: &Page<'_>) {
     let _ = stream.shutdown().await;
 }
 
+/// The fragment relay: reads `location.hash` and posts its parameters to `path`. The
+/// CSP allows exactly this script, by its hash, and nothing else.
+async fn relay(stream: &mut TcpStream, path: &str) {
+    use base64::Engine as _;
+    let script = format!(
+        "const p=new URLSearchParams(location.hash.slice(1));history.replaceState(null,'',location.pathname);\
+         const f=document.createElement('form');f.method='post';f.action='{path}';\
+         for(const[k,v]of p){{const i=document.createElement('input');i.type='hidden';i.name=k;i.value=v;f.appendChild(i)}}\
+         document.body.appendChild(f);f.submit();"
+    );
+    let hash = base64::engine::general_purpose::STANDARD.encode(ring::digest::digest(
+        &ring::digest::SHA256,
+        script.as_bytes(),
+    ));
+    let body = format!(
+        "<!doctype html><html lang=\"en\"><meta charset=\"utf-8\"><title>Signing in · Lanyard</title>\
+         <body id=\"lanyard-relay\"><p>Finishing the sign-in…</p><script>{script}</script></body></html>"
+    );
+    let head = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\nContent-Length: {}\r\n\
+         Cache-Control: no-store\r\nReferrer-Policy: no-referrer\r\n\
+         Content-Security-Policy: default-src 'none'; script-src 'sha256-{hash}'; form-action 'self'\r\n\
+         Connection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = stream.write_all(head.as_bytes()).await;
+    let _ = stream.write_all(body.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
 fn render(page: &Page<'_>) -> String {
     let (mark, colour) = if page.ok {
         ("✓", "#1a7f37")
@@ -251,7 +290,7 @@ mod tests {
         let listener = Listener::bind(0).await.unwrap();
         let port = listener.port();
         let state = Secret::new("right-state");
-        let wait = listener.wait("/callback", &state, Duration::from_secs(10));
+        let wait = listener.wait("/callback", &state, Duration::from_secs(10), false);
         let client = async {
             // A connection that never sends anything must not block the others.
             let _idle = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
@@ -302,11 +341,51 @@ mod tests {
         assert!(answer.contains("Referrer-Policy: no-referrer"));
     }
 
+    #[tokio::test]
+    async fn relays_a_fragment_when_asked() {
+        let listener = Listener::bind(0).await.unwrap();
+        let port = listener.port();
+        let state = Secret::new("st");
+        let wait = listener.wait("/callback", &state, Duration::from_secs(10), true);
+        let client = async {
+            let page = send(port, "GET /callback HTTP/1.1\r\nHost: a\r\n\r\n").await;
+            assert!(
+                page.contains("id=\"lanyard-relay\"") && page.contains("script-src 'sha256-"),
+                "{page}"
+            );
+            let body = "id_token=x.y.z&state=st";
+            send(port, &format!(
+                "POST /callback HTTP/1.1\r\nHost: a\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+                body.len()
+            ))
+            .await
+        };
+        let (callback, _) = tokio::join!(
+            async {
+                let cb = wait.await.unwrap();
+                assert_eq!(cb.params.get("id_token"), Some("x.y.z"));
+                cb.finish(&Page {
+                    ok: true,
+                    title: "ok",
+                    message: "ok",
+                })
+                .await;
+            },
+            client
+        );
+        let () = callback;
+    }
+
     #[tokio::test(start_paused = true)]
     async fn gives_up_after_the_timeout() {
         let listener = Listener::bind(0).await.unwrap();
         let err = listener
-            .wait("/callback", &Secret::new("s"), Duration::from_secs(300))
+            .wait(
+                "/callback",
+                &Secret::new("s"),
+                Duration::from_secs(300),
+                false,
+            )
             .await
             .err()
             .unwrap();

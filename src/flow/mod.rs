@@ -15,7 +15,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::config::{Account, ClientAuth};
+use crate::config::{Account, ClientAuth, ResponseMode, ResponseType};
 use crate::discovery::Provider;
 use crate::http;
 use crate::secret::{self, Secret};
@@ -31,8 +31,10 @@ pub enum Error {
         "iss: the authorization response names issuer {got}, not `{expected}` (RFC 9207); the sign-in may have been sent to the wrong provider"
     )]
     IssuerMismatch { expected: String, got: String },
-    #[error("the authorization response has no code")]
-    NoCode,
+    #[error("the authorization response has no `{0}`")]
+    NoCode(&'static str),
+    #[error("introspection: {0}")]
+    Introspection(String),
     #[error("the token response has no ID token; is `openid` among the scopes?")]
     NoIdToken,
     #[error("the provider issued a `{0}` token; Lanyard supports Bearer tokens only")]
@@ -58,6 +60,7 @@ pub enum Error {
 #[derive(Debug)]
 pub struct AuthRequest {
     pub url: Url,
+    pub response_type: ResponseType,
     pub redirect_uri: String,
     pub state: Secret,
     pub nonce: Secret,
@@ -88,14 +91,20 @@ impl AuthRequest {
         let mut url = provider.authorization_endpoint.clone();
         {
             let mut q = url.query_pairs_mut();
-            q.append_pair("response_type", "code")
+            q.append_pair("response_type", account.response_type.as_str())
                 .append_pair("client_id", &account.client_id)
                 .append_pair("redirect_uri", redirect_uri)
                 .append_pair("scope", &account.scopes.join(" "))
                 .append_pair("state", state.expose())
-                .append_pair("nonce", nonce.expose())
-                .append_pair("code_challenge", &challenge)
-                .append_pair("code_challenge_method", "S256");
+                .append_pair("nonce", nonce.expose());
+            // PKCE protects a code; an ID token alone is bound by the nonce instead.
+            if account.response_type == ResponseType::Code {
+                q.append_pair("code_challenge", &challenge)
+                    .append_pair("code_challenge_method", "S256");
+            }
+            if account.response_mode != ResponseMode::Query {
+                q.append_pair("response_mode", account.response_mode.as_str());
+            }
             if let Some(prompt) = overrides.prompt.as_ref().or(account.prompt.as_ref()) {
                 q.append_pair("prompt", prompt);
             }
@@ -108,6 +117,7 @@ impl AuthRequest {
         }
         Ok(AuthRequest {
             url,
+            response_type: account.response_type,
             redirect_uri: redirect_uri.to_owned(),
             state,
             nonce,
@@ -116,7 +126,8 @@ impl AuthRequest {
     }
 
     /// Checks an authorization response whose `state` already matched: the provider's
-    /// error, the RFC 9207 issuer, and the code. Returns the code.
+    /// error, the RFC 9207 issuer, and the artifact. Returns the code, or the ID token
+    /// for `response_type=id_token`.
     pub fn check_response(&self, provider: &Provider, params: &Params) -> Result<Secret, Error> {
         if provider
             .metadata
@@ -138,7 +149,14 @@ impl AuthRequest {
                 description: params.get("error_description").map(str::to_owned),
             });
         }
-        params.get("code").map(Secret::new).ok_or(Error::NoCode)
+        let artifact = match self.response_type {
+            ResponseType::Code => "code",
+            ResponseType::IdToken => "id_token",
+        };
+        params
+            .get(artifact)
+            .map(Secret::new)
+            .ok_or(Error::NoCode(artifact))
     }
 }
 
@@ -241,6 +259,20 @@ pub async fn refresh(
     token_request(http, provider, auth, &params).await
 }
 
+/// A token for the client itself (RFC 6749 section 4.4): no person, no ID token.
+pub async fn client_credentials(
+    http: &http::Client,
+    provider: &Provider,
+    auth: &http::ClientAuth<'_>,
+    scope: Option<&str>,
+) -> Result<TokenResponse, Error> {
+    let mut params = vec![("grant_type", "client_credentials")];
+    if let Some(scope) = scope {
+        params.push(("scope", scope));
+    }
+    token_request(http, provider, auth, &params).await
+}
+
 async fn token_request(
     http: &http::Client,
     provider: &Provider,
@@ -282,6 +314,38 @@ pub enum UserinfoError {
     Signature(#[from] crate::discovery::VerifyError),
     #[error("userinfo is not a JSON object")]
     NotAnObject,
+}
+
+/// Asks the provider's introspection endpoint (RFC 7662) whether an ID token is active,
+/// the way Hellō offers it: `token`, `client_id` and `nonce`, no client authentication.
+pub async fn introspect_id_token(
+    http: &http::Client,
+    url: &Url,
+    client_id: &str,
+    id_token: &Secret,
+    nonce: &Secret,
+    subject: &str,
+) -> Result<(), Error> {
+    let auth = http::ClientAuth::None { client_id };
+    let response = http
+        .post_form(
+            url,
+            &auth,
+            &[("token", id_token.expose()), ("nonce", nonce.expose())],
+        )
+        .await?;
+    let answer: Map<String, Value> = http::decode(url, &response)?;
+    if answer.get("active") != Some(&Value::Bool(true)) {
+        return Err(Error::Introspection(
+            "the provider says the ID token is not active".into(),
+        ));
+    }
+    match answer.get("sub").and_then(Value::as_str) {
+        Some(sub) if sub == subject => Ok(()),
+        _ => Err(Error::Introspection(
+            "the provider's answer names another subject".into(),
+        )),
+    }
 }
 
 /// Revokes a token (RFC 7009). Over http too, for loopback providers; a token the

@@ -47,7 +47,8 @@ pub trait Secrets: Send + Sync {
 /// token and the access token that came with it are replaced in one write.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Tokens {
-    pub access_token: Secret,
+    /// `None` for ID-token-only sign-ins (`response_type = "id_token"`).
+    pub access_token: Option<Secret>,
     /// Unix seconds; `None` when the provider did not say.
     pub expires_at: Option<u64>,
     pub refresh_token: Option<Secret>,

@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::Error;
-use crate::config::StoreKind;
+use crate::config::{ResponseType, StoreKind};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Record {
@@ -24,14 +24,26 @@ pub struct Record {
     /// Unix seconds.
     pub signed_in_at: u64,
     pub access_token_expires_at: Option<u64>,
+    #[serde(default)]
+    pub id_token_expires_at: Option<u64>,
     /// Whether a refresh token is kept.
     pub refreshable: bool,
     pub scopes: Vec<String>,
     pub store: String,
+    /// `id_token` sign-ins have no access token; `token` explains why.
+    #[serde(default = "code")]
+    pub response_type: ResponseType,
     /// The ID token's claims (less the one-time values nonce, at_hash and c_hash).
     pub id_token_claims: Map<String, Value>,
     pub userinfo: Option<Map<String, Value>>,
+    /// The claims of a JWT access token, verified with the provider's keys.
+    #[serde(default)]
+    pub access_token_claims: Option<Map<String, Value>>,
     pub status: Status,
+}
+
+fn code() -> ResponseType {
+    ResponseType::Code
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -187,11 +199,14 @@ mod tests {
             subject: "alice".into(),
             signed_in_at: 1,
             access_token_expires_at: Some(2),
+            id_token_expires_at: Some(2),
             refreshable: true,
             scopes: vec!["openid".into()],
             store: "keychain".into(),
+            response_type: ResponseType::Code,
             id_token_claims: Map::new(),
             userinfo: None,
+            access_token_claims: None,
             status: Status::SignedIn,
         }
     }
