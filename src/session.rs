@@ -493,6 +493,13 @@ impl Lanyard {
                 let Some(token) = token else { continue };
                 match flow::revoke(&self.http, url, &auth, token, hint).await {
                     Ok(()) => report.revoked.push(hint),
+                    // RFC 7009 section 2.2.1: this provider cannot revoke such tokens
+                    // (self-contained JWT access tokens); this one lapses at its expiry.
+                    Err(flow::Error::Http(e)) if e.oauth_error() == Some("unsupported_token_type") => {
+                        report.warnings.push(format!(
+                            "the provider cannot revoke its {hint}s; this one stays valid until it expires"
+                        ))
+                    }
                     Err(e) => report
                         .warnings
                         .push(format!("revoking the {hint} failed: {e}")),
@@ -515,7 +522,9 @@ impl Lanyard {
             report.end_session = match &provider.metadata.end_session_endpoint {
                 None => EndSession::NotOffered,
                 Some(endpoint) => {
-                    let listener = Listener::bind(0).await?;
+                    // Providers that match redirect URIs exactly (ggLeap) match this one too.
+                    let Redirect::Loopback { port } = account.redirect;
+                    let listener = Listener::bind(port).await?;
                     let state = secret::random(16).map_err(|_| flow::Error::Random)?;
                     let landing = listener.uri("/logged-out");
                     let url = flow::end_session_url(

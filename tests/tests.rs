@@ -11,3 +11,5 @@ mod cli;
 mod flows;
 /// The hostile provider: every RP certification case and JOSE attack, each rejected.
 mod hostile;
+/// The five seed providers as presets, each against its emulation.
+mod presets;

@@ -135,6 +135,10 @@ impl AuthRequest {
         {
             match params.get("iss") {
                 Some(iss) if iss == provider.issuer() => {}
+                // A response that is itself an ID token names its issuer inside, where
+                // validation checks it; providers (node-oidc-provider among them) leave
+                // the parameter off such responses.
+                None if self.response_type == ResponseType::IdToken => {}
                 other => {
                     return Err(Error::IssuerMismatch {
                         expected: provider.issuer().to_owned(),

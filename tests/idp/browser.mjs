@@ -37,6 +37,7 @@ async function main() {
 
   const profile = process.env.LANYARD_TEST_BROWSER_PROFILE
     ?? fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-chromium-'));
+  let page;
   const context = await chromium.launchPersistentContext(profile, {
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
@@ -45,7 +46,7 @@ async function main() {
       '--disable-component-update', '--disable-sync', '--no-first-run', '--disable-quic'],
   });
   try {
-    const page = context.pages()[0] ?? await context.newPage();
+    page = context.pages()[0] ?? await context.newPage();
     page.setDefaultTimeout(30_000);
     await page.goto(url, { waitUntil: 'domcontentloaded' });
     if (action === 'ignore') {
@@ -86,6 +87,10 @@ async function main() {
     await page.waitForLoadState('domcontentloaded');
     const text = await page.locator('body').innerText().catch(() => '');
     log({ action, seen, url: page.url().split('?')[0], text: text.slice(0, 200) });
+  } catch (error) {
+    // Where the browser stood, for the test's failure message.
+    error.where = { url: page?.url(), text: (await page?.locator('body').innerText().catch(() => '')) ?? '' };
+    throw error;
   } finally {
     await context.close();
     if (!process.env.LANYARD_TEST_BROWSER_PROFILE) fs.rmSync(profile, { recursive: true, force: true });
@@ -93,6 +98,6 @@ async function main() {
 }
 
 main().catch((error) => {
-  log({ action, seen, error: String(error) });
+  log({ action, seen, error: String(error).split('\n')[0], ...error.where });
   process.exitCode = 1;
 });

@@ -2,15 +2,20 @@
 // The real OpenID provider for Lanyard's tests and demo: node-oidc-provider, an OpenID
 // Certified implementation, configured the way a real deployment would be.
 //
-// Usage: node server.mjs [--port N] [--tls DIR] [--access-token-ttl S] [--demo]
+// Usage: node server.mjs [--port N] [--tls DIR] [--access-token-ttl S]
+//                        [--profile default|hepgg|hackclub|propper|hello|ggleap|ggleap-beta]
+//                        [--exact-port N]
 //
 // --port 0 (the default) picks a free port. --tls DIR makes a private CA and a leaf
 // certificate for 127.0.0.1 in DIR (ca.pem, for the client's trust store) and serves https.
+// --profile reproduces one seed provider's documented shape: issuer path, endpoint routes,
+// scopes and claims (custom ones too), response types, client authentication, token
+// formats. --exact-port is the loopback port ggLeap's client registered exactly.
 // When the provider listens it prints one JSON line on stdout: {"issuer": "...", "port": N}.
 //
 // A test-only route, GET /_test/events, lists the provider events seen so far (grant
-// revoked, end session, token consumed …) so tests can check what the provider did without
-// reaching into its memory.
+// revoked, end session, token consumed, center_uuid:… of authorization requests) so tests
+// can check what the provider did without reaching into its memory.
 
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -18,11 +23,14 @@ import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 
+import * as jose from 'jose';
 import Provider from 'oidc-provider';
 
 const args = parseArgs(process.argv.slice(2));
 const port = Number(args.port ?? 0);
 const accessTokenTtl = Number(args['access-token-ttl'] ?? 3600);
+const profileName = args.profile ?? 'default';
+const exactPort = Number(args['exact-port'] ?? 0);
 
 // Users that sign in through the devInteractions login form (any password is accepted).
 const USERS = {
@@ -30,21 +38,30 @@ const USERS = {
     name: 'Alice Example',
     given_name: 'Alice',
     family_name: 'Example',
+    nickname: 'Ali',
     preferred_username: 'alice',
+    updated_at: 1790000000,
     email: 'alice@example.test',
     email_verified: true,
     picture: 'https://example.test/alice.png',
+    phone_number: '+1 802 555 0100',
+    phone_number_verified: true,
+    address: {
+      street_address: '15 Falls Road', locality: 'Shelburne', region: 'VT', postal_code: '05482', country: 'US',
+    },
+    birthdate: '2001-04-05',
     groups: ['staff', 'developers'],
+    group: 'Gold members',
+    roles: ['admin', 'user'],
+    slack_id: 'U0123ALICE',
+    verification_status: 'verified',
+    ysws_eligible: true,
   },
 };
 
-function account(id) {
-  const profile = USERS[id] ?? { name: id, email: `${id}@example.test`, email_verified: false, groups: [] };
-  return { accountId: id, async claims() { return { sub: id, ...profile }; } };
-}
-
-// Every client is a native app (RFC 8252): loopback redirects match on any port.
-const nativeClient = (extra) => ({
+// Every profile's clients are native apps (RFC 8252: loopback redirects match on any port)
+// unless the provider matches redirect URIs exactly (ggLeap).
+const native = (extra) => ({
   application_type: 'native',
   redirect_uris: ['http://127.0.0.1/callback'],
   post_logout_redirect_uris: ['http://127.0.0.1/logged-out'],
@@ -53,28 +70,157 @@ const nativeClient = (extra) => ({
   ...extra,
 });
 
+const STANDARD_CLAIMS = {
+  openid: ['sub'],
+  email: ['email', 'email_verified'],
+  profile: ['name', 'given_name', 'family_name', 'preferred_username', 'picture'],
+};
+
+const PROFILES = {
+  default: {
+    clients: [
+      native({ client_id: 'lanyard-public', token_endpoint_auth_method: 'none' }),
+      native({ client_id: 'lanyard-basic', client_secret: 'basic-secret-0123456789', token_endpoint_auth_method: 'client_secret_basic' }),
+      native({ client_id: 'lanyard-post', client_secret: 'post-secret-0123456789', token_endpoint_auth_method: 'client_secret_post' }),
+    ],
+    claims: { ...STANDARD_CLAIMS, groups: ['groups'] },
+    features: { revocation: { enabled: true }, introspection: { enabled: true }, rpInitiatedLogout: { enabled: true } },
+  },
+  // Hep.gg: /api/v1/login/oauth/*, RS256 JWT access tokens, groups, a confidential client
+  // whose secret is used at the token and revocation endpoints.
+  hepgg: {
+    routes: {
+      authorization: '/api/v1/login/oauth/authorize', token: '/api/v1/login/oauth/token',
+      userinfo: '/api/v1/login/oauth/userinfo', revocation: '/api/v1/login/oauth/revoke',
+      end_session: '/api/v1/login/oauth/end-session', jwks: '/.well-known/jwks.json',
+    },
+    clients: [native({ client_id: 'hepgg-app', client_secret: 'hepgg-secret-0123456789', token_endpoint_auth_method: 'client_secret_basic' })],
+    claims: { ...STANDARD_CLAIMS, groups: ['groups'] },
+    features: {
+      revocation: { enabled: true },
+      rpInitiatedLogout: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: () => 'https://api.hep.gg',
+        useGrantedResource: () => true,
+        getResourceServerInfo: () => ({
+          scope: 'openid profile email groups offline_access',
+          audience: 'https://api.hep.gg',
+          accessTokenFormat: 'jwt',
+          jwt: { sign: { alg: 'RS256' } },
+        }),
+      },
+    },
+    // node-oidc-provider's own userinfo refuses access tokens with an audience; Hep.gg's
+    // accepts its JWT access tokens, so this profile answers userinfo itself.
+    jwtUserinfo: true,
+  },
+  // Hack Club Auth: /oauth/*, keys at /oauth/discovery/keys, a confidential client,
+  // custom scopes and claims in the ID token, opaque `idntk.` access tokens, `ident!` subjects.
+  hackclub: {
+    routes: { authorization: '/oauth/authorize', token: '/oauth/token', userinfo: '/oauth/userinfo', jwks: '/oauth/discovery/keys' },
+    clients: [native({
+      client_id: 'hackclub-app', client_secret: 'hackclub-secret-0123456789',
+      token_endpoint_auth_method: 'client_secret_post', grant_types: ['authorization_code'],
+    })],
+    claims: {
+      openid: ['sub'],
+      profile: ['name', 'given_name', 'family_name', 'nickname', 'updated_at'],
+      email: ['email', 'email_verified'],
+      phone: ['phone_number', 'phone_number_verified'],
+      address: ['address'],
+      birthdate: ['birthdate'],
+      slack_id: ['slack_id'],
+      verification_status: ['verification_status', 'ysws_eligible'],
+    },
+    subject: (id) => `ident!${id}`,
+    conformIdTokenClaims: false,
+    accessTokenPrefix: 'idntk.',
+    features: { rpInitiatedLogout: { enabled: false } },
+    offline: false,
+  },
+  // Propper: /oauth2/*, roles in userinfo, custom scopes like sign:read, client credentials,
+  // revocation but no end-session endpoint.
+  propper: {
+    routes: { authorization: '/oauth2/authorize', token: '/oauth2/token', userinfo: '/oauth2/userinfo', revocation: '/oauth2/revoke', jwks: '/.well-known/jwks.json' },
+    clients: [native({
+      client_id: 'propper-app', client_secret: 'propper-secret-0123456789', token_endpoint_auth_method: 'client_secret_basic',
+      grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
+      scope: 'openid profile email offline_access sign:read',
+    })],
+    claims: { ...STANDARD_CLAIMS, profile: [...STANDARD_CLAIMS.profile, 'roles'], 'sign:read': [] },
+    features: { revocation: { enabled: true }, clientCredentials: { enabled: true }, rpInitiatedLogout: { enabled: false } },
+  },
+  // Hellō: response_type=id_token with form_post or fragment, nonce required, a 5-minute
+  // ID token whose `scope` claim is an array, introspection of ID tokens; the code flow too.
+  hello: {
+    routes: { authorization: '/authorize', introspection: '/oauth/introspect' },
+    clients: [{
+      client_id: 'hello-app', application_type: 'native', token_endpoint_auth_method: 'none',
+      redirect_uris: ['http://127.0.0.1/callback'], response_types: ['id_token', 'code'],
+      grant_types: ['implicit', 'authorization_code'],
+    }],
+    claims: { openid: ['sub', 'scope'], name: ['name'], nickname: ['nickname'], email: ['email', 'email_verified'], picture: ['picture'] },
+    responseTypes: ['code', 'id_token'],
+    idTokenTtl: 300,
+    features: { introspection: { enabled: true }, rpInitiatedLogout: { enabled: false } },
+    introspectIdTokens: true,
+    offline: false,
+  },
+  // ggLeap: an issuer with a path, /connect/* routes, center_uuid, the group scope, exact
+  // redirect URIs, logout with id_token_hint and post_logout_redirect_uri.
+  ggleap: {
+    issuerPath: '/production/oidc',
+    routes: { authorization: '/connect/authorize', token: '/connect/token', end_session: '/connect/logout', userinfo: '/connect/userinfo' },
+    clients: [{
+      client_id: 'ggleap-app', client_secret: 'ggleap-secret-0123456789', token_endpoint_auth_method: 'client_secret_basic',
+      application_type: 'web',
+      redirect_uris: [`http://127.0.0.1:${exactPort}/callback`],
+      post_logout_redirect_uris: [`http://127.0.0.1:${exactPort}/logged-out`],
+      grant_types: ['authorization_code'], response_types: ['code'],
+    }],
+    claims: { ...STANDARD_CLAIMS, group: ['group'] },
+    extraParams: ['center_uuid'],
+    features: { rpInitiatedLogout: { enabled: true } },
+    offline: false,
+  },
+};
+PROFILES['ggleap-beta'] = { ...PROFILES.ggleap, issuerPath: '/beta/oidc' };
+
+const profile = PROFILES[profileName];
+if (!profile) {
+  process.stderr.write(`unknown profile ${profileName}\n`);
+  process.exit(2);
+}
+
+function account(id) {
+  const profileClaims = USERS[id] ?? { name: id, email: `${id}@example.test`, email_verified: false, groups: [] };
+  // node-oidc-provider uses the account id as `sub`: the login typed is the id
+  // (`ident!alice` for Hack Club), and the profile is found by the plain name.
+  const sub = profile.subject ? profile.subject(id) : id;
+  return {
+    accountId: sub,
+    async claims(_use, scope) {
+      return { sub, ...profileClaims, scope: scope ? scope.split(' ') : undefined };
+    },
+  };
+}
+
 const configuration = {
-  clients: [
-    nativeClient({ client_id: 'lanyard-public', token_endpoint_auth_method: 'none' }),
-    nativeClient({ client_id: 'lanyard-basic', client_secret: 'basic-secret-0123456789', token_endpoint_auth_method: 'client_secret_basic' }),
-    nativeClient({ client_id: 'lanyard-post', client_secret: 'post-secret-0123456789', token_endpoint_auth_method: 'client_secret_post' }),
-  ],
-  findAccount: (_ctx, id) => account(id),
-  claims: {
-    openid: ['sub'],
-    email: ['email', 'email_verified'],
-    profile: ['name', 'given_name', 'family_name', 'preferred_username', 'picture'],
-    groups: ['groups'],
-  },
-  scopes: ['openid', 'offline_access', 'email', 'profile', 'groups'],
-  features: {
-    devInteractions: { enabled: true },
-    revocation: { enabled: true },
-    introspection: { enabled: true },
-    rpInitiatedLogout: { enabled: true },
-  },
+  clients: profile.clients,
+  findAccount: (_ctx, id) => account(id.replace(/^ident!/, '')),
+  claims: profile.claims,
+  scopes: [...Object.keys(profile.claims), ...(profile.offline === false ? [] : ['offline_access'])],
+  routes: profile.routes ?? {},
+  extraParams: profile.extraParams ?? [],
+  responseTypes: profile.responseTypes ?? ['code'],
+  conformIdTokenClaims: profile.conformIdTokenClaims ?? true,
+  features: { devInteractions: { enabled: true }, ...profile.features },
   pkce: { required: () => true },
-  ttl: { AccessToken: accessTokenTtl, IdToken: 3600, RefreshToken: 14 * 24 * 3600 },
+  ttl: {
+    AccessToken: accessTokenTtl, ClientCredentials: 600,
+    IdToken: profile.idTokenTtl ?? 3600, RefreshToken: 14 * 24 * 3600,
+  },
   // A refresh token for every grant that may use one, whether or not the person saw a
   // consent prompt for offline_access (which the provider otherwise insists on).
   issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
@@ -87,24 +233,81 @@ const events = [];
 
 const server = (tls ? https.createServer(tls) : http.createServer()).listen(port, '127.0.0.1', () => {
   const actual = server.address().port;
-  const issuer = `${scheme}://127.0.0.1:${actual}`;
+  const prefix = profile.issuerPath ?? '';
+  const issuer = `${scheme}://127.0.0.1:${actual}${prefix}`;
   const provider = new Provider(issuer, configuration);
   provider.proxy = false;
   for (const name of ['grant.revoked', 'end_session.success', 'refresh_token.consumed',
     'refresh_token.destroyed', 'access_token.destroyed', 'authorization.error', 'grant.success']) {
     provider.on(name, () => events.push(name));
   }
+  provider.on('server_error', (_ctx, error) => process.stderr.write(`server_error: ${error?.stack ?? error}\n`));
+  if (profile.accessTokenPrefix) {
+    const generate = provider.AccessToken.prototype.generateTokenId;
+    provider.AccessToken.prototype.generateTokenId = function prefixed() {
+      return `${profile.accessTokenPrefix}${generate.call(this)}`;
+    };
+  }
+  const keys = jose.createRemoteJWKSet(new URL(`${issuer}${profile.routes?.jwks ?? '/jwks'}`));
   const callback = provider.callback();
-  server.on('request', (req, res) => {
-    if (req.url === '/_test/events') {
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify(events));
-      return;
+  server.on('request', async (req, res) => {
+    try {
+      if (req.url === '/_test/events' || req.url === `${prefix}/_test/events`) return json(res, 200, events);
+      if (!req.url.startsWith(prefix)) return json(res, 404, { error: 'not_found' });
+      // Mount under the issuer's path the way Express does: originalUrl keeps the prefix.
+      req.originalUrl = req.url;
+      req.url = req.url.slice(prefix.length) || '/';
+      const url = new URL(req.url, issuer);
+      if (url.searchParams.has('center_uuid')) events.push(`center_uuid:${url.searchParams.get('center_uuid')}`);
+      if (profile.jwtUserinfo && url.pathname === profile.routes.userinfo) return await jwtUserinfo(req, res, keys, issuer);
+      if (profile.introspectIdTokens && url.pathname === profile.routes.introspection && req.method === 'POST') {
+        return await introspectIdToken(req, res, keys, issuer);
+      }
+      return callback(req, res);
+    } catch (error) {
+      return json(res, 500, { error: 'server_error', error_description: String(error) });
     }
-    callback(req, res);
   });
   process.stdout.write(`${JSON.stringify({ issuer, port: actual })}\n`);
 });
+
+// Hep.gg's userinfo: a bearer JWT access token, verified with the provider's own keys.
+async function jwtUserinfo(req, res, keys, issuer) {
+  const token = (req.headers.authorization ?? '').replace(/^Bearer /, '');
+  try {
+    const { payload } = await jose.jwtVerify(token, keys, { issuer });
+    const scopes = (payload.scope ?? '').split(' ');
+    const all = await account(payload.sub).claims('userinfo', payload.scope);
+    const allowed = new Set(scopes.flatMap((s) => profile.claims[s] ?? []));
+    return json(res, 200, Object.fromEntries(Object.entries(all).filter(([k]) => allowed.has(k))));
+  } catch {
+    res.setHeader('www-authenticate', 'Bearer error="invalid_token"');
+    return json(res, 401, { error: 'invalid_token' });
+  }
+}
+
+// Hellō's introspection of ID tokens: form fields token, client_id and nonce.
+async function introspectIdToken(req, res, keys, issuer) {
+  const body = new URLSearchParams(await new Promise((resolve) => {
+    let data = '';
+    req.on('data', (chunk) => { data += chunk; });
+    req.on('end', () => resolve(data));
+  }));
+  try {
+    const { payload } = await jose.jwtVerify(body.get('token'), keys, { issuer, audience: body.get('client_id') });
+    if (payload.nonce !== (body.get('nonce') ?? undefined)) throw new Error('nonce');
+    events.push('introspection.id_token');
+    return json(res, 200, { ...payload, active: true });
+  } catch {
+    return json(res, 200, { active: false });
+  }
+}
+
+function json(res, status, value) {
+  res.statusCode = status;
+  res.setHeader('content-type', 'application/json');
+  res.end(JSON.stringify(value));
+}
 
 // A reader that went away must not take the provider down with it.
 process.stdout.on('error', () => {});

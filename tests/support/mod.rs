@@ -35,10 +35,19 @@ pub struct Idp {
 
 impl Idp {
     pub fn start(tls: bool) -> Idp {
+        Idp::start_with(tls, &[])
+    }
+
+    /// One of the seed providers' profiles (tests/idp/server.mjs `--profile`).
+    pub fn profile(name: &str, extra: &[&str]) -> Idp {
+        Idp::start_with(false, &[&["--profile", name], extra].concat())
+    }
+
+    fn start_with(tls: bool, args: &[&str]) -> Idp {
         require_session();
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new("node");
-        cmd.arg(root().join("tests/idp/server.mjs"));
+        cmd.arg(root().join("tests/idp/server.mjs")).args(args);
         if tls {
             cmd.arg("--tls").arg(dir.path());
         }
@@ -87,6 +96,35 @@ impl Idp {
             .await
             .unwrap();
         response.json().await.unwrap()
+    }
+
+    /// The same, for a confidential client: `authorization` is its Basic header.
+    pub async fn try_refresh_with(&self, authorization: &str, refresh_token: &str) -> Value {
+        let response = self
+            .client()
+            .post(self.url_of("token_endpoint").await)
+            .header("authorization", authorization)
+            .form(&[
+                ("grant_type", "refresh_token"),
+                ("refresh_token", refresh_token),
+            ])
+            .send()
+            .await
+            .unwrap();
+        response.json().await.unwrap()
+    }
+
+    async fn url_of(&self, endpoint: &str) -> String {
+        let discovery: Value = self
+            .client()
+            .get(format!("{}/.well-known/openid-configuration", self.issuer))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        discovery[endpoint].as_str().unwrap().to_owned()
     }
 
     fn client(&self) -> reqwest::Client {
