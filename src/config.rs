@@ -284,14 +284,14 @@ impl Config {
                 }
                 (Some(m), _) => *m.get_ref(),
             };
-            if let Some(preset) = &raw.preset {
-                if crate::preset::find(preset.get_ref()).is_none() {
-                    return Err(at(
-                        Some(preset.span()),
-                        key("preset"),
-                        format!("unknown preset; known: {}", crate::preset::ids()),
-                    ));
-                }
+            if let Some(preset) = &raw.preset
+                && crate::preset::find(preset.get_ref()).is_none()
+            {
+                return Err(at(
+                    Some(preset.span()),
+                    key("preset"),
+                    format!("unknown preset; known: {}", crate::preset::ids()),
+                ));
             }
             let name = name.into_inner();
             accounts.insert(
