@@ -38,6 +38,10 @@ pub enum Error {
     NoAccessToken { account: String },
     #[error("{account}: sign-in needed: {reason}; run `lanyard login {account}`")]
     SignInNeeded { account: String, reason: String },
+    #[error("the agent: {0}")]
+    Agent(#[from] crate::broker::client::Error),
+    #[error(transparent)]
+    Bind(#[from] crate::broker::BindError),
     #[error(
         "{account}: refreshing the access token failed ({source}); the refresh token is kept, try again later"
     )]
@@ -63,6 +67,8 @@ pub enum Kind {
     Keychain,
     /// The sign-in did not complete: timed out, cancelled, or refused at the provider. Exit 7.
     Incomplete,
+    /// The agent refused this app (approval required, or denied). Exit 8.
+    Denied,
     /// Anything else. Exit 1.
     Other,
 }
@@ -77,6 +83,7 @@ impl Kind {
             Kind::Rejected => 5,
             Kind::Keychain => 6,
             Kind::Incomplete => 7,
+            Kind::Denied => 8,
         }
     }
 }
@@ -117,6 +124,22 @@ impl Error {
             Error::SignInNeeded { .. } => Kind::SignInNeeded,
             Error::NoAccessToken { .. } => Kind::Config,
             Error::RefreshFailed { source, .. } => source.kind(),
+            Error::Agent(crate::broker::client::Error::Agent(body)) => {
+                use crate::broker::protocol::Code;
+                match body.code {
+                    Code::ApprovalRequired | Code::Denied | Code::WrongUser => Kind::Denied,
+                    Code::SignInNeeded => Kind::SignInNeeded,
+                    Code::ProviderError => Kind::Provider,
+                    Code::Rejected => Kind::Rejected,
+                    Code::KeychainUnavailable => Kind::Keychain,
+                    Code::UnknownAccount
+                    | Code::BadRequest
+                    | Code::NoAccessToken
+                    | Code::NotSupported => Kind::Config,
+                    _ => Kind::Other,
+                }
+            }
+            Error::Agent(_) | Error::Bind(_) => Kind::Other,
         }
     }
 }

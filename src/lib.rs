@@ -15,6 +15,7 @@
 //! - [`store`]: the OS keychain (or memory) for secrets, private JSON records for the rest.
 //! - [`session`]: [`session::Lanyard`], which composes the above into login, token,
 //!   logout, whoami and status, and owns the policy of what is stored when.
+//! - [`broker`]: the agent — a local socket through which other programs get tokens.
 //! - [`cli`]: the `lanyard` command line.
 //!
 //! # Getting started
@@ -42,6 +43,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod broker;
 pub mod browser;
 pub mod cli;
 pub mod config;

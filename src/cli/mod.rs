@@ -5,6 +5,9 @@
 //! and an exit code from [`crate::Kind`]. Read commands take `--json`.
 
 mod accounts;
+mod agent;
+mod apps;
+mod helpers;
 mod login;
 mod logout;
 mod output;
@@ -33,6 +36,7 @@ Exit codes:
   5  a token or response was rejected by a security check
   6  the OS keychain is unavailable or locked
   7  sign-in not completed (timed out, cancelled or refused at the provider)
+  8  the agent refused this app (run the `lanyard allow …` it names)
   130 interrupted";
 
 /// Sign in with OpenID Connect providers and hand out their tokens.
@@ -65,6 +69,18 @@ enum Command {
     Status(status::Args),
     /// List the providers Lanyard knows out of the box
     Presets(presets::Args),
+    /// Run the token broker: other programs get tokens through its socket
+    Agent(agent::Args),
+    /// Allow an app (an executable path) to get an account's tokens from the agent
+    Allow(apps::AllowArgs),
+    /// Deny an app an account's tokens
+    Deny(apps::DenyArgs),
+    /// List the apps allowed or denied, per account
+    Apps(apps::ListArgs),
+    /// kubectl's exec credential plugin: `lanyard kubectl-credential NAME`
+    KubectlCredential(helpers::KubectlArgs),
+    /// git's credential helper: `lanyard git-credential --account NAME get`
+    GitCredential(helpers::GitArgs),
 }
 
 fn parse_store(s: &str) -> Result<StoreKind, String> {
@@ -96,6 +112,10 @@ pub fn main() -> i32 {
         }
     };
     let result = runtime.block_on(async {
+        if let Command::Agent(args) = cli.command {
+            // The agent handles its signals itself, to shut down cleanly.
+            return Some(agent::run(cli.config, cli.store, args).await);
+        }
         tokio::select! {
             result = run(cli) => Some(result),
             _ = tokio::signal::ctrl_c() => None,
@@ -115,19 +135,76 @@ pub fn main() -> i32 {
 }
 
 async fn run(cli: Cli) -> Result<(), Error> {
-    let path = match cli.config {
-        Some(path) => path,
-        None => Config::default_path()?,
+    // Commands that answer from the agent when one runs, before any costly set-up.
+    let open = Opener {
+        config: cli.config.clone(),
+        store: cli.store,
     };
-    let config = Config::load(&path)?;
-    let lanyard = Lanyard::new(config, Records::new(Records::default_dir()))?.with_store(cli.store);
+    match cli.command {
+        Command::Token(args) => return token::run(&open, args).await,
+        Command::KubectlCredential(args) => return helpers::kubectl(&open, args).await,
+        Command::GitCredential(args) => return helpers::git(&open, args).await,
+        Command::Allow(args) => return apps::allow(args),
+        Command::Deny(args) => return apps::deny(args),
+        Command::Apps(args) => return apps::list(args),
+        Command::Presets(args) => return presets::run(args),
+        _ => {}
+    }
+    let lanyard = open.lanyard()?;
     match cli.command {
         Command::Login(args) => login::run(&lanyard, args).await,
-        Command::Token(args) => token::run(&lanyard, args).await,
         Command::Whoami(args) => whoami::run(&lanyard, args),
         Command::Logout(args) => logout::run(&lanyard, args).await,
         Command::Accounts(args) => accounts::run(&lanyard, args).await,
         Command::Status(args) => status::run(&lanyard, args),
-        Command::Presets(args) => presets::run(args),
+        Command::Token(_)
+        | Command::KubectlCredential(_)
+        | Command::GitCredential(_)
+        | Command::Allow(_)
+        | Command::Deny(_)
+        | Command::Apps(_)
+        | Command::Presets(_)
+        | Command::Agent(_) => unreachable!("dispatched above"),
+    }
+}
+
+/// Builds a [`Lanyard`] only when a command needs one: loading the OS trust store and the
+/// accounts file costs milliseconds that the agent's fast path does not spend.
+pub struct Opener {
+    config: Option<PathBuf>,
+    store: Option<StoreKind>,
+}
+
+impl Opener {
+    pub fn lanyard(&self) -> Result<Lanyard, Error> {
+        let path = match &self.config {
+            Some(path) => path.clone(),
+            None => Config::default_path()?,
+        };
+        let config = Config::load(&path)?;
+        Ok(Lanyard::new(config, Records::new(Records::default_dir()))?.with_store(self.store))
+    }
+
+    /// The access token: from the agent when one runs, else directly.
+    pub async fn token(
+        &self,
+        account: &str,
+        min_valid: u64,
+    ) -> Result<crate::session::AccessToken, Error> {
+        match crate::broker::Client::connect(&crate::broker::socket_path()).await {
+            Ok(mut agent) => {
+                let reply = agent.token(account, min_valid).await?;
+                Ok(crate::session::AccessToken {
+                    token: crate::secret::Secret::new(reply.access_token),
+                    expires_at: reply.expires_at,
+                    refreshed: false,
+                    warning: None,
+                })
+            }
+            Err(crate::broker::client::Error::NotRunning(_)) => {
+                Ok(self.lanyard()?.token(account, min_valid).await?)
+            }
+            Err(e) => Err(e.into()),
+        }
     }
 }

@@ -1,10 +1,11 @@
-//! `lanyard token NAME`: print an access token valid for at least `--min-valid` seconds.
+//! `lanyard token NAME`: print an access token valid for at least `--min-valid` seconds,
+//! from the agent when one runs (the fast path), else directly.
 
 use serde_json::json;
 
-use super::output;
+use super::{Opener, output};
 use crate::Error;
-use crate::session::{self, Lanyard};
+use crate::session;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -13,7 +14,10 @@ pub struct Args {
     /// Refresh unless the token stays valid this many more seconds
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     min_valid: u64,
-    /// Print the token with its expiry as JSON
+    /// How to print the token
+    #[arg(long, value_enum, default_value_t = Format::Raw)]
+    format: Format,
+    /// The same as --format json
     #[arg(long)]
     json: bool,
     /// A token for the account's confidential client itself (client credentials grant),
@@ -25,29 +29,50 @@ pub struct Args {
     scope: Option<String>,
 }
 
-pub async fn run(lanyard: &Lanyard, args: Args) -> Result<(), Error> {
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    /// The token alone
+    Raw,
+    /// The token, its type and expiry as JSON
+    Json,
+    /// An HTTP header: `Authorization: Bearer …`
+    Header,
+    /// Shell assignments: `export LANYARD_ACCESS_TOKEN=…` (for `eval`)
+    Env,
+}
+
+pub async fn run(open: &Opener, args: Args) -> Result<(), Error> {
     let token = if args.client_credentials {
-        lanyard
+        open.lanyard()?
             .client_credentials(&args.name, args.scope.as_deref())
             .await?
     } else {
-        lanyard.token(&args.name, args.min_valid).await?
+        open.token(&args.name, args.min_valid).await?
     };
     if let Some(warning) = &token.warning {
         eprintln!("lanyard: warning: {warning}");
     }
-    if args.json {
-        output::print_json(&json!({
+    let expires_at = token.expires_at;
+    // Printing the token is this command's purpose.
+    let value = token.token.expose();
+    let format = if args.json { Format::Json } else { args.format };
+    match format {
+        Format::Raw => output::print_line(value),
+        Format::Header => output::print_line(&format!("Authorization: Bearer {value}")),
+        Format::Env => {
+            output::print_line(&format!("export LANYARD_ACCESS_TOKEN={value}"));
+            if let Some(e) = expires_at {
+                output::print_line(&format!("export LANYARD_ACCESS_TOKEN_EXPIRES_AT={e}"));
+            }
+        }
+        Format::Json => output::print_json(&json!({
             "account": args.name,
             "token_type": "Bearer",
-            // Printing the token is this command's purpose.
-            "access_token": token.token.expose(),
-            "expires_at": token.expires_at.map(output::rfc3339),
-            "expires_in": token.expires_at.map(|e| e.saturating_sub(session::now())),
+            "access_token": value,
+            "expires_at": expires_at.map(output::rfc3339),
+            "expires_in": expires_at.map(|e| e.saturating_sub(session::now())),
             "refreshed": token.refreshed,
-        }));
-    } else {
-        output::print_line(token.token.expose());
+        })),
     }
     Ok(())
 }

@@ -13,7 +13,7 @@ mod records;
 
 pub use keychain::Keychain;
 pub use memory::Memory;
-pub use records::{Record, Records, Status};
+pub use records::{Record, Records, Status, write_private};
 
 use serde::{Deserialize, Serialize};
 

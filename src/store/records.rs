@@ -159,6 +159,12 @@ impl Records {
     }
 }
 
+/// Writes a file readable by the user only, atomically (temporary file, fsync, rename),
+/// creating its directory (0700) if need be.
+pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    write_atomically(path, bytes)
+}
+
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let dir = path.parent().expect("record paths have a parent");
     create_private_dir(dir)?;

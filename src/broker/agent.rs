@@ -1,0 +1,436 @@
+//! The agent's state: accounts, cached access tokens, the approval policy, subscribers.
+//!
+//! [`Agent`] is a cheap `Clone` handle. A token request is served from memory when the
+//! cached token is fresh enough; otherwise it takes the account's single-flight lock, looks
+//! at the cache again (another request may just have refreshed it) and only then asks
+//! `session` — so any number of concurrent requests cause at most one refresh at the
+//! provider. After each new token a task refreshes it ahead of expiry. Refresh tokens
+//! never leave this module's callee, `session`; responses carry access tokens only.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use super::policy::{Decision, PolicyFile};
+use super::protocol::{AccountState, Code, ErrorBody, Event, Identity, TokenReply};
+use crate::secret::Secret;
+use crate::session::{self, Lanyard, LoginOptions};
+use crate::store::Status;
+use crate::{Error, Kind};
+
+/// Refresh this long before the access token expires.
+const REFRESH_AHEAD: u64 = 120;
+/// How long the desktop app's prompt may take before the request is denied.
+pub const APPROVAL_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Who is asking: from the socket's peer credentials.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Peer {
+    pub uid: u32,
+    pub pid: Option<i32>,
+    /// The executable path that names the app in the policy.
+    pub app: String,
+}
+
+/// What the desktop app is asked when an unknown app wants an account's token.
+#[derive(Debug, Clone)]
+pub struct ApprovalRequest {
+    pub account: String,
+    pub app: String,
+    pub pid: Option<i32>,
+}
+
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// The hook through which the desktop app asks the person. Returns `Allow` (always),
+/// `AllowOnce`, `Deny`, or `Unknown` when nobody answered.
+pub type Approver = Arc<dyn Fn(ApprovalRequest) -> BoxFuture<Decision> + Send + Sync>;
+
+#[derive(Clone)]
+pub struct Agent {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    lanyard: Lanyard,
+    policy: PolicyFile,
+    audit: Option<PathBuf>,
+    events: broadcast::Sender<Event>,
+    approver: Option<Approver>,
+    // A std mutex: held only to look up or insert a slot, never across an await.
+    slots: Mutex<HashMap<String, Arc<Slot>>>,
+}
+
+#[derive(Default)]
+struct Slot {
+    cached: Mutex<Option<Cached>>,
+    /// Held while asking `session` for a token: the single flight.
+    flight: tokio::sync::Mutex<()>,
+    /// The task that refreshes ahead of expiry; replaced (and aborted) on each new token.
+    refresher: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+#[derive(Clone)]
+struct Cached {
+    token: Secret,
+    expires_at: Option<u64>,
+}
+
+impl Agent {
+    pub fn new(lanyard: Lanyard, data_dir: Option<PathBuf>, approver: Option<Approver>) -> Agent {
+        let (events, _) = broadcast::channel(256);
+        let dir = data_dir.unwrap_or_else(std::env::temp_dir);
+        Agent {
+            inner: Arc::new(Inner {
+                lanyard,
+                policy: PolicyFile::new(&dir),
+                audit: Some(dir.join("audit.log")),
+                events,
+                approver,
+                slots: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.inner.events.subscribe()
+    }
+
+    /// Loads every signed-in account's token (from the keychain) and schedules its refresh,
+    /// so that the first request after a restart is served from memory.
+    pub async fn warm(&self) {
+        let names: Vec<String> = self
+            .inner
+            .lanyard
+            .status()
+            .into_iter()
+            .filter(|(_, r)| r.as_ref().is_some_and(|r| r.status == Status::SignedIn))
+            .map(|(a, _)| a.name.clone())
+            .collect();
+        for name in names {
+            if let Err(e) = self.fetch(&name, 0).await {
+                tracing::info!(account = %name, error = %e.message, "not loaded at start");
+            }
+        }
+    }
+
+    pub fn accounts(&self) -> Vec<AccountState> {
+        self.inner
+            .lanyard
+            .status()
+            .into_iter()
+            .map(|(account, record)| {
+                let (status, subject, expires_at) = match &record {
+                    None => ("signed_out", None, None),
+                    Some(r) => (
+                        match r.status {
+                            Status::SignedIn => "signed_in",
+                            Status::SignInNeeded { .. } => "sign_in_needed",
+                        },
+                        Some(r.subject.clone()),
+                        r.access_token_expires_at,
+                    ),
+                };
+                AccountState {
+                    account: account.name.clone(),
+                    issuer: account.issuer.clone(),
+                    status: status.into(),
+                    subject,
+                    expires_at,
+                }
+            })
+            .collect()
+    }
+
+    pub async fn token(
+        &self,
+        account: &str,
+        min_valid: u64,
+        peer: &Peer,
+    ) -> Result<TokenReply, ErrorBody> {
+        self.known(account)?;
+        self.authorize(account, peer).await?;
+        let cached = self.fetch(account, min_valid).await?;
+        Ok(TokenReply {
+            access_token: cached.token.expose().to_owned(),
+            token_type: "Bearer".into(),
+            expires_at: cached.expires_at,
+        })
+    }
+
+    pub async fn identity(&self, account: &str, peer: &Peer) -> Result<Identity, ErrorBody> {
+        self.known(account)?;
+        self.authorize(account, peer).await?;
+        let record = self.inner.lanyard.whoami(account).map_err(|e| body(&e))?;
+        let mut identity = record.claims();
+        identity.insert("account".into(), json!(record.account));
+        identity.insert("issuer".into(), json!(record.issuer));
+        Ok(identity)
+    }
+
+    pub async fn login(&self, account: &str) -> Result<Value, ErrorBody> {
+        self.known(account)?;
+        let options = LoginOptions {
+            open_browser: true,
+            timeout: Duration::from_secs(300),
+            prompt: None,
+        };
+        let record = self
+            .inner
+            .lanyard
+            .login(account, &options, &|_| {})
+            .await
+            .map_err(|e| body(&e))?;
+        self.forget(account);
+        let _ = self.inner.events.send(Event::SignedIn {
+            account: account.to_owned(),
+        });
+        Ok(json!({ "account": record.account, "subject": record.subject }))
+    }
+
+    pub async fn logout(&self, account: &str, local: bool) -> Result<Value, ErrorBody> {
+        self.known(account)?;
+        let report = self
+            .inner
+            .lanyard
+            .logout(account, local, true, &|_| {})
+            .await
+            .map_err(|e| body(&e))?;
+        self.forget(account);
+        let _ = self.inner.events.send(Event::SignedOut {
+            account: account.to_owned(),
+        });
+        Ok(json!({ "revoked": report.revoked, "warnings": report.warnings }))
+    }
+
+    fn known(&self, account: &str) -> Result<(), ErrorBody> {
+        self.inner
+            .lanyard
+            .config()
+            .account(account)
+            .map(|_| ())
+            .map_err(|e| ErrorBody {
+                code: Code::UnknownAccount,
+                message: e.to_string(),
+                hint: None,
+            })
+    }
+
+    /// The policy's answer for this app and account, asking the desktop app when there is
+    /// one and the app is unknown. Every decision goes to the audit log.
+    async fn authorize(&self, account: &str, peer: &Peer) -> Result<(), ErrorBody> {
+        let policy_error = |message: String| ErrorBody {
+            code: Code::Internal,
+            message,
+            hint: None,
+        };
+        let mut policy = self.inner.policy.load().map_err(policy_error)?;
+        let mut decision = policy.decide(account, &peer.app);
+        if decision == Decision::Unknown {
+            let _ = self.inner.events.send(Event::ApprovalNeeded {
+                account: account.to_owned(),
+                app: peer.app.clone(),
+                pid: peer.pid.unwrap_or(0),
+            });
+            if let Some(approver) = &self.inner.approver {
+                let request = ApprovalRequest {
+                    account: account.to_owned(),
+                    app: peer.app.clone(),
+                    pid: peer.pid,
+                };
+                decision = tokio::time::timeout(APPROVAL_TIMEOUT, approver(request))
+                    .await
+                    .unwrap_or(Decision::Deny);
+                if decision == Decision::Allow || decision == Decision::Deny {
+                    policy.set(account, &peer.app, decision);
+                    self.inner.policy.save(&policy).map_err(policy_error)?;
+                }
+            }
+        }
+        self.audit(account, peer, decision);
+        match decision {
+            Decision::Allow => Ok(()),
+            Decision::AllowOnce => {
+                policy.consume_once(account, &peer.app);
+                self.inner.policy.save(&policy).map_err(policy_error)
+            }
+            Decision::Deny => Err(ErrorBody {
+                code: Code::Denied,
+                message: format!("{} may not use {account}'s tokens", peer.app),
+                hint: Some(format!("lanyard allow {account} {}", peer.app)),
+            }),
+            Decision::Unknown => Err(ErrorBody {
+                code: Code::ApprovalRequired,
+                message: format!(
+                    "{} (pid {}) has not been allowed to use {account}'s tokens",
+                    peer.app,
+                    peer.pid.unwrap_or(0)
+                ),
+                hint: Some(format!("lanyard allow {account} {}", peer.app)),
+            }),
+        }
+    }
+
+    /// One audit line per decision: time, account, app, pid, decision. Never a token.
+    fn audit(&self, account: &str, peer: &Peer, decision: Decision) {
+        let Some(path) = &self.inner.audit else {
+            return;
+        };
+        let decision = match decision {
+            Decision::Allow => "allowed",
+            Decision::AllowOnce => "allowed_once",
+            Decision::Deny => "denied",
+            Decision::Unknown => "approval_required",
+        };
+        let line = json!({
+            "time": session::now(), "account": account, "app": peer.app, "pid": peer.pid, "decision": decision,
+        });
+        let mut options = std::fs::OpenOptions::new();
+        options.create(true).append(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        if let Err(e) = options.open(path).and_then(|mut f| writeln!(f, "{line}")) {
+            tracing::warn!(error = %e, "cannot write the audit log");
+        }
+    }
+
+    fn slot(&self, account: &str) -> Arc<Slot> {
+        let mut slots = self.inner.slots.lock().unwrap_or_else(|e| e.into_inner());
+        slots.entry(account.to_owned()).or_default().clone()
+    }
+
+    /// Drops the cached token and its refresher (after sign-in or sign-out).
+    fn forget(&self, account: &str) {
+        let slot = self.slot(account);
+        *slot.cached.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        if let Some(task) = slot
+            .refresher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            task.abort();
+        }
+    }
+
+    /// A token valid for `min_valid` more seconds: from memory, or through one flight.
+    async fn fetch(&self, account: &str, min_valid: u64) -> Result<Cached, ErrorBody> {
+        let slot = self.slot(account);
+        if let Some(cached) = fresh(&slot, min_valid) {
+            return Ok(cached);
+        }
+        let _flight = slot.flight.lock().await;
+        if let Some(cached) = fresh(&slot, min_valid) {
+            return Ok(cached);
+        }
+        match self.inner.lanyard.token(account, min_valid).await {
+            Ok(token) => {
+                let cached = Cached {
+                    token: token.token,
+                    expires_at: token.expires_at,
+                };
+                *slot.cached.lock().unwrap_or_else(|e| e.into_inner()) = Some(cached.clone());
+                if token.refreshed {
+                    let _ = self.inner.events.send(Event::Refreshed {
+                        account: account.to_owned(),
+                        expires_at: token.expires_at,
+                    });
+                }
+                self.schedule_refresh(account, &slot, token.expires_at);
+                Ok(cached)
+            }
+            Err(e) => {
+                if e.kind() == Kind::SignInNeeded {
+                    let _ = self.inner.events.send(Event::SignInNeeded {
+                        account: account.to_owned(),
+                        reason: e.to_string(),
+                    });
+                }
+                Err(body(&e))
+            }
+        }
+    }
+
+    /// Refreshes ahead of expiry; on a transient failure, tries again with backoff while
+    /// the current token lasts.
+    fn schedule_refresh(&self, account: &str, slot: &Slot, expires_at: Option<u64>) {
+        let Some(expires_at) = expires_at else { return };
+        let agent = self.clone();
+        let account = account.to_owned();
+        let task = tokio::spawn(async move {
+            let mut backoff = Duration::from_secs(15);
+            loop {
+                let now = session::now();
+                let lifetime = expires_at.saturating_sub(now);
+                // Short-lived tokens refresh at half-life rather than in a tight loop.
+                let ahead = REFRESH_AHEAD.min(lifetime / 2);
+                tokio::time::sleep(Duration::from_secs(lifetime.saturating_sub(ahead))).await;
+                let slot = agent.slot(&account);
+                *slot.cached.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                match agent.fetch(&account, ahead + 1).await {
+                    Ok(_) => return, // fetch scheduled the next refresh
+                    Err(e) if e.code == Code::SignInNeeded => return,
+                    Err(e) => {
+                        tracing::warn!(account = %account, error = %e.message, "refresh ahead of expiry failed; retrying");
+                        if session::now() >= expires_at {
+                            return;
+                        }
+                        tokio::time::sleep(backoff).await;
+                        backoff = (backoff * 2).min(Duration::from_secs(300));
+                    }
+                }
+            }
+        });
+        if let Some(old) = slot
+            .refresher
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(task)
+        {
+            old.abort();
+        }
+    }
+}
+
+fn fresh(slot: &Slot, min_valid: u64) -> Option<Cached> {
+    let cached = slot
+        .cached
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .clone()?;
+    let ok = cached
+        .expires_at
+        .is_none_or(|e| e.saturating_sub(session::now()) >= min_valid);
+    ok.then_some(cached)
+}
+
+/// The wire error for a library error.
+pub fn body(e: &Error) -> ErrorBody {
+    let code = match (e, e.kind()) {
+        (Error::NoAccessToken { .. }, _) => Code::NoAccessToken,
+        (Error::Config(crate::config::Error::UnknownAccount { .. }), _) => Code::UnknownAccount,
+        (_, Kind::SignInNeeded) => Code::SignInNeeded,
+        (_, Kind::Provider | Kind::Incomplete) => Code::ProviderError,
+        (_, Kind::Rejected) => Code::Rejected,
+        (_, Kind::Keychain) => Code::KeychainUnavailable,
+        (_, Kind::Config) => Code::BadRequest,
+        (_, Kind::Denied) => Code::Denied,
+        (_, Kind::Other) => Code::Internal,
+    };
+    let hint = match code {
+        Code::SignInNeeded => e.to_string().split('`').nth(1).map(str::to_owned),
+        _ => None,
+    };
+    ErrorBody {
+        code,
+        message: e.to_string(),
+        hint,
+    }
+}

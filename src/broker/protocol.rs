@@ -1,0 +1,294 @@
+//! The broker's wire format: the only definition of it (docs/protocol.md mirrors it).
+//!
+//! Newline-delimited JSON over a local stream socket: one JSON object per line, at most
+//! [`MAX_FRAME`] bytes. A client opens with `hello` (the version handshake), then sends
+//! any number of requests on the same connection; each carries an `id` that its response
+//! echoes. `subscribe` turns the connection into a stream of events. Errors carry a
+//! stable [`Code`]. This module does no I/O.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+/// The protocol version this build speaks.
+pub const VERSION: u32 = 1;
+/// The largest frame either side accepts, newline included.
+pub const MAX_FRAME: usize = 64 * 1024;
+
+/// A request: `{"id": 1, "op": "token", "account": "work", "min_valid": 60}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub id: u64,
+    #[serde(flatten)]
+    pub op: Op,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Op {
+    /// Must come first on a connection.
+    Hello { version: u32 },
+    /// The accounts the agent holds, with their state. No approval needed.
+    Accounts,
+    /// Who is signed in to an account. Needs the caller's approval for the account.
+    Identity { account: String },
+    /// An access token valid for at least `min_valid` seconds. Needs approval.
+    Token {
+        account: String,
+        #[serde(default = "default_min_valid")]
+        min_valid: u64,
+        /// Down-scoping: the token must carry only these scopes (space-separated).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scope: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        audience: Option<String>,
+    },
+    /// Sign in through the browser, run by the agent.
+    Login { account: String },
+    /// Sign out (revoke, forget, end the provider session unless `local`).
+    Logout {
+        account: String,
+        #[serde(default)]
+        local: bool,
+    },
+    /// From now on, this connection receives events.
+    Subscribe,
+}
+
+fn default_min_valid() -> u64 {
+    60
+}
+
+/// A response: `{"id": 1, "ok": {...}}` or `{"id": 1, "error": {"code": ..., "message": ...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// The request's id; 0 when the request could not be read at all.
+    pub id: u64,
+    #[serde(flatten)]
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok(Value),
+    Error(ErrorBody),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: Code,
+    pub message: String,
+    /// A command that resolves the error, where there is one (`lanyard allow …`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// Stable error codes. New codes may be added; clients treat unknown ones as `internal`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Code {
+    BadRequest,
+    FrameTooLarge,
+    UnsupportedVersion,
+    HelloFirst,
+    WrongUser,
+    UnknownAccount,
+    ApprovalRequired,
+    Denied,
+    SignInNeeded,
+    NoAccessToken,
+    ProviderError,
+    Rejected,
+    KeychainUnavailable,
+    NotSupported,
+    Internal,
+    #[serde(other)]
+    Unknown,
+}
+
+/// What `token` answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenReply {
+    pub access_token: String,
+    pub token_type: String,
+    /// Unix seconds.
+    pub expires_at: Option<u64>,
+}
+
+/// What `accounts` answers, one per account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AccountState {
+    pub account: String,
+    pub issuer: String,
+    /// `signed_in`, `sign_in_needed` or `signed_out`.
+    pub status: String,
+    pub subject: Option<String>,
+    pub expires_at: Option<u64>,
+}
+
+/// An event, sent to subscribers as `{"event": {...}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Event {
+    SignedIn {
+        account: String,
+    },
+    SignedOut {
+        account: String,
+    },
+    Refreshed {
+        account: String,
+        expires_at: Option<u64>,
+    },
+    SignInNeeded {
+        account: String,
+        reason: String,
+    },
+    ApprovalNeeded {
+        account: String,
+        app: String,
+        pid: i32,
+    },
+}
+
+/// One line on the wire, for events.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventFrame {
+    pub event: Event,
+}
+
+/// Identity as `identity` answers it: the claims, never a token.
+pub type Identity = Map<String, Value>;
+
+/// Parses one frame (without its newline). A frame that is not a request yields the
+/// error to send back and, when it could be read, the id.
+pub fn decode(line: &[u8]) -> Result<Request, (u64, ErrorBody)> {
+    serde_json::from_slice(line).map_err(|e| {
+        let id = serde_json::from_slice::<Value>(line)
+            .ok()
+            .and_then(|v| v.get("id").and_then(Value::as_u64))
+            .unwrap_or(0);
+        (
+            id,
+            ErrorBody {
+                code: Code::BadRequest,
+                message: format!("not a request: {e}"),
+                hint: None,
+            },
+        )
+    })
+}
+
+/// One frame: the JSON and its newline.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut line = serde_json::to_vec(value).expect("protocol values serialise to JSON");
+    line.push(b'\n');
+    line
+}
+
+impl Response {
+    pub fn ok(id: u64, value: impl Serialize) -> Response {
+        Response {
+            id,
+            outcome: Outcome::Ok(
+                serde_json::to_value(value).expect("protocol values serialise to JSON"),
+            ),
+        }
+    }
+
+    pub fn error(id: u64, code: Code, message: impl Into<String>) -> Response {
+        Response {
+            id,
+            outcome: Outcome::Error(ErrorBody {
+                code,
+                message: message.into(),
+                hint: None,
+            }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn requests_on_the_wire() {
+        let check = |wire: Value, op: Op| {
+            let req = decode(wire.to_string().as_bytes()).unwrap();
+            assert_eq!(
+                req,
+                Request {
+                    id: 7,
+                    op: op.clone()
+                }
+            );
+            assert_eq!(serde_json::to_value(&req).unwrap(), wire, "round trip");
+        };
+        check(
+            json!({"id": 7, "op": "hello", "version": 1}),
+            Op::Hello { version: 1 },
+        );
+        check(json!({"id": 7, "op": "accounts"}), Op::Accounts);
+        check(
+            json!({"id": 7, "op": "token", "account": "w", "min_valid": 60}),
+            Op::Token {
+                account: "w".into(),
+                min_valid: 60,
+                scope: None,
+                audience: None,
+            },
+        );
+        check(
+            json!({"id": 7, "op": "logout", "account": "w", "local": true}),
+            Op::Logout {
+                account: "w".into(),
+                local: true,
+            },
+        );
+        let defaulted = decode(br#"{"id":7,"op":"token","account":"w"}"#).unwrap();
+        assert!(matches!(defaulted.op, Op::Token { min_valid: 60, .. }));
+    }
+
+    #[test]
+    fn garbage_is_a_bad_request_with_the_id_when_readable() {
+        assert_eq!(decode(b"not json").unwrap_err().0, 0);
+        let (id, body) = decode(br#"{"id": 9, "op": "fly"}"#).unwrap_err();
+        assert_eq!((id, body.code), (9, Code::BadRequest));
+    }
+
+    #[test]
+    fn responses_on_the_wire() {
+        let ok = Response::ok(
+            3,
+            TokenReply {
+                access_token: "t".into(),
+                token_type: "Bearer".into(),
+                expires_at: Some(5),
+            },
+        );
+        assert_eq!(
+            serde_json::to_value(&ok).unwrap(),
+            json!({"id": 3, "ok": {"access_token": "t", "token_type": "Bearer", "expires_at": 5}})
+        );
+        let err = Response::error(3, Code::ApprovalRequired, "ask");
+        assert_eq!(
+            serde_json::to_value(&err).unwrap(),
+            json!({"id": 3, "error": {"code": "approval_required", "message": "ask"}})
+        );
+        let unknown: ErrorBody =
+            serde_json::from_value(json!({"code": "from_the_future", "message": "m"})).unwrap();
+        assert_eq!(unknown.code, Code::Unknown);
+        let event = EventFrame {
+            event: Event::Refreshed {
+                account: "w".into(),
+                expires_at: None,
+            },
+        };
+        assert_eq!(
+            serde_json::to_value(&event).unwrap(),
+            json!({"event": {"type": "refreshed", "account": "w", "expires_at": null}})
+        );
+    }
+}
