@@ -5,6 +5,8 @@
 
 mod support;
 
+/// The agent: protocol, approvals, single-flight refresh, restarts, other users.
+mod broker;
 /// The command line: configuration errors, exit codes, JSON, a missing keychain.
 mod cli;
 /// The real provider: sign-in, refresh with rotation, sign-out, client authentication.

@@ -81,7 +81,14 @@ struct Slot {
 struct Cached {
     token: Secret,
     expires_at: Option<u64>,
+    /// When the provider issued it to this agent (a refresh), if it did.
+    refreshed_at: Option<tokio::time::Instant>,
 }
+
+/// A token refreshed this recently is as fresh as the provider makes them: requests that
+/// waited on that refresh take it even if it lives shorter than they asked for, rather
+/// than each refreshing again.
+const JUST_REFRESHED: Duration = Duration::from_secs(5);
 
 impl Agent {
     pub fn new(lanyard: Lanyard, data_dir: Option<PathBuf>, approver: Option<Approver>) -> Agent {
@@ -335,6 +342,7 @@ impl Agent {
                 let cached = Cached {
                     token: token.token,
                     expires_at: token.expires_at,
+                    refreshed_at: token.refreshed.then(tokio::time::Instant::now),
                 };
                 *slot.cached.lock().unwrap_or_else(|e| e.into_inner()) = Some(cached.clone());
                 if token.refreshed {
@@ -405,9 +413,11 @@ fn fresh(slot: &Slot, min_valid: u64) -> Option<Cached> {
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .clone()?;
-    let ok = cached
-        .expires_at
-        .is_none_or(|e| e.saturating_sub(session::now()) >= min_valid);
+    let remaining = cached.expires_at.map(|e| e.saturating_sub(session::now()));
+    let just_refreshed = cached
+        .refreshed_at
+        .is_some_and(|t| t.elapsed() < JUST_REFRESHED);
+    let ok = remaining.is_none_or(|r| r >= min_valid || (just_refreshed && r > 0));
     ok.then_some(cached)
 }
 

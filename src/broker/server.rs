@@ -72,13 +72,19 @@ async fn serve(stream: UnixStream, agent: Agent, uid: u32) {
         }
     };
     let (read, mut write) = stream.into_split();
+    let mut reader = BufReader::with_capacity(8 * 1024, read);
     if peer.uid != uid {
         tracing::warn!(uid = peer.uid, pid = ?peer.pid, "refused a client of another user");
-        let refusal = Response::error(0, Code::WrongUser, "this agent serves its own user only");
+        // Answer its first request (its hello), so that the refusal is what it reads.
+        let first = tokio::time::timeout(Duration::from_secs(2), read_frame(&mut reader)).await;
+        let id = match first {
+            Ok(Ok(Some(frame))) => protocol::decode(&frame).map_or_else(|(id, _)| id, |r| r.id),
+            _ => 0,
+        };
+        let refusal = Response::error(id, Code::WrongUser, "this agent serves its own user only");
         let _ = send(&mut write, &refusal).await;
         return;
     }
-    let mut reader = BufReader::with_capacity(8 * 1024, read);
     let mut greeted = false;
     loop {
         let frame = match read_frame(&mut reader).await {

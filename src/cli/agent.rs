@@ -23,8 +23,12 @@ pub async fn run(
     let path = args.socket.unwrap_or_else(broker::socket_path);
     let listener = broker::bind(&path).await?;
     let agent = Agent::new(lanyard, Records::default_dir(), None);
-    agent.warm().await;
     eprintln!("lanyard agent: listening at {}", path.display());
+    // Serve at once; load the signed-in accounts' tokens meanwhile.
+    tokio::spawn({
+        let agent = agent.clone();
+        async move { agent.warm().await }
+    });
     broker::server::run(listener, agent, shutdown()).await;
     let _ = std::fs::remove_file(&path);
     Ok(())

@@ -43,7 +43,7 @@ impl Idp {
         Idp::start_with(false, &[&["--profile", name], extra].concat())
     }
 
-    fn start_with(tls: bool, args: &[&str]) -> Idp {
+    pub fn start_with(tls: bool, args: &[&str]) -> Idp {
         require_session();
         let dir = tempfile::tempdir().unwrap();
         let mut cmd = Command::new("node");
@@ -204,6 +204,8 @@ impl Env {
             "LANYARD_TEST_BROWSER_PROFILE",
             &env.path("chromium-profile"),
         );
+        // Each test has its own agent socket: none runs there unless the test starts one.
+        env.set("LANYARD_SOCK", &env.path("agent.sock"));
         env
     }
 
@@ -340,4 +342,58 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// A running `lanyard agent` on the test's socket, stopped with SIGTERM on drop.
+pub struct AgentProc {
+    child: Option<tokio::process::Child>,
+}
+
+impl Env {
+    pub async fn start_agent(&self) -> AgentProc {
+        let socket = PathBuf::from(self.path("agent.sock"));
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_lanyard"));
+        cmd.args(["agent"])
+            .env("LANYARD_CONFIG", &self.config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null());
+        cmd.stderr(std::fs::File::create(self.path("agent.log")).unwrap());
+        for (k, v) in &self.vars {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        // Ready when a client can say hello.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+        while let Err(e) = lanyard::broker::Client::connect(&socket).await {
+            let log = || std::fs::read_to_string(self.path("agent.log")).unwrap_or_default();
+            if let Ok(Some(status)) = child.try_wait() {
+                panic!("the agent exited ({status}): {}", log());
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the agent did not start ({e}): {}",
+                log()
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        AgentProc { child: Some(child) }
+    }
+}
+
+impl AgentProc {
+    /// SIGTERM, and the exit status.
+    pub async fn stop(mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        // SAFETY: kill with a pid of a child we own and a valid signal number.
+        unsafe { libc::kill(child.id().unwrap() as i32, libc::SIGTERM) };
+        child.wait().await.unwrap()
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        if let Some(child) = &mut self.child {
+            let _ = child.start_kill();
+        }
+    }
 }

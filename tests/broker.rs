@@ -1,0 +1,337 @@
+//! The agent, against the real provider and keychain: the protocol's contract, who may
+//! ask, one refresh however many ask, a restart that keeps the accounts, and the real
+//! clients that use it (kubectl, git).
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::UnixStream;
+use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+
+use crate::support::{Env, Idp};
+
+/// A raw protocol client: lines out, lines in.
+struct Raw {
+    read: BufReader<OwnedReadHalf>,
+    write: OwnedWriteHalf,
+}
+
+impl Raw {
+    async fn connect(env: &Env) -> Raw {
+        let stream = UnixStream::connect(env.path("agent.sock")).await.unwrap();
+        let (read, write) = stream.into_split();
+        Raw {
+            read: BufReader::new(read),
+            write,
+        }
+    }
+
+    async fn hello(env: &Env) -> Raw {
+        let mut raw = Raw::connect(env).await;
+        let answer = raw
+            .call(json!({"id": 1, "op": "hello", "version": 1}))
+            .await;
+        assert_eq!(answer["ok"]["version"], 1, "{answer}");
+        raw
+    }
+
+    async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.write.write_all(bytes).await.unwrap();
+    }
+
+    /// The next line, or `None` when the agent closed the connection.
+    async fn line(&mut self) -> Option<Value> {
+        let mut line = String::new();
+        let n = tokio::time::timeout(Duration::from_secs(30), self.read.read_line(&mut line))
+            .await
+            .expect("the agent answered within 30 s")
+            .unwrap();
+        (n > 0).then(|| serde_json::from_str(&line).unwrap())
+    }
+
+    async fn call(&mut self, request: Value) -> Value {
+        self.send_bytes(format!("{request}\n").as_bytes()).await;
+        self.line().await.expect("an answer")
+    }
+}
+
+fn me() -> String {
+    std::env::current_exe().unwrap().display().to_string()
+}
+
+/// An account signed in (directly, before any agent runs) against `idp`.
+async fn signed_in(idp: &Idp, name: &str) -> Env {
+    let env = Env::new();
+    env.account(
+        name,
+        &format!(
+            "issuer = \"{}\"\nclient_id = \"lanyard-public\"",
+            idp.issuer
+        ),
+    );
+    env.lanyard(&["login", name]).await.assert_ok();
+    env
+}
+
+#[tokio::test]
+async fn protocol_contract() {
+    let idp = Idp::start(false);
+    let env = signed_in(&idp, "b-proto").await;
+    let _agent = env.start_agent().await;
+
+    // hello first, in a version this agent speaks.
+    let mut raw = Raw::connect(&env).await;
+    let answer = raw.call(json!({"id": 5, "op": "accounts"})).await;
+    assert_eq!(answer["error"]["code"], "hello_first", "{answer}");
+    let answer = raw
+        .call(json!({"id": 6, "op": "hello", "version": 99}))
+        .await;
+    assert_eq!(answer["error"]["code"], "unsupported_version", "{answer}");
+    let answer = raw
+        .call(json!({"id": 7, "op": "hello", "version": 1}))
+        .await;
+    assert_eq!(
+        answer,
+        json!({"id": 7, "ok": {"version": 1, "agent": format!("lanyard {}", env!("CARGO_PKG_VERSION"))}})
+    );
+
+    // Garbage and unknown requests are answered, and the connection stays usable.
+    raw.send_bytes(b"this is not json\n").await;
+    assert_eq!(raw.line().await.unwrap()["error"]["code"], "bad_request");
+    let answer = raw.call(json!({"id": 8, "op": "fly"})).await;
+    assert_eq!(
+        (answer["id"].clone(), answer["error"]["code"].clone()),
+        (json!(8), json!("bad_request"))
+    );
+    // Many requests on one connection.
+    for id in 9..12 {
+        let answer = raw.call(json!({"id": id, "op": "accounts"})).await;
+        assert_eq!(answer["id"], id);
+        assert_eq!(answer["ok"][0]["account"], "b-proto");
+        assert_eq!(answer["ok"][0]["status"], "signed_in");
+    }
+    let answer = raw
+        .call(json!({"id": 12, "op": "token", "account": "nobody"}))
+        .await;
+    assert_eq!(answer["error"]["code"], "unknown_account", "{answer}");
+    let answer = raw
+        .call(json!({"id": 13, "op": "token", "account": "b-proto", "scope": "openid"}))
+        .await;
+    assert_eq!(answer["error"]["code"], "not_supported", "{answer}");
+
+    // A client stalled mid-frame, and one sending an oversize frame, delay no one else.
+    let mut stalled = Raw::hello(&env).await;
+    stalled.send_bytes(br#"{"id": 2, "op": "acc"#).await;
+    let mut oversize = Raw::hello(&env).await;
+    oversize.send_bytes(&vec![b'x'; 70 * 1024]).await;
+    let mut other = Raw::hello(&env).await;
+    let answer = tokio::time::timeout(
+        Duration::from_secs(2),
+        other.call(json!({"id": 2, "op": "accounts"})),
+    )
+    .await
+    .expect("served while another client stalls");
+    assert_eq!(answer["ok"][0]["account"], "b-proto");
+    assert_eq!(
+        oversize.line().await.unwrap()["error"]["code"],
+        "frame_too_large"
+    );
+    assert!(
+        oversize.line().await.is_none(),
+        "the oversize client is disconnected"
+    );
+}
+
+#[tokio::test]
+async fn unknown_apps_are_refused_until_allowed() {
+    let idp = Idp::start(false);
+    let env = signed_in(&idp, "b-approve").await;
+    let agent = env.start_agent().await;
+    let mut raw = Raw::hello(&env).await;
+    let token = json!({"id": 2, "op": "token", "account": "b-approve"});
+
+    let answer = raw.call(token.clone()).await;
+    assert_eq!(answer["error"]["code"], "approval_required", "{answer}");
+    assert_eq!(
+        answer["error"]["hint"],
+        format!("lanyard allow b-approve {}", me())
+    );
+    // The CLI, run by this test, is the same app to the agent: refused too, with exit 8.
+    env.lanyard(&["token", "b-approve"]).await.assert_fails(
+        8,
+        &format!(
+            "has not been allowed to use b-approve's tokens; run `lanyard allow b-approve {}`",
+            me()
+        ),
+    );
+
+    env.lanyard(&["allow", "b-approve", &me(), "--once"])
+        .await
+        .assert_ok();
+    let answer = raw.call(token.clone()).await;
+    let access = answer["ok"]["access_token"]
+        .as_str()
+        .expect("a token once")
+        .to_owned();
+    assert_eq!(
+        raw.call(token.clone()).await["error"]["code"],
+        "approval_required",
+        "once is once"
+    );
+
+    env.lanyard(&["allow", "b-approve", &me()])
+        .await
+        .assert_ok();
+    assert_eq!(
+        raw.call(token.clone()).await["ok"]["access_token"],
+        access.as_str()
+    );
+    let cli = env
+        .lanyard(&["token", "b-approve", "--format", "header"])
+        .await;
+    assert_eq!(
+        cli.assert_ok().stdout.trim(),
+        format!("Authorization: Bearer {access}")
+    );
+    let identity = raw
+        .call(json!({"id": 3, "op": "identity", "account": "b-approve"}))
+        .await;
+    assert_eq!(identity["ok"]["email"], "alice@example.test");
+    assert!(
+        !identity.to_string().contains(&access),
+        "identity carries no token"
+    );
+
+    env.lanyard(&["deny", "b-approve", &me()]).await.assert_ok();
+    assert_eq!(raw.call(token).await["error"]["code"], "denied");
+
+    // The audit log names app, account and decision, and never a token.
+    let audit = std::fs::read_to_string(format!("{}/lanyard/audit.log", env.path("data"))).unwrap();
+    let decisions: Vec<String> = audit
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<Value>(l).unwrap()["decision"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert!(
+        decisions.starts_with(&[
+            "approval_required".into(),
+            "approval_required".into(),
+            "allowed_once".into()
+        ]),
+        "{decisions:?}"
+    );
+    assert_eq!(decisions.last().unwrap(), "denied");
+    assert!(!audit.contains(&access));
+    assert!(
+        agent.stop().await.success(),
+        "SIGTERM stops the agent cleanly"
+    );
+    assert!(
+        !std::path::Path::new(&env.path("agent.sock")).exists(),
+        "the socket is removed"
+    );
+}
+
+/// Fifty concurrent requests that all need a refresh cause one refresh at the provider;
+/// a restarted agent still holds the account (from the keychain), with no new sign-in.
+#[tokio::test]
+async fn one_refresh_however_many_ask_and_restart_keeps_accounts() {
+    // Tokens that live 30 s: every request asking for 60 s of validity needs a refresh.
+    let idp = Idp::start_with(false, &["--access-token-ttl", "30"]);
+    let env = signed_in(&idp, "b-storm").await;
+    env.lanyard(&["allow", "b-storm", &me()]).await.assert_ok();
+    let agent = env.start_agent().await;
+    let consumed = |events: &[String]| {
+        events
+            .iter()
+            .filter(|e| *e == "refresh_token.consumed")
+            .count()
+    };
+    assert_eq!(consumed(&idp.events().await), 0);
+
+    let mut clients = Vec::new();
+    for _ in 0..50 {
+        clients.push(Raw::hello(&env).await);
+    }
+    let answers = futures_join(clients.into_iter().map(|mut raw| async move {
+        raw.call(json!({"id": 2, "op": "token", "account": "b-storm", "min_valid": 60}))
+            .await
+    }))
+    .await;
+    let tokens: std::collections::BTreeSet<&str> = answers
+        .iter()
+        .map(|a| {
+            a["ok"]["access_token"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{a}"))
+        })
+        .collect();
+    assert_eq!(tokens.len(), 1, "every request got the one refreshed token");
+    assert_eq!(
+        consumed(&idp.events().await),
+        1,
+        "exactly one refresh at the provider"
+    );
+
+    assert!(agent.stop().await.success());
+    let browser_runs = env.browser_runs().len();
+    let _agent = env.start_agent().await;
+    let mut raw = Raw::hello(&env).await;
+    let answer = raw
+        .call(json!({"id": 2, "op": "token", "account": "b-storm", "min_valid": 0}))
+        .await;
+    assert!(answer["ok"]["access_token"].is_string(), "{answer}");
+    assert_eq!(
+        env.browser_runs().len(),
+        browser_runs,
+        "no new sign-in after a restart"
+    );
+}
+
+#[tokio::test]
+async fn another_user_is_refused() {
+    let idp = Idp::start(false);
+    let env = signed_in(&idp, "b-uid").await;
+    let _agent = env.start_agent().await;
+    // Open the socket's permissions so that only the peer-credential check stands between
+    // another user and the agent (the directory's 0700 would stop them earlier).
+    use std::os::unix::fs::PermissionsExt as _;
+    let socket = env.path("agent.sock");
+    let dir = std::path::Path::new(&socket).parent().unwrap().to_owned();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let lanyard = dir.join("lanyard-copy");
+    std::fs::copy(env!("CARGO_BIN_EXE_lanyard"), &lanyard).unwrap();
+    let out = tokio::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(&lanyard)
+        .args(["token", "b-uid"])
+        .env("LANYARD_SOCK", &socket)
+        .env("HOME", "/nonexistent")
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{stderr}");
+    assert!(
+        stderr.contains("this agent serves its own user only"),
+        "{stderr}"
+    );
+}
+
+/// Runs futures concurrently and collects their outputs in order.
+async fn futures_join<F: std::future::Future<Output = Value> + Send + 'static>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<Value> {
+    let handles: Vec<_> = futures.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
