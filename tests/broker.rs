@@ -9,7 +9,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
-use crate::support::{Env, Idp};
+use crate::support::{Api, Env, Idp};
 
 /// A raw protocol client: lines out, lines in.
 struct Raw {
@@ -334,4 +334,112 @@ async fn futures_join<F: std::future::Future<Output = Value> + Send + 'static>(
         out.push(h.await.unwrap());
     }
     out
+}
+
+/// kubectl runs `lanyard kubectl-credential` as its exec plugin, in API version v1 and
+/// v1beta1, and sends the token to the API server.
+#[tokio::test]
+async fn kubectl_uses_the_exec_credential() {
+    let idp = Idp::start(false);
+    let env = signed_in(&idp, "b-kube").await;
+    let token = env
+        .lanyard(&["token", "b-kube"])
+        .await
+        .assert_ok()
+        .stdout
+        .trim()
+        .to_owned();
+    let version = r#"{"major":"1","minor":"32","gitVersion":"v1.32.0-lanyard-test"}"#;
+    // client-go sends exec credentials over TLS only.
+    let api = Api::start(
+        true,
+        &format!("Bearer {token}"),
+        "application/json",
+        version,
+        "Bearer",
+    );
+    for api_version in ["v1", "v1beta1"] {
+        let kubeconfig = format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n    certificate-authority: {}\n\
+             users:\n- name: lanyard\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/{api_version}\n\
+             \x20     command: {}\n      args: [kubectl-credential, b-kube]\n      interactiveMode: Never\n\
+             contexts:\n- name: test\n  context: {{cluster: test, user: lanyard}}\ncurrent-context: test\n",
+            api.url,
+            api.ca.display(),
+            env!("CARGO_BIN_EXE_lanyard")
+        );
+        let path = env.path(&format!("kubeconfig-{api_version}"));
+        std::fs::write(&path, kubeconfig).unwrap();
+        let mut cmd = tokio::process::Command::new("kubectl");
+        cmd.args(["--kubeconfig", &path, "get", "--raw", "/version"])
+            .env("LANYARD_CONFIG", &env.config);
+        for (k, v) in env.vars() {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().await.unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("v1.32.0-lanyard-test"),
+            "{api_version}: {stdout} {} (the API saw {:?})",
+            String::from_utf8_lossy(&out.stderr),
+            api.seen().await
+        );
+    }
+    assert!(api.seen().await.contains(&format!("Bearer {token}")));
+}
+
+/// git runs `lanyard git-credential` as its credential helper: the access token is the
+/// password of a Basic challenge.
+#[tokio::test]
+async fn git_uses_the_credential_helper() {
+    use base64::Engine as _;
+    let idp = Idp::start(false);
+    let env = signed_in(&idp, "b-git").await;
+    let token = env
+        .lanyard(&["token", "b-git"])
+        .await
+        .assert_ok()
+        .stdout
+        .trim()
+        .to_owned();
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("oauth2:{token}"));
+    // An empty repository over git's "dumb" HTTP protocol: an empty refs list.
+    let api = Api::start(
+        false,
+        &format!("Basic {basic}"),
+        "text/plain",
+        "",
+        "Basic realm=\"lanyard-test\"",
+    );
+    let helper = format!(
+        "!{} git-credential --account b-git",
+        env!("CARGO_BIN_EXE_lanyard")
+    );
+    let mut cmd = tokio::process::Command::new("git");
+    cmd.args([
+        "-c",
+        "credential.helper=",
+        "-c",
+        &format!("credential.helper={helper}"),
+    ])
+    .args(["-c", &format!("http.sslCAInfo={}", api.ca.display())])
+    .args(["ls-remote", &format!("{}/repo.git", api.url)])
+    .env("LANYARD_CONFIG", &env.config)
+    .env("GIT_TERMINAL_PROMPT", "0")
+    .env("GIT_CONFIG_NOSYSTEM", "1")
+    .env("HOME", env.path("home"));
+    for (k, v) in env.vars() {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().await.unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        api.seen().await.contains(&format!("Basic {basic}")),
+        "{:?}",
+        api.seen().await
+    );
 }

@@ -321,7 +321,9 @@ fn load_key(name: &str) -> RsaKeyPair {
 }
 
 /// Method, path, query and form parameters, and the Authorization header.
-async fn read(stream: &mut TcpStream) -> Option<(String, String, Vec<(String, String)>, String)> {
+pub async fn read(
+    stream: &mut TcpStream,
+) -> Option<(String, String, Vec<(String, String)>, String)> {
     let mut buf = Vec::new();
     let head = loop {
         let mut chunk = [0u8; 4096];

@@ -218,6 +218,11 @@ impl Env {
         self.vars.push((key.to_owned(), value.to_owned()));
     }
 
+    /// The environment a tool run by the test needs to reach this test's Lanyard.
+    pub fn vars(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.vars.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     pub fn unset(&mut self, key: &str) {
         self.vars.retain(|(k, _)| k != key);
     }
@@ -395,5 +400,71 @@ impl Drop for AgentProc {
         if let Some(child) = &mut self.child {
             let _ = child.start_kill();
         }
+    }
+}
+
+/// A stand-in API server (tests/idp/api.mjs) for the tools that use Lanyard's tokens:
+/// https with a private CA; 200 when the Authorization header is `expect`, else 401.
+pub struct Api {
+    child: Child,
+    pub url: String,
+    pub ca: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Api {
+    /// `tls`: https with a private CA (`ca`), else plain http.
+    pub fn start(tls: bool, expect: &str, content_type: &str, body: &str, challenge: &str) -> Api {
+        let dir = tempfile::tempdir().unwrap();
+        let tls_args = if tls {
+            vec!["--tls".to_owned(), dir.path().display().to_string()]
+        } else {
+            vec![]
+        };
+        let mut child = Command::new("node")
+            .arg(root().join("tests/idp/api.mjs"))
+            .args(tls_args)
+            .args(["--expect", expect, "--type", content_type])
+            .args(["--body", body, "--challenge", challenge])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        let ready: Value = serde_json::from_str(&line)
+            .unwrap_or_else(|_| panic!("the API did not start: {line:?}"));
+        Api {
+            child,
+            url: ready["url"].as_str().unwrap().to_owned(),
+            ca: dir.path().join("ca.pem"),
+            _dir: dir,
+        }
+    }
+
+    /// Every Authorization header the API received.
+    pub async fn seen(&self) -> Vec<String> {
+        let mut client = reqwest::Client::builder();
+        if let Ok(pem) = std::fs::read(&self.ca) {
+            client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+        }
+        let client = client.build().unwrap();
+        client
+            .get(format!("{}/_seen", self.url))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for Api {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -17,6 +17,11 @@ const APT: &[(&str, &str)] = &[
     ("openssl", "the test provider's private CA"),
     ("nodejs", "the test provider (node-oidc-provider)"),
     ("npm", "the test provider's packages"),
+    ("git", "git, a real client of the credential helper"),
+    (
+        "kubernetes-client",
+        "kubectl, a real client of the exec credential plugin",
+    ),
 ];
 
 pub fn run() -> anyhow::Result<()> {
