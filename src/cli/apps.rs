@@ -88,7 +88,7 @@ pub fn list(args: ListArgs) -> Result<(), Error> {
         return Ok(());
     }
     for (account, rules) in &policy.accounts {
-        output::print_line(&format!("{account}"));
+        output::print_line(&account.to_string());
         for (label, apps) in [
             ("allowed", &rules.always),
             ("once", &rules.once),

@@ -38,13 +38,18 @@ pub fn apt() -> anyhow::Result<()> {
     if missing.is_empty() {
         return Ok(());
     }
-    // `npm` is only missing where node came from elsewhere (nvm, NodeSource): keep that one.
+    // A command that came from elsewhere (nvm's node, the Cloud SDK's kubectl, a newer
+    // git) serves as well as Debian's package: install the package only without one.
+    let command = |package: &str| match package {
+        "nodejs" => Some("node"),
+        "npm" => Some("npm"),
+        "git" => Some("git"),
+        "kubernetes-client" => Some("kubectl"),
+        _ => None,
+    };
     let missing: Vec<&str> = missing
         .into_iter()
-        .filter(|p| {
-            !matches!(*p, "nodejs" | "npm")
-                || which(if *p == "npm" { "npm" } else { "node" }).is_none()
-        })
+        .filter(|p| command(p).is_none_or(|c| which(c).is_none()))
         .collect();
     if missing.is_empty() {
         return Ok(());
