@@ -572,6 +572,19 @@ impl Lanyard {
         Ok(report)
     }
 
+    /// The stored ID token of a signed-in account.
+    pub async fn id_token(&self, name: &str) -> Result<Secret, Error> {
+        let account = self.config.account(name)?;
+        let secrets = self.secrets(self.store_kind(account)).await?;
+        load_tokens(secrets, name)
+            .await?
+            .and_then(|t| t.id_token)
+            .ok_or_else(|| Error::SignInNeeded {
+                account: name.to_owned(),
+                reason: "no ID token is stored".into(),
+            })
+    }
+
     /// The stored record of who is signed in.
     pub fn whoami(&self, name: &str) -> Result<Record, Error> {
         let account = self.config.account(name)?;

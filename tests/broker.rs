@@ -443,3 +443,79 @@ async fn git_uses_the_credential_helper() {
         api.seen().await
     );
 }
+
+/// Debian's real `oidc-token` (oidc-agent 4.2.6) gets tokens from Lanyard's oidc-agent
+/// socket, over liboidc-agent's encrypted exchange, under the same approval policy; plain
+/// JSON requests work too.
+#[tokio::test]
+async fn oidc_agent_clients_work_unchanged() {
+    let idp = Idp::start(false);
+    let env = signed_in(&idp, "b-oa").await;
+    let compat = env.path("oidc-agent.sock");
+    let _agent = env
+        .start_agent_with(&["--oidc-agent-socket", &compat])
+        .await;
+    let oidc_token = |args: &[&str]| {
+        let mut cmd = tokio::process::Command::new("oidc-token");
+        cmd.args(args).env("OIDC_SOCK", &compat);
+        cmd.output()
+    };
+    let refused = oidc_token(&["b-oa"]).await.unwrap();
+    let said = String::from_utf8_lossy(&refused.stderr).into_owned()
+        + &String::from_utf8_lossy(&refused.stdout);
+    assert!(!refused.status.success());
+    assert!(
+        said.contains("lanyard allow b-oa /usr/bin/oidc-token"),
+        "{said}"
+    );
+
+    env.lanyard(&["allow", "b-oa", "/usr/bin/oidc-token"])
+        .await
+        .assert_ok();
+    let stored = crate::support::stored_tokens("b-oa").unwrap();
+    let out = oidc_token(&["b-oa"]).await.unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        stored["access_token"].as_str().unwrap()
+    );
+    let by_issuer = oidc_token(&[&idp.issuer]).await.unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&by_issuer.stdout).trim(),
+        stored["access_token"].as_str().unwrap()
+    );
+
+    // Plain JSON, one request per connection.
+    let ask = |request: Value| {
+        let compat = compat.clone();
+        async move {
+            let mut plain = UnixStream::connect(&compat).await.unwrap();
+            plain
+                .write_all(request.to_string().as_bytes())
+                .await
+                .unwrap();
+            let mut answer = String::new();
+            tokio::io::AsyncReadExt::read_to_string(&mut plain, &mut answer)
+                .await
+                .unwrap();
+            serde_json::from_str::<Value>(&answer).unwrap()
+        }
+    };
+    assert_eq!(
+        ask(json!({"request": "loaded_accounts"})).await,
+        json!({"status": "success", "info": ["b-oa"]})
+    );
+    // ID tokens only with their own grant (oidc-token 4.2.6 asks for them elsewhere, on
+    // OIDC_REMOTE_SOCK; liboidc-agent's clients ask here).
+    let id_request = json!({"request": "id_token", "account": "b-oa"});
+    assert_eq!(ask(id_request.clone()).await["status"], "failure");
+    env.lanyard(&["allow", "b-oa", &me()]).await.assert_ok();
+    assert_eq!(
+        ask(id_request.clone()).await["status"],
+        "failure",
+        "an access-token grant is not an ID-token grant"
+    );
+    env.lanyard(&["allow", "b-oa", &me(), "--id-token"])
+        .await
+        .assert_ok();
+    assert_eq!(ask(id_request).await["id_token"], stored["id_token"]);
+}

@@ -172,6 +172,30 @@ impl Agent {
         })
     }
 
+    /// The account's issuer, for oidc-agent's answers.
+    pub fn issuer(&self, account: &str) -> Option<String> {
+        self.inner
+            .lanyard
+            .config()
+            .account(account)
+            .ok()
+            .map(|a| a.issuer.clone())
+    }
+
+    /// The ID token, only to an app allowed it explicitly (`lanyard allow NAME APP
+    /// --id-token`): an ID token is the person's identity, not an API credential.
+    pub async fn id_token(&self, account: &str, peer: &Peer) -> Result<String, ErrorBody> {
+        self.known(account)?;
+        self.authorize(&id_token_grant(account), peer).await?;
+        let token = self
+            .inner
+            .lanyard
+            .id_token(account)
+            .await
+            .map_err(|e| body(&e))?;
+        Ok(token.expose().to_owned())
+    }
+
     pub async fn identity(&self, account: &str, peer: &Peer) -> Result<Identity, ErrorBody> {
         self.known(account)?;
         self.authorize(account, peer).await?;
@@ -405,6 +429,11 @@ impl Agent {
             old.abort();
         }
     }
+}
+
+/// The policy entry under which ID tokens are granted, apart from access tokens.
+pub fn id_token_grant(account: &str) -> String {
+    format!("{account}#id_token")
 }
 
 fn fresh(slot: &Slot, min_valid: u64) -> Option<Cached> {

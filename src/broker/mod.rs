@@ -4,10 +4,12 @@
 //! - [`server`]: accepts connections, checks peer credentials, reads frames with limits;
 //! - [`agent`]: the state behind it — cached tokens, single-flight refresh, approvals;
 //! - [`policy`]: which app may have which account's tokens (a pure decision);
-//! - [`client`]: the Rust client other programs (and `lanyard token`) use.
+//! - [`client`]: the Rust client other programs (and `lanyard token`) use;
+//! - [`oidc_agent`]: oidc-agent's IPC on a second socket, for its existing clients.
 
 pub mod agent;
 pub mod client;
+pub mod oidc_agent;
 pub mod policy;
 pub mod protocol;
 pub mod server;

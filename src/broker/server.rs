@@ -30,7 +30,19 @@ pub const MAX_CONNECTIONS: usize = 1024;
 
 /// Serves until `shutdown` completes, then stops accepting and ends every connection.
 pub async fn run(listener: UnixListener, agent: Agent, shutdown: impl Future<Output = ()>) {
-    let uid = own_uid();
+    accept(listener, shutdown, move |stream| {
+        serve(stream, agent.clone(), own_uid())
+    })
+    .await;
+}
+
+/// The accept loop both sockets share (Lanyard's and the oidc-agent one): one task per
+/// connection, at most [`MAX_CONNECTIONS`] at once, all ended at shutdown.
+pub async fn accept<F, Fut>(listener: UnixListener, shutdown: impl Future<Output = ()>, handle: F)
+where
+    F: Fn(UnixStream) -> Fut,
+    Fut: Future<Output = ()> + Send + 'static,
+{
     let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut connections = JoinSet::new();
     tokio::pin!(shutdown);
@@ -49,18 +61,16 @@ pub async fn run(listener: UnixListener, agent: Agent, shutdown: impl Future<Out
                         continue;
                     }
                 };
-                // Safe to unwrap: the semaphore is never closed.
                 let permit = limit.clone().acquire_owned().await.expect("the semaphore is never closed");
-                let agent = agent.clone();
+                let connection = handle(stream);
                 connections.spawn(async move {
-                    serve(stream, agent, uid).await;
+                    connection.await;
                     drop(permit);
                 });
             }
         }
     }
     connections.shutdown().await;
-    tracing::info!("agent stopped");
 }
 
 async fn serve(stream: UnixStream, agent: Agent, uid: u32) {
@@ -259,7 +269,7 @@ async fn read_frame(reader: &mut BufReader<OwnedReadHalf>) -> Result<Option<Vec<
 
 /// The peer's user, process and executable. When the peer is Lanyard's own binary (the
 /// `lanyard token` CLI, kubectl's or git's helper), the app is the process that ran it.
-fn identify(stream: &UnixStream) -> std::io::Result<Peer> {
+pub fn identify(stream: &UnixStream) -> std::io::Result<Peer> {
     let cred = stream.peer_cred()?;
     let pid = cred.pid();
     let app = pid.map(app_of).unwrap_or_else(|| "unknown".into());

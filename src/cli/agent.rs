@@ -12,6 +12,10 @@ pub struct Args {
     /// The socket [default: $LANYARD_SOCK, else $XDG_RUNTIME_DIR/lanyard/agent.sock]
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
+    /// Also serve oidc-agent's clients (oidc-token, liboidc-agent) on this socket; point
+    /// them at it with OIDC_SOCK=PATH
+    #[arg(long, value_name = "PATH")]
+    oidc_agent_socket: Option<PathBuf>,
 }
 
 pub async fn run(
@@ -29,8 +33,42 @@ pub async fn run(
         let agent = agent.clone();
         async move { agent.warm().await }
     });
-    broker::server::run(listener, agent, shutdown()).await;
+    // Both sockets stop on the same signal.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let compat = match &args.oidc_agent_socket {
+        Some(compat_path) => {
+            let listener = broker::bind(compat_path).await?;
+            eprintln!(
+                "lanyard agent: oidc-agent clients: OIDC_SOCK={}",
+                compat_path.display()
+            );
+            let (agent, mut stopped) = (agent.clone(), stopped.clone());
+            Some(tokio::spawn(broker::oidc_agent::run(
+                listener,
+                agent,
+                async move {
+                    let _ = stopped.wait_for(|s| *s).await;
+                },
+            )))
+        }
+        None => None,
+    };
+    let mut main_stopped = stopped;
+    tokio::spawn(async move {
+        shutdown().await;
+        let _ = stop.send(true);
+    });
+    broker::server::run(listener, agent, async move {
+        let _ = main_stopped.wait_for(|s| *s).await;
+    })
+    .await;
+    if let Some(compat) = compat {
+        let _ = compat.await;
+    }
     let _ = std::fs::remove_file(&path);
+    if let Some(compat_path) = &args.oidc_agent_socket {
+        let _ = std::fs::remove_file(compat_path);
+    }
     Ok(())
 }
 

@@ -18,6 +18,9 @@ pub struct AllowArgs {
     /// Allow one token request only
     #[arg(long)]
     once: bool,
+    /// Allow the account's ID token (its identity), not its access token
+    #[arg(long)]
+    id_token: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -61,10 +64,18 @@ pub fn allow(args: AllowArgs) -> Result<(), Error> {
     } else {
         Decision::Allow
     };
-    set(&args.account, &args.app, decision)?;
+    let (grant, what) = if args.id_token {
+        (
+            crate::broker::agent::id_token_grant(&args.account),
+            "ID token",
+        )
+    } else {
+        (args.account.clone(), "tokens")
+    };
+    set(&grant, &args.app, decision)?;
     let how = if args.once { "once" } else { "from now on" };
     eprintln!(
-        "Allowed {} to get {}'s tokens {how}.",
+        "Allowed {} to get {}'s {what} {how}.",
         args.app.display(),
         args.account
     );

@@ -356,9 +356,14 @@ pub struct AgentProc {
 
 impl Env {
     pub async fn start_agent(&self) -> AgentProc {
+        self.start_agent_with(&[]).await
+    }
+
+    pub async fn start_agent_with(&self, args: &[&str]) -> AgentProc {
         let socket = PathBuf::from(self.path("agent.sock"));
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_lanyard"));
-        cmd.args(["agent"])
+        cmd.arg("agent")
+            .args(args)
             .env("LANYARD_CONFIG", &self.config)
             .stdin(Stdio::null())
             .stdout(Stdio::null());
