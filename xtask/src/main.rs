@@ -24,13 +24,15 @@ fn main() -> ExitCode {
         Some("test") => test::run(&args[1..]),
         Some("demo") => demo::run(&args[1..]),
         Some("deps") => deps::run(),
+        Some("bench") => bench::run(),
         Some("keyring-session") => return keyring::run(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
                  tasks:\n  test [-- CARGO TEST ARGS]  install what is missing, then fmt, clippy and all tests\n  \
                  demo [--headless]          sign in against the bundled demo provider\n  \
-                 deps                       install what is missing"
+                 deps                       install what is missing\n  \
+                 bench                      measure the agent (see docs/benchmarks.md)"
             );
             return ExitCode::from(2);
         }

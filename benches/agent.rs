@@ -1,0 +1,414 @@
+//! The agent's speed and memory, measured against the real test provider: what
+//! docs/benchmarks.md reports. Run with `cargo xtask bench`, which provides the private
+//! keychain, the provider's packages and a release build.
+//!
+//! Each figure is measured in this run on this machine: whole-process `lanyard token`
+//! beside `/bin/true`; socket round trips beside a raw Unix-socket echo; throughput and
+//! p99 with 16 and 64 clients; the delay a stalled client adds to others; refresh storms
+//! counted at the provider; the agent's resident memory. Results go to stdout as a
+//! Markdown table.
+
+use std::io::{BufRead as _, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+
+fn main() {
+    raise_fd_limit();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(run());
+}
+
+struct World {
+    dir: tempfile::TempDir,
+    config: PathBuf,
+    socket: PathBuf,
+    issuer: String,
+    idp: Child,
+}
+
+impl World {
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn lanyard(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lanyard"));
+        cmd.env("LANYARD_CONFIG", &self.config)
+            .env("LANYARD_SOCK", &self.socket)
+            .env("XDG_DATA_HOME", self.path("data"))
+            .env("BROWSER", root().join("tests/idp/browser.mjs"))
+            .env_remove("RUST_LOG");
+        cmd
+    }
+
+    fn start_agent(&self) -> Child {
+        let child = self
+            .lanyard()
+            .arg("agent")
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
+            assert!(Instant::now() < deadline, "the agent did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    }
+
+    async fn events(&self) -> Vec<String> {
+        reqwest::get(format!("{}/_test/events", self.issuer))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for World {
+    fn drop(&mut self) {
+        let _ = self.idp.kill();
+    }
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A provider, an account signed in through the test browser, this program allowed.
+fn world(ttl: u64) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let mut idp = Command::new("node")
+        .arg(root().join("tests/idp/server.mjs"))
+        .args(["--access-token-ttl", &ttl.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(idp.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let issuer = serde_json::from_str::<Value>(&line).unwrap()["issuer"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let config = dir.path().join("config.toml");
+    std::fs::write(
+        &config,
+        format!("[accounts.bench]\nissuer = \"{issuer}\"\nclient_id = \"lanyard-public\"\n"),
+    )
+    .unwrap();
+    let world = World {
+        socket: dir.path().join("agent.sock"),
+        dir,
+        config,
+        issuer,
+        idp,
+    };
+    let status = world
+        .lanyard()
+        .args(["login", "bench"])
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "sign-in failed");
+    let me = std::env::current_exe().unwrap();
+    let status = world
+        .lanyard()
+        .args(["allow", "bench"])
+        .arg(&me)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    world
+}
+
+struct Client {
+    read: tokio::io::BufReader<tokio::net::unix::OwnedReadHalf>,
+    write: tokio::net::unix::OwnedWriteHalf,
+    line: String,
+}
+
+impl Client {
+    async fn connect(socket: &Path) -> Client {
+        let (read, write) = UnixStream::connect(socket).await.unwrap().into_split();
+        let mut client = Client {
+            read: tokio::io::BufReader::new(read),
+            write,
+            line: String::new(),
+        };
+        client
+            .call(&json!({"id": 1, "op": "hello", "version": 1}).to_string())
+            .await;
+        client
+    }
+
+    async fn call(&mut self, request: &str) -> Duration {
+        let start = Instant::now();
+        self.write.write_all(request.as_bytes()).await.unwrap();
+        self.write.write_all(b"\n").await.unwrap();
+        self.line.clear();
+        self.read.read_line(&mut self.line).await.unwrap();
+        assert!(self.line.contains("\"ok\""), "{}", self.line);
+        start.elapsed()
+    }
+}
+
+const TOKEN: &str = r#"{"id":2,"op":"token","account":"bench","min_valid":60}"#;
+
+fn percentile(samples: &mut [Duration], p: f64) -> Duration {
+    samples.sort();
+    samples[((samples.len() as f64 - 1.0) * p).round() as usize]
+}
+
+fn us(d: Duration) -> String {
+    format!("{:.1} µs", d.as_secs_f64() * 1e6)
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1e3)
+}
+
+fn whole_process(cmd: impl Fn() -> Command, runs: usize) -> Duration {
+    let mut samples: Vec<Duration> = (0..runs)
+        .map(|_| {
+            let start = Instant::now();
+            let status = cmd()
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .unwrap();
+            assert!(status.success());
+            start.elapsed()
+        })
+        .collect();
+    percentile(&mut samples, 0.5)
+}
+
+/// A raw Unix-socket echo over a persistent connection: the floor for a round trip.
+async fn echo_p50(dir: &Path) -> Duration {
+    let path = dir.join("echo.sock");
+    let listener = UnixListener::bind(&path).unwrap();
+    tokio::spawn(async move {
+        let (mut s, _) = listener.accept().await.unwrap();
+        let mut buf = [0u8; 256];
+        loop {
+            let n = s.read(&mut buf).await.unwrap();
+            if n == 0 {
+                return;
+            }
+            s.write_all(&buf[..n]).await.unwrap();
+        }
+    });
+    let mut s = UnixStream::connect(&path).await.unwrap();
+    let mut buf = [0u8; 256];
+    let mut samples = Vec::new();
+    for _ in 0..20_000 {
+        let start = Instant::now();
+        s.write_all(TOKEN.as_bytes()).await.unwrap();
+        let mut got = 0;
+        while got < TOKEN.len() {
+            got += s.read(&mut buf).await.unwrap();
+        }
+        samples.push(start.elapsed());
+    }
+    percentile(&mut samples, 0.5)
+}
+
+/// `clients` connections asking as fast as they can for `period`: requests per second
+/// and p99 latency.
+async fn load(socket: &Path, clients: usize, period: Duration) -> (f64, Duration) {
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let socket = socket.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut client = Client::connect(&socket).await;
+            let end = Instant::now() + period;
+            let mut samples = Vec::new();
+            while Instant::now() < end {
+                samples.push(client.call(TOKEN).await);
+            }
+            samples
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    let rate = all.len() as f64 / period.as_secs_f64();
+    (rate, percentile(&mut all, 0.99))
+}
+
+async fn p50_of(client: &mut Client, n: usize) -> Duration {
+    let mut samples = Vec::new();
+    for _ in 0..n {
+        samples.push(client.call(TOKEN).await);
+    }
+    percentile(&mut samples, 0.5)
+}
+
+/// `n` concurrent requests that all need a refresh: refreshes at the provider, total time.
+async fn storm(n: usize) -> (usize, Duration) {
+    // Tokens that live 30 s: a request for 60 s of validity needs a refresh.
+    let world = world(30);
+    let mut agent = world.start_agent();
+    let mut clients = Vec::new();
+    for _ in 0..n {
+        clients.push(Client::connect(&world.socket).await);
+    }
+    let start = Instant::now();
+    let tasks: Vec<_> = clients
+        .into_iter()
+        .map(|mut c| tokio::spawn(async move { c.call(TOKEN).await }))
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let elapsed = start.elapsed();
+    let refreshes = world
+        .events()
+        .await
+        .iter()
+        .filter(|e| *e == "refresh_token.consumed")
+        .count();
+    let _ = agent.kill();
+    (refreshes, elapsed)
+}
+
+fn rss_kb(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0)
+}
+
+fn raise_fd_limit() {
+    // SAFETY: getrlimit/setrlimit with a valid resource and a pointer to a local struct.
+    unsafe {
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 {
+            limit.rlim_cur = limit.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+        }
+    }
+}
+
+async fn run() {
+    assert!(
+        std::env::var_os("LANYARD_TEST_SESSION").is_some(),
+        "run the benchmark with `cargo xtask bench`"
+    );
+    let world = world(3600);
+    let mut agent = world.start_agent();
+    let agent_pid = agent.id();
+    let mut client = Client::connect(&world.socket).await;
+    client.call(TOKEN).await; // warm: the token is now in the agent's memory
+
+    let mut out = Vec::new();
+    let mut row = |what: &str, value: String| out.push(format!("| {what} | {value} |"));
+
+    let token = whole_process(
+        || {
+            let mut c = world.lanyard();
+            c.args(["token", "bench"]);
+            c
+        },
+        300,
+    );
+    let truth = whole_process(|| Command::new("/bin/true"), 300);
+    row(
+        "`lanyard token` (agent running), whole process, median",
+        ms(token),
+    );
+    row("`/bin/true`, whole process, median", ms(truth));
+
+    let echo = echo_p50(world.dir.path()).await;
+    let mut samples = Vec::new();
+    for _ in 0..20_000 {
+        samples.push(client.call(TOKEN).await);
+    }
+    let p50 = percentile(&mut samples, 0.5);
+    let p99 = percentile(&mut samples, 0.99);
+    row("socket round trip, 1 client, p50", us(p50));
+    row("socket round trip, 1 client, p99", us(p99));
+    row("raw Unix-socket echo, p50 (floor)", us(echo));
+    row(
+        "socket p50 ÷ echo p50",
+        format!("{:.2}×", p50.as_secs_f64() / echo.as_secs_f64()),
+    );
+
+    for clients in [16, 64] {
+        let (rate, p99) = load(&world.socket, clients, Duration::from_secs(3)).await;
+        row(
+            &format!("{clients} clients: throughput"),
+            format!("{rate:.0} req/s"),
+        );
+        row(&format!("{clients} clients: p99"), ms(p99));
+    }
+
+    let before = p50_of(&mut client, 2000).await;
+    let mut stalled = UnixStream::connect(&world.socket).await.unwrap();
+    stalled
+        .write_all(b"{\"id\":1,\"op\":\"hello\",\"version\":1}\n{\"id\":2,\"op\":\"tok")
+        .await
+        .unwrap();
+    let mut worst = Duration::ZERO;
+    let stall_end = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < stall_end {
+        worst = worst.max(client.call(TOKEN).await);
+    }
+    drop(stalled);
+    row("a client stalled for 3 s: others' p50 before", us(before));
+    row(
+        "a client stalled for 3 s: others' slowest request during",
+        us(worst),
+    );
+
+    std::thread::sleep(Duration::from_secs(1));
+    row(
+        "agent RSS, steady",
+        format!("{:.1} MB", rss_kb(agent_pid, "VmRSS:") as f64 / 1024.0),
+    );
+    row(
+        "agent RSS, peak (VmHWM)",
+        format!("{:.1} MB", rss_kb(agent_pid, "VmHWM:") as f64 / 1024.0),
+    );
+    let _ = agent.kill();
+    drop(world);
+
+    for n in [50, 1000] {
+        let (refreshes, elapsed) = storm(n).await;
+        row(
+            &format!("{n} concurrent requests needing a refresh"),
+            format!(
+                "{refreshes} refresh(es) at the provider, {} in all",
+                ms(elapsed)
+            ),
+        );
+    }
+
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "| measure | Lanyard |\n|---|---|").unwrap();
+    for line in out {
+        writeln!(stdout, "{line}").unwrap();
+    }
+}
