@@ -393,6 +393,7 @@ async fn run() {
         format!("{:.1} MB", rss_kb(agent_pid, "VmHWM:") as f64 / 1024.0),
     );
     let _ = agent.kill();
+    let _ = agent.wait();
     drop(world);
 
     for n in [50, 1000] {

@@ -8,6 +8,7 @@
 //! Everything a fresh Debian/Ubuntu machine needs is installed from here, so that the
 //! README's two commands are the whole set-up.
 
+mod bench;
 mod demo;
 mod deps;
 mod keyring;
