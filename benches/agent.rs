@@ -285,6 +285,7 @@ async fn storm(n: usize) -> (usize, Duration) {
         .filter(|e| *e == "refresh_token.consumed")
         .count();
     let _ = agent.kill();
+    let _ = agent.wait();
     (refreshes, elapsed)
 }
 

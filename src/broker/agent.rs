@@ -61,6 +61,12 @@ pub struct Agent {
 struct Inner {
     lanyard: Lanyard,
     policy: PolicyFile,
+    /// The policy as last read, with the file's modification time: the file is read again
+    /// only when it changes (`lanyard allow` writes it), not on every request.
+    policy_cache: Mutex<Option<(Option<std::time::SystemTime>, super::policy::Policy)>>,
+    /// When each (account, app, decision) was last written to the audit log: the log
+    /// records grants over time, not every one of thousands of requests a second.
+    audited: Mutex<HashMap<(String, String, &'static str), tokio::time::Instant>>,
     audit: Option<PathBuf>,
     events: broadcast::Sender<Event>,
     approver: Option<Approver>,
@@ -98,6 +104,8 @@ impl Agent {
             inner: Arc::new(Inner {
                 lanyard,
                 policy: PolicyFile::new(&dir),
+                policy_cache: Mutex::new(None),
+                audited: Mutex::new(HashMap::new()),
                 audit: Some(dir.join("audit.log")),
                 events,
                 approver,
@@ -262,7 +270,7 @@ impl Agent {
             message,
             hint: None,
         };
-        let mut policy = self.inner.policy.load().map_err(policy_error)?;
+        let mut policy = self.policy().map_err(policy_error)?;
         let mut decision = policy.decide(account, &peer.app);
         if decision == Decision::Unknown {
             let _ = self.inner.events.send(Event::ApprovalNeeded {
@@ -309,6 +317,27 @@ impl Agent {
         }
     }
 
+    /// The policy, read again only when its file has changed.
+    fn policy(&self) -> Result<super::policy::Policy, String> {
+        let modified = std::fs::metadata(&self.inner.policy.path)
+            .and_then(|m| m.modified())
+            .ok();
+        let mut cache = self
+            .inner
+            .policy_cache
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if let Some((when, policy)) = cache.as_ref()
+            && *when == modified
+            && modified.is_some()
+        {
+            return Ok(policy.clone());
+        }
+        let policy = self.inner.policy.load()?;
+        *cache = Some((modified, policy.clone()));
+        Ok(policy)
+    }
+
     /// One audit line per decision: time, account, app, pid, decision. Never a token.
     fn audit(&self, account: &str, peer: &Peer, decision: Decision) {
         let Some(path) = &self.inner.audit else {
@@ -320,6 +349,19 @@ impl Agent {
             Decision::Deny => "denied",
             Decision::Unknown => "approval_required",
         };
+        // A repeated allowance is written at most once a minute; other decisions always.
+        if decision == "allowed" {
+            let key = (account.to_owned(), peer.app.clone(), decision);
+            let mut audited = self.inner.audited.lock().unwrap_or_else(|e| e.into_inner());
+            let now = tokio::time::Instant::now();
+            if audited
+                .get(&key)
+                .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(60))
+            {
+                return;
+            }
+            audited.insert(key, now);
+        }
         let line = json!({
             "time": session::now(), "account": account, "app": peer.app, "pid": peer.pid, "decision": decision,
         });
