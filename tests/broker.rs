@@ -519,3 +519,34 @@ async fn oidc_agent_clients_work_unchanged() {
         .assert_ok();
     assert_eq!(ask(id_request).await["id_token"], stored["id_token"]);
 }
+
+/// Subscribers see who asks without approval, sign-outs, and the account's new state.
+#[tokio::test]
+async fn subscribers_see_events() {
+    let idp = Idp::start(false);
+    let env = signed_in(&idp, "b-events").await;
+    let _agent = env.start_agent().await;
+    let mut events = Raw::hello(&env).await;
+    assert_eq!(
+        events.call(json!({"id": 2, "op": "subscribe"})).await,
+        json!({"id": 2, "ok": {}})
+    );
+    let mut raw = Raw::hello(&env).await;
+    let refused = raw
+        .call(json!({"id": 2, "op": "token", "account": "b-events"}))
+        .await;
+    assert_eq!(refused["error"]["code"], "approval_required");
+    let event = events.line().await.unwrap();
+    assert_eq!(event["event"]["type"], "approval_needed", "{event}");
+    assert_eq!(event["event"]["app"], me());
+    let out = raw
+        .call(json!({"id": 3, "op": "logout", "account": "b-events", "local": true}))
+        .await;
+    assert!(out["ok"]["revoked"].is_array(), "{out}");
+    assert_eq!(
+        events.line().await.unwrap(),
+        json!({"event": {"type": "signed_out", "account": "b-events"}})
+    );
+    let accounts = raw.call(json!({"id": 4, "op": "accounts"})).await;
+    assert_eq!(accounts["ok"][0]["status"], "signed_out");
+}

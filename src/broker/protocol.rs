@@ -251,6 +251,38 @@ mod tests {
         assert!(matches!(defaulted.op, Op::Token { min_valid: 60, .. }));
     }
 
+    proptest::proptest! {
+        /// Whatever a client sends, decoding answers a request or an error, never panics.
+        #[test]
+        fn decoding_never_panics(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..512)) {
+            let _ = decode(&bytes);
+        }
+
+        /// Every request survives encoding and decoding unchanged.
+        #[test]
+        fn requests_round_trip(
+            id in proptest::prelude::any::<u64>(),
+            account in "[a-z0-9._-]{1,20}",
+            min_valid in proptest::prelude::any::<u64>(),
+            scope in proptest::option::of("[a-z: ]{0,30}"),
+            local in proptest::prelude::any::<bool>(),
+            which in 0u8..6,
+        ) {
+            let op = match which {
+                0 => Op::Hello { version: min_valid as u32 },
+                1 => Op::Accounts,
+                2 => Op::Identity { account },
+                3 => Op::Token { account, min_valid, scope, audience: None },
+                4 => Op::Logout { account, local },
+                _ => Op::Subscribe,
+            };
+            let request = Request { id, op };
+            let frame = encode(&request);
+            proptest::prop_assert_eq!(frame.last(), Some(&b'\n'));
+            proptest::prop_assert_eq!(decode(&frame[..frame.len() - 1]).unwrap(), request);
+        }
+    }
+
     #[test]
     fn garbage_is_a_bad_request_with_the_id_when_readable() {
         assert_eq!(decode(b"not json").unwrap_err().0, 0);
