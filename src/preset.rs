@@ -64,12 +64,29 @@ const PROFILE: Scope = scope("profile", "name and basic profile");
 const EMAIL: Scope = scope("email", "email address");
 const OFFLINE: Scope = scope("offline_access", "stay signed in (refresh token)");
 
-const GGLEAP_SCOPES: &[Scope] = &[OPENID, EMAIL, PROFILE, scope("group", "your ggLeap group")];
-const GGLEAP_BRANDING: Branding = Branding {
-    label: "Sign in with ggLeap",
-    background: "#1a1d29",
-    foreground: "#ffffff",
-    mark: None,
+/// ggLeap production; the beta preset differs only in its issuer.
+const GGLEAP: Preset = Preset {
+    id: "ggleap",
+    name: "ggLeap",
+    issuer: "https://api.ggleap.com/production/oidc",
+    scopes: &[OPENID, EMAIL, PROFILE, scope("group", "your ggLeap group")],
+    default_scopes: "openid email profile group",
+    claims: &["group", "center_uuid"],
+    fixed_port: Some(GGLEAP_PORT),
+    client_auth: ClientAuth::ClientSecretBasic,
+    response_type: ResponseType::Code,
+    response_mode: ResponseMode::Query,
+    refresh: false,
+    revocation: false,
+    end_session: true,
+    center_param: Some("center_uuid"),
+    branding: Branding {
+        label: "Sign in with ggLeap",
+        background: "#1a1d29",
+        foreground: "#ffffff",
+        mark: None,
+    },
+    docs: "https://ggleap.com",
 };
 /// ggLeap matches redirect URIs exactly; this is the port to register.
 pub const GGLEAP_PORT: u16 = 47615;
@@ -205,41 +222,12 @@ pub const PRESETS: &[Preset] = &[
         },
         docs: "https://www.hello.dev/docs",
     },
-    Preset {
-        id: "ggleap",
-        name: "ggLeap",
-        issuer: "https://api.ggleap.com/production/oidc",
-        scopes: GGLEAP_SCOPES,
-        default_scopes: "openid email profile group",
-        claims: &["group", "center_uuid"],
-        fixed_port: Some(GGLEAP_PORT),
-        client_auth: ClientAuth::ClientSecretBasic,
-        response_type: ResponseType::Code,
-        response_mode: ResponseMode::Query,
-        refresh: false,
-        revocation: false,
-        end_session: true,
-        center_param: Some("center_uuid"),
-        branding: GGLEAP_BRANDING,
-        docs: "https://ggleap.com",
-    },
+    GGLEAP,
     Preset {
         id: "ggleap-beta",
         name: "ggLeap (beta)",
         issuer: "https://api.ggleap.com/beta/oidc",
-        scopes: GGLEAP_SCOPES,
-        default_scopes: "openid email profile group",
-        claims: &["group", "center_uuid"],
-        fixed_port: Some(GGLEAP_PORT),
-        client_auth: ClientAuth::ClientSecretBasic,
-        response_type: ResponseType::Code,
-        response_mode: ResponseMode::Query,
-        refresh: false,
-        revocation: false,
-        end_session: true,
-        center_param: Some("center_uuid"),
-        branding: GGLEAP_BRANDING,
-        docs: "https://ggleap.com",
+        ..GGLEAP
     },
 ];
 
