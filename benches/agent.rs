@@ -289,6 +289,148 @@ async fn storm(n: usize) -> (usize, Duration) {
     (refreshes, elapsed)
 }
 
+/// oidc-agent 4.2.6 (Debian), loaded with an account made by `oidc-gen` from a refresh
+/// token that Lanyard obtained from the same provider.
+struct OidcAgent {
+    sock: PathBuf,
+    pid: u32,
+    _home: tempfile::TempDir,
+}
+
+impl Drop for OidcAgent {
+    fn drop(&mut self) {
+        // SAFETY: kill with a pid we started and a valid signal number.
+        unsafe { libc::kill(self.pid as i32, libc::SIGTERM) };
+    }
+}
+
+fn oidc_agent(world: &World) -> Option<OidcAgent> {
+    let home = tempfile::tempdir().unwrap();
+    let home_path = home.path().to_owned();
+    let run = |cmd: &mut Command| {
+        cmd.env("HOME", &home_path)
+            .env("XDG_CONFIG_HOME", home_path.join(".config"))
+            .output()
+    };
+    let secret = world
+        .lanyard()
+        .args(["accounts", "set-secret", "oa"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn();
+    let mut secret = secret.ok()?;
+    secret
+        .stdin
+        .take()?
+        .write_all(b"basic-secret-0123456789")
+        .ok()?;
+    secret.wait().ok()?;
+    let login = world
+        .lanyard()
+        .args(["login", "oa"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .ok()?;
+    if !login.success() {
+        return None;
+    }
+    let lookup = Command::new("secret-tool")
+        .args(["lookup", "service", "lanyard", "username", "oa"])
+        .output()
+        .ok()?;
+    let refresh = serde_json::from_slice::<Value>(&lookup.stdout).ok()?["refresh_token"]
+        .as_str()?
+        .to_owned();
+    let started = run(Command::new("oidc-agent").arg("--no-autoload")).ok()?;
+    let text = String::from_utf8_lossy(&started.stdout).into_owned();
+    let field = |name: &str| {
+        text.split(&format!("{name}="))
+            .nth(1)?
+            .split(';')
+            .next()
+            .map(str::to_owned)
+    };
+    let sock = PathBuf::from(field("OIDC_SOCK")?);
+    let pid: u32 = field("OIDCD_PID")?.parse().ok()?;
+    let agent = OidcAgent {
+        sock: sock.clone(),
+        pid,
+        _home: home,
+    };
+    let generated = run(Command::new("oidc-gen")
+        .args([
+            "oa-oa",
+            "--manual",
+            &format!("--iss={}", world.issuer),
+            "--client-id=lanyard-basic",
+        ])
+        .args([
+            "--client-secret=basic-secret-0123456789",
+            &format!("--rt={refresh}"),
+        ])
+        .args([
+            "--scope=openid profile email offline_access",
+            "--redirect-uri=http://localhost:4242",
+        ])
+        .args(["--pw-cmd=echo bench", "--prompt=none", "--confirm-default"])
+        .env("OIDC_SOCK", &sock))
+    .ok()?;
+    let token = Command::new("oidc-token")
+        .arg("oa-oa")
+        .env("OIDC_SOCK", &sock)
+        .output()
+        .ok()?;
+    if !token.status.success() {
+        eprintln!(
+            "oidc-agent not usable: {}",
+            String::from_utf8_lossy(&generated.stderr)
+        );
+        return None;
+    }
+    Some(agent)
+}
+
+/// One oidc-agent request: connect, write, read to the end (it closes after answering).
+async fn oidc_agent_call(sock: &Path, request: &str) -> Duration {
+    let start = Instant::now();
+    let mut s = UnixStream::connect(sock).await.unwrap();
+    s.write_all(request.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    s.read_to_end(&mut answer).await.unwrap();
+    assert!(
+        answer.windows(7).any(|w| w == b"success"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    start.elapsed()
+}
+
+const OA_TOKEN: &str = r#"{"request":"access_token","account":"oa-oa","min_valid_period":60}"#;
+
+async fn oidc_agent_load(sock: &Path, clients: usize, period: Duration) -> (f64, Duration) {
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let sock = sock.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let end = Instant::now() + period;
+            let mut samples = Vec::new();
+            while Instant::now() < end {
+                samples.push(oidc_agent_call(&sock, OA_TOKEN).await);
+            }
+            samples
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    (
+        all.len() as f64 / period.as_secs_f64(),
+        percentile(&mut all, 0.99),
+    )
+}
+
 fn rss_kb(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     status
@@ -323,9 +465,13 @@ async fn run() {
     let agent_pid = agent.id();
     let mut client = Client::connect(&world.socket).await;
     client.call(TOKEN).await; // warm: the token is now in the agent's memory
+    let oa = oidc_agent(&world);
 
     let mut out = Vec::new();
-    let mut row = |what: &str, value: String| out.push(format!("| {what} | {value} |"));
+    let mut row = |what: &str, value: String, baseline: String| {
+        out.push(format!("| {what} | {value} | {baseline} |"))
+    };
+    let none = String::new;
 
     let token = whole_process(
         || {
@@ -336,11 +482,22 @@ async fn run() {
         300,
     );
     let truth = whole_process(|| Command::new("/bin/true"), 300);
+    let oa_token = oa.as_ref().map_or_else(none, |oa| {
+        ms(whole_process(
+            || {
+                let mut c = Command::new("oidc-token");
+                c.arg("oa-oa").env("OIDC_SOCK", &oa.sock);
+                c
+            },
+            300,
+        ))
+    });
     row(
-        "`lanyard token` (agent running), whole process, median",
+        "whole process, median (`lanyard token` / `oidc-token`)",
         ms(token),
+        oa_token,
     );
-    row("`/bin/true`, whole process, median", ms(truth));
+    row("`/bin/true`, whole process, median", ms(truth), ms(truth));
 
     let echo = echo_p50(world.dir.path()).await;
     let mut samples = Vec::new();
@@ -349,21 +506,43 @@ async fn run() {
     }
     let p50 = percentile(&mut samples, 0.5);
     let p99 = percentile(&mut samples, 0.99);
-    row("socket round trip, 1 client, p50", us(p50));
-    row("socket round trip, 1 client, p99", us(p99));
-    row("raw Unix-socket echo, p50 (floor)", us(echo));
+    let (oa50, oa99) = match &oa {
+        Some(oa) => {
+            let mut samples = Vec::new();
+            for _ in 0..5_000 {
+                samples.push(oidc_agent_call(&oa.sock, OA_TOKEN).await);
+            }
+            (
+                us(percentile(&mut samples, 0.5)),
+                us(percentile(&mut samples, 0.99)),
+            )
+        }
+        None => (none(), none()),
+    };
+    row("socket round trip, 1 client, p50", us(p50), oa50);
+    row("socket round trip, 1 client, p99", us(p99), oa99);
+    row("raw Unix-socket echo, p50 (floor)", us(echo), none());
     row(
         "socket p50 ÷ echo p50",
         format!("{:.2}×", p50.as_secs_f64() / echo.as_secs_f64()),
+        none(),
     );
 
     for clients in [16, 64] {
         let (rate, p99) = load(&world.socket, clients, Duration::from_secs(3)).await;
+        let (oa_rate, oa_p99) = match &oa {
+            Some(oa) => {
+                let (r, p) = oidc_agent_load(&oa.sock, clients, Duration::from_secs(3)).await;
+                (format!("{r:.0} req/s"), ms(p))
+            }
+            None => (none(), none()),
+        };
         row(
             &format!("{clients} clients: throughput"),
             format!("{rate:.0} req/s"),
+            oa_rate,
         );
-        row(&format!("{clients} clients: p99"), ms(p99));
+        row(&format!("{clients} clients: p99"), ms(p99), oa_p99);
     }
 
     let before = p50_of(&mut client, 2000).await;
@@ -378,38 +557,88 @@ async fn run() {
         worst = worst.max(client.call(TOKEN).await);
     }
     drop(stalled);
-    row("a client stalled for 3 s: others' p50 before", us(before));
+    let oa_worst = match &oa {
+        Some(oa) => {
+            let mut stalled = UnixStream::connect(&oa.sock).await.unwrap();
+            stalled.write_all(br#"{"request":"acc"#).await.unwrap();
+            let mut worst = Duration::ZERO;
+            let end = Instant::now() + Duration::from_secs(3);
+            while Instant::now() < end {
+                worst = worst.max(oidc_agent_call(&oa.sock, OA_TOKEN).await);
+            }
+            drop(stalled);
+            ms(worst)
+        }
+        None => none(),
+    };
+    row(
+        "a client stalled for 3 s: others' p50 before",
+        us(before),
+        none(),
+    );
     row(
         "a client stalled for 3 s: others' slowest request during",
-        us(worst),
+        ms(worst),
+        oa_worst,
     );
 
+    // oidc-agent's storm: 50 requests that each need a refresh.
+    let oa_storm = match &oa {
+        Some(oa) => {
+            let saved = |e: &[String]| e.iter().filter(|e| *e == "access_token.saved").count();
+            let before = saved(&world.events().await);
+            let start = Instant::now();
+            let request = r#"{"request":"access_token","account":"oa-oa","min_valid_period":7200}"#;
+            let tasks: Vec<_> = (0..50)
+                .map(|_| {
+                    let sock = oa.sock.clone();
+                    tokio::spawn(async move { oidc_agent_call(&sock, request).await })
+                })
+                .collect();
+            for t in tasks {
+                t.await.unwrap();
+            }
+            let elapsed = start.elapsed();
+            format!(
+                "{} refreshes at the provider, {} in all",
+                saved(&world.events().await) - before,
+                ms(elapsed)
+            )
+        }
+        None => none(),
+    };
+
+    // Let the agents settle after the load before reading their memory.
     std::thread::sleep(Duration::from_secs(1));
-    row(
-        "agent RSS, steady",
-        format!("{:.1} MB", rss_kb(agent_pid, "VmRSS:") as f64 / 1024.0),
-    );
-    row(
-        "agent RSS, peak (VmHWM)",
-        format!("{:.1} MB", rss_kb(agent_pid, "VmHWM:") as f64 / 1024.0),
-    );
+    let mb = |pid: u32, field: &str| format!("{:.1} MB", rss_kb(pid, field) as f64 / 1024.0);
+    let oa_rss = oa.as_ref().map_or_else(none, |oa| mb(oa.pid, "VmRSS:"));
+    let oa_peak = oa.as_ref().map_or_else(none, |oa| mb(oa.pid, "VmHWM:"));
+    row("agent RSS, steady", mb(agent_pid, "VmRSS:"), oa_rss);
+    row("agent RSS, peak (VmHWM)", mb(agent_pid, "VmHWM:"), oa_peak);
     let _ = agent.kill();
     let _ = agent.wait();
+    drop(oa);
     drop(world);
 
     for n in [50, 1000] {
         let (refreshes, elapsed) = storm(n).await;
+        let baseline = if n == 50 { oa_storm.clone() } else { none() };
         row(
             &format!("{n} concurrent requests needing a refresh"),
             format!(
                 "{refreshes} refresh(es) at the provider, {} in all",
                 ms(elapsed)
             ),
+            baseline,
         );
     }
 
     let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "| measure | Lanyard |\n|---|---|").unwrap();
+    writeln!(
+        stdout,
+        "| measure | Lanyard | oidc-agent 4.2.6 |\n|---|---|---|"
+    )
+    .unwrap();
     for line in out {
         writeln!(stdout, "{line}").unwrap();
     }

@@ -237,7 +237,7 @@ const server = (tls ? https.createServer(tls) : http.createServer()).listen(port
   const provider = new Provider(issuer, configuration);
   provider.proxy = false;
   for (const name of ['grant.revoked', 'end_session.success', 'refresh_token.consumed',
-    'refresh_token.destroyed', 'access_token.destroyed', 'authorization.error', 'grant.success']) {
+    'refresh_token.destroyed', 'access_token.destroyed', 'access_token.saved', 'authorization.error', 'grant.success']) {
     provider.on(name, () => events.push(name));
   }
   provider.on('server_error', (_ctx, error) => process.stderr.write(`server_error: ${error?.stack ?? error}\n`));
