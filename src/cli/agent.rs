@@ -26,6 +26,12 @@ pub async fn run(
     let lanyard = super::Opener { config, store }.lanyard()?;
     let path = args.socket.unwrap_or_else(broker::socket_path);
     let listener = broker::bind(&path).await?;
+    // Both sockets are bound before the agent says it listens: clients (and tests) take
+    // that line to mean ready.
+    let compat_listener = match &args.oidc_agent_socket {
+        Some(compat_path) => Some(broker::bind(compat_path).await?),
+        None => None,
+    };
     let agent = Agent::new(lanyard, Records::default_dir(), None);
     eprintln!("lanyard agent: listening at {}", path.display());
     // Serve at once; load the signed-in accounts' tokens meanwhile.
@@ -35,9 +41,8 @@ pub async fn run(
     });
     // Both sockets stop on the same signal.
     let (stop, stopped) = tokio::sync::watch::channel(false);
-    let compat = match &args.oidc_agent_socket {
-        Some(compat_path) => {
-            let listener = broker::bind(compat_path).await?;
+    let compat = match (&args.oidc_agent_socket, compat_listener) {
+        (Some(compat_path), Some(listener)) => {
             eprintln!(
                 "lanyard agent: oidc-agent clients: OIDC_SOCK={}",
                 compat_path.display()
@@ -51,7 +56,7 @@ pub async fn run(
                 },
             )))
         }
-        None => None,
+        _ => None,
     };
     let mut main_stopped = stopped;
     tokio::spawn(async move {
