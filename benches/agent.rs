@@ -51,17 +51,23 @@ impl World {
     }
 
     fn start_agent(&self) -> Child {
-        let child = self
+        let mut child = self
             .lanyard()
             .arg("agent")
-            .stderr(Stdio::null())
+            .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while std::os::unix::net::UnixStream::connect(&self.socket).is_err() {
-            assert!(Instant::now() < deadline, "the agent did not start");
-            std::thread::sleep(Duration::from_millis(20));
+        // Ready when it says so: the agent announces its socket once it listens.
+        let mut stderr = BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        while !line.contains("listening at") {
+            line.clear();
+            assert!(
+                stderr.read_line(&mut line).unwrap() > 0,
+                "the agent did not start"
+            );
         }
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
         child
     }
 
@@ -634,8 +640,6 @@ async fn run() {
         None => none(),
     };
 
-    // Let the agents settle after the load before reading their memory.
-    std::thread::sleep(Duration::from_secs(1));
     let mb = |pid: u32, field: &str| format!("{:.1} MB", rss_kb(pid, field) as f64 / 1024.0);
     let oa_rss = oa.as_ref().map_or_else(none, |oa| mb(oa.pid, "VmRSS:"));
     let oa_peak = oa.as_ref().map_or_else(none, |oa| mb(oa.pid, "VmHWM:"));

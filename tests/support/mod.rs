@@ -46,23 +46,11 @@ impl Idp {
     pub fn start_with(tls: bool, args: &[&str]) -> Idp {
         require_session();
         let dir = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new("node");
-        cmd.arg(root().join("tests/idp/server.mjs")).args(args);
+        let mut script_args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
         if tls {
-            cmd.arg("--tls").arg(dir.path());
+            script_args.extend(["--tls".to_owned(), dir.path().display().to_string()]);
         }
-        let mut child = cmd
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("node runs");
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        // Keep draining: a provider whose stdout is closed dies on its next write.
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        let ready: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|_| panic!("provider did not start: {line:?}"));
+        let (child, ready) = spawn_node("server.mjs", &script_args);
         Idp {
             child,
             issuer: ready["issuer"].as_str().unwrap().to_owned(),
@@ -324,6 +312,26 @@ impl Env {
     }
 }
 
+/// Starts `tests/idp/SCRIPT` with node and returns it with the JSON line it prints when
+/// it is ready. Its stdout keeps being drained: a node process whose stdout is closed
+/// dies on its next write.
+fn spawn_node(script: &str, args: &[String]) -> (Child, Value) {
+    let mut child = Command::new("node")
+        .arg(root().join("tests/idp").join(script))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("node runs (cargo xtask deps installs it)");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let ready =
+        serde_json::from_str(&line).unwrap_or_else(|_| panic!("{script} did not start: {line:?}"));
+    (child, ready)
+}
+
 /// A keychain item as another program sees it (`secret-tool lookup`).
 pub fn keychain(service: &str, account: &str) -> Option<String> {
     let out = Command::new("secret-tool")
@@ -360,32 +368,39 @@ impl Env {
     }
 
     pub async fn start_agent_with(&self, args: &[&str]) -> AgentProc {
-        let socket = PathBuf::from(self.path("agent.sock"));
+        use tokio::io::AsyncBufReadExt as _;
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_lanyard"));
         cmd.arg("agent")
             .args(args)
             .env("LANYARD_CONFIG", &self.config)
             .stdin(Stdio::null())
-            .stdout(Stdio::null());
-        cmd.stderr(std::fs::File::create(self.path("agent.log")).unwrap());
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
         for (k, v) in &self.vars {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().unwrap();
-        // Ready when a client can say hello.
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-        while let Err(e) = lanyard::broker::Client::connect(&socket).await {
-            let log = || std::fs::read_to_string(self.path("agent.log")).unwrap_or_default();
-            if let Ok(Some(status)) = child.try_wait() {
-                panic!("the agent exited ({status}): {}", log());
+        // Ready when it says so: the agent announces its socket once it listens.
+        let mut stderr = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut said = Vec::new();
+        let ready = tokio::time::timeout(std::time::Duration::from_secs(30), async {
+            while let Ok(Some(line)) = stderr.next_line().await {
+                let listening = line.contains("listening at");
+                said.push(line);
+                if listening {
+                    return true;
+                }
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the agent did not start ({e}): {}",
-                log()
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+            false
+        })
+        .await;
+        assert!(
+            matches!(ready, Ok(true)),
+            "the agent did not start: {}",
+            said.join("\n")
+        );
+        // Keep reading its stderr, so that it never blocks on a full pipe.
+        tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
         AgentProc { child: Some(child) }
     }
 }
@@ -426,21 +441,16 @@ impl Api {
         } else {
             vec![]
         };
-        let mut child = Command::new("node")
-            .arg(root().join("tests/idp/api.mjs"))
-            .args(tls_args)
-            .args(["--expect", expect, "--type", content_type])
-            .args(["--body", body, "--challenge", challenge])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        stdout.read_line(&mut line).unwrap();
-        std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
-        let ready: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|_| panic!("the API did not start: {line:?}"));
+        let mut args = tls_args;
+        for (flag, value) in [
+            ("--expect", expect),
+            ("--type", content_type),
+            ("--body", body),
+            ("--challenge", challenge),
+        ] {
+            args.extend([flag.to_owned(), value.to_owned()]);
+        }
+        let (child, ready) = spawn_node("api.mjs", &args);
         Api {
             child,
             url: ready["url"].as_str().unwrap().to_owned(),
