@@ -41,7 +41,10 @@ impl World {
     }
 
     fn lanyard(&self) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_lanyard"));
+        // `cargo xtask bench` passes the shipping build (`cargo xtask dist`).
+        let bin = std::env::var_os("LANYARD_BENCH_BIN")
+            .unwrap_or_else(|| env!("CARGO_BIN_EXE_lanyard").into());
+        let mut cmd = Command::new(bin);
         cmd.env("LANYARD_CONFIG", &self.config)
             .env("LANYARD_SOCK", &self.socket)
             .env("XDG_DATA_HOME", self.path("data"))

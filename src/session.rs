@@ -56,6 +56,18 @@ pub struct AccessToken {
     pub warning: Option<String>,
 }
 
+impl From<crate::broker::protocol::TokenReply> for AccessToken {
+    /// A token the agent handed out; it refreshes and warns on its own side.
+    fn from(reply: crate::broker::protocol::TokenReply) -> AccessToken {
+        AccessToken {
+            token: Secret::new(reply.access_token),
+            expires_at: reply.expires_at,
+            refreshed: false,
+            warning: None,
+        }
+    }
+}
+
 /// What [`Lanyard::logout`] did.
 #[derive(Debug, Default)]
 pub struct Logout {

@@ -194,6 +194,17 @@ async fn unknown_apps_are_refused_until_allowed() {
         cli.assert_ok().stdout.trim(),
         format!("Authorization: Bearer {access}")
     );
+    // The fast path reads the same flags as the full command, inline values included.
+    let cli = env
+        .lanyard(&["token", "--min-valid=120", "b-approve", "--format=json"])
+        .await;
+    let json: Value = serde_json::from_str(&cli.assert_ok().stdout).unwrap();
+    assert_eq!(json["access_token"], access.as_str());
+    assert_eq!(json["account"], "b-approve");
+    // What it does not understand goes to the full parser, which explains.
+    env.lanyard(&["token", "b-approve", "--min-valid", "soon"])
+        .await
+        .assert_fails(2, "invalid value 'soon'");
     let identity = raw
         .call(json!({"id": 3, "op": "identity", "account": "b-approve"}))
         .await;

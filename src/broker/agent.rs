@@ -63,10 +63,11 @@ struct Inner {
     policy: PolicyFile,
     /// The policy as last read, with the file's modification time: the file is read again
     /// only when it changes (`lanyard allow` writes it), not on every request.
-    policy_cache: Mutex<Option<(Option<std::time::SystemTime>, super::policy::Policy)>>,
+    policy_cache: Mutex<Option<(Option<std::time::SystemTime>, Arc<super::policy::Policy>)>>,
     /// When each (account, app, decision) was last written to the audit log: the log
     /// records grants over time, not every one of thousands of requests a second.
-    audited: Mutex<HashMap<(String, String, &'static str), tokio::time::Instant>>,
+    /// Keyed by account, then app; only allowances are deduplicated.
+    audited: Mutex<HashMap<String, HashMap<String, tokio::time::Instant>>>,
     audit: Option<PathBuf>,
     events: broadcast::Sender<Event>,
     approver: Option<Approver>,
@@ -270,7 +271,7 @@ impl Agent {
             message,
             hint: None,
         };
-        let mut policy = self.policy().map_err(policy_error)?;
+        let policy = self.policy().map_err(policy_error)?;
         let mut decision = policy.decide(account, &peer.app);
         if decision == Decision::Unknown {
             let _ = self.inner.events.send(Event::ApprovalNeeded {
@@ -288,6 +289,7 @@ impl Agent {
                     .await
                     .unwrap_or(Decision::Deny);
                 if decision == Decision::Allow || decision == Decision::Deny {
+                    let mut policy = (*policy).clone();
                     policy.set(account, &peer.app, decision);
                     self.inner.policy.save(&policy).map_err(policy_error)?;
                 }
@@ -297,6 +299,7 @@ impl Agent {
         match decision {
             Decision::Allow => Ok(()),
             Decision::AllowOnce => {
+                let mut policy = (*policy).clone();
                 policy.consume_once(account, &peer.app);
                 self.inner.policy.save(&policy).map_err(policy_error)
             }
@@ -318,7 +321,7 @@ impl Agent {
     }
 
     /// The policy, read again only when its file has changed.
-    fn policy(&self) -> Result<super::policy::Policy, String> {
+    fn policy(&self) -> Result<Arc<super::policy::Policy>, String> {
         let modified = std::fs::metadata(&self.inner.policy.path)
             .and_then(|m| m.modified())
             .ok();
@@ -333,7 +336,7 @@ impl Agent {
         {
             return Ok(policy.clone());
         }
-        let policy = self.inner.policy.load()?;
+        let policy = Arc::new(self.inner.policy.load()?);
         *cache = Some((modified, policy.clone()));
         Ok(policy)
     }
@@ -351,16 +354,19 @@ impl Agent {
         };
         // A repeated allowance is written at most once a minute; other decisions always.
         if decision == "allowed" {
-            let key = (account.to_owned(), peer.app.clone(), decision);
             let mut audited = self.inner.audited.lock().unwrap_or_else(|e| e.into_inner());
             let now = tokio::time::Instant::now();
             if audited
-                .get(&key)
+                .get(account)
+                .and_then(|apps| apps.get(&peer.app))
                 .is_some_and(|t| now.duration_since(*t) < Duration::from_secs(60))
             {
                 return;
             }
-            audited.insert(key, now);
+            audited
+                .entry(account.to_owned())
+                .or_default()
+                .insert(peer.app.clone(), now);
         }
         let line = json!({
             "time": session::now(), "account": account, "app": peer.app, "pid": peer.pid, "decision": decision,
@@ -376,6 +382,9 @@ impl Agent {
 
     fn slot(&self, account: &str) -> Arc<Slot> {
         let mut slots = self.inner.slots.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(slot) = slots.get(account) {
+            return slot.clone();
+        }
         slots.entry(account.to_owned()).or_default().clone()
     }
 

@@ -43,12 +43,7 @@ impl Client {
     pub async fn connect(path: &Path) -> Result<Client, Error> {
         let stream = UnixStream::connect(path)
             .await
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
-                    Error::NotRunning(path.display().to_string())
-                }
-                _ => Error::Io(e),
-            })?;
+            .map_err(|e| connect_error(e, path))?;
         let (read, writer) = stream.into_split();
         let mut client = Client {
             reader: BufReader::new(read),
@@ -92,16 +87,63 @@ impl Client {
             .write_all(&protocol::encode(&Request { id, op }))
             .await?;
         let mut line = String::new();
-        if self.reader.read_line(&mut line).await? == 0 {
-            return Err(Error::Protocol("the agent closed the connection".into()));
+        let read = self.reader.read_line(&mut line).await?;
+        answer(read, &line)
+    }
+}
+
+/// One token from the agent, blocking, in a single round trip: `hello` and `token` are
+/// written together. This is `lanyard token`'s fast path, which runs before any runtime
+/// or logging is set up.
+pub fn token_blocking(path: &Path, account: &str, min_valid: u64) -> Result<TokenReply, Error> {
+    use std::io::{BufRead as _, Write as _};
+    let stream =
+        std::os::unix::net::UnixStream::connect(path).map_err(|e| connect_error(e, path))?;
+    let mut frames = protocol::encode(&Request {
+        id: 1,
+        op: Op::Hello {
+            version: protocol::VERSION,
+        },
+    });
+    frames.extend(protocol::encode(&Request {
+        id: 2,
+        op: Op::Token {
+            account: account.to_owned(),
+            min_valid,
+            scope: None,
+            audience: None,
+        },
+    }));
+    (&stream).write_all(&frames)?;
+    let mut reader = std::io::BufReader::new(&stream);
+    let mut line = String::new();
+    let read = reader.read_line(&mut line)?;
+    answer::<Value>(read, &line)?;
+    line.clear();
+    let read = reader.read_line(&mut line)?;
+    answer(read, &line)
+}
+
+fn connect_error(e: std::io::Error, path: &Path) -> Error {
+    match e.kind() {
+        std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
+            Error::NotRunning(path.display().to_string())
         }
-        let response: Response =
-            serde_json::from_str(&line).map_err(|e| Error::Protocol(e.to_string()))?;
-        match response.outcome {
-            Outcome::Ok(value) => {
-                serde_json::from_value(value).map_err(|e| Error::Protocol(e.to_string()))
-            }
-            Outcome::Error(body) => Err(Error::Agent(body)),
+        _ => Error::Io(e),
+    }
+}
+
+/// Reads one response line (`read` bytes long; 0 means the agent hung up).
+fn answer<T: DeserializeOwned>(read: usize, line: &str) -> Result<T, Error> {
+    if read == 0 {
+        return Err(Error::Protocol("the agent closed the connection".into()));
+    }
+    let response: Response =
+        serde_json::from_str(line).map_err(|e| Error::Protocol(e.to_string()))?;
+    match response.outcome {
+        Outcome::Ok(value) => {
+            serde_json::from_value(value).map_err(|e| Error::Protocol(e.to_string()))
         }
+        Outcome::Error(body) => Err(Error::Agent(body)),
     }
 }

@@ -93,7 +93,11 @@ fn parse_store(s: &str) -> Result<StoreKind, String> {
 
 /// Runs the CLI and returns the process exit code.
 pub fn main() -> i32 {
-    let cli = Cli::parse();
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if let Some(code) = token::fast(args.get(1..).unwrap_or_default()) {
+        return code;
+    }
+    let cli = Cli::parse_from(args);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
@@ -192,15 +196,7 @@ impl Opener {
         min_valid: u64,
     ) -> Result<crate::session::AccessToken, Error> {
         match crate::broker::Client::connect(&crate::broker::socket_path()).await {
-            Ok(mut agent) => {
-                let reply = agent.token(account, min_valid).await?;
-                Ok(crate::session::AccessToken {
-                    token: crate::secret::Secret::new(reply.access_token),
-                    expires_at: reply.expires_at,
-                    refreshed: false,
-                    warning: None,
-                })
-            }
+            Ok(mut agent) => Ok(agent.token(account, min_valid).await?.into()),
             Err(crate::broker::client::Error::NotRunning(_)) => {
                 Ok(self.lanyard()?.token(account, min_valid).await?)
             }

@@ -52,10 +52,58 @@ pub async fn run(open: &Opener, args: Args) -> Result<(), Error> {
     if let Some(warning) = &token.warning {
         eprintln!("lanyard: warning: {warning}");
     }
+    let format = if args.json { Format::Json } else { args.format };
+    print(&args.name, format, &token);
+    Ok(())
+}
+
+/// `lanyard token NAME [--min-valid N] [--format F | --json]` answered by a running agent
+/// before clap, logging or a runtime start: a process that only wants a token should cost
+/// little more than the round trip. `None` when the arguments are anything else or no
+/// agent answers; then the full command runs (and falls back to direct mode).
+pub fn fast(args: &[std::ffi::OsString]) -> Option<i32> {
+    let mut args = args.iter().map(|a| a.to_str());
+    if args.next()? != Some("token") {
+        return None;
+    }
+    let (mut name, mut min_valid, mut format) = (None, 60, Format::Raw);
+    while let Some(arg) = args.next() {
+        let arg = arg?;
+        let (flag, inline) = match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with("--") => (flag, Some(value)),
+            _ => (arg, None),
+        };
+        let mut value = || inline.or_else(|| args.next().flatten());
+        match flag {
+            "--json" if inline.is_none() => format = Format::Json,
+            "--min-valid" => min_valid = value()?.parse().ok()?,
+            "--format" => format = clap::ValueEnum::from_str(value()?, false).ok()?,
+            _ if !arg.starts_with('-') && name.is_none() => name = Some(arg),
+            _ => return None,
+        }
+    }
+    let name = name?;
+    let reply =
+        match crate::broker::client::token_blocking(&crate::broker::socket_path(), name, min_valid)
+        {
+            Ok(reply) => reply,
+            Err(e @ crate::broker::client::Error::Agent(_)) => {
+                let e = Error::from(e);
+                eprintln!("lanyard: {e}");
+                return Some(e.kind().exit_code());
+            }
+            // Not running, or anything odd: the full command tries again and explains.
+            Err(_) => return None,
+        };
+    let token = session::AccessToken::from(reply);
+    print(name, format, &token);
+    Some(0)
+}
+
+fn print(name: &str, format: Format, token: &session::AccessToken) {
     let expires_at = token.expires_at;
     // Printing the token is this command's purpose.
     let value = token.token.expose();
-    let format = if args.json { Format::Json } else { args.format };
     match format {
         Format::Raw => output::print_line(value),
         Format::Header => output::print_line(&format!("Authorization: Bearer {value}")),
@@ -66,7 +114,7 @@ pub async fn run(open: &Opener, args: Args) -> Result<(), Error> {
             }
         }
         Format::Json => output::print_json(&json!({
-            "account": args.name,
+            "account": name,
             "token_type": "Bearer",
             "access_token": value,
             "expires_at": expires_at.map(output::rfc3339),
@@ -74,5 +122,4 @@ pub async fn run(open: &Opener, args: Args) -> Result<(), Error> {
             "refreshed": token.refreshed,
         })),
     }
-    Ok(())
 }

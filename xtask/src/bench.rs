@@ -7,6 +7,8 @@ use std::process::Command;
 pub fn run() -> anyhow::Result<()> {
     super::deps::run()?;
     super::run(super::cargo().args(["bench", "--bench", "agent", "--no-run"]))?;
+    // The binary measured is the one that ships.
+    let lanyard = super::dist::run()?;
     let machine = format!(
         "{} ({} cores), {}",
         std::fs::read_to_string("/proc/cpuinfo")
@@ -27,6 +29,7 @@ pub fn run() -> anyhow::Result<()> {
             .arg("--")
             .arg(xtask)
             .args(["keyring-session", "--", &cargo, "bench", "--bench", "agent"])
+            .env("LANYARD_BENCH_BIN", lanyard)
             .current_dir(super::root()),
     )
 }

@@ -4,6 +4,8 @@
 //!   private Secret Service (dbus-run-session + gnome-keyring).
 //! - `cargo xtask demo`  signs in against the bundled demo provider in your browser.
 //! - `cargo xtask deps`  only installs what is missing (apt packages as root, npm packages).
+//! - `cargo xtask bench` measures the agent beside oidc-agent (docs/benchmarks.md).
+//! - `cargo xtask dist`  builds the shipping `lanyard` binary into target/dist.
 //!
 //! Everything a fresh Debian/Ubuntu machine needs is installed from here, so that the
 //! README's two commands are the whole set-up.
@@ -11,6 +13,7 @@
 mod bench;
 mod demo;
 mod deps;
+mod dist;
 mod keyring;
 mod test;
 
@@ -26,6 +29,7 @@ fn main() -> ExitCode {
         Some("demo") => demo::run(&args[1..]),
         Some("deps") => deps::run(),
         Some("bench") => bench::run(),
+        Some("dist") => dist::run().map(drop),
         Some("keyring-session") => return keyring::run(&args[1..]),
         _ => {
             eprintln!(
@@ -33,7 +37,8 @@ fn main() -> ExitCode {
                  tasks:\n  test [-- CARGO TEST ARGS]  install what is missing, then fmt, clippy and all tests\n  \
                  demo [--headless]          sign in against the bundled demo provider\n  \
                  deps                       install what is missing\n  \
-                 bench                      measure the agent (see docs/benchmarks.md)"
+                 bench                      measure the agent (see docs/benchmarks.md)\n  \
+                 dist                       build the shipping `lanyard` binary into target/dist"
             );
             return ExitCode::from(2);
         }
