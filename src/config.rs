@@ -17,6 +17,7 @@
 //! store = "keychain"                                # or "memory"
 //! response_type = "code"                            # or "id_token" (no access token)
 //! response_mode = "query"                           # or "form_post", "fragment"
+//! resources = ["https://api.example.com"]           # RFC 8707, for `token --audience`
 //! ```
 
 use std::collections::BTreeMap;
@@ -44,6 +45,7 @@ const RESERVED_PARAMS: &[&str] = &[
     "state",
     "prompt",
     "max_age",
+    "resource",
 ];
 
 #[derive(Debug, thiserror::Error)]
@@ -102,6 +104,9 @@ pub struct Account {
     pub introspect: bool,
     /// The preset the account was made from, for display and branding.
     pub preset: Option<String>,
+    /// RFC 8707 resource indicators asked for at sign-in; tokens for one of them (an
+    /// audience) come from a refresh that names it.
+    pub resources: Vec<String>,
 }
 
 /// What the authorization response carries (OpenID Connect Core 3.1 and 3.2).
@@ -293,6 +298,22 @@ impl Config {
                     format!("unknown preset; known: {}", crate::preset::ids()),
                 ));
             }
+            let mut resources = Vec::new();
+            if let Some(list) = &raw.resources {
+                for resource in list.get_ref() {
+                    let valid = Url::parse(resource).is_ok_and(|u| u.fragment().is_none());
+                    if !valid {
+                        return Err(at(
+                            Some(list.span()),
+                            key("resources"),
+                            format!(
+                                "`{resource}` is not an absolute URI without a fragment (RFC 8707)"
+                            ),
+                        ));
+                    }
+                    resources.push(resource.clone());
+                }
+            }
             let name = name.into_inner();
             accounts.insert(
                 name.clone(),
@@ -315,6 +336,7 @@ impl Config {
                     response_mode,
                     introspect: raw.introspect,
                     preset: raw.preset.map(Spanned::into_inner),
+                    resources,
                 },
             );
         }
@@ -464,6 +486,7 @@ struct RawAccount {
     #[serde(default)]
     introspect: bool,
     preset: Option<Spanned<String>>,
+    resources: Option<Spanned<Vec<String>>>,
 }
 
 /// Scopes as one space-separated string or as an array.

@@ -36,6 +36,10 @@ pub enum Error {
         "{account} signs in with response_type = \"id_token\": the provider hands out an ID token (who you are) and no access token to call APIs with; to get access tokens, set response_type = \"code\" for the account"
     )]
     NoAccessToken { account: String },
+    #[error(
+        "{account}: `{audience}` is not among the account's resources; add it to `resources` in the accounts file and sign in again"
+    )]
+    UnknownAudience { account: String, audience: String },
     #[error("{account}: sign-in needed: {reason}; run `lanyard login {account}`")]
     SignInNeeded { account: String, reason: String },
     #[error("the agent: {0}")]
@@ -122,7 +126,7 @@ impl Error {
             Error::Store(store::Error::State { .. }) => Kind::Other,
             Error::Browser(_) => Kind::Other,
             Error::SignInNeeded { .. } => Kind::SignInNeeded,
-            Error::NoAccessToken { .. } => Kind::Config,
+            Error::NoAccessToken { .. } | Error::UnknownAudience { .. } => Kind::Config,
             Error::RefreshFailed { source, .. } => source.kind(),
             Error::Agent(crate::broker::client::Error::Agent(body)) => {
                 use crate::broker::protocol::Code;

@@ -6,6 +6,7 @@
 //! failed refresh keeps the old tokens. The CLI calls these functions and renders the
 //! results; so will the broker and the desktop app.
 
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,7 +16,7 @@ use crate::config::{Account, Config, Redirect, ResponseMode, ResponseType, Store
 use crate::discovery::Provider;
 use crate::error::Error;
 use crate::flow::loopback::{Listener, Page};
-use crate::flow::{self, AuthRequest, Overrides, Params};
+use crate::flow::{self, AuthRequest, Overrides, Params, Target};
 use crate::secret::{self, Secret};
 use crate::store::{self, Keychain, Memory, Record, Records, Secrets, Status, Tokens};
 use crate::{browser, http, validate};
@@ -98,6 +99,9 @@ pub struct Lanyard {
     /// Opened on first use and kept; a failure is not kept, so a later call may succeed.
     keychain: Mutex<Option<Arc<dyn Secrets>>>,
     store_override: Option<StoreKind>,
+    /// One refresh at a time per account: a provider that rotates refresh tokens treats
+    /// a second use of the old one as theft and revokes the grant.
+    refreshing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
 impl Lanyard {
@@ -109,6 +113,7 @@ impl Lanyard {
             memory: Arc::new(Memory::default()),
             keychain: Mutex::new(None),
             store_override: None,
+            refreshing: Mutex::new(HashMap::new()),
         })
     }
 
@@ -295,7 +300,35 @@ impl Lanyard {
 
     /// An access token valid for at least `min_valid` seconds, refreshed if need be.
     pub async fn token(&self, name: &str, min_valid: u64) -> Result<AccessToken, Error> {
+        self.token_for(name, min_valid, &Target::default()).await
+    }
+
+    /// A token for `target`. The sign-in's own token is stored and refreshed when it runs
+    /// short; a narrower one (down-scoping) comes from a refresh each time and is not
+    /// stored: the agent keeps it in memory. Either way the refresh token may rotate.
+    pub async fn token_for(
+        &self,
+        name: &str,
+        min_valid: u64,
+        target: &Target,
+    ) -> Result<AccessToken, Error> {
         let account = self.config.account(name)?;
+        if let Some(audience) = &target.audience
+            && !account.resources.contains(audience)
+        {
+            return Err(Error::UnknownAudience {
+                account: name.to_owned(),
+                audience: audience.clone(),
+            });
+        }
+        let lock = self
+            .refreshing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(name.to_owned())
+            .or_default()
+            .clone();
+        let _one_at_a_time = lock.lock().await;
         let kind = self.store_kind(account);
         let need = |reason: &str| Error::SignInNeeded {
             account: name.to_owned(),
@@ -323,7 +356,7 @@ impl Lanyard {
             .ok_or_else(|| need("no access token is stored"))?;
         let now = now();
         let remaining = tokens.expires_at.map(|e| e.saturating_sub(now));
-        if remaining.is_none_or(|r| r >= min_valid) {
+        if target.is_default() && remaining.is_none_or(|r| r >= min_valid) {
             return Ok(AccessToken {
                 token: current,
                 expires_at: tokens.expires_at,
@@ -337,7 +370,9 @@ impl Lanyard {
             ));
         };
 
-        let refreshed = self.refresh(account, kind, &record, &refresh_token).await;
+        let refreshed = self
+            .refresh(account, kind, &record, &refresh_token, target)
+            .await;
         let (response, claims) = match refreshed {
             Ok(ok) => ok,
             Err(RefreshError::InvalidGrant) => {
@@ -350,13 +385,16 @@ impl Lanyard {
                 return Err(need(&reason));
             }
             Err(RefreshError::Other(e)) if e.kind() == crate::Kind::Rejected => return Err(e),
+            // A narrower token the provider will not give (invalid_scope, invalid_target):
+            // its own words say why, and the stored tokens are untouched.
+            Err(RefreshError::Other(e)) if !target.is_default() => return Err(e),
             Err(RefreshError::Other(e)) => {
                 let error = Error::RefreshFailed {
                     account: name.to_owned(),
                     source: Box::new(e),
                 };
                 return match remaining {
-                    Some(r) if r > 0 => Ok(AccessToken {
+                    Some(r) if r > 0 && target.is_default() => Ok(AccessToken {
                         token: current,
                         expires_at: tokens.expires_at,
                         refreshed: false,
@@ -369,27 +407,40 @@ impl Lanyard {
             }
         };
         let now = self::now();
-        let new = Tokens {
-            access_token: Some(response.access_token.clone()),
-            expires_at: response.expires_in.map(|s| now + s as u64),
-            // Rotation: a new refresh token replaces the old one; else the old one stays.
-            refresh_token: response.refresh_token.clone().or(tokens.refresh_token),
-            id_token: response.id_token.clone().or(tokens.id_token),
+        let expires_at = response.expires_in.map(|s| now + s as u64);
+        // Rotation: a new refresh token replaces the old one; else the old one stays.
+        let refresh_token = response.refresh_token.clone().or(tokens.refresh_token);
+        let new = if target.is_default() {
+            Tokens {
+                access_token: Some(response.access_token.clone()),
+                expires_at,
+                refresh_token,
+                id_token: response.id_token.clone().or(tokens.id_token),
+            }
+        } else {
+            // A narrower token is not the sign-in's: the stored tokens stay but for the
+            // refresh token.
+            Tokens {
+                refresh_token,
+                ..tokens
+            }
         };
         save_tokens(secrets, name, &new).await?;
-        record.access_token_expires_at = new.expires_at;
         record.refreshable = new.refresh_token.is_some();
-        if let Some(claims) = claims {
-            record.id_token_claims = identity_claims(claims);
+        if target.is_default() {
+            record.access_token_expires_at = new.expires_at;
+            if let Some(claims) = claims {
+                record.id_token_claims = identity_claims(claims);
+            }
         }
         self.records.save(kind, &record)?;
         tracing::info!(account = %name, rotated = response.refresh_token.is_some(), "refreshed the access token");
-        let warning = new.expires_at.map(|e| e.saturating_sub(now)).filter(|r| *r < min_valid).map(|r| {
+        let warning = expires_at.map(|e| e.saturating_sub(now)).filter(|r| *r < min_valid).map(|r| {
             format!("the provider issued a token valid for {r} s, less than the {min_valid} s asked for")
         });
         Ok(AccessToken {
             token: response.access_token,
-            expires_at: new.expires_at,
+            expires_at,
             refreshed: true,
             warning,
         })
@@ -401,12 +452,13 @@ impl Lanyard {
         kind: StoreKind,
         record: &Record,
         refresh_token: &Secret,
+        target: &Target,
     ) -> Result<(flow::TokenResponse, Option<Map<String, Value>>), RefreshError> {
         let client_secret = self.client_secret(account, kind).await?;
         let provider = self.discover(account).await?;
         let auth =
             flow::client_auth(account, &provider, client_secret.as_ref()).map_err(Error::from)?;
-        let response = flow::refresh(&self.http, &provider, &auth, refresh_token)
+        let response = flow::refresh(&self.http, &provider, &auth, refresh_token, target)
             .await
             .map_err(|e| match e {
                 flow::Error::Http(h) if h.oauth_error() == Some("invalid_grant") => {

@@ -40,13 +40,17 @@ impl Raw {
         self.write.write_all(bytes).await.unwrap();
     }
 
-    /// The next line, or `None` when the agent closed the connection.
+    /// The next line, or `None` when the agent closed the connection: an end of stream, or
+    /// a reset when it closed with bytes of ours still unread.
     async fn line(&mut self) -> Option<Value> {
         let mut line = String::new();
-        let n = tokio::time::timeout(Duration::from_secs(30), self.read.read_line(&mut line))
+        let read = tokio::time::timeout(Duration::from_secs(30), self.read.read_line(&mut line))
             .await
-            .expect("the agent answered within 30 s")
-            .unwrap();
+            .expect("the agent answered within 30 s");
+        let n = match read {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => 0,
+            other => other.unwrap(),
+        };
         (n > 0).then(|| serde_json::from_str(&line).unwrap())
     }
 
@@ -116,9 +120,10 @@ async fn protocol_contract() {
         .await;
     assert_eq!(answer["error"]["code"], "unknown_account", "{answer}");
     let answer = raw
-        .call(json!({"id": 13, "op": "token", "account": "b-proto", "scope": "openid"}))
+        .call(json!({"id": 13, "op": "token", "account": "b-proto", "min_valid": "soon"}))
         .await;
-    assert_eq!(answer["error"]["code"], "not_supported", "{answer}");
+    assert_eq!(answer["error"]["code"], "bad_request", "{answer}");
+    assert_eq!(answer["id"], 13, "the id is echoed when it could be read");
 
     // A client stalled mid-frame, and one sending an oversize frame, delay no one else.
     let mut stalled = Raw::hello(&env).await;
@@ -494,6 +499,11 @@ async fn oidc_agent_clients_work_unchanged() {
         String::from_utf8_lossy(&by_issuer.stdout).trim(),
         stored["access_token"].as_str().unwrap()
     );
+    // oidc-token's --scope is down-scoping: a different, narrower token.
+    let narrow = oidc_token(&["--scope=openid", "b-oa"]).await.unwrap();
+    let narrow = String::from_utf8_lossy(&narrow.stdout).trim().to_owned();
+    assert!(narrow.len() > 20, "{narrow}");
+    assert_ne!(narrow, stored["access_token"].as_str().unwrap());
 
     // Plain JSON, one request per connection.
     let ask = |request: Value| {
@@ -560,4 +570,118 @@ async fn subscribers_see_events() {
     );
     let accounts = raw.call(json!({"id": 4, "op": "accounts"})).await;
     assert_eq!(accounts["ok"][0]["status"], "signed_out");
+}
+
+/// Down-scoping: a token with fewer scopes, and one for an API's audience (RFC 8707),
+/// each from a refresh; the sign-in's own token and identity stay as they were.
+#[tokio::test]
+async fn narrower_tokens_for_fewer_scopes_and_an_audience() {
+    use base64::Engine as _;
+    let idp = Idp::start(false);
+    let env = Env::new();
+    env.account(
+        "b-narrow",
+        &format!(
+            "issuer = \"{}\"\nclient_id = \"lanyard-basic\"\n\
+             scopes = \"openid profile email offline_access api:read api:write\"\n\
+             resources = [\"https://api.one.test\", \"https://api.two.test\"]",
+            idp.issuer
+        ),
+    );
+    env.lanyard_with_stdin(
+        &["accounts", "set-secret", "b-narrow"],
+        "basic-secret-0123456789\n",
+    )
+    .await
+    .assert_ok();
+    env.lanyard(&["login", "b-narrow"]).await.assert_ok();
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode("lanyard-basic:basic-secret-0123456789")
+    );
+    let token = |args: &'static [&'static str]| {
+        let env = &env;
+        async move {
+            let mut all = vec!["token", "b-narrow", "--json"];
+            all.extend_from_slice(args);
+            let run = env.lanyard(&all).await;
+            run.assert_ok().json()["access_token"]
+                .as_str()
+                .expect("a token")
+                .to_owned()
+        }
+    };
+    let claims = |jwt: &str| -> Value {
+        let payload = jwt.split('.').nth(1).expect("a JWT");
+        serde_json::from_slice(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(payload)
+                .unwrap(),
+        )
+        .unwrap()
+    };
+
+    // Direct mode, with no agent running.
+    let own = token(&[]).await;
+    let narrow = token(&["--scope", "openid profile"]).await;
+    assert_ne!(narrow, own);
+    let seen = idp.introspect(&basic, &narrow).await;
+    assert_eq!(seen["active"], true, "{seen}");
+    assert_eq!(seen["scope"], "openid profile", "{seen}");
+
+    // Through the agent: narrower tokens are cached apart from the sign-in's own.
+    let _agent = env.start_agent().await;
+    env.lanyard(&["allow", "b-narrow", &me()]).await.assert_ok();
+    assert_eq!(
+        token(&[]).await,
+        own,
+        "the stored token is still the sign-in's"
+    );
+    let narrow = token(&["--scope", "openid"]).await;
+    assert_eq!(idp.introspect(&basic, &narrow).await["scope"], "openid");
+    assert_eq!(
+        token(&["--scope", "openid"]).await,
+        narrow,
+        "served from memory"
+    );
+    let api = token(&["--audience", "https://api.one.test"]).await;
+    let api_claims = claims(&api);
+    assert_eq!(api_claims["aud"], "https://api.one.test", "{api_claims}");
+    assert_eq!(api_claims["scope"], "api:read api:write", "{api_claims}");
+    let read_only = token(&["--audience", "https://api.two.test", "--scope", "api:read"]).await;
+    let read_claims = claims(&read_only);
+    assert_eq!(read_claims["aud"], "https://api.two.test", "{read_claims}");
+    assert_eq!(read_claims["scope"], "api:read", "{read_claims}");
+    let own_seen = idp.introspect(&basic, &own).await;
+    assert_eq!(own_seen["active"], true, "{own_seen}");
+    assert!(
+        own_seen["scope"].as_str().unwrap().contains("api:write"),
+        "{own_seen}"
+    );
+    assert_eq!(token(&[]).await, own);
+    // The identity is the sign-in's, not a narrowed refresh's.
+    let me_now = env.lanyard(&["whoami", "b-narrow", "--json"]).await;
+    assert_eq!(me_now.assert_ok().json()["email"], "alice@example.test");
+
+    // The same over the protocol; refusals say why.
+    let mut raw = Raw::hello(&env).await;
+    let answer = raw
+        .call(json!({"id": 2, "op": "token", "account": "b-narrow", "scope": "openid"}))
+        .await;
+    assert_eq!(answer["ok"]["access_token"], narrow.as_str(), "{answer}");
+    let answer = raw
+        .call(json!({"id": 3, "op": "token", "account": "b-narrow", "audience": "https://api.evil.test"}))
+        .await;
+    assert_eq!(answer["error"]["code"], "bad_request", "{answer}");
+    env.lanyard(&["token", "b-narrow", "--audience", "https://api.evil.test"])
+        .await
+        .assert_fails(2, "is not among the account's resources");
+    env.lanyard(&["token", "b-narrow", "--scope", "openid admin"])
+        .await
+        .assert_fails(4, "invalid_scope");
+    assert_eq!(
+        token(&[]).await,
+        own,
+        "a refusal leaves the stored token alone"
+    );
 }

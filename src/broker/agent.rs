@@ -20,6 +20,7 @@ use tokio::sync::broadcast;
 
 use super::policy::{Decision, PolicyFile};
 use super::protocol::{AccountState, Code, ErrorBody, Event, Identity, TokenReply};
+use crate::flow::Target;
 use crate::secret::Secret;
 use crate::session::{self, Lanyard, LoginOptions};
 use crate::store::Status;
@@ -71,8 +72,9 @@ struct Inner {
     audit: Option<PathBuf>,
     events: broadcast::Sender<Event>,
     approver: Option<Approver>,
+    /// Per account, one slot per target: the sign-in's own token and any narrower ones.
     // A std mutex: held only to look up or insert a slot, never across an await.
-    slots: Mutex<HashMap<String, Arc<Slot>>>,
+    slots: Mutex<HashMap<String, HashMap<Target, Arc<Slot>>>>,
 }
 
 #[derive(Default)]
@@ -131,7 +133,7 @@ impl Agent {
             .map(|(a, _)| a.name.clone())
             .collect();
         for name in names {
-            if let Err(e) = self.fetch(&name, 0).await {
+            if let Err(e) = self.fetch(&name, 0, &Target::default()).await {
                 tracing::info!(account = %name, error = %e.message, "not loaded at start");
             }
         }
@@ -165,15 +167,17 @@ impl Agent {
             .collect()
     }
 
+    /// A token for `target`: the sign-in's own, or a narrower one (down-scoping).
     pub async fn token(
         &self,
         account: &str,
         min_valid: u64,
+        target: &Target,
         peer: &Peer,
     ) -> Result<TokenReply, ErrorBody> {
         self.known(account)?;
         self.authorize(account, peer).await?;
-        let cached = self.fetch(account, min_valid).await?;
+        let cached = self.fetch(account, min_valid, target).await?;
         Ok(TokenReply {
             access_token: cached.token.expose().to_owned(),
             token_type: "Bearer".into(),
@@ -380,31 +384,48 @@ impl Agent {
         }
     }
 
-    fn slot(&self, account: &str) -> Arc<Slot> {
+    fn slot(&self, account: &str, target: &Target) -> Arc<Slot> {
         let mut slots = self.inner.slots.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(slot) = slots.get(account) {
+        if let Some(slot) = slots.get(account).and_then(|t| t.get(target)) {
             return slot.clone();
         }
-        slots.entry(account.to_owned()).or_default().clone()
+        slots
+            .entry(account.to_owned())
+            .or_default()
+            .entry(target.clone())
+            .or_default()
+            .clone()
     }
 
-    /// Drops the cached token and its refresher (after sign-in or sign-out).
+    /// Drops the account's cached tokens and refresher (after sign-in or sign-out).
     fn forget(&self, account: &str) {
-        let slot = self.slot(account);
-        *slot.cached.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        if let Some(task) = slot
-            .refresher
+        let slots = self
+            .inner
+            .slots
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .take()
-        {
-            task.abort();
+            .remove(account);
+        for slot in slots.into_iter().flat_map(HashMap::into_values) {
+            *slot.cached.lock().unwrap_or_else(|e| e.into_inner()) = None;
+            if let Some(task) = slot
+                .refresher
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+            {
+                task.abort();
+            }
         }
     }
 
     /// A token valid for `min_valid` more seconds: from memory, or through one flight.
-    async fn fetch(&self, account: &str, min_valid: u64) -> Result<Cached, ErrorBody> {
-        let slot = self.slot(account);
+    async fn fetch(
+        &self,
+        account: &str,
+        min_valid: u64,
+        target: &Target,
+    ) -> Result<Cached, ErrorBody> {
+        let slot = self.slot(account, target);
         if let Some(cached) = fresh(&slot, min_valid) {
             return Ok(cached);
         }
@@ -412,7 +433,12 @@ impl Agent {
         if let Some(cached) = fresh(&slot, min_valid) {
             return Ok(cached);
         }
-        match self.inner.lanyard.token(account, min_valid).await {
+        match self
+            .inner
+            .lanyard
+            .token_for(account, min_valid, target)
+            .await
+        {
             Ok(token) => {
                 let cached = Cached {
                     token: token.token,
@@ -420,6 +446,10 @@ impl Agent {
                     refreshed_at: token.refreshed.then(tokio::time::Instant::now),
                 };
                 *slot.cached.lock().unwrap_or_else(|e| e.into_inner()) = Some(cached.clone());
+                if !target.is_default() {
+                    // Narrower tokens are asked for again when they run out.
+                    return Ok(cached);
+                }
                 if token.refreshed {
                     let _ = self.inner.events.send(Event::Refreshed {
                         account: account.to_owned(),
@@ -455,9 +485,10 @@ impl Agent {
                 // Short-lived tokens refresh at half-life rather than in a tight loop.
                 let ahead = REFRESH_AHEAD.min(lifetime / 2);
                 tokio::time::sleep(Duration::from_secs(lifetime.saturating_sub(ahead))).await;
-                let slot = agent.slot(&account);
+                let own = Target::default();
+                let slot = agent.slot(&account, &own);
                 *slot.cached.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                match agent.fetch(&account, ahead + 1).await {
+                match agent.fetch(&account, ahead + 1, &own).await {
                     Ok(_) => return, // fetch scheduled the next refresh
                     Err(e) if e.code == Code::SignInNeeded => return,
                     Err(e) => {

@@ -15,6 +15,8 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
+use crate::flow::Target;
+
 use super::protocol::{
     self, AccountState, ErrorBody, Identity, Op, Outcome, Request, Response, TokenReply,
 };
@@ -59,11 +61,21 @@ impl Client {
     }
 
     pub async fn token(&mut self, account: &str, min_valid: u64) -> Result<TokenReply, Error> {
+        self.token_for(account, min_valid, &Target::default()).await
+    }
+
+    /// A narrower token: fewer scopes, or one of the account's resources as audience.
+    pub async fn token_for(
+        &mut self,
+        account: &str,
+        min_valid: u64,
+        target: &Target,
+    ) -> Result<TokenReply, Error> {
         self.call(Op::Token {
             account: account.to_owned(),
             min_valid,
-            scope: None,
-            audience: None,
+            scope: target.scope.clone(),
+            audience: target.audience.clone(),
         })
         .await
     }

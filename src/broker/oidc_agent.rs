@@ -133,7 +133,13 @@ async fn handle(agent: &Agent, request: &Value, peer: &super::agent::Peer) -> Va
                     Err(e) => failure_with(&e.message, e.hint.as_deref()),
                 };
             }
-            match agent.token(&account, min_valid, peer).await {
+            // oidc-token's --scope and --aud (empty means none).
+            let narrow = |k: &str| field(k).filter(|v| !v.is_empty()).map(str::to_owned);
+            let target = crate::flow::Target {
+                scope: narrow("scope"),
+                audience: narrow("audience"),
+            };
+            match agent.token(&account, min_valid, &target, peer).await {
                 Ok(t) => json!({
                     "status": "success", "access_token": t.access_token,
                     "issuer": issuer, "expires_at": t.expires_at.unwrap_or(0),

@@ -160,6 +160,46 @@ pub struct EventFrame {
 /// Identity as `identity` answers it: the claims, never a token.
 pub type Identity = Map<String, Value>;
 
+/// Splits a byte stream into frames: lines of at most [`MAX_FRAME`] bytes, newline
+/// included. It holds the part of a frame that has arrived so far and does no I/O, so the
+/// server feeds it what the socket has, and the fuzzer and property tests feed it anything.
+#[derive(Debug, Default)]
+pub struct Framer {
+    partial: Vec<u8>,
+}
+
+/// A line longer than [`MAX_FRAME`]: the connection cannot be resynchronised.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TooLarge;
+
+impl Framer {
+    /// Takes bytes from the front of `input`. Returns how many it took, and the frame
+    /// (without its newline) once one is complete.
+    pub fn push(&mut self, input: &[u8]) -> (usize, Option<Result<Vec<u8>, TooLarge>>) {
+        let (chunk, taken) = match input.iter().position(|&b| b == b'\n') {
+            Some(i) => (&input[..i], i + 1),
+            None => (input, input.len()),
+        };
+        let complete = taken > chunk.len();
+        // The newline, once it comes, counts too.
+        if self.partial.len() + chunk.len() + 1 > MAX_FRAME {
+            self.partial = Vec::new();
+            return (taken, Some(Err(TooLarge)));
+        }
+        self.partial.extend_from_slice(chunk);
+        if complete {
+            (taken, Some(Ok(std::mem::take(&mut self.partial))))
+        } else {
+            (taken, None)
+        }
+    }
+
+    /// Whether a frame has begun: bytes that await their newline.
+    pub fn is_midframe(&self) -> bool {
+        !self.partial.is_empty()
+    }
+}
+
 /// Parses one frame (without its newline). A frame that is not a request yields the
 /// error to send back and, when it could be read, the id.
 pub fn decode(line: &[u8]) -> Result<Request, (u64, ErrorBody)> {
@@ -281,6 +321,194 @@ mod tests {
             proptest::prop_assert_eq!(frame.last(), Some(&b'\n'));
             proptest::prop_assert_eq!(decode(&frame[..frame.len() - 1]).unwrap(), request);
         }
+    }
+
+    /// Feeds `input` to a framer in chunks of the given sizes, as reads would deliver it.
+    fn frames(input: &[u8], chunks: &[usize]) -> Vec<Result<Vec<u8>, TooLarge>> {
+        let mut framer = Framer::default();
+        let (mut rest, mut out) = (input, Vec::new());
+        for size in chunks.iter().cycle() {
+            if rest.is_empty() {
+                break;
+            }
+            let mut read = &rest[..(*size).clamp(1, rest.len())];
+            rest = &rest[read.len()..];
+            while !read.is_empty() {
+                let (taken, found) = framer.push(read);
+                assert!(taken > 0 && taken <= read.len());
+                read = &read[taken..];
+                if let Some(found) = found {
+                    let stop = found.is_err();
+                    out.push(found);
+                    if stop {
+                        return out;
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn frames_end_at_newlines_and_at_the_size_limit() {
+        assert_eq!(
+            frames(b"a\nbc\n\nd", &[1, 2]),
+            vec![Ok(b"a".to_vec()), Ok(b"bc".to_vec()), Ok(Vec::new())]
+        );
+        let mut just = vec![b'x'; MAX_FRAME - 1];
+        just.push(b'\n');
+        assert_eq!(frames(&just, &[4096]), vec![Ok(vec![b'x'; MAX_FRAME - 1])]);
+        let over = vec![b'x'; MAX_FRAME + 1];
+        assert_eq!(frames(&over, &[100_000]), vec![Err(TooLarge)]);
+        just.insert(0, b'x');
+        assert_eq!(frames(&just, &[7]), vec![Err(TooLarge)]);
+    }
+
+    proptest::proptest! {
+        /// However reads split a stream, the framer finds the same lines: each without a
+        /// newline, within the limit, and together the stream up to its last newline.
+        #[test]
+        fn framing_does_not_depend_on_how_reads_split(
+            lines in proptest::collection::vec(proptest::collection::vec(0u8..255, 0..300), 0..20),
+            tail in proptest::collection::vec(0u8..255, 0..50),
+            chunks in proptest::collection::vec(1usize..700, 1..8),
+        ) {
+            let lines: Vec<Vec<u8>> = lines.into_iter().map(|l| l.into_iter().filter(|b| *b != b'\n').collect()).collect();
+            let mut stream: Vec<u8> = lines.iter().flat_map(|l| l.iter().copied().chain([b'\n'])).collect();
+            stream.extend(tail.iter().filter(|b| **b != b'\n'));
+            let expected: Vec<_> = lines.into_iter().map(Ok).collect();
+            proptest::prop_assert_eq!(frames(&stream, &chunks), expected);
+        }
+    }
+
+    /// docs/protocol.md names every request, error code and event on the wire. The
+    /// matches below have no wildcard: a new variant fails to compile until it is listed
+    /// here, and then this test fails until the documentation names it.
+    #[test]
+    fn the_protocol_document_names_everything_on_the_wire() {
+        let doc = include_str!("../../docs/protocol.md");
+        let a = || String::from("a");
+        let ops = [
+            Op::Hello { version: 1 },
+            Op::Accounts,
+            Op::Identity { account: a() },
+            Op::Token {
+                account: a(),
+                min_valid: 1,
+                scope: None,
+                audience: None,
+            },
+            Op::Login { account: a() },
+            Op::Logout {
+                account: a(),
+                local: false,
+            },
+            Op::Subscribe,
+        ];
+        for op in &ops {
+            match op {
+                Op::Hello { .. }
+                | Op::Accounts
+                | Op::Identity { .. }
+                | Op::Token { .. }
+                | Op::Login { .. }
+                | Op::Logout { .. }
+                | Op::Subscribe => {}
+            }
+        }
+        let codes = [
+            Code::BadRequest,
+            Code::FrameTooLarge,
+            Code::UnsupportedVersion,
+            Code::HelloFirst,
+            Code::WrongUser,
+            Code::UnknownAccount,
+            Code::ApprovalRequired,
+            Code::Denied,
+            Code::SignInNeeded,
+            Code::NoAccessToken,
+            Code::ProviderError,
+            Code::Rejected,
+            Code::KeychainUnavailable,
+            Code::NotSupported,
+            Code::Internal,
+        ];
+        for code in &codes {
+            match code {
+                Code::BadRequest
+                | Code::FrameTooLarge
+                | Code::UnsupportedVersion
+                | Code::HelloFirst
+                | Code::WrongUser
+                | Code::UnknownAccount
+                | Code::ApprovalRequired
+                | Code::Denied
+                | Code::SignInNeeded
+                | Code::NoAccessToken
+                | Code::ProviderError
+                | Code::Rejected
+                | Code::KeychainUnavailable
+                | Code::NotSupported
+                | Code::Internal
+                | Code::Unknown => {}
+            }
+        }
+        let events = [
+            Event::SignedIn { account: a() },
+            Event::SignedOut { account: a() },
+            Event::Refreshed {
+                account: a(),
+                expires_at: None,
+            },
+            Event::SignInNeeded {
+                account: a(),
+                reason: a(),
+            },
+            Event::ApprovalNeeded {
+                account: a(),
+                app: a(),
+                pid: 1,
+            },
+        ];
+        for event in &events {
+            match event {
+                Event::SignedIn { .. }
+                | Event::SignedOut { .. }
+                | Event::Refreshed { .. }
+                | Event::SignInNeeded { .. }
+                | Event::ApprovalNeeded { .. } => {}
+            }
+        }
+        let mut names: Vec<String> = ops
+            .iter()
+            .map(|op| {
+                serde_json::to_value(op).unwrap()["op"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect();
+        names.extend(codes.iter().map(|c| {
+            serde_json::to_value(c)
+                .unwrap()
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }));
+        names.extend(events.iter().map(|e| {
+            serde_json::to_value(e).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }));
+        let missing: Vec<&String> = names
+            .iter()
+            .filter(|n| !doc.contains(&format!("`{n}`")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "docs/protocol.md does not name {missing:?}"
+        );
     }
 
     #[test]

@@ -18,6 +18,7 @@ use tokio::task::JoinSet;
 
 use super::agent::{Agent, Peer};
 use super::protocol::{self, Code, EventFrame, Op, Response};
+use crate::flow::Target;
 
 /// A connection that sends nothing for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -170,20 +171,13 @@ async fn handle(agent: &Agent, id: u64, op: Op, peer: &Peer) -> Response {
             .identity(&account, peer)
             .await
             .map(serde_json::Value::Object),
-        Op::Token { scope: Some(_), .. }
-        | Op::Token {
-            audience: Some(_), ..
-        } => {
-            return Response::error(
-                id,
-                Code::NotSupported,
-                "down-scoping (scope, audience) is not supported yet",
-            );
-        }
         Op::Token {
-            account, min_valid, ..
+            account,
+            min_valid,
+            scope,
+            audience,
         } => agent
-            .token(&account, min_valid, peer)
+            .token(&account, min_valid, &Target { scope, audience }, peer)
             .await
             .map(|t| serde_json::to_value(t).expect("serialisable")),
         Op::Login { account } => agent.login(&account).await,
@@ -234,7 +228,7 @@ enum FrameError {
 /// One line, without its newline. `Ok(None)` at a clean end of stream. The first byte may
 /// take up to [`IDLE_TIMEOUT`]; the rest of the frame must follow within [`FRAME_TIMEOUT`].
 async fn read_frame(reader: &mut BufReader<OwnedReadHalf>) -> Result<Option<Vec<u8>>, FrameError> {
-    let mut frame = Vec::new();
+    let mut framer = protocol::Framer::default();
     let mut deadline = tokio::time::Instant::now() + IDLE_TIMEOUT;
     loop {
         let available = match tokio::time::timeout_at(deadline, reader.fill_buf()).await {
@@ -242,27 +236,21 @@ async fn read_frame(reader: &mut BufReader<OwnedReadHalf>) -> Result<Option<Vec<
             _ => return Err(FrameError::Closed),
         };
         if available.is_empty() {
-            return if frame.is_empty() {
-                Ok(None)
-            } else {
+            return if framer.is_midframe() {
                 Err(FrameError::Closed)
+            } else {
+                Ok(None)
             };
         }
-        if frame.is_empty() {
+        if !framer.is_midframe() {
             deadline = tokio::time::Instant::now() + FRAME_TIMEOUT;
         }
-        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
-            Some(i) => (&available[..i], i + 1),
-            None => (available, available.len()),
-        };
-        if frame.len() + chunk.len() > protocol::MAX_FRAME {
-            return Err(FrameError::TooLarge);
-        }
-        frame.extend_from_slice(chunk);
-        let found = done > chunk.len();
-        reader.consume(done);
-        if found {
-            return Ok(Some(frame));
+        let (taken, found) = framer.push(available);
+        reader.consume(taken);
+        match found {
+            Some(Ok(frame)) => return Ok(Some(frame)),
+            Some(Err(protocol::TooLarge)) => return Err(FrameError::TooLarge),
+            None => {}
         }
     }
 }

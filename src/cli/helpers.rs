@@ -30,7 +30,9 @@ pub async fn kubectl(open: &Opener, args: KubectlArgs) -> Result<(), Error> {
                 .map(str::to_owned)
         })
         .unwrap_or_else(|| "client.authentication.k8s.io/v1".to_owned());
-    let token = open.token(&args.name, args.min_valid).await?;
+    let token = open
+        .token(&args.name, args.min_valid, &Default::default())
+        .await?;
     let mut status = json!({ "token": token.token.expose() });
     if let Some(e) = token.expires_at {
         status["expirationTimestamp"] = json!(output::rfc3339(e));
@@ -63,7 +65,7 @@ pub async fn git(open: &Opener, args: GitArgs) -> Result<(), Error> {
     if args.operation != "get" {
         return Ok(());
     }
-    let token = open.token(&args.account, 60).await?;
+    let token = open.token(&args.account, 60, &Default::default()).await?;
     let mut answer = format!(
         "username={}\npassword={}\n",
         args.username,

@@ -93,17 +93,26 @@ fn parse_store(s: &str) -> Result<StoreKind, String> {
 
 /// Runs the CLI and returns the process exit code.
 pub fn main() -> i32 {
+    use tracing_subscriber::filter::Targets;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(code) = token::fast(args.get(1..).unwrap_or_default()) {
         return code;
     }
     let cli = Cli::parse_from(args);
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+    // RUST_LOG as `level` or `target=level,…` (no regular expressions: a smaller binary).
+    let filter: Targets = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| Targets::new().with_default(tracing::Level::WARN));
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_ansi(std::io::stderr().is_terminal()),
         )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
+        .with(filter)
         .init();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -194,12 +203,14 @@ impl Opener {
         &self,
         account: &str,
         min_valid: u64,
+        target: &crate::flow::Target,
     ) -> Result<crate::session::AccessToken, Error> {
         match crate::broker::Client::connect(&crate::broker::socket_path()).await {
-            Ok(mut agent) => Ok(agent.token(account, min_valid).await?.into()),
-            Err(crate::broker::client::Error::NotRunning(_)) => {
-                Ok(self.lanyard()?.token(account, min_valid).await?)
-            }
+            Ok(mut agent) => Ok(agent.token_for(account, min_valid, target).await?.into()),
+            Err(crate::broker::client::Error::NotRunning(_)) => Ok(self
+                .lanyard()?
+                .token_for(account, min_valid, target)
+                .await?),
             Err(e) => Err(e.into()),
         }
     }

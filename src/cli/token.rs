@@ -24,9 +24,13 @@ pub struct Args {
     /// not for the signed-in person
     #[arg(long)]
     client_credentials: bool,
-    /// With --client-credentials: the scopes to ask for, space-separated
-    #[arg(long, requires = "client_credentials", value_name = "SCOPES")]
+    /// A narrower token with only these scopes (space-separated, among those granted at
+    /// sign-in); with --client-credentials, the scopes to ask for
+    #[arg(long, value_name = "SCOPES")]
     scope: Option<String>,
+    /// A token for this audience: one of the account's `resources` (RFC 8707)
+    #[arg(long, conflicts_with = "client_credentials", value_name = "RESOURCE")]
+    audience: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -47,7 +51,11 @@ pub async fn run(open: &Opener, args: Args) -> Result<(), Error> {
             .client_credentials(&args.name, args.scope.as_deref())
             .await?
     } else {
-        open.token(&args.name, args.min_valid).await?
+        let target = crate::flow::Target {
+            scope: args.scope.clone(),
+            audience: args.audience.clone(),
+        };
+        open.token(&args.name, args.min_valid, &target).await?
     };
     if let Some(warning) = &token.warning {
         eprintln!("lanyard: warning: {warning}");

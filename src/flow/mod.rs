@@ -114,6 +114,9 @@ impl AuthRequest {
             for (k, v) in &account.extra_params {
                 q.append_pair(k, v);
             }
+            for resource in &account.resources {
+                q.append_pair("resource", resource);
+            }
         }
         Ok(AuthRequest {
             url,
@@ -255,12 +258,37 @@ pub async fn refresh(
     provider: &Provider,
     auth: &http::ClientAuth<'_>,
     refresh_token: &Secret,
+    target: &Target,
 ) -> Result<TokenResponse, Error> {
-    let params = [
+    let mut params = vec![
         ("grant_type", "refresh_token"),
         ("refresh_token", refresh_token.expose()),
     ];
+    // RFC 6749 section 6: a narrower scope; RFC 8707: one of the granted resources.
+    if let Some(scope) = &target.scope {
+        params.push(("scope", scope));
+    }
+    if let Some(audience) = &target.audience {
+        params.push(("resource", audience));
+    }
     token_request(http, provider, auth, &params).await
+}
+
+/// What an access token is for: the sign-in's own scopes and audience (the default), or
+/// a narrower token (down-scoping) that a refresh asks for.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub struct Target {
+    /// Space-separated; at most the scopes granted at sign-in.
+    pub scope: Option<String>,
+    /// An RFC 8707 resource indicator the account asked for at sign-in (`resources`).
+    pub audience: Option<String>,
+}
+
+impl Target {
+    /// The sign-in's own token.
+    pub fn is_default(&self) -> bool {
+        self.scope.is_none() && self.audience.is_none()
+    }
 }
 
 /// A token for the client itself (RFC 6749 section 4.4): no person, no ID token.

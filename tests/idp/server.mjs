@@ -21,7 +21,7 @@ import http from 'node:http';
 import https from 'node:https';
 
 import * as jose from 'jose';
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
 
 import { makeCertificates } from './certs.mjs';
 
@@ -83,7 +83,21 @@ const PROFILES = {
       native({ client_id: 'lanyard-post', client_secret: 'post-secret-0123456789', token_endpoint_auth_method: 'client_secret_post' }),
     ],
     claims: { ...STANDARD_CLAIMS, groups: ['groups'] },
-    features: { revocation: { enabled: true }, introspection: { enabled: true }, rpInitiatedLogout: { enabled: true } },
+    features: {
+      revocation: { enabled: true },
+      introspection: { enabled: true },
+      rpInitiatedLogout: { enabled: true },
+      // RFC 8707: APIs at https://api.NAME.test take JWT access tokens for their audience
+      // and the api:* scopes (down-scoping tests).
+      resourceIndicators: {
+        enabled: true,
+        getResourceServerInfo: (_ctx, resource) => {
+          if (!/^https:\/\/api\.[a-z]+\.test$/.test(resource)) throw new errors.InvalidTarget();
+          return { scope: 'api:read api:write', audience: resource, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
+        },
+      },
+    },
+    extraScopes: ['api:read', 'api:write'],
   },
   // Hep.gg: /api/v1/login/oauth/*, RS256 JWT access tokens, groups, a confidential client
   // whose secret is used at the token and revocation endpoints.
@@ -209,7 +223,7 @@ const configuration = {
   clients: profile.clients,
   findAccount: (_ctx, id) => account(id.replace(/^ident!/, '')),
   claims: profile.claims,
-  scopes: [...Object.keys(profile.claims), ...(profile.offline === false ? [] : ['offline_access'])],
+  scopes: [...Object.keys(profile.claims), ...(profile.offline === false ? [] : ['offline_access']), ...(profile.extraScopes ?? [])],
   routes: profile.routes ?? {},
   extraParams: profile.extraParams ?? [],
   responseTypes: profile.responseTypes ?? ['code'],
@@ -229,6 +243,7 @@ const configuration = {
 const tls = args.tls ? makeCertificates(args.tls) : null;
 const scheme = tls ? 'https' : 'http';
 const events = [];
+const tokenTimes = [];
 
 const server = (tls ? https.createServer(tls) : http.createServer()).listen(port, '127.0.0.1', () => {
   const actual = server.address().port;
@@ -252,11 +267,18 @@ const server = (tls ? https.createServer(tls) : http.createServer()).listen(port
   server.on('request', async (req, res) => {
     try {
       if (req.url === '/_test/events' || req.url === `${prefix}/_test/events`) return json(res, 200, events);
+      // How long the token endpoint took over each request, in ms: the provider's own share
+      // of a refresh, for the benchmark.
+      if (req.url === '/_test/token_times' || req.url === `${prefix}/_test/token_times`) return json(res, 200, tokenTimes);
       if (!req.url.startsWith(prefix)) return json(res, 404, { error: 'not_found' });
       // Mount under the issuer's path the way Express does: originalUrl keeps the prefix.
       req.originalUrl = req.url;
       req.url = req.url.slice(prefix.length) || '/';
       const url = new URL(req.url, issuer);
+      if (url.pathname === (profile.routes?.token ?? '/token') && req.method === 'POST') {
+        const start = process.hrtime.bigint();
+        res.on('finish', () => tokenTimes.push(Number(process.hrtime.bigint() - start) / 1e6));
+      }
       if (url.searchParams.has('center_uuid')) events.push(`center_uuid:${url.searchParams.get('center_uuid')}`);
       if (profile.jwtUserinfo && url.pathname === profile.routes.userinfo) return await jwtUserinfo(req, res, keys, issuer);
       if (profile.introspectIdTokens && url.pathname === profile.routes.introspection && req.method === 'POST') {

@@ -102,6 +102,19 @@ impl Idp {
         response.json().await.unwrap()
     }
 
+    /// What the provider's introspection endpoint (RFC 7662) says of a token.
+    pub async fn introspect(&self, authorization: &str, token: &str) -> Value {
+        let response = self
+            .client()
+            .post(self.url_of("introspection_endpoint").await)
+            .header("authorization", authorization)
+            .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap();
+        response.json().await.unwrap()
+    }
+
     async fn url_of(&self, endpoint: &str) -> String {
         let discovery: Value = self
             .client()

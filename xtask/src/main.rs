@@ -6,6 +6,7 @@
 //! - `cargo xtask deps`  only installs what is missing (apt packages as root, npm packages).
 //! - `cargo xtask bench` measures the agent beside oidc-agent (docs/benchmarks.md).
 //! - `cargo xtask dist`  builds the shipping `lanyard` binary into target/dist.
+//! - `cargo xtask fuzz`  fuzzes the agent's frame decoder (cargo-fuzz, libFuzzer).
 //!
 //! Everything a fresh Debian/Ubuntu machine needs is installed from here, so that the
 //! README's two commands are the whole set-up.
@@ -14,6 +15,7 @@ mod bench;
 mod demo;
 mod deps;
 mod dist;
+mod fuzz;
 mod keyring;
 mod test;
 
@@ -30,6 +32,7 @@ fn main() -> ExitCode {
         Some("deps") => deps::run(),
         Some("bench") => bench::run(),
         Some("dist") => dist::run().map(drop),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("keyring-session") => return keyring::run(&args[1..]),
         _ => {
             eprintln!(
@@ -38,7 +41,8 @@ fn main() -> ExitCode {
                  demo [--headless]          sign in against the bundled demo provider\n  \
                  deps                       install what is missing\n  \
                  bench                      measure the agent (see docs/benchmarks.md)\n  \
-                 dist                       build the shipping `lanyard` binary into target/dist"
+                 dist                       build the shipping `lanyard` binary into target/dist\n  \
+                 fuzz [SECONDS]             fuzz the agent's frame decoder (default 60 s)"
             );
             return ExitCode::from(2);
         }
