@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
@@ -102,7 +102,12 @@ pub struct Lanyard {
     /// One refresh at a time per account: a provider that rotates refresh tokens treats
     /// a second use of the old one as theft and revokes the grant.
     refreshing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Discovered providers by issuer, with when (see `discover`).
+    providers: Mutex<HashMap<String, (Instant, Arc<Provider>)>>,
 }
+
+/// How long a discovery document is trusted before it is fetched again.
+const DISCOVERY_TTL: Duration = Duration::from_secs(600);
 
 impl Lanyard {
     pub fn new(config: Config, records: Records) -> Result<Lanyard, Error> {
@@ -114,6 +119,7 @@ impl Lanyard {
             keychain: Mutex::new(None),
             store_override: None,
             refreshing: Mutex::new(HashMap::new()),
+            providers: Mutex::new(HashMap::new()),
         })
     }
 
@@ -143,7 +149,7 @@ impl Lanyard {
         // The keychain must work before the person is sent to the browser.
         let secrets = self.secrets(kind).await?;
         let client_secret = self.client_secret(account, kind).await?;
-        let provider = self.discover(account).await?;
+        let provider = self.discover_afresh(account).await?;
         let Redirect::Loopback { port } = account.redirect;
         let listener = Listener::bind(port).await?;
         let overrides = Overrides {
@@ -699,13 +705,36 @@ impl Lanyard {
         }
     }
 
-    async fn discover(&self, account: &Account) -> Result<Provider, Error> {
-        Provider::discover(&self.http, &account.issuer)
+    /// The provider as discovered within the last [`DISCOVERY_TTL`]; its key cache comes
+    /// along, so a refresh costs the token request alone. A sign-in always discovers
+    /// afresh.
+    async fn discover(&self, account: &Account) -> Result<Arc<Provider>, Error> {
+        let cached = self
+            .providers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&account.issuer)
+            .filter(|(at, _)| at.elapsed() < DISCOVERY_TTL)
+            .map(|(_, provider)| provider.clone());
+        match cached {
+            Some(provider) => Ok(provider),
+            None => self.discover_afresh(account).await,
+        }
+    }
+
+    async fn discover_afresh(&self, account: &Account) -> Result<Arc<Provider>, Error> {
+        let provider = Provider::discover(&self.http, &account.issuer)
             .await
             .map_err(|source| Error::Discovery {
                 issuer: account.issuer.clone(),
                 source,
-            })
+            })?;
+        let provider = Arc::new(provider);
+        self.providers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(account.issuer.clone(), (Instant::now(), provider.clone()));
+        Ok(provider)
     }
 
     async fn secrets(&self, kind: StoreKind) -> Result<Arc<dyn Secrets>, Error> {
