@@ -94,7 +94,7 @@ pub enum EndSession {
 pub struct Lanyard {
     config: Config,
     http: http::Client,
-    records: Records,
+    records: Arc<Records>,
     memory: Arc<Memory>,
     /// Opened on first use and kept; a failure is not kept, so a later call may succeed.
     keychain: Mutex<Option<Arc<dyn Secrets>>>,
@@ -114,7 +114,7 @@ impl Lanyard {
         Ok(Lanyard {
             config,
             http: http::Client::new().map_err(|e| Error::Flow(e.into()))?,
-            records,
+            records: Arc::new(records),
             memory: Arc::new(Memory::default()),
             keychain: Mutex::new(None),
             store_override: None,
@@ -431,7 +431,6 @@ impl Lanyard {
                 ..tokens
             }
         };
-        save_tokens(secrets, name, &new).await?;
         record.refreshable = new.refresh_token.is_some();
         if target.is_default() {
             record.access_token_expires_at = new.expires_at;
@@ -439,7 +438,15 @@ impl Lanyard {
                 record.id_token_claims = identity_claims(claims);
             }
         }
-        self.records.save(kind, &record)?;
+        // The keychain and the record file are written at once, off the async threads
+        // (the record is synced to disk): the token waits for both, and nobody else does.
+        let records = self.records.clone();
+        let (saved, recorded) = tokio::join!(
+            save_tokens(secrets, name, &new),
+            run_blocking(move || records.save(kind, &record))
+        );
+        saved?;
+        recorded?;
         tracing::info!(account = %name, rotated = response.refresh_token.is_some(), "refreshed the access token");
         let warning = expires_at.map(|e| e.saturating_sub(now)).filter(|r| *r < min_valid).map(|r| {
             format!("the provider issued a token valid for {r} s, less than the {min_valid} s asked for")
