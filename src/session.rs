@@ -57,18 +57,6 @@ pub struct AccessToken {
     pub warning: Option<String>,
 }
 
-impl From<crate::broker::protocol::TokenReply> for AccessToken {
-    /// A token the agent handed out; it refreshes and warns on its own side.
-    fn from(reply: crate::broker::protocol::TokenReply) -> AccessToken {
-        AccessToken {
-            token: Secret::new(reply.access_token),
-            expires_at: reply.expires_at,
-            refreshed: false,
-            warning: None,
-        }
-    }
-}
-
 /// What [`Lanyard::logout`] did.
 #[derive(Debug, Default)]
 pub struct Logout {
@@ -400,7 +388,7 @@ impl Lanyard {
                     source: Box::new(e),
                 };
                 return match remaining {
-                    Some(r) if r > 0 && target.is_default() => Ok(AccessToken {
+                    Some(r) if r > 0 => Ok(AccessToken {
                         token: current,
                         expires_at: tokens.expires_at,
                         refreshed: false,

@@ -136,6 +136,18 @@ pub fn token_blocking(path: &Path, account: &str, min_valid: u64) -> Result<Toke
     answer(read, &line)
 }
 
+impl From<TokenReply> for crate::session::AccessToken {
+    /// A token the agent handed out; it refreshes and warns on its own side.
+    fn from(reply: TokenReply) -> crate::session::AccessToken {
+        crate::session::AccessToken {
+            token: crate::secret::Secret::new(reply.access_token),
+            expires_at: reply.expires_at,
+            refreshed: false,
+            warning: None,
+        }
+    }
+}
+
 fn connect_error(e: std::io::Error, path: &Path) -> Error {
     match e.kind() {
         std::io::ErrorKind::NotFound | std::io::ErrorKind::ConnectionRefused => {
