@@ -443,22 +443,65 @@ impl Config {
         }
         let text = format!("{}{}", existing, account.to_toml());
         let config = Config::parse(path, &text)?;
-        let write = || -> std::io::Result<()> {
-            let dir = path
-                .parent()
-                .filter(|d| !d.as_os_str().is_empty())
-                .unwrap_or(Path::new("."));
-            std::fs::create_dir_all(dir)?;
-            let tmp = dir.join(".config.toml.tmp");
-            std::fs::write(&tmp, &text)?;
-            std::fs::rename(&tmp, path)
-        };
-        write().map_err(|source| Error::Read {
+        write_atomic(path, &text).map_err(|source| Error::Read {
             path: path.to_owned(),
             source,
         })?;
         Ok(config)
     }
+}
+
+impl Config {
+    /// Removes `[accounts.NAME]` (and its sub-tables) from the file at `path`, keeping
+    /// every other line as it was. The result must parse; the write is atomic.
+    pub fn remove_account(path: &Path, name: &str) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let before = Config::parse(path, &text)?;
+        before.account(name)?;
+        let text = without_section(&text, name);
+        let config = Config::parse(path, &text)?;
+        write_atomic(path, &text).map_err(|source| Error::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Ok(config)
+    }
+}
+
+/// `text` less the lines of `[accounts.NAME]` and `[accounts.NAME.*]`.
+fn without_section(text: &str, name: &str) -> String {
+    let own = |header: &str| {
+        let inner = header.trim_matches(|c| c == '[' || c == ']').trim();
+        let inner = inner.replace(['"', '\''], "");
+        inner == format!("accounts.{name}") || inner.starts_with(&format!("accounts.{name}."))
+    };
+    let mut out = String::new();
+    let mut skipping = false;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if trimmed.starts_with('[') {
+            let header = trimmed.split('#').next().unwrap_or("").trim_end();
+            skipping = own(header);
+        }
+        if !skipping {
+            out.push_str(line);
+        }
+    }
+    out
+}
+
+fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(".config.toml.tmp");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, path)
 }
 
 #[derive(Deserialize)]
@@ -603,6 +646,29 @@ mod tests {
         assert_eq!(a.redirect, Redirect::Loopback { port: 0 });
         assert_eq!(a.store, StoreKind::Keychain);
         assert_eq!(a.issuer, "https://id.example.com/tenant");
+    }
+
+    #[test]
+    fn removing_an_account_keeps_the_others_and_their_comments() {
+        let text = "# mine\n[accounts.a]\nissuer = \"https://a.test\"\nclient_id = \"x\"\n\n\
+                    [accounts.b]\nissuer = \"https://b.test\"\nclient_id = \"y\"\n\
+                    [accounts.b.extra_params]\nfoo = \"1\"\n\
+                    [accounts.bb]  # keep\nissuer = \"https://bb.test\"\nclient_id = \"z\"\n";
+        let left = without_section(text, "b");
+        assert_eq!(
+            left,
+            "# mine\n[accounts.a]\nissuer = \"https://a.test\"\nclient_id = \"x\"\n\n\
+             [accounts.bb]  # keep\nissuer = \"https://bb.test\"\nclient_id = \"z\"\n"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        let config = Config::remove_account(&path, "b").unwrap();
+        assert_eq!(config.accounts.keys().collect::<Vec<_>>(), ["a", "bb"]);
+        assert!(matches!(
+            Config::remove_account(&path, "b"),
+            Err(Error::UnknownAccount { .. })
+        ));
     }
 
     #[test]

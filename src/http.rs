@@ -97,6 +97,11 @@ impl Client {
         decode(url, &response)
     }
 
+    /// A plain GET (a profile picture), bounded like every response.
+    pub async fn get(&self, url: &Url) -> Result<Response, Error> {
+        self.send(url, self.inner.get(url.clone())).await
+    }
+
     /// A GET with a bearer token (RFC 6750 section 2.1), for userinfo.
     pub async fn get_bearer(&self, url: &Url, token: &Secret) -> Result<Response, Error> {
         let request = self.inner.get(url.clone()).bearer_auth(token.expose());

@@ -16,6 +16,7 @@
 //! - [`session`]: [`session::Lanyard`], which composes the above into login, token,
 //!   logout, whoami and status, and owns the policy of what is stored when.
 //! - [`broker`]: the agent — a local socket through which other programs get tokens.
+//! - [`desktop`]: the desktop app's model — views and actions the Tauri shell forwards.
 //! - [`cli`]: the `lanyard` command line.
 //!
 //! # Getting started
@@ -47,6 +48,7 @@ pub mod broker;
 pub mod browser;
 pub mod cli;
 pub mod config;
+pub mod desktop;
 pub mod discovery;
 mod error;
 pub mod flow;

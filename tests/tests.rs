@@ -9,6 +9,8 @@ mod support;
 mod broker;
 /// The command line: configuration errors, exit codes, JSON, a missing keychain.
 mod cli;
+/// The desktop app in its real webview: sign in, identity, an approval, sign out.
+mod desktop;
 /// The real provider: sign-in, refresh with rotation, sign-out, client authentication.
 mod flows;
 /// The hostile provider: every RP certification case and JOSE attack, each rejected.

@@ -60,7 +60,9 @@ pub struct Agent {
 }
 
 struct Inner {
-    lanyard: Lanyard,
+    /// Replaced whole when the accounts file changes (the desktop app adds an account).
+    // A std lock: held only to clone the `Arc`, never across an await.
+    lanyard: std::sync::RwLock<Arc<Lanyard>>,
     policy: PolicyFile,
     /// The policy as last read, with the file's modification time: the file is read again
     /// only when it changes (`lanyard allow` writes it), not on every request.
@@ -105,7 +107,7 @@ impl Agent {
         let dir = data_dir.unwrap_or_else(std::env::temp_dir);
         Agent {
             inner: Arc::new(Inner {
-                lanyard,
+                lanyard: std::sync::RwLock::new(Arc::new(lanyard)),
                 policy: PolicyFile::new(&dir),
                 policy_cache: Mutex::new(None),
                 audited: Mutex::new(HashMap::new()),
@@ -121,12 +123,49 @@ impl Agent {
         self.inner.events.subscribe()
     }
 
+    /// The session the agent serves from.
+    pub fn lanyard(&self) -> Arc<Lanyard> {
+        self.inner
+            .lanyard
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Serves from `lanyard` from now on: after the accounts file changed. Cached tokens
+    /// of accounts that are gone or whose settings changed are dropped.
+    pub fn reload(&self, lanyard: Lanyard) {
+        let old = std::mem::replace(
+            &mut *self
+                .inner
+                .lanyard
+                .write()
+                .unwrap_or_else(|e| e.into_inner()),
+            Arc::new(lanyard),
+        );
+        let new = self.lanyard();
+        for (name, account) in &old.config().accounts {
+            if new.config().accounts.get(name) != Some(account) {
+                self.forget(name);
+            }
+        }
+    }
+
+    /// The directory holding the policy and the audit log.
+    pub fn policy_file(&self) -> &PolicyFile {
+        &self.inner.policy
+    }
+
+    /// The audit log's path, if there is one.
+    pub fn audit_path(&self) -> Option<&std::path::Path> {
+        self.inner.audit.as_deref()
+    }
+
     /// Loads every signed-in account's token (from the keychain) and schedules its refresh,
     /// so that the first request after a restart is served from memory.
     pub async fn warm(&self) {
         let names: Vec<String> = self
-            .inner
-            .lanyard
+            .lanyard()
             .status()
             .into_iter()
             .filter(|(_, r)| r.as_ref().is_some_and(|r| r.status == Status::SignedIn))
@@ -140,8 +179,7 @@ impl Agent {
     }
 
     pub fn accounts(&self) -> Vec<AccountState> {
-        self.inner
-            .lanyard
+        self.lanyard()
             .status()
             .into_iter()
             .map(|(account, record)| {
@@ -185,10 +223,23 @@ impl Agent {
         })
     }
 
+    /// The account's own access token for the person at the desktop app ("Copy access
+    /// token"): no app asks, so no policy applies; the audit log still records it.
+    pub async fn owner_token(&self, account: &str) -> Result<(Secret, Option<u64>), ErrorBody> {
+        self.known(account)?;
+        let cached = self.fetch(account, 60, &Target::default()).await?;
+        let owner = Peer {
+            uid: super::server::own_uid(),
+            pid: Some(std::process::id() as i32),
+            app: "(copied in the Lanyard app)".into(),
+        };
+        self.audit(account, &owner, Decision::AllowOnce);
+        Ok((cached.token, cached.expires_at))
+    }
+
     /// The account's issuer, for oidc-agent's answers.
     pub fn issuer(&self, account: &str) -> Option<String> {
-        self.inner
-            .lanyard
+        self.lanyard()
             .config()
             .account(account)
             .ok()
@@ -201,8 +252,7 @@ impl Agent {
         self.known(account)?;
         self.authorize(&id_token_grant(account), peer).await?;
         let token = self
-            .inner
-            .lanyard
+            .lanyard()
             .id_token(account)
             .await
             .map_err(|e| body(&e))?;
@@ -212,7 +262,7 @@ impl Agent {
     pub async fn identity(&self, account: &str, peer: &Peer) -> Result<Identity, ErrorBody> {
         self.known(account)?;
         self.authorize(account, peer).await?;
-        let record = self.inner.lanyard.whoami(account).map_err(|e| body(&e))?;
+        let record = self.lanyard().whoami(account).map_err(|e| body(&e))?;
         let mut identity = record.claims();
         identity.insert("account".into(), json!(record.account));
         identity.insert("issuer".into(), json!(record.issuer));
@@ -220,43 +270,64 @@ impl Agent {
     }
 
     pub async fn login(&self, account: &str) -> Result<Value, ErrorBody> {
-        self.known(account)?;
+        let record = self
+            .login_with(account, &|_| {})
+            .await
+            .map_err(|e| body(&e))?;
+        Ok(json!({ "account": record.account, "subject": record.subject }))
+    }
+
+    /// Signs in through the browser, reporting progress; the agent's cached tokens for the
+    /// account are replaced and subscribers told. Dropping the future cancels the sign-in
+    /// and stores nothing.
+    pub async fn login_with(
+        &self,
+        account: &str,
+        progress: &(dyn Fn(session::Progress<'_>) + Sync),
+    ) -> Result<crate::store::Record, Error> {
         let options = LoginOptions {
             open_browser: true,
             timeout: Duration::from_secs(300),
             prompt: None,
         };
-        let record = self
-            .inner
-            .lanyard
-            .login(account, &options, &|_| {})
-            .await
-            .map_err(|e| body(&e))?;
+        let record = self.lanyard().login(account, &options, progress).await?;
         self.forget(account);
         let _ = self.inner.events.send(Event::SignedIn {
             account: account.to_owned(),
         });
-        Ok(json!({ "account": record.account, "subject": record.subject }))
+        Ok(record)
     }
 
     pub async fn logout(&self, account: &str, local: bool) -> Result<Value, ErrorBody> {
-        self.known(account)?;
         let report = self
-            .inner
-            .lanyard
-            .logout(account, local, true, &|_| {})
+            .logout_with(account, local, &|_| {})
             .await
             .map_err(|e| body(&e))?;
+        Ok(json!({ "revoked": report.revoked, "warnings": report.warnings }))
+    }
+
+    /// Signs out (revoke, forget, end the provider session unless `local`), reporting the
+    /// browser's progress for the provider's sign-out page.
+    pub async fn logout_with(
+        &self,
+        account: &str,
+        local: bool,
+        progress: &(dyn Fn(session::Progress<'_>) + Sync),
+    ) -> Result<session::Logout, Error> {
+        let lanyard = self.lanyard();
+        lanyard.config().account(account)?;
+        // Forget first: no app gets the token once the person has asked to sign out.
+        self.forget(account);
+        let report = lanyard.logout(account, local, true, progress).await;
         self.forget(account);
         let _ = self.inner.events.send(Event::SignedOut {
             account: account.to_owned(),
         });
-        Ok(json!({ "revoked": report.revoked, "warnings": report.warnings }))
+        report
     }
 
     fn known(&self, account: &str) -> Result<(), ErrorBody> {
-        self.inner
-            .lanyard
+        self.lanyard()
             .config()
             .account(account)
             .map(|_| ())
@@ -372,8 +443,15 @@ impl Agent {
                 .or_default()
                 .insert(peer.app.clone(), now);
         }
+        let time = session::now();
         let line = json!({
-            "time": session::now(), "account": account, "app": peer.app, "pid": peer.pid, "decision": decision,
+            "time": time, "account": account, "app": peer.app, "pid": peer.pid, "decision": decision,
+        });
+        let _ = self.inner.events.send(Event::Access {
+            account: account.to_owned(),
+            app: peer.app.clone(),
+            decision: decision.to_owned(),
+            time,
         });
         let mut options = std::fs::OpenOptions::new();
         options.create(true).append(true);
@@ -433,12 +511,7 @@ impl Agent {
         if let Some(cached) = fresh(&slot, min_valid) {
             return Ok(cached);
         }
-        match self
-            .inner
-            .lanyard
-            .token_for(account, min_valid, target)
-            .await
-        {
+        match self.lanyard().token_for(account, min_valid, target).await {
             Ok(token) => {
                 let cached = Cached {
                     token: token.token,

@@ -149,6 +149,14 @@ pub enum Event {
         app: String,
         pid: i32,
     },
+    /// A decision on an app's request, as the audit log records it (repeated allowances
+    /// at most once a minute): `allowed`, `allowed_once`, `denied`, `approval_required`.
+    Access {
+        account: String,
+        app: String,
+        decision: String,
+        time: u64,
+    },
 }
 
 /// One line on the wire, for events.
@@ -469,6 +477,12 @@ mod tests {
                 app: a(),
                 pid: 1,
             },
+            Event::Access {
+                account: a(),
+                app: a(),
+                decision: a(),
+                time: 1,
+            },
         ];
         for event in &events {
             match event {
@@ -476,7 +490,8 @@ mod tests {
                 | Event::SignedOut { .. }
                 | Event::Refreshed { .. }
                 | Event::SignInNeeded { .. }
-                | Event::ApprovalNeeded { .. } => {}
+                | Event::ApprovalNeeded { .. }
+                | Event::Access { .. } => {}
             }
         }
         let mut names: Vec<String> = ops

@@ -5,6 +5,7 @@
 //! keychain, so they refuse to run outside `cargo xtask test`, which provides one.
 
 pub mod fake_idp;
+pub mod webdriver;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
@@ -109,6 +110,18 @@ impl Idp {
             .post(self.url_of("introspection_endpoint").await)
             .header("authorization", authorization)
             .form(&[("token", token)])
+            .send()
+            .await
+            .unwrap();
+        response.json().await.unwrap()
+    }
+
+    /// What the provider's userinfo endpoint answers to a bearer token.
+    pub async fn userinfo(&self, token: &str) -> Value {
+        let response = self
+            .client()
+            .get(self.url_of("userinfo_endpoint").await)
+            .bearer_auth(token)
             .send()
             .await
             .unwrap();

@@ -1,10 +1,11 @@
-//! `cargo xtask demo`: the bundled demo provider, and a sign-in to it in your browser.
+//! `cargo xtask demo`: the desktop app, wired to the bundled demo provider.
 //!
 //! Starts tests/idp/server.mjs (node-oidc-provider) on 127.0.0.1, writes an accounts file
-//! for it under target/demo, and runs `lanyard login demo` and `lanyard whoami demo`
-//! inside a private keychain session, so the demo leaves nothing in your own keychain.
-//! Sign in with any login and password (try `alice`). `--headless` lets the test
-//! browser sign in for you.
+//! for it under target/demo, and opens the desktop app inside a private keychain session
+//! with its own broker socket, so the demo leaves nothing in your own keychain and does
+//! not disturb an agent you run. Sign in with any login and password (try `alice`).
+//! `--headless` runs the command line instead (`lanyard login demo`, `whoami`, `status`),
+//! with the test browser signing in for you: for machines without a display.
 
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
@@ -19,7 +20,18 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     {
         super::deps::apt()?;
     }
+    if !headless
+        && std::env::var_os("DISPLAY").is_none()
+        && std::env::var_os("WAYLAND_DISPLAY").is_none()
+    {
+        bail!(
+            "the desktop app needs a display (DISPLAY is unset); try `cargo xtask demo --headless`"
+        );
+    }
     super::run(super::cargo().args(["build", "--bin", "lanyard"]))?;
+    if !headless {
+        super::run(super::cargo().args(["build", "-p", "lanyard-desktop"]))?;
+    }
     let root = super::root();
     let mut idp = Command::new("node")
         .arg(root.join("tests/idp/server.mjs"))
@@ -53,10 +65,25 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         ),
     )?;
     let lanyard = root.join("target/debug/lanyard");
-    let script = format!(
-        "{l} login demo && echo && {l} whoami demo && echo && {l} status",
-        l = shell_quote(&lanyard.display().to_string())
-    );
+    let script = if headless {
+        format!(
+            "{l} login demo && echo && {l} whoami demo && echo && {l} status",
+            l = shell_quote(&lanyard.display().to_string())
+        )
+    } else {
+        eprintln!(
+            "xtask: opening Lanyard; in another terminal, ask it for a token:\n  \
+             LANYARD_SOCK={sock} {l} token demo",
+            sock = dir.join("agent.sock").display(),
+            l = lanyard.display()
+        );
+        shell_quote(
+            &root
+                .join("target/debug/lanyard-desktop")
+                .display()
+                .to_string(),
+        )
+    };
     let xtask = std::env::current_exe()?;
     let mut session = Command::new("dbus-run-session");
     session
@@ -64,7 +91,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         .arg(xtask)
         .args(["keyring-session", "--", "sh", "-c", &script])
         .env("LANYARD_CONFIG", &config)
-        .env("XDG_DATA_HOME", dir.join("data"));
+        .env("XDG_DATA_HOME", dir.join("data"))
+        .env("LANYARD_SOCK", dir.join("agent.sock"));
     if headless {
         session.env("BROWSER", root.join("tests/idp/browser.mjs"));
     }

@@ -22,11 +22,57 @@ const APT: &[(&str, &str)] = &[
         "kubernetes-client",
         "kubectl, a real client of the exec credential plugin",
     ),
+    // The desktop app (Tauri 2 on WebKitGTK) and its tests in the real webview.
+    (
+        "build-essential",
+        "a C toolchain for the desktop app's GTK crates",
+    ),
+    ("pkg-config", "finds WebKitGTK for the desktop app's build"),
+    (
+        "libwebkit2gtk-4.1-dev",
+        "the desktop app's webview (WebKitGTK)",
+    ),
+    (
+        "libayatana-appindicator3-1",
+        "the desktop app's tray icon (loaded at run time)",
+    ),
+    ("xdg-utils", "registers the desktop app's URL scheme"),
+    (
+        "webkit2gtk-driver",
+        "WebKitWebDriver, which tauri-driver runs",
+    ),
+    ("xvfb", "a display for the desktop app's tests"),
 ];
+
+/// tauri-driver's version, and where it is installed (outside the user's cargo bin).
+const TAURI_DRIVER: &str = "^2";
+pub const TOOLS: &str = "target/tools";
 
 pub fn run() -> anyhow::Result<()> {
     apt()?;
-    npm()
+    npm()?;
+    tauri_driver()
+}
+
+/// tauri-driver, the WebDriver server for the desktop app, from crates.io.
+pub fn tauri_driver() -> anyhow::Result<()> {
+    let root = super::root().join(TOOLS);
+    if root.join("bin/tauri-driver").exists() {
+        return Ok(());
+    }
+    super::run(
+        super::cargo()
+            .args([
+                "install",
+                "tauri-driver",
+                "--locked",
+                "--version",
+                TAURI_DRIVER,
+                "--root",
+            ])
+            .arg(&root),
+    )
+    .context("installing tauri-driver")
 }
 
 pub fn apt() -> anyhow::Result<()> {

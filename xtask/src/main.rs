@@ -2,7 +2,8 @@
 //!
 //! - `cargo xtask test`  installs what is missing, then fmt, clippy and every test inside a
 //!   private Secret Service (dbus-run-session + gnome-keyring).
-//! - `cargo xtask demo`  signs in against the bundled demo provider in your browser.
+//! - `cargo xtask demo`  opens the desktop app wired to the bundled demo provider.
+//! - `cargo xtask screenshots`  drives the desktop app and saves a PNG of every screen.
 //! - `cargo xtask deps`  only installs what is missing (apt packages as root, npm packages).
 //! - `cargo xtask bench` measures the agent beside oidc-agent (docs/benchmarks.md).
 //! - `cargo xtask dist`  builds the shipping `lanyard` binary into target/dist.
@@ -17,6 +18,7 @@ mod deps;
 mod dist;
 mod fuzz;
 mod keyring;
+mod screenshots;
 mod test;
 
 use std::path::{Path, PathBuf};
@@ -33,12 +35,14 @@ fn main() -> ExitCode {
         Some("bench") => bench::run(),
         Some("dist") => dist::run().map(drop),
         Some("fuzz") => fuzz::run(&args[1..]),
+        Some("screenshots") => screenshots::run(),
         Some("keyring-session") => return keyring::run(&args[1..]),
         _ => {
             eprintln!(
                 "usage: cargo xtask <task>\n\n\
                  tasks:\n  test [-- CARGO TEST ARGS]  install what is missing, then fmt, clippy and all tests\n  \
-                 demo [--headless]          sign in against the bundled demo provider\n  \
+                 demo [--headless]          the desktop app against the bundled demo provider\n  \
+                 screenshots                a PNG of every screen of the desktop app (docs/screenshots)\n  \
                  deps                       install what is missing\n  \
                  bench                      measure the agent (see docs/benchmarks.md)\n  \
                  dist                       build the shipping `lanyard` binary into target/dist\n  \

@@ -16,6 +16,8 @@ pub fn run(extra: &[String]) -> anyhow::Result<()> {
     ]))?;
     // Build first, outside the keyring session, so compile time does not count against it.
     super::run(super::cargo().args(["test", "--workspace", "--no-run"]))?;
+    // The desktop tests drive the app's binary, which `cargo test` does not build.
+    super::run(super::cargo().args(["build", "-p", "lanyard-desktop"]))?;
     let xtask = std::env::current_exe()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let extra = extra.iter().skip_while(|a| *a == "--");

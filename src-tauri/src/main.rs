@@ -1,0 +1,271 @@
+//! `lanyard-desktop`: the Tauri shell over [`lanyard::desktop`].
+//!
+//! Everything Lanyard does lives in the library; this file only wires it to a window and a
+//! tray: each command forwards to [`Desktop`], each [`UiEvent`] is emitted to the window
+//! as `lanyard://event`, and a few events also move the window (an approval prompt brings
+//! it forward) or the tray (its icon and menu follow the accounts).
+
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+mod tray;
+
+use lanyard::desktop::{
+    AccountView, ActivityEntry, AddAccount, AppRule, Desktop, Failure, IdentityView, Options,
+    PresetView, ProviderCheck, UiEvent,
+};
+use tauri::{AppHandle, Emitter as _, Manager as _, State};
+
+/// What the commands reach: the app's model, or why it could not start.
+struct App {
+    desktop: Result<Desktop, Failure>,
+}
+
+impl App {
+    fn get(&self) -> Result<&Desktop, Failure> {
+        self.desktop.as_ref().map_err(Clone::clone)
+    }
+}
+
+type Reply<T> = Result<T, Failure>;
+
+/// What the window shows in its footer and its start-up banner.
+#[derive(serde::Serialize)]
+struct Info {
+    version: &'static str,
+    socket: Option<String>,
+    config: Option<String>,
+    /// Why the broker is not running, if it is not.
+    error: Option<Failure>,
+    autostart: bool,
+}
+
+#[tauri::command]
+fn info(app: State<'_, App>) -> Info {
+    let (socket, config) = match &app.desktop {
+        Ok(d) => (
+            Some(d.socket().display().to_string()),
+            Some(d.config_path().display().to_string()),
+        ),
+        Err(_) => (None, None),
+    };
+    Info {
+        version: env!("CARGO_PKG_VERSION"),
+        socket,
+        config,
+        error: app.desktop.as_ref().err().cloned(),
+        autostart: lanyard::desktop::autostart::enabled(),
+    }
+}
+
+#[tauri::command]
+fn accounts(app: State<'_, App>) -> Reply<Vec<AccountView>> {
+    Ok(app.get()?.accounts())
+}
+
+#[tauri::command]
+fn presets(app: State<'_, App>) -> Reply<Vec<PresetView>> {
+    Ok(app.get()?.presets())
+}
+
+#[tauri::command]
+fn identity(app: State<'_, App>, account: String) -> Reply<IdentityView> {
+    app.get()?.identity(&account)
+}
+
+#[tauri::command]
+async fn picture(app: State<'_, App>, account: String) -> Reply<Option<String>> {
+    Ok(app.get()?.picture(&account).await)
+}
+
+#[tauri::command]
+async fn sign_in(app: State<'_, App>, account: String) -> Reply<IdentityView> {
+    let desktop = app.get()?.clone();
+    desktop.sign_in(&account).await
+}
+
+#[tauri::command]
+fn cancel(app: State<'_, App>, account: String) -> Reply<bool> {
+    Ok(app.get()?.cancel(&account))
+}
+
+#[tauri::command]
+async fn sign_out(app: State<'_, App>, account: String) -> Reply<Vec<String>> {
+    let desktop = app.get()?.clone();
+    desktop.sign_out(&account).await
+}
+
+#[tauri::command]
+async fn access_token(app: State<'_, App>, account: String) -> Reply<String> {
+    app.get()?.access_token(&account).await
+}
+
+#[tauri::command]
+fn answer(app: State<'_, App>, id: u64, decision: String) -> Reply<bool> {
+    app.get()?.answer(id, &decision)
+}
+
+#[tauri::command]
+fn apps(app: State<'_, App>) -> Reply<Vec<AppRule>> {
+    app.get()?.apps()
+}
+
+#[tauri::command]
+fn revoke(app: State<'_, App>, account: String, path: String) -> Reply<Vec<AppRule>> {
+    app.get()?.revoke(&account, &path)
+}
+
+#[tauri::command]
+fn activity(app: State<'_, App>) -> Reply<Vec<ActivityEntry>> {
+    Ok(app.get()?.activity(200))
+}
+
+#[tauri::command]
+async fn check_provider(app: State<'_, App>, issuer: String) -> Reply<ProviderCheck> {
+    app.get()?.check_provider(&issuer).await
+}
+
+#[tauri::command]
+async fn add_account(app: State<'_, App>, form: AddAccount) -> Reply<Vec<AccountView>> {
+    app.get()?.add_account(form).await
+}
+
+#[tauri::command]
+async fn remove_account(app: State<'_, App>, account: String) -> Reply<Vec<AccountView>> {
+    app.get()?.remove_account(&account).await
+}
+
+#[tauri::command]
+fn set_autostart(enabled: bool) -> Reply<bool> {
+    let exe = std::env::current_exe().map_err(|e| Failure {
+        message: format!("cannot find this program's path: {e}"),
+        hint: None,
+    })?;
+    lanyard::desktop::autostart::set(enabled, &exe)?;
+    Ok(lanyard::desktop::autostart::enabled())
+}
+
+#[tauri::command]
+fn quit(handle: AppHandle) {
+    handle.exit(0);
+}
+
+/// Shows the main window and brings it forward.
+pub fn show(handle: &AppHandle) {
+    if let Some(window) = handle.get_webview_window("main") {
+        let _ = window.unminimize();
+        let _ = window.show();
+        let _ = window.set_focus();
+    }
+}
+
+/// Forwards the model's events to the window, the tray and the desktop's notifications.
+async fn forward(handle: AppHandle, desktop: Desktop) {
+    let mut events = desktop.subscribe();
+    if let Some(tray) = handle.tray_by_id(tray::ID) {
+        tray::update(&handle, &tray, &desktop.accounts());
+    }
+    loop {
+        let event = match events.recv().await {
+            Ok(event) => event,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        match &event {
+            UiEvent::Approval { .. } => show(&handle),
+            UiEvent::Progress {
+                action: "sign_in",
+                stage: "done",
+                ..
+            } => show(&handle),
+            UiEvent::Accounts { accounts } => {
+                if let Some(tray) = handle.tray_by_id(tray::ID) {
+                    tray::update(&handle, &tray, accounts);
+                }
+            }
+            UiEvent::SignInNeeded { account, reason } => {
+                use tauri_plugin_notification::NotificationExt as _;
+                let shown = handle
+                    .notification()
+                    .builder()
+                    .title(format!("Sign in to {account} again"))
+                    .body(reason)
+                    .show();
+                if let Err(e) = shown {
+                    tracing::info!(error = %e, "no notification");
+                }
+            }
+            _ => {}
+        }
+        if let Err(e) = handle.emit("lanyard://event", &event) {
+            tracing::warn!(error = %e, "cannot reach the window");
+        }
+    }
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_max_level(tracing::Level::INFO)
+        .init();
+    let app = tauri::Builder::default()
+        // Registered first: a second launch (or a deep link, which the OS delivers by
+        // starting the app again) reaches this instance instead.
+        .plugin(tauri_plugin_single_instance::init(|handle, _argv, _cwd| {
+            show(handle);
+        }))
+        .plugin(tauri_plugin_deep_link::init())
+        .plugin(tauri_plugin_notification::init())
+        .invoke_handler(tauri::generate_handler![
+            info,
+            accounts,
+            presets,
+            identity,
+            picture,
+            sign_in,
+            cancel,
+            sign_out,
+            access_token,
+            answer,
+            apps,
+            revoke,
+            activity,
+            check_provider,
+            add_account,
+            remove_account,
+            set_autostart,
+            quit,
+        ])
+        .setup(|app| {
+            let desktop = tauri::async_runtime::block_on(Desktop::start(Options::default()));
+            if let Err(e) = &desktop {
+                tracing::error!(error = %e.message, "the broker did not start");
+            }
+            let handle = app.handle().clone();
+            if let Ok(d) = &desktop {
+                tauri::async_runtime::spawn(forward(handle.clone(), d.clone()));
+            }
+            if let Err(e) = tray::create(&handle) {
+                tracing::warn!(error = %e, "no tray icon");
+            }
+            // Started at login: straight to the tray.
+            if std::env::args().any(|a| a == "--hidden")
+                && let Some(window) = app.get_webview_window("main")
+            {
+                let _ = window.hide();
+            }
+            app.manage(App { desktop });
+            Ok(())
+        })
+        .on_window_event(|window, event| {
+            // Closing the window keeps Lanyard (and its broker) running in the tray.
+            if let tauri::WindowEvent::CloseRequested { api, .. } = event
+                && window.label() == "main"
+            {
+                api.prevent_close();
+                let _ = window.hide();
+            }
+        })
+        .build(tauri::generate_context!())
+        .expect("the Tauri application could not be built");
+    app.run(|_, _| {});
+}

@@ -1,0 +1,1175 @@
+//! The desktop app's model: what the window shows and what its buttons do, headless.
+//!
+//! [`Desktop`] hosts the broker in-process (one broker per user: the app takes the socket
+//! over from a headless `lanyard agent`, see [`Desktop::start`]) and turns the library's
+//! state into views the web front end renders as they are: [`AccountView`],
+//! [`IdentityView`], [`AppsView`], [`ActivityEntry`]. Changes reach the front end as
+//! [`UiEvent`]s, pushed when they happen, so nothing polls. The Tauri shell only forwards
+//! commands here and events to the window; everything here runs (and is tested) without one.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::Value;
+use tokio::sync::{broadcast, oneshot};
+
+use crate::broker::agent::{APPROVAL_TIMEOUT, ApprovalRequest, Approver, BoxFuture};
+use crate::broker::policy::Decision;
+use crate::broker::protocol::{ErrorBody, Event};
+use crate::broker::{self, Agent, BindError};
+use crate::config::{Account, Config, NewAccount, StoreKind};
+use crate::preset::{self, Branding, Preset};
+use crate::session::{self, Lanyard, Progress};
+use crate::store::{Record, Records, Status};
+use crate::{Error, discovery, http};
+
+/// Where the app keeps its state; every field defaults as the CLI's does.
+#[derive(Debug, Clone, Default)]
+pub struct Options {
+    /// The accounts file [default: `$LANYARD_CONFIG`, else the platform's].
+    pub config: Option<PathBuf>,
+    /// The broker's socket [default: `$LANYARD_SOCK`, else the runtime directory's].
+    pub socket: Option<PathBuf>,
+    /// Keep every account's tokens here whatever the accounts file says (kiosks: memory).
+    pub store: Option<StoreKind>,
+}
+
+/// An error as the window shows it: what happened and what to do next.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Failure {
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Failure {
+        Failure::from(broker::agent::body(&e))
+    }
+}
+
+impl From<ErrorBody> for Failure {
+    fn from(e: ErrorBody) -> Failure {
+        Failure {
+            message: e.message,
+            hint: e.hint,
+        }
+    }
+}
+
+impl From<crate::config::Error> for Failure {
+    fn from(e: crate::config::Error) -> Failure {
+        Failure::from(Error::from(e))
+    }
+}
+
+impl Failure {
+    fn new(message: impl Into<String>) -> Failure {
+        Failure {
+            message: message.into(),
+            hint: None,
+        }
+    }
+}
+
+/// One account as the list shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AccountView {
+    pub name: String,
+    pub issuer: String,
+    /// The preset's name, else the issuer's host.
+    pub provider: String,
+    pub preset: Option<String>,
+    pub button: Button,
+    /// `signed_in`, `sign_in_needed` or `signed_out`.
+    pub status: &'static str,
+    /// Why a sign-in is needed, when it is.
+    pub reason: Option<String>,
+    /// Who is signed in: a name, else an email, else the subject.
+    pub person: Option<String>,
+    /// Unix seconds; the window counts down from it.
+    pub expires_at: Option<u64>,
+    pub redirect: String,
+}
+
+/// How the account's "Sign in with …" button looks: the preset's branding, else neutral.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct Button {
+    pub label: String,
+    pub background: String,
+    pub foreground: String,
+    pub mark: Option<String>,
+}
+
+impl From<Branding> for Button {
+    fn from(b: Branding) -> Button {
+        Button {
+            label: b.label.into(),
+            background: b.background.into(),
+            foreground: b.foreground.into(),
+            mark: b.mark.map(str::to_owned),
+        }
+    }
+}
+
+/// The identity card.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct IdentityView {
+    pub account: String,
+    pub provider: String,
+    pub issuer: String,
+    pub subject: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub email_verified: Option<bool>,
+    /// The picture's URL as the provider gave it; [`Desktop::picture`] fetches it.
+    pub picture: Option<String>,
+    /// Up to two letters, for when there is no picture.
+    pub initials: String,
+    /// `groups`, `roles` and `group`, flattened.
+    pub groups: Vec<String>,
+    /// Provider-specific claims: the preset's first, then any other non-standard one.
+    pub claims: Vec<(String, String)>,
+    pub scopes: Vec<String>,
+    pub signed_in_at: u64,
+    pub expires_at: Option<u64>,
+    pub refreshable: bool,
+    pub store: String,
+}
+
+/// An app the policy names, per account.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct AppRule {
+    pub account: String,
+    pub app: String,
+    /// `allowed`, `allowed_once` or `denied`.
+    pub decision: &'static str,
+}
+
+/// One line of the audit log: which app got (or was refused) which account's token.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq)]
+pub struct ActivityEntry {
+    pub time: u64,
+    pub account: String,
+    pub app: String,
+    pub decision: String,
+}
+
+/// A preset as the "Add account" form offers it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PresetView {
+    pub id: &'static str,
+    pub name: &'static str,
+    pub issuer: &'static str,
+    pub default_scopes: &'static str,
+    pub fixed_port: Option<u16>,
+    pub needs_secret: bool,
+    pub center_param: Option<&'static str>,
+    pub branding: Branding,
+    pub docs: &'static str,
+}
+
+/// What the "Add account" form sends.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+pub struct AddAccount {
+    pub name: String,
+    pub preset: Option<String>,
+    /// Required without a preset; with one, overrides its issuer (staging).
+    pub issuer: Option<String>,
+    pub client_id: String,
+    pub client_secret: Option<String>,
+    pub center: Option<String>,
+    pub scopes: Option<String>,
+}
+
+/// What a live discovery check found.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ProviderCheck {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub scopes_supported: Vec<String>,
+    pub end_session: bool,
+    pub revocation: bool,
+}
+
+/// What the front end is told, as it happens.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum UiEvent {
+    /// The accounts changed (sign-in, sign-out, refresh, an account added or removed).
+    Accounts { accounts: Vec<AccountView> },
+    /// A sign-in or sign-out in the browser moved on. `stage`: `browser_opened`,
+    /// `open_yourself` (with `url`), `waiting`, `finishing`, `done`, `failed` (with
+    /// `message`), `cancelled`.
+    Progress {
+        account: String,
+        action: &'static str,
+        stage: &'static str,
+        url: Option<String>,
+        message: Option<String>,
+    },
+    /// An app the policy does not know asks for a token: the window must ask the person.
+    Approval {
+        id: u64,
+        account: String,
+        provider: String,
+        app: String,
+        pid: Option<i32>,
+        timeout_secs: u64,
+    },
+    /// The prompt `id` was answered, or timed out (`denied`).
+    ApprovalClosed { id: u64, decision: &'static str },
+    /// A new line in the activity view.
+    Access { entry: ActivityEntry },
+    /// An account's refresh token stopped working: the tray notifies.
+    SignInNeeded { account: String, reason: String },
+}
+
+/// The app's state; a cheap `Clone` handle.
+#[derive(Clone)]
+pub struct Desktop {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    agent: Agent,
+    config_path: PathBuf,
+    /// The accounts file's modification time when last read: `lanyard accounts add` in a
+    /// terminal shows up in the window without a restart.
+    config_seen: Mutex<Option<std::time::SystemTime>>,
+    records_dir: Option<PathBuf>,
+    store: Option<StoreKind>,
+    socket: PathBuf,
+    approvals: Arc<Approvals>,
+    /// Cancels the sign-in or sign-out running for an account.
+    running: Mutex<HashMap<String, oneshot::Sender<()>>>,
+    http: http::Client,
+}
+
+/// Prompts waiting for the person, by id.
+struct Approvals {
+    pending: Mutex<HashMap<u64, oneshot::Sender<Decision>>>,
+    next: AtomicU64,
+    events: broadcast::Sender<UiEvent>,
+    /// Provider names by account, for the prompt (kept current by `reload`).
+    providers: Mutex<HashMap<String, String>>,
+}
+
+/// Removes a prompt when its request ends however it ends: answered, timed out (the
+/// agent drops the future), or the client went away.
+struct PromptGuard {
+    approvals: Arc<Approvals>,
+    id: u64,
+}
+
+impl Drop for PromptGuard {
+    fn drop(&mut self) {
+        let was_pending = self
+            .approvals
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id)
+            .is_some();
+        if was_pending {
+            let _ = self.approvals.events.send(UiEvent::ApprovalClosed {
+                id: self.id,
+                decision: "denied",
+            });
+        }
+    }
+}
+
+impl Approvals {
+    fn approver(self: &Arc<Approvals>) -> Approver {
+        let approvals = self.clone();
+        Arc::new(move |request: ApprovalRequest| -> BoxFuture<Decision> {
+            let approvals = approvals.clone();
+            Box::pin(async move {
+                let id = approvals.next.fetch_add(1, Ordering::Relaxed) + 1;
+                let (tx, rx) = oneshot::channel();
+                approvals
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id, tx);
+                let _guard = PromptGuard {
+                    approvals: approvals.clone(),
+                    id,
+                };
+                let provider = approvals
+                    .providers
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&request.account)
+                    .cloned()
+                    .unwrap_or_else(|| request.account.clone());
+                let _ = approvals.events.send(UiEvent::Approval {
+                    id,
+                    account: request.account,
+                    provider,
+                    app: request.app,
+                    pid: request.pid,
+                    timeout_secs: APPROVAL_TIMEOUT.as_secs(),
+                });
+                // A dropped sender (the app is closing) denies.
+                rx.await.unwrap_or(Decision::Deny)
+            })
+        })
+    }
+}
+
+impl Desktop {
+    /// Loads the accounts, binds the broker's socket and starts serving on the current
+    /// tokio runtime.
+    ///
+    /// One broker per user: a headless `lanyard agent` already at the socket is asked to
+    /// stop (SIGTERM; it finishes what it is doing and removes its socket), because only
+    /// the app can ask the person about unknown apps. Another instance of the app there
+    /// is an error. When the app quits, its broker stops with it.
+    pub async fn start(options: Options) -> Result<Desktop, Failure> {
+        let config_path = match options.config {
+            Some(path) => path,
+            None => Config::default_path()?,
+        };
+        let config = load_or_empty(&config_path)?;
+        let config_seen = modified(&config_path);
+        let records_dir = Records::default_dir();
+        let lanyard =
+            Lanyard::new(config, Records::new(records_dir.clone()))?.with_store(options.store);
+        let (events, _) = broadcast::channel(256);
+        let approvals = Arc::new(Approvals {
+            pending: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(0),
+            events: events.clone(),
+            providers: Mutex::new(HashMap::new()),
+        });
+        let agent = Agent::new(lanyard, records_dir.clone(), Some(approvals.approver()));
+        let socket = options.socket.unwrap_or_else(broker::socket_path);
+        let listener = match broker::bind(&socket).await {
+            Err(BindError::Running(_)) => {
+                take_over(&socket).await?;
+                broker::bind(&socket).await.map_err(Error::from)?
+            }
+            other => other.map_err(Error::from)?,
+        };
+        let desktop = Desktop {
+            inner: Arc::new(Inner {
+                agent: agent.clone(),
+                config_path,
+                config_seen: Mutex::new(config_seen),
+                records_dir,
+                store: options.store,
+                socket,
+                approvals,
+                running: Mutex::new(HashMap::new()),
+                http: http::Client::new().map_err(|e| Failure::new(e.to_string()))?,
+            }),
+        };
+        desktop.remember_providers();
+        tokio::spawn(desktop.clone().forward(agent.subscribe()));
+        tokio::spawn({
+            let agent = agent.clone();
+            async move { agent.warm().await }
+        });
+        tokio::spawn(broker::server::run(listener, agent, std::future::pending()));
+        tracing::info!(socket = %desktop.inner.socket.display(), "broker listening");
+        Ok(desktop)
+    }
+
+    /// Events for the window, from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<UiEvent> {
+        self.inner.approvals.events.subscribe()
+    }
+
+    pub fn socket(&self) -> &Path {
+        &self.inner.socket
+    }
+
+    pub fn config_path(&self) -> &Path {
+        &self.inner.config_path
+    }
+
+    /// Every account with its state. Rereads the accounts file if it changed.
+    pub fn accounts(&self) -> Vec<AccountView> {
+        self.reload_if_changed();
+        let lanyard = self.inner.agent.lanyard();
+        lanyard
+            .status()
+            .into_iter()
+            .map(|(account, record)| account_view(account, record.as_ref()))
+            .collect()
+    }
+
+    pub fn presets(&self) -> Vec<PresetView> {
+        preset::PRESETS.iter().map(preset_view).collect()
+    }
+
+    /// Who is signed in to `account`.
+    pub fn identity(&self, account: &str) -> Result<IdentityView, Failure> {
+        let lanyard = self.inner.agent.lanyard();
+        let config = lanyard.config().account(account)?;
+        let record = lanyard.whoami(account)?;
+        Ok(identity_view(config, &record))
+    }
+
+    /// Signs in through the system browser, with progress as events; resolves when the
+    /// browser comes back, or with `cancelled` after [`Desktop::cancel`].
+    pub async fn sign_in(&self, account: &str) -> Result<IdentityView, Failure> {
+        let cancelled = self.begin(account)?;
+        let progress = self.progress(account, "sign_in");
+        let outcome = tokio::select! {
+            r = self.inner.agent.login_with(account, &progress) => r.map_err(Failure::from),
+            _ = cancelled => Err(Failure::new("the sign-in was cancelled")),
+        };
+        self.end(account);
+        self.finish(account, "sign_in", &outcome);
+        let record = outcome?;
+        let lanyard = self.inner.agent.lanyard();
+        Ok(identity_view(lanyard.config().account(account)?, &record))
+    }
+
+    /// Signs out: revokes, forgets, and ends the provider's session in the browser.
+    pub async fn sign_out(&self, account: &str) -> Result<Vec<String>, Failure> {
+        let cancelled = self.begin(account)?;
+        let progress = self.progress(account, "sign_out");
+        let outcome = tokio::select! {
+            r = self.inner.agent.logout_with(account, false, &progress) => r.map_err(Failure::from),
+            // The local part is done before the browser is involved: a cancel only stops
+            // waiting for the provider's sign-out page.
+            _ = cancelled => Err(Failure::new("stopped waiting for the provider's sign-out page")),
+        };
+        self.end(account);
+        self.finish(account, "sign_out", &outcome);
+        self.changed();
+        Ok(outcome?.warnings)
+    }
+
+    /// Cancels the account's sign-in (or stops waiting on its sign-out page).
+    pub fn cancel(&self, account: &str) -> bool {
+        let sender = self
+            .inner
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(account);
+        sender.is_some_and(|tx| tx.send(()).is_ok())
+    }
+
+    /// The account's access token, for "Copy access token" (the window asks first).
+    pub async fn access_token(&self, account: &str) -> Result<String, Failure> {
+        let (token, _) = self.inner.agent.owner_token(account).await?;
+        Ok(token.expose().to_owned())
+    }
+
+    /// Answers prompt `id`: `allow` (always), `once` or `deny`. False if it is gone.
+    pub fn answer(&self, id: u64, decision: &str) -> Result<bool, Failure> {
+        let (decision, shown) = match decision {
+            "allow" => (Decision::Allow, "allowed"),
+            "once" => (Decision::AllowOnce, "allowed_once"),
+            "deny" => (Decision::Deny, "denied"),
+            other => {
+                return Err(Failure::new(format!(
+                    "unknown answer `{other}`: allow, once or deny"
+                )));
+            }
+        };
+        let Some(tx) = self
+            .inner
+            .approvals
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id)
+        else {
+            return Ok(false);
+        };
+        let _ = self.inner.approvals.events.send(UiEvent::ApprovalClosed {
+            id,
+            decision: shown,
+        });
+        Ok(tx.send(decision).is_ok())
+    }
+
+    /// Every app the policy names.
+    pub fn apps(&self) -> Result<Vec<AppRule>, Failure> {
+        let policy = self
+            .inner
+            .agent
+            .policy_file()
+            .load()
+            .map_err(Failure::new)?;
+        let mut rules = Vec::new();
+        for (account, r) in &policy.accounts {
+            for (decision, apps) in [
+                ("allowed", &r.always),
+                ("allowed_once", &r.once),
+                ("denied", &r.denied),
+            ] {
+                rules.extend(apps.iter().map(|app| AppRule {
+                    account: account.clone(),
+                    app: app.clone(),
+                    decision,
+                }));
+            }
+        }
+        Ok(rules)
+    }
+
+    /// Forgets what the policy says of `app` for `account`: it will be asked again.
+    pub fn revoke(&self, account: &str, app: &str) -> Result<Vec<AppRule>, Failure> {
+        let file = self.inner.agent.policy_file();
+        let mut policy = file.load().map_err(Failure::new)?;
+        policy.set(account, app, Decision::Unknown);
+        file.save(&policy).map_err(Failure::new)?;
+        self.apps()
+    }
+
+    /// The newest `limit` lines of the audit log, newest first.
+    pub fn activity(&self, limit: usize) -> Vec<ActivityEntry> {
+        let Some(path) = self.inner.agent.audit_path() else {
+            return Vec::new();
+        };
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        text.lines()
+            .rev()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .take(limit)
+            .collect()
+    }
+
+    /// Checks an issuer live: its discovery document, with the error that says why not.
+    pub async fn check_provider(&self, issuer: &str) -> Result<ProviderCheck, Failure> {
+        let issuer = issuer.trim();
+        crate::config::check_issuer(issuer).map_err(|m| Failure::new(format!("the issuer {m}")))?;
+        let provider = discovery::Provider::discover(&self.inner.http, issuer)
+            .await
+            .map_err(|source| {
+                Failure::from(Error::Discovery {
+                    issuer: issuer.to_owned(),
+                    source,
+                })
+            })?;
+        let m = &provider.metadata;
+        Ok(ProviderCheck {
+            issuer: provider.issuer().to_owned(),
+            authorization_endpoint: m
+                .authorization_endpoint
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            scopes_supported: m.scopes_supported.clone(),
+            end_session: m.end_session_endpoint.is_some(),
+            revocation: m.revocation_endpoint.is_some(),
+        })
+    }
+
+    /// Adds an account after checking its provider live; stores a client secret given
+    /// with it in the keychain.
+    pub async fn add_account(&self, form: AddAccount) -> Result<Vec<AccountView>, Failure> {
+        let name = form.name.trim().to_owned();
+        let client_id = form.client_id.trim().to_owned();
+        let (mut account, preset) = match form.preset.as_deref().filter(|p| !p.is_empty()) {
+            Some(id) => {
+                let preset = preset::find(id).ok_or_else(|| {
+                    Failure::new(format!("unknown preset `{id}`; known: {}", preset::ids()))
+                })?;
+                let issuer = form
+                    .issuer
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|i| !i.is_empty());
+                let center = form
+                    .center
+                    .as_deref()
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty());
+                (
+                    preset.account(&name, &client_id, issuer, center, None),
+                    Some(preset),
+                )
+            }
+            None => (
+                NewAccount {
+                    name: name.clone(),
+                    issuer: form.issuer.unwrap_or_default().trim().to_owned(),
+                    client_id: client_id.clone(),
+                    ..NewAccount::default()
+                },
+                None,
+            ),
+        };
+        if let Some(scopes) = form.scopes.filter(|s| !s.trim().is_empty()) {
+            account.scopes = Some(scopes.trim().to_owned());
+        }
+        if client_id.is_empty() {
+            return Err(Failure {
+                message: "a client id is needed".into(),
+                hint: Some(match preset {
+                    Some(p) => format!("register an app with {} ({})", p.name, p.docs),
+                    None => "register an app with the provider to get one".into(),
+                }),
+            });
+        }
+        self.check_provider(&account.issuer).await?;
+        let config = Config::add_account(&self.inner.config_path, &account)?;
+        self.replace(config)?;
+        if let Some(secret) = form.client_secret.filter(|s| !s.is_empty()) {
+            self.inner
+                .agent
+                .lanyard()
+                .set_client_secret(&name, crate::secret::Secret::new(secret))
+                .await?;
+        }
+        Ok(self.changed())
+    }
+
+    /// Signs the account out locally (no browser) and removes it from the accounts file.
+    pub async fn remove_account(&self, account: &str) -> Result<Vec<AccountView>, Failure> {
+        self.cancel(account);
+        self.inner.agent.lanyard().config().account(account)?;
+        if let Err(e) = self.inner.agent.logout_with(account, true, &|_| {}).await {
+            tracing::warn!(account, error = %e, "could not sign out before removing");
+        }
+        let config = Config::remove_account(&self.inner.config_path, account)?;
+        self.replace(config)?;
+        Ok(self.changed())
+    }
+
+    /// The person's picture as a `data:` URL: fetched once, then read from the cache in
+    /// the data directory. `None` when there is none or it cannot be had (the window
+    /// shows initials).
+    pub async fn picture(&self, account: &str) -> Option<String> {
+        let identity = self.identity(account).ok()?;
+        let url = url::Url::parse(identity.picture.as_deref()?).ok()?;
+        let cache = self
+            .inner
+            .records_dir
+            .as_ref()
+            .map(|d| d.join("pictures").join(picture_key(url.as_str())));
+        if let Some(path) = &cache
+            && let Ok(bytes) = std::fs::read(path)
+            && let Some(url) = data_url(&bytes)
+        {
+            return Some(url);
+        }
+        let response = match self.inner.http.get(&url).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::info!(account, error = %e, "no picture");
+                return None;
+            }
+        };
+        let data = data_url(&response.body)?;
+        if let Some(path) = &cache {
+            if let Some(dir) = path.parent() {
+                let _ = std::fs::create_dir_all(dir);
+            }
+            let _ = crate::store::write_private(path, &response.body);
+        }
+        Some(data)
+    }
+
+    fn begin(&self, account: &str) -> Result<oneshot::Receiver<()>, Failure> {
+        self.inner.agent.lanyard().config().account(account)?;
+        let (tx, rx) = oneshot::channel();
+        let mut running = self.inner.running.lock().unwrap_or_else(|e| e.into_inner());
+        if running.contains_key(account) {
+            return Err(Failure {
+                message: format!("{account} is already waiting on the browser"),
+                hint: Some("finish in the browser, or cancel first".into()),
+            });
+        }
+        running.insert(account.to_owned(), tx);
+        Ok(rx)
+    }
+
+    fn end(&self, account: &str) {
+        self.inner
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(account);
+    }
+
+    fn progress(&self, account: &str, action: &'static str) -> impl Fn(Progress<'_>) + Sync {
+        let events = self.inner.approvals.events.clone();
+        let account = account.to_owned();
+        move |p: Progress<'_>| {
+            let (stage, url, message) = match p {
+                Progress::BrowserOpened { .. } => ("browser_opened", None, None),
+                Progress::OpenYourself { url, reason } => {
+                    ("open_yourself", Some(url.to_owned()), reason)
+                }
+                Progress::Waiting => ("waiting", None, None),
+                Progress::Finishing => ("finishing", None, None),
+            };
+            let _ = events.send(UiEvent::Progress {
+                account: account.clone(),
+                action,
+                stage,
+                url,
+                message,
+            });
+        }
+    }
+
+    fn finish<T>(&self, account: &str, action: &'static str, outcome: &Result<T, Failure>) {
+        let (stage, message) = match outcome {
+            Ok(_) => ("done", None),
+            Err(f) if f.message.contains("cancelled") => ("cancelled", None),
+            Err(f) => ("failed", Some(f.message.clone())),
+        };
+        let _ = self.inner.approvals.events.send(UiEvent::Progress {
+            account: account.to_owned(),
+            action,
+            stage,
+            url: None,
+            message,
+        });
+    }
+
+    /// Tells the window the accounts changed, and returns them.
+    fn changed(&self) -> Vec<AccountView> {
+        let accounts = self.accounts();
+        let _ = self.inner.approvals.events.send(UiEvent::Accounts {
+            accounts: accounts.clone(),
+        });
+        accounts
+    }
+
+    fn replace(&self, config: Config) -> Result<(), Failure> {
+        *self
+            .inner
+            .config_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = modified(&self.inner.config_path);
+        let lanyard = Lanyard::new(config, Records::new(self.inner.records_dir.clone()))?
+            .with_store(self.inner.store);
+        self.inner.agent.reload(lanyard);
+        self.remember_providers();
+        Ok(())
+    }
+
+    fn reload_if_changed(&self) {
+        let now = modified(&self.inner.config_path);
+        let seen = *self
+            .inner
+            .config_seen
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if now == seen {
+            return;
+        }
+        match load_or_empty(&self.inner.config_path) {
+            Ok(config) => {
+                if let Err(e) = self.replace(config) {
+                    tracing::warn!(error = %e.message, "cannot reload the accounts file");
+                }
+            }
+            // A half-edited file: keep serving what was valid; the CLI shows the error.
+            Err(e) => {
+                tracing::warn!(error = %e.message, "the accounts file is invalid; keeping the last good one")
+            }
+        }
+    }
+
+    fn remember_providers(&self) {
+        let lanyard = self.inner.agent.lanyard();
+        let names = lanyard
+            .config()
+            .accounts
+            .values()
+            .map(|a| (a.name.clone(), provider_name(a)))
+            .collect();
+        *self
+            .inner
+            .approvals
+            .providers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()) = names;
+    }
+
+    /// Turns the broker's events into the window's.
+    async fn forward(self, mut events: broadcast::Receiver<Event>) {
+        loop {
+            let event = match events.recv().await {
+                Ok(event) => event,
+                Err(broadcast::error::RecvError::Lagged(_)) => {
+                    self.changed();
+                    continue;
+                }
+                Err(broadcast::error::RecvError::Closed) => return,
+            };
+            let send = |e| {
+                let _ = self.inner.approvals.events.send(e);
+            };
+            match event {
+                Event::SignedIn { .. } | Event::SignedOut { .. } | Event::Refreshed { .. } => {
+                    self.changed();
+                }
+                Event::SignInNeeded { account, reason } => {
+                    self.changed();
+                    send(UiEvent::SignInNeeded { account, reason });
+                }
+                Event::ApprovalNeeded { .. } => {}
+                Event::Access {
+                    account,
+                    app,
+                    decision,
+                    time,
+                } => send(UiEvent::Access {
+                    entry: ActivityEntry {
+                        time,
+                        account,
+                        app,
+                        decision,
+                    },
+                }),
+            }
+        }
+    }
+}
+
+fn load_or_empty(path: &Path) -> Result<Config, Failure> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => Ok(Config::parse(path, &text)?),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config::parse(path, "")?),
+        Err(source) => Err(crate::config::Error::Read {
+            path: path.to_owned(),
+            source,
+        }
+        .into()),
+    }
+}
+
+fn modified(path: &Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Asks the headless agent at `socket` to stop, and waits until it has let go.
+async fn take_over(socket: &Path) -> Result<(), Failure> {
+    let stream = tokio::net::UnixStream::connect(socket).await.map_err(|e| {
+        Failure::new(format!(
+            "cannot reach the agent at {}: {e}",
+            socket.display()
+        ))
+    })?;
+    let peer = broker::server::identify(&stream).map_err(|e| {
+        Failure::new(format!(
+            "cannot identify the agent at {}: {e}",
+            socket.display()
+        ))
+    })?;
+    drop(stream);
+    let busy = || Failure {
+        message: format!("another Lanyard app is serving {}", socket.display()),
+        hint: Some("use the window that is open already (see the tray)".into()),
+    };
+    let Some(pid) = peer.pid.filter(|_| peer.uid == broker::server::own_uid()) else {
+        return Err(busy());
+    };
+    let is_cli = Path::new(&peer.app)
+        .file_name()
+        .is_some_and(|n| n == "lanyard");
+    if !is_cli {
+        return Err(busy());
+    }
+    tracing::info!(pid, "taking over from the headless agent");
+    // SAFETY: kill with a pid read from the socket's peer credentials and a valid signal.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    // The agent removes its socket as it exits; give it a few seconds to finish requests.
+    for _ in 0..100 {
+        if !socket.exists() {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Err(Failure {
+        message: format!("the headless agent (pid {pid}) did not stop"),
+        hint: Some(format!("stop it yourself: kill {pid}")),
+    })
+}
+
+fn provider_name(account: &Account) -> String {
+    match account.preset.as_deref().and_then(preset::find) {
+        Some(p) => p.name.to_owned(),
+        None => url::Url::parse(&account.issuer)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_owned))
+            .unwrap_or_else(|| account.issuer.clone()),
+    }
+}
+
+/// The button for a provider without a preset: neutral, labelled with its host.
+fn generic_button(provider: &str) -> Button {
+    Button {
+        label: format!("Sign in with {provider}"),
+        background: "#2f3640".into(),
+        foreground: "#ffffff".into(),
+        mark: None,
+    }
+}
+
+fn account_view(account: &Account, record: Option<&Record>) -> AccountView {
+    let provider = provider_name(account);
+    let preset = account.preset.as_deref().and_then(preset::find);
+    let button = preset.map_or_else(|| generic_button(&provider), |p| p.branding.into());
+    let (status, reason) = match record.map(|r| &r.status) {
+        None => ("signed_out", None),
+        Some(Status::SignedIn) => ("signed_in", None),
+        Some(Status::SignInNeeded { reason }) => ("sign_in_needed", Some(reason.clone())),
+    };
+    let person = record.map(|r| {
+        let claims = r.claims();
+        session::display_name(&claims)
+            .map(str::to_owned)
+            .unwrap_or_else(|| r.subject.clone())
+    });
+    AccountView {
+        name: account.name.clone(),
+        issuer: account.issuer.clone(),
+        provider,
+        preset: account.preset.clone(),
+        button,
+        status,
+        reason,
+        person,
+        expires_at: record.and_then(|r| r.access_token_expires_at.or(r.id_token_expires_at)),
+        redirect: account.redirect.to_string(),
+    }
+}
+
+/// Claims every provider has, shown in their own places or not at all.
+const STANDARD: &[&str] = &[
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "auth_time",
+    "nonce",
+    "acr",
+    "amr",
+    "azp",
+    "at_hash",
+    "c_hash",
+    "s_hash",
+    "sid",
+    "name",
+    "given_name",
+    "family_name",
+    "middle_name",
+    "nickname",
+    "preferred_username",
+    "profile",
+    "picture",
+    "website",
+    "email",
+    "email_verified",
+    "gender",
+    "birthdate",
+    "zoneinfo",
+    "locale",
+    "phone_number",
+    "phone_number_verified",
+    "address",
+    "updated_at",
+    "groups",
+    "roles",
+    "group",
+    "scope",
+    "client_id",
+];
+
+fn identity_view(account: &Account, record: &Record) -> IdentityView {
+    let claims = record.claims();
+    let text = |key: &str| claims.get(key).and_then(Value::as_str).map(str::to_owned);
+    let name = session::display_name(&claims).map(str::to_owned);
+    let email = text("email");
+    let initials = initials(
+        name.as_deref()
+            .or(email.as_deref())
+            .unwrap_or(&record.subject),
+    );
+    let mut groups = Vec::new();
+    for key in ["groups", "roles", "group"] {
+        match claims.get(key) {
+            Some(Value::Array(items)) => groups.extend(items.iter().map(render)),
+            Some(Value::String(s)) => groups.push(s.clone()),
+            _ => {}
+        }
+    }
+    let preset = account.preset.as_deref().and_then(preset::find);
+    let first: &[&str] = preset.map_or(&[], |p| p.claims);
+    let mut shown: Vec<(String, String)> = Vec::new();
+    let mut push = |key: &str, value: &Value| {
+        if !shown.iter().any(|(k, _)| k == key) {
+            shown.push((key.to_owned(), render(value)));
+        }
+    };
+    for key in first {
+        if !STANDARD.contains(key)
+            && let Some(v) = claims.get(*key)
+        {
+            push(key, v);
+        }
+    }
+    for (key, value) in &claims {
+        if !STANDARD.contains(&key.as_str()) {
+            push(key, value);
+        }
+    }
+    IdentityView {
+        account: account.name.clone(),
+        provider: provider_name(account),
+        issuer: record.issuer.clone(),
+        subject: record.subject.clone(),
+        name,
+        email,
+        email_verified: claims.get("email_verified").and_then(Value::as_bool),
+        picture: text("picture"),
+        initials,
+        groups,
+        claims: shown,
+        scopes: record.scopes.clone(),
+        signed_in_at: record.signed_in_at,
+        expires_at: record
+            .access_token_expires_at
+            .or(record.id_token_expires_at),
+        refreshable: record.refreshable,
+        store: record.store.clone(),
+    }
+}
+
+fn render(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Array(items) => items.iter().map(render).collect::<Vec<_>>().join(", "),
+        other => other.to_string(),
+    }
+}
+
+/// "Alice Example" → "AE"; "alice@example.test" → "A".
+fn initials(name: &str) -> String {
+    let name = name.split('@').next().unwrap_or(name);
+    name.split_whitespace()
+        .filter_map(|w| w.chars().find(|c| c.is_alphanumeric()))
+        .take(2)
+        .flat_map(char::to_uppercase)
+        .collect()
+}
+
+fn preset_view(p: &'static Preset) -> PresetView {
+    PresetView {
+        id: p.id,
+        name: p.name,
+        issuer: p.issuer,
+        default_scopes: p.default_scopes,
+        fixed_port: p.fixed_port,
+        needs_secret: p.client_auth != crate::config::ClientAuth::None,
+        center_param: p.center_param,
+        branding: p.branding,
+        docs: p.docs,
+    }
+}
+
+fn picture_key(url: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, url.as_bytes());
+    digest.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A `data:` URL for an image the webview can show; anything else is refused (a picture
+/// URL is the provider's to choose, its bytes are not trusted to be an image).
+fn data_url(bytes: &[u8]) -> Option<String> {
+    use base64::Engine as _;
+    let mime = if bytes.starts_with(b"\x89PNG\r\n\x1a\n") {
+        "image/png"
+    } else if bytes.starts_with(b"\xff\xd8\xff") {
+        "image/jpeg"
+    } else if bytes.starts_with(b"GIF8") {
+        "image/gif"
+    } else if bytes.len() > 12 && &bytes[..4] == b"RIFF" && &bytes[8..12] == b"WEBP" {
+        "image/webp"
+    } else {
+        return None;
+    };
+    Some(format!(
+        "data:{mime};base64,{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn initials_from_names_and_emails() {
+        assert_eq!(initials("Alice Example"), "AE");
+        assert_eq!(initials("alice@example.test"), "A");
+        assert_eq!(initials("Ëva von Neumann Jr"), "ËV");
+        assert_eq!(initials(""), "");
+    }
+
+    #[test]
+    fn only_images_become_data_urls() {
+        assert!(
+            data_url(b"\x89PNG\r\n\x1a\nrest")
+                .unwrap()
+                .starts_with("data:image/png;base64,")
+        );
+        assert_eq!(data_url(b"<svg onload=alert(1)>"), None);
+        assert_eq!(data_url(b"<html>"), None);
+    }
+}
+
+/// Start at login: an XDG autostart entry on Linux.
+pub mod autostart {
+    use std::path::{Path, PathBuf};
+
+    use super::Failure;
+
+    fn entry() -> Option<PathBuf> {
+        let base = directories::BaseDirs::new()?;
+        Some(base.config_dir().join("autostart/lanyard.desktop"))
+    }
+
+    pub fn enabled() -> bool {
+        entry().is_some_and(|p| p.exists())
+    }
+
+    /// Adds or removes the entry that starts `exe` (hidden in the tray) at login.
+    pub fn set(enabled: bool, exe: &Path) -> Result<(), Failure> {
+        if !cfg!(target_os = "linux") {
+            return Err(Failure::new(
+                "start at login is not supported on this system yet",
+            ));
+        }
+        let path = entry().ok_or_else(|| Failure::new("this system has no config directory"))?;
+        let fail = |e: std::io::Error| Failure::new(format!("{}: {e}", path.display()));
+        if !enabled {
+            return match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(fail(e)),
+                _ => Ok(()),
+            };
+        }
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(fail)?;
+        }
+        let exe = exe.display().to_string().replace('"', "\\\"");
+        let text = format!(
+            "[Desktop Entry]\nType=Application\nName=Lanyard\nComment=Sign-in helper and token broker\n\
+             Exec=\"{exe}\" --hidden\nIcon=lanyard-desktop\nX-GNOME-Autostart-enabled=true\n"
+        );
+        std::fs::write(&path, text).map_err(fail)
+    }
+}

@@ -1,0 +1,294 @@
+//! The desktop app in its real webview: Xvfb for a display, `tauri-driver` (which runs
+//! Debian's WebKitWebDriver) for WebDriver, and a small W3C WebDriver client.
+//!
+//! Waits are event-driven: [`Session::wait_for`] runs a script in the page that resolves
+//! from a `MutationObserver` the moment the element (and text) appears.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// The W3C key under which an element reference travels.
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// A private X display, stopped on drop.
+pub struct Display {
+    child: Child,
+    pub name: String,
+}
+
+impl Display {
+    pub fn start() -> Display {
+        let mut child = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1280x860x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("cannot start Xvfb (run `cargo xtask deps`)");
+        // Xvfb writes the display number once it accepts connections.
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let number = line.trim();
+        assert!(!number.is_empty(), "Xvfb did not say which display it took");
+        Display {
+            child,
+            name: format!(":{number}"),
+        }
+    }
+}
+
+impl Drop for Display {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// `tauri-driver`, stopped on drop (with the app it started).
+pub struct Driver {
+    child: Child,
+    url: String,
+    http: reqwest::Client,
+}
+
+/// Where `cargo xtask deps` installs tauri-driver.
+pub fn tauri_driver() -> PathBuf {
+    std::env::var_os("LANYARD_TAURI_DRIVER")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| super::root().join("target/tools/bin/tauri-driver"))
+}
+
+/// The desktop app's binary, beside the `lanyard` binary the tests run.
+pub fn desktop_app() -> PathBuf {
+    let app = PathBuf::from(env!("CARGO_BIN_EXE_lanyard")).with_file_name("lanyard-desktop");
+    assert!(
+        app.exists(),
+        "{} is missing: build it with `cargo build -p lanyard-desktop` (cargo xtask test does)",
+        app.display()
+    );
+    app
+}
+
+impl Driver {
+    /// Starts tauri-driver with `vars` (the test's environment) on `display`.
+    pub async fn start(display: &Display, vars: &[(String, String)]) -> Driver {
+        let driver = tauri_driver();
+        assert!(
+            driver.exists(),
+            "{} is missing: install it with `cargo xtask deps`",
+            driver.display()
+        );
+        let port = super::free_port();
+        let native = super::free_port();
+        let mut cmd = Command::new(driver);
+        cmd.args(["--port", &port.to_string()])
+            .args(["--native-port", &native.to_string()])
+            .env("DISPLAY", &display.name)
+            .env_remove("WAYLAND_DISPLAY")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in vars {
+            cmd.env(k, v);
+        }
+        let child = cmd.spawn().unwrap();
+        let driver = Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            http: reqwest::Client::new(),
+        };
+        // Ready when its port answers: tauri-driver says nothing when it is.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                break;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "tauri-driver did not listen"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        driver
+    }
+
+    /// A session with the app: tauri-driver starts it.
+    pub async fn session(&self, app: &std::path::Path) -> Session {
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "tauri:options": {"application": app},
+        }}});
+        let value = call(&self.http, "POST", &format!("{}/session", self.url), &caps).await;
+        let id = value["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {value}"))
+            .to_owned();
+        let session = Session {
+            base: format!("{}/session/{id}", self.url),
+            http: self.http.clone(),
+        };
+        session
+            .post("timeouts", &json!({"script": 60_000, "implicit": 0}))
+            .await;
+        session
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn call(http: &reqwest::Client, method: &str, url: &str, body: &Value) -> Value {
+    let request = match method {
+        "GET" => http.get(url),
+        "DELETE" => http.delete(url),
+        _ => http.post(url).json(body),
+    };
+    let response = request
+        .timeout(Duration::from_secs(120))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("WebDriver {method} {url}: {e}"));
+    let status = response.status();
+    let value: Value = response.json().await.unwrap_or(Value::Null);
+    assert!(
+        status.is_success(),
+        "WebDriver {method} {url} failed ({status}): {value}"
+    );
+    value["value"].clone()
+}
+
+pub struct Session {
+    base: String,
+    http: reqwest::Client,
+}
+
+impl Session {
+    async fn post(&self, path: &str, body: &Value) -> Value {
+        call(&self.http, "POST", &format!("{}/{path}", self.base), body).await
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        call(
+            &self.http,
+            "GET",
+            &format!("{}/{path}", self.base),
+            &Value::Null,
+        )
+        .await
+    }
+
+    /// Runs `script` (a function body; `arguments` holds `args`) and returns its value.
+    pub async fn run(&self, script: &str, args: Value) -> Value {
+        self.post("execute/sync", &json!({"script": script, "args": args}))
+            .await
+    }
+
+    /// Waits until an element matching `selector` (and containing `text`) is in the page.
+    pub async fn wait_for(&self, selector: &str, text: &str) {
+        let script = r#"
+            const [selector, text, done] = arguments;
+            const found = () => [...document.querySelectorAll(selector)]
+                .some((el) => !text || el.textContent.includes(text));
+            if (found()) return done(true);
+            const observer = new MutationObserver(() => {
+                if (found()) { observer.disconnect(); done(true); }
+            });
+            observer.observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
+        "#;
+        let value = self
+            .post(
+                "execute/async",
+                &json!({"script": script, "args": [selector, text]}),
+            )
+            .await;
+        assert_eq!(value, json!(true), "never appeared: {selector} {text:?}");
+    }
+
+    /// The text of the first element matching `selector`.
+    pub async fn text(&self, selector: &str) -> String {
+        let id = self.find(selector).await;
+        self.get(&format!("element/{id}/text"))
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+
+    /// Clicks the element matching `selector`. The window redraws when the model's events
+    /// arrive, so an element found may be replaced before the click: find it again.
+    pub async fn click(&self, selector: &str) {
+        for _ in 0..5 {
+            let id = self.find(selector).await;
+            let url = format!("{}/element/{id}/click", self.base);
+            let response = self.http.post(&url).json(&json!({})).send().await.unwrap();
+            if response.status().is_success() {
+                return;
+            }
+            let body: Value = response.json().await.unwrap_or(Value::Null);
+            assert_eq!(
+                body["value"]["error"], "stale element reference",
+                "WebDriver click on {selector} failed: {body}"
+            );
+        }
+        panic!("{selector} kept being replaced");
+    }
+
+    /// Types into an input (after clearing it).
+    pub async fn fill(&self, selector: &str, text: &str) {
+        let id = self.find(selector).await;
+        self.post(&format!("element/{id}/clear"), &json!({})).await;
+        self.post(&format!("element/{id}/value"), &json!({"text": text}))
+            .await;
+    }
+
+    async fn find(&self, selector: &str) -> String {
+        self.wait_for(selector, "").await;
+        let value = self
+            .post(
+                "element",
+                &json!({"using": "css selector", "value": selector}),
+            )
+            .await;
+        value[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {selector}: {value}"))
+            .to_owned()
+    }
+
+    /// A PNG of the window, once the page has painted its latest change.
+    pub async fn screenshot(&self) -> Vec<u8> {
+        use base64::Engine as _;
+        // Two animation frames: the DOM change is on screen before the capture.
+        self.post(
+            "execute/async",
+            &json!({"script": "const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(() => done(true)));", "args": []}),
+        )
+        .await;
+        let data = self.get("screenshot").await;
+        base64::engine::general_purpose::STANDARD
+            .decode(data.as_str().unwrap_or_default())
+            .unwrap()
+    }
+
+    pub async fn close(self) {
+        call(&self.http, "DELETE", &self.base, &Value::Null).await;
+    }
+}
