@@ -17,7 +17,7 @@ use serde::Serialize;
 use serde_json::Value;
 use tokio::sync::{broadcast, oneshot};
 
-use crate::broker::agent::{APPROVAL_TIMEOUT, ApprovalRequest, Approver, BoxFuture};
+use crate::broker::agent::{ApprovalRequest, Approver, BoxFuture};
 use crate::broker::policy::Decision;
 use crate::broker::protocol::{ErrorBody, Event};
 use crate::broker::{self, Agent, BindError};
@@ -36,6 +36,10 @@ pub struct Options {
     pub socket: Option<PathBuf>,
     /// Keep every account's tokens here whatever the accounts file says (kiosks: memory).
     pub store: Option<StoreKind>,
+    /// Records, policy, audit log and pictures [default: the platform's data directory].
+    pub data_dir: Option<PathBuf>,
+    /// How long a prompt waits before it denies [default: a minute].
+    pub approval_timeout: Option<Duration>,
 }
 
 /// An error as the window shows it: what happened and what to do next.
@@ -254,6 +258,7 @@ struct Approvals {
     pending: Mutex<HashMap<u64, oneshot::Sender<Decision>>>,
     next: AtomicU64,
     events: broadcast::Sender<UiEvent>,
+    timeout: Duration,
     /// Provider names by account, for the prompt (kept current by `reload`).
     providers: Mutex<HashMap<String, String>>,
 }
@@ -313,7 +318,7 @@ impl Approvals {
                     provider,
                     app: request.app,
                     pid: request.pid,
-                    timeout_secs: APPROVAL_TIMEOUT.as_secs(),
+                    timeout_secs: approvals.timeout.as_secs(),
                 });
                 // A dropped sender (the app is closing) denies.
                 rx.await.unwrap_or(Decision::Deny)
@@ -337,7 +342,7 @@ impl Desktop {
         };
         let config = load_or_empty(&config_path)?;
         let config_seen = modified(&config_path);
-        let records_dir = Records::default_dir();
+        let records_dir = options.data_dir.or_else(Records::default_dir);
         let lanyard =
             Lanyard::new(config, Records::new(records_dir.clone()))?.with_store(options.store);
         let (events, _) = broadcast::channel(256);
@@ -345,9 +350,13 @@ impl Desktop {
             pending: Mutex::new(HashMap::new()),
             next: AtomicU64::new(0),
             events: events.clone(),
+            timeout: options
+                .approval_timeout
+                .unwrap_or(broker::agent::APPROVAL_TIMEOUT),
             providers: Mutex::new(HashMap::new()),
         });
-        let agent = Agent::new(lanyard, records_dir.clone(), Some(approvals.approver()));
+        let agent = Agent::new(lanyard, records_dir.clone(), Some(approvals.approver()))
+            .with_approval_timeout(approvals.timeout);
         let socket = options.socket.unwrap_or_else(broker::socket_path);
         let listener = match broker::bind(&socket).await {
             Err(BindError::Running(_)) => {

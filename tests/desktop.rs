@@ -8,6 +8,8 @@
 use std::path::PathBuf;
 use std::process::Stdio;
 
+use lanyard::desktop::{Desktop, Failure, Options, UiEvent};
+
 use crate::support::webdriver::{Display, Driver, Session, desktop_app};
 use crate::support::{self, Env, Idp};
 
@@ -177,4 +179,137 @@ async fn sign_in_see_yourself_approve_a_tool_and_sign_out() {
         "{events:?}"
     );
     app.close().await;
+}
+
+/// The desktop model (`lanyard::desktop`), as the app runs it, over this test's world.
+async fn start_model(env: &Env, timeout: std::time::Duration) -> Result<Desktop, Failure> {
+    Desktop::start(Options {
+        config: Some(env.config.clone()),
+        socket: Some(env.path("agent.sock").into()),
+        data_dir: Some(PathBuf::from(env.path("data")).join("lanyard")),
+        approval_timeout: Some(timeout),
+        ..Options::default()
+    })
+    .await
+}
+
+/// The next event of the kind `pick` accepts.
+async fn next<T>(
+    events: &mut tokio::sync::broadcast::Receiver<UiEvent>,
+    pick: impl Fn(UiEvent) -> Option<T>,
+) -> T {
+    let wait = async {
+        loop {
+            if let Some(found) = pick(events.recv().await.unwrap()) {
+                return found;
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(30), wait)
+        .await
+        .expect("the event never came")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_app_takes_the_socket_over_from_a_headless_agent() {
+    let env = Env::new();
+    env.account("work", "issuer = \"http://127.0.0.1:9\"\nclient_id = \"c\"");
+    let agent = env.start_agent().await;
+    let desktop = start_model(&env, std::time::Duration::from_secs(60))
+        .await
+        .expect("the app starts");
+    // The headless agent was asked to stop, and stopped cleanly.
+    assert!(agent.wait().await.success());
+    // The app serves the socket now: tools still find their broker where it was.
+    let run = env.lanyard(&["status", "--json"]).await;
+    run.assert_ok();
+    // A second app (or anything that is not the headless agent) is not pushed aside.
+    let second = start_model(&env, std::time::Duration::from_secs(60)).await;
+    let failure = second.err().expect("a second app is refused");
+    assert!(
+        failure.message.contains("another Lanyard app"),
+        "{failure:?}"
+    );
+    // And a headless agent started now finds the app there.
+    let late = env.lanyard(&["agent"]).await;
+    late.assert_fails(late.code, "already running");
+    assert_ne!(late.code, 0);
+    drop(desktop);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_prompt_not_answered_denies_once_and_deny_is_remembered() {
+    let env = Env::new();
+    env.account("work", "issuer = \"http://127.0.0.1:9\"\nclient_id = \"c\"");
+    let desktop = start_model(&env, std::time::Duration::from_secs(2))
+        .await
+        .expect("the app starts");
+    let mut events = desktop.subscribe();
+    let lanyard = env!("CARGO_BIN_EXE_lanyard");
+
+    // Nobody answers: the prompt closes as denied, the tool is told, nothing is kept.
+    let ask = env.lanyard(&["token", "work"]);
+    let (run, id) = tokio::join!(ask, async {
+        next(&mut events, |e| match e {
+            UiEvent::Approval {
+                id,
+                app,
+                account,
+                timeout_secs,
+                ..
+            } => {
+                assert_eq!(
+                    (app.as_str(), account.as_str(), timeout_secs),
+                    (lanyard, "work", 2)
+                );
+                Some(id)
+            }
+            _ => None,
+        })
+        .await
+    });
+    run.assert_fails(8, "nobody answered Lanyard's prompt");
+    let closed = next(&mut events, |e| match e {
+        UiEvent::ApprovalClosed {
+            id: closed,
+            decision,
+        } if closed == id => Some(decision),
+        _ => None,
+    })
+    .await;
+    assert_eq!(closed, "denied");
+    assert_eq!(desktop.apps().unwrap(), vec![]);
+
+    // Asked again; this time the person says Deny: remembered, and not asked again.
+    let ask = env.lanyard(&["token", "work"]);
+    let desktop2 = desktop.clone();
+    let (run, _) = tokio::join!(ask, async {
+        let id = next(&mut events, |e| match e {
+            UiEvent::Approval { id, .. } => Some(id),
+            _ => None,
+        })
+        .await;
+        assert!(desktop2.answer(id, "deny").unwrap());
+    });
+    run.assert_fails(8, "may not use work's tokens");
+    let rules = desktop.apps().unwrap();
+    assert_eq!(rules.len(), 1);
+    assert_eq!(
+        (rules[0].app.as_str(), rules[0].decision),
+        (lanyard, "denied")
+    );
+    env.lanyard(&["token", "work"])
+        .await
+        .assert_fails(8, "may not use work's tokens");
+    // The activity view has each decision, newest first.
+    let activity: Vec<String> = desktop
+        .activity(10)
+        .into_iter()
+        .map(|e| e.decision)
+        .collect();
+    assert_eq!(activity, ["denied", "denied", "denied"]);
+
+    // Revoked, the app is asked about again.
+    desktop.revoke("work", lanyard).unwrap();
+    assert_eq!(desktop.apps().unwrap(), vec![]);
 }

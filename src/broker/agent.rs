@@ -74,6 +74,7 @@ struct Inner {
     audit: Option<PathBuf>,
     events: broadcast::Sender<Event>,
     approver: Option<Approver>,
+    approval_timeout: Duration,
     /// Per account, one slot per target: the sign-in's own token and any narrower ones.
     // A std mutex: held only to look up or insert a slot, never across an await.
     slots: Mutex<HashMap<String, HashMap<Target, Arc<Slot>>>>,
@@ -114,9 +115,23 @@ impl Agent {
                 audit: Some(dir.join("audit.log")),
                 events,
                 approver,
+                approval_timeout: APPROVAL_TIMEOUT,
                 slots: Mutex::new(HashMap::new()),
             }),
         }
+    }
+
+    /// How long the approver may take before the request is denied [default:
+    /// [`APPROVAL_TIMEOUT`]]. For a new agent, before it is cloned.
+    pub fn with_approval_timeout(mut self, timeout: Duration) -> Agent {
+        Arc::get_mut(&mut self.inner)
+            .expect("set the approval timeout before sharing the agent")
+            .approval_timeout = timeout;
+        self
+    }
+
+    pub fn approval_timeout(&self) -> Duration {
+        self.inner.approval_timeout
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Event> {
@@ -348,6 +363,7 @@ impl Agent {
         };
         let policy = self.policy().map_err(policy_error)?;
         let mut decision = policy.decide(account, &peer.app);
+        let mut unanswered = false;
         if decision == Decision::Unknown {
             let _ = self.inner.events.send(Event::ApprovalNeeded {
                 account: account.to_owned(),
@@ -360,10 +376,14 @@ impl Agent {
                     app: peer.app.clone(),
                     pid: peer.pid,
                 };
-                decision = tokio::time::timeout(APPROVAL_TIMEOUT, approver(request))
+                // No answer in time denies this request only: the app will be asked about
+                // again, since the person never said no.
+                let answered = tokio::time::timeout(self.inner.approval_timeout, approver(request))
                     .await
-                    .unwrap_or(Decision::Deny);
-                if decision == Decision::Allow || decision == Decision::Deny {
+                    .ok();
+                unanswered = answered.is_none();
+                decision = answered.unwrap_or(Decision::Deny);
+                if answered == Some(Decision::Allow) || answered == Some(Decision::Deny) {
                     let mut policy = (*policy).clone();
                     policy.set(account, &peer.app, decision);
                     self.inner.policy.save(&policy).map_err(policy_error)?;
@@ -378,6 +398,18 @@ impl Agent {
                 policy.consume_once(account, &peer.app);
                 self.inner.policy.save(&policy).map_err(policy_error)
             }
+            Decision::Deny if unanswered => Err(ErrorBody {
+                code: Code::Denied,
+                message: format!(
+                    "nobody answered Lanyard's prompt to let {} use {account}'s tokens within {} s",
+                    peer.app,
+                    self.inner.approval_timeout.as_secs()
+                ),
+                hint: Some(format!(
+                    "try again and answer in the Lanyard window, or run `lanyard allow {account} {}`",
+                    peer.app
+                )),
+            }),
             Decision::Deny => Err(ErrorBody {
                 code: Code::Denied,
                 message: format!("{} may not use {account}'s tokens", peer.app),
@@ -457,6 +489,10 @@ impl Agent {
         options.create(true).append(true);
         #[cfg(unix)]
         std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        // The data directory may not exist yet: the first decision of a fresh install.
+        if let Some(dir) = path.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
         if let Err(e) = options.open(path).and_then(|mut f| writeln!(f, "{line}")) {
             tracing::warn!(error = %e, "cannot write the audit log");
         }

@@ -432,6 +432,11 @@ impl Env {
 }
 
 impl AgentProc {
+    /// Waits for the agent to exit on its own (or by someone else's signal).
+    pub async fn wait(mut self) -> std::process::ExitStatus {
+        self.child.take().unwrap().wait().await.unwrap()
+    }
+
     /// SIGTERM, and the exit status.
     pub async fn stop(mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();
