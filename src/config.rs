@@ -10,7 +10,8 @@
 //! issuer = "https://login.example.com"
 //! client_id = "lanyard"
 //! scopes = "openid profile email offline_access"   # the default
-//! redirect = "loopback"                             # or "loopback:PORT"
+//! redirect = "loopback"                             # or "loopback:PORT", or a private-use
+//!                                                   # scheme URI: "dev.lanyard:/callback"
 //! extra_params = { center_uuid = "…" }
 //! prompt = "login"
 //! max_age = 3600
@@ -149,10 +150,14 @@ impl ResponseMode {
 }
 
 /// Where the provider sends the browser back to (RFC 8252 section 7).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Redirect {
     /// `http://127.0.0.1:PORT/callback`; port 0 asks the OS for a free one.
     Loopback { port: u16 },
+    /// A private-use URI scheme (RFC 8252 section 7.1), e.g. `dev.lanyard:/callback`: the
+    /// OS hands the URL to the desktop app registered for the scheme. Sign-out comes back
+    /// to the same scheme with the path `/logged-out`.
+    Scheme { uri: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -177,6 +182,7 @@ impl fmt::Display for Redirect {
         match self {
             Redirect::Loopback { port: 0 } => f.write_str("loopback"),
             Redirect::Loopback { port } => write!(f, "loopback:{port}"),
+            Redirect::Scheme { uri } => f.write_str(uri),
         }
     }
 }
@@ -568,15 +574,38 @@ pub fn check_issuer(issuer: &str) -> Result<(), String> {
 }
 
 fn parse_redirect(value: &str) -> Result<Redirect, String> {
-    let expected = "expected `loopback` or `loopback:PORT`";
+    let expected = "expected `loopback`, `loopback:PORT` or a private-use scheme URI such as `dev.lanyard:/callback`";
     match value.split_once(':') {
         None if value == "loopback" => Ok(Redirect::Loopback { port: 0 }),
         Some(("loopback", port)) => match port.parse::<u16>() {
             Ok(port) if port > 0 => Ok(Redirect::Loopback { port }),
             _ => Err(format!(
-                "`{port}` is not a port number (1-65535); {expected}"
+                "`{port}` is not a port number (1-65535); expected `loopback` or `loopback:PORT`"
             )),
         },
+        Some((scheme, _)) if scheme.contains('.') => {
+            // RFC 8252 section 7.1: a reverse domain name the app controls, one slash.
+            let url = Url::parse(value).map_err(|e| format!("`{value}` is not a URI ({e})"))?;
+            if url.fragment().is_some() || url.query().is_some() {
+                return Err(format!(
+                    "`{value}`: a redirect URI has no query or fragment"
+                ));
+            }
+            if !url.path().starts_with('/') || url.host().is_some() {
+                return Err(format!(
+                    "`{value}`: write it as `{scheme}:/path` (RFC 8252 section 7.1: one slash, no host)"
+                ));
+            }
+            Ok(Redirect::Scheme {
+                uri: value.to_owned(),
+            })
+        }
+        Some((scheme, _)) if scheme == "http" || scheme == "https" => Err(format!(
+            "`{value}`: Lanyard chooses the loopback address itself; use `loopback` or `loopback:PORT`"
+        )),
+        Some((scheme, _)) => Err(format!(
+            "`{scheme}` is not a private-use scheme: use a reverse domain name you control, such as `dev.lanyard:/callback`; {expected}"
+        )),
         _ => Err(format!("unknown redirect `{value}`; {expected}")),
     }
 }
@@ -646,6 +675,31 @@ mod tests {
         assert_eq!(a.redirect, Redirect::Loopback { port: 0 });
         assert_eq!(a.store, StoreKind::Keychain);
         assert_eq!(a.issuer, "https://id.example.com/tenant");
+    }
+
+    #[test]
+    fn private_use_scheme_redirects() {
+        let redirect = |r: &str| {
+            parse(&format!(
+                "[accounts.a]\nissuer = \"https://i\"\nclient_id = \"x\"\nredirect = \"{r}\"\n"
+            ))
+            .map(|c| c.account("a").unwrap().redirect.clone())
+            .map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            redirect("dev.lanyard:/callback"),
+            Ok(Redirect::Scheme {
+                uri: "dev.lanyard:/callback".into()
+            })
+        );
+        for bad in [
+            "dev.lanyard://host/callback",
+            "dev.lanyard:/callback?x=1",
+            "myapp:/callback",
+            "https://example.com/cb",
+        ] {
+            assert!(redirect(bad).is_err(), "{bad} accepted");
+        }
     }
 
     #[test]

@@ -22,6 +22,7 @@ use crate::broker::policy::Decision;
 use crate::broker::protocol::{ErrorBody, Event};
 use crate::broker::{self, Agent, BindError};
 use crate::config::{Account, Config, NewAccount, StoreKind};
+use crate::flow::scheme::Inbox;
 use crate::preset::{self, Branding, Preset};
 use crate::session::{self, Lanyard, Progress};
 use crate::store::{Record, Records, Status};
@@ -230,6 +231,8 @@ pub enum UiEvent {
     Access { entry: ActivityEntry },
     /// An account's refresh token stopped working: the tray notifies.
     SignInNeeded { account: String, reason: String },
+    /// A link the OS handed over was not for any sign-in in progress.
+    LinkRefused { message: String },
 }
 
 /// The app's state; a cheap `Clone` handle.
@@ -251,6 +254,8 @@ struct Inner {
     /// Cancels the sign-in or sign-out running for an account.
     running: Mutex<HashMap<String, oneshot::Sender<()>>>,
     http: http::Client,
+    /// Where the OS's deep links (private-use scheme redirects) go.
+    inbox: Arc<Inbox>,
 }
 
 /// Prompts waiting for the person, by id.
@@ -343,8 +348,10 @@ impl Desktop {
         let config = load_or_empty(&config_path)?;
         let config_seen = modified(&config_path);
         let records_dir = options.data_dir.or_else(Records::default_dir);
-        let lanyard =
-            Lanyard::new(config, Records::new(records_dir.clone()))?.with_store(options.store);
+        let inbox = Arc::new(Inbox::default());
+        let lanyard = Lanyard::new(config, Records::new(records_dir.clone()))?
+            .with_store(options.store)
+            .with_inbox(inbox.clone());
         let (events, _) = broadcast::channel(256);
         let approvals = Arc::new(Approvals {
             pending: Mutex::new(HashMap::new()),
@@ -376,6 +383,7 @@ impl Desktop {
                 approvals,
                 running: Mutex::new(HashMap::new()),
                 http: http::Client::new().map_err(|e| Failure::new(e.to_string()))?,
+                inbox,
             }),
         };
         desktop.remember_providers();
@@ -455,6 +463,21 @@ impl Desktop {
         self.finish(account, "sign_out", &outcome);
         self.changed();
         Ok(outcome?.warnings)
+    }
+
+    /// A URL the OS handed the app (its private-use scheme): the redirect of a sign-in
+    /// or sign-out in progress. Anything else is refused, and the window is told why.
+    pub fn deep_link(&self, url: &str) -> Result<(), Failure> {
+        self.inner.inbox.deliver(url).map_err(|refused| {
+            let failure = Failure {
+                message: format!("Lanyard ignored a link: {refused}"),
+                hint: None,
+            };
+            let _ = self.inner.approvals.events.send(UiEvent::LinkRefused {
+                message: failure.message.clone(),
+            });
+            failure
+        })
     }
 
     /// Cancels the account's sign-in (or stops waiting on its sign-out page).
@@ -757,7 +780,8 @@ impl Desktop {
             .lock()
             .unwrap_or_else(|e| e.into_inner()) = modified(&self.inner.config_path);
         let lanyard = Lanyard::new(config, Records::new(self.inner.records_dir.clone()))?
-            .with_store(self.inner.store);
+            .with_store(self.inner.store)
+            .with_inbox(self.inner.inbox.clone());
         self.inner.agent.reload(lanyard);
         self.remember_providers();
         Ok(())

@@ -37,6 +37,10 @@ pub enum Error {
     )]
     NoAccessToken { account: String },
     #[error(
+        "{account} comes back from the browser through the private-use scheme {uri}, which only the Lanyard desktop app receives: sign in from the app, or set redirect = \"loopback\" for the account"
+    )]
+    SchemeNeedsApp { account: String, uri: String },
+    #[error(
         "{account}: `{audience}` is not among the account's resources; add it to `resources` in the accounts file and sign in again"
     )]
     UnknownAudience { account: String, audience: String },
@@ -126,7 +130,9 @@ impl Error {
             Error::Store(store::Error::State { .. }) => Kind::Other,
             Error::Browser(_) => Kind::Other,
             Error::SignInNeeded { .. } => Kind::SignInNeeded,
-            Error::NoAccessToken { .. } | Error::UnknownAudience { .. } => Kind::Config,
+            Error::NoAccessToken { .. }
+            | Error::UnknownAudience { .. }
+            | Error::SchemeNeedsApp { .. } => Kind::Config,
             Error::RefreshFailed { source, .. } => source.kind(),
             Error::Agent(crate::broker::client::Error::Agent(body)) => {
                 use crate::broker::protocol::Code;

@@ -16,6 +16,7 @@ use crate::config::{Account, Config, Redirect, ResponseMode, ResponseType, Store
 use crate::discovery::Provider;
 use crate::error::Error;
 use crate::flow::loopback::{Listener, Page};
+use crate::flow::scheme::Inbox;
 use crate::flow::{self, AuthRequest, Overrides, Params, Target};
 use crate::secret::{self, Secret};
 use crate::store::{self, Keychain, Memory, Record, Records, Secrets, Status, Tokens};
@@ -92,6 +93,8 @@ pub struct Lanyard {
     refreshing: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Discovered providers by issuer, with when (see `discover`).
     providers: Mutex<HashMap<String, (Instant, Arc<Provider>)>>,
+    /// Where private-use scheme redirects arrive, when the desktop app runs this session.
+    inbox: Option<Arc<Inbox>>,
 }
 
 /// How long a discovery document is trusted before it is fetched again.
@@ -108,6 +111,7 @@ impl Lanyard {
             store_override: None,
             refreshing: Mutex::new(HashMap::new()),
             providers: Mutex::new(HashMap::new()),
+            inbox: None,
         })
     }
 
@@ -138,10 +142,30 @@ impl Lanyard {
         let secrets = self.secrets(kind).await?;
         let client_secret = self.client_secret(account, kind).await?;
         let provider = self.discover_afresh(account).await?;
-        let Redirect::Loopback { port } = account.redirect;
-        let listener = Listener::bind(port).await?;
         let overrides = Overrides {
             prompt: options.prompt.clone(),
+        };
+        let listener = match &account.redirect {
+            Redirect::Loopback { port } => Listener::bind(*port).await?,
+            Redirect::Scheme { uri } => {
+                let inbox = self.scheme_inbox(account, uri)?;
+                let request = AuthRequest::new(&provider, account, uri, &overrides)?;
+                // In the inbox before the browser opens: the link may come back at once.
+                let mut waiting = inbox.expect(request.state.expose());
+                let url = request.url.as_str();
+                self.show(url, url, options.open_browser, progress);
+                progress(Progress::Waiting);
+                let params = tokio::time::timeout(options.timeout, waiting.recv())
+                    .await
+                    .ok()
+                    .flatten()
+                    .ok_or(flow::loopback::Error::Timeout(options.timeout))?;
+                progress(Progress::Finishing);
+                let (secret, params) = (client_secret.as_ref(), &params);
+                return self
+                    .finish_login(account, kind, &provider, &request, params, secret, secrets)
+                    .await;
+            }
         };
         let request = AuthRequest::new(&provider, account, &listener.uri("/callback"), &overrides)?;
         self.show(
@@ -586,9 +610,23 @@ impl Lanyard {
         if let Some(provider) = &provider {
             report.end_session = match &provider.metadata.end_session_endpoint {
                 None => EndSession::NotOffered,
+                Some(endpoint) if matches!(account.redirect, Redirect::Scheme { .. }) => {
+                    self.end_session_by_scheme(
+                        account,
+                        endpoint,
+                        id_token.as_ref(),
+                        &mut report,
+                        open_browser,
+                        progress,
+                    )
+                    .await?
+                }
                 Some(endpoint) => {
                     // Providers that match redirect URIs exactly (ggLeap) match this one too.
-                    let Redirect::Loopback { port } = account.redirect;
+                    let port = match account.redirect {
+                        Redirect::Loopback { port } => port,
+                        Redirect::Scheme { .. } => 0,
+                    };
                     let listener = Listener::bind(port).await?;
                     let state = secret::random(16).map_err(|_| flow::Error::Random)?;
                     let landing = listener.uri("/logged-out");
@@ -635,6 +673,67 @@ impl Lanyard {
             };
         }
         Ok(report)
+    }
+
+    /// Ends the provider's session for an account whose redirects come back by scheme:
+    /// the provider sends the browser to `SCHEME:/logged-out`, which the app receives.
+    async fn end_session_by_scheme(
+        &self,
+        account: &Account,
+        endpoint: &url::Url,
+        id_token: Option<&Secret>,
+        report: &mut Logout,
+        open_browser: bool,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<EndSession, Error> {
+        let Redirect::Scheme { uri } = &account.redirect else {
+            return Ok(EndSession::Skipped);
+        };
+        let Ok(inbox) = self.scheme_inbox(account, uri) else {
+            report.warnings.push(
+                "the provider session was not ended: its sign-out page returns to the desktop app; sign out there"
+                    .into(),
+            );
+            return Ok(EndSession::Skipped);
+        };
+        let scheme = uri.split(':').next().unwrap_or_default();
+        let landing = format!("{scheme}:/logged-out");
+        let state = secret::random(16).map_err(|_| flow::Error::Random)?;
+        let mut waiting = inbox.expect(state.expose());
+        let url = flow::end_session_url(endpoint, id_token, &account.client_id, &landing, &state);
+        self.show(
+            url.as_str(),
+            &http::display_url(&url),
+            open_browser,
+            progress,
+        );
+        progress(Progress::Waiting);
+        match tokio::time::timeout(END_SESSION_TIMEOUT, waiting.recv()).await {
+            Ok(Some(_)) => Ok(EndSession::Ended),
+            _ => {
+                report.warnings.push(
+                    "the browser did not come back from the provider's sign-out page; the provider session may still be active"
+                        .into(),
+                );
+                Ok(EndSession::NoAnswer)
+            }
+        }
+    }
+
+    /// Where this session receives private-use scheme redirects: only the desktop app
+    /// has such an inbox (the OS hands it the URLs).
+    fn scheme_inbox(&self, account: &Account, uri: &str) -> Result<Arc<Inbox>, Error> {
+        self.inbox.clone().ok_or_else(|| Error::SchemeNeedsApp {
+            account: account.name.clone(),
+            uri: uri.to_owned(),
+        })
+    }
+
+    /// Receive private-use scheme redirects (`redirect = "dev.lanyard:/callback"`)
+    /// through `inbox`, which the desktop app feeds from its deep-link handler.
+    pub fn with_inbox(mut self, inbox: Arc<Inbox>) -> Lanyard {
+        self.inbox = Some(inbox);
+        self
     }
 
     /// The stored ID token of a signed-in account.

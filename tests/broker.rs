@@ -322,7 +322,11 @@ async fn another_user_is_refused() {
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
     let lanyard = dir.join("lanyard-copy");
-    std::fs::copy(env!("CARGO_BIN_EXE_lanyard"), &lanyard).unwrap();
+    // A hard link, not a copy: a copy's write handle can leak into a child another test
+    // forks at that moment, and the exec then fails with "text file busy".
+    if std::fs::hard_link(env!("CARGO_BIN_EXE_lanyard"), &lanyard).is_err() {
+        std::fs::copy(env!("CARGO_BIN_EXE_lanyard"), &lanyard).unwrap();
+    }
     let out = tokio::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
         .arg(&lanyard)
@@ -560,6 +564,11 @@ async fn subscribers_see_events() {
     let event = events.line().await.unwrap();
     assert_eq!(event["event"]["type"], "approval_needed", "{event}");
     assert_eq!(event["event"]["app"], me());
+    // The decision as the audit log (and the app's activity view) has it.
+    let access = events.line().await.unwrap();
+    assert_eq!(access["event"]["type"], "access", "{access}");
+    assert_eq!(access["event"]["decision"], "approval_required", "{access}");
+    assert_eq!(access["event"]["app"], me());
     let out = raw
         .call(json!({"id": 3, "op": "logout", "account": "b-events", "local": true}))
         .await;

@@ -10,7 +10,7 @@ use std::process::Stdio;
 
 use lanyard::desktop::{Desktop, Failure, Options, UiEvent};
 
-use crate::support::webdriver::{Display, Driver, Session, desktop_app};
+use crate::support::webdriver::{Display, Driver, ONE_APP, Session, desktop_app};
 use crate::support::{self, Env, Idp};
 
 /// Saves what the window shows, when screenshots were asked for.
@@ -39,6 +39,7 @@ fn vars(env: &Env) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sign_in_see_yourself_approve_a_tool_and_sign_out() {
+    let _one = ONE_APP.lock().await;
     let idp = Idp::start(false);
     let env = Env::new();
     env.account(
@@ -178,6 +179,63 @@ async fn sign_in_see_yourself_approve_a_tool_and_sign_out() {
         events.iter().any(|e| e.contains("end_session.success")),
         "{events:?}"
     );
+    app.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_private_use_scheme_redirect_reaches_the_running_app() {
+    let _one = ONE_APP.lock().await;
+    let idp = Idp::start(false);
+    let env = Env::new();
+    env.account(
+        "native",
+        &format!(
+            "issuer = \"{}\"\nclient_id = \"lanyard-native\"\nredirect = \"dev.lanyard:/callback\"",
+            idp.issuer
+        ),
+    );
+    let display = Display::start();
+    let driver = Driver::start(&display, &vars(&env)).await;
+    let app = driver.session(&desktop_app()).await;
+    app.wait_for("body[data-ready]", "").await;
+    // The app registered itself for the scheme, with the URL as its argument.
+    let handler =
+        PathBuf::from(env.path("data")).join("applications/lanyard-desktop-handler.desktop");
+    let entry = std::fs::read_to_string(&handler)
+        .unwrap_or_else(|e| panic!("no handler at {}: {e}", handler.display()));
+    assert!(
+        entry.contains("x-scheme-handler/dev.lanyard") && entry.contains("%u"),
+        "{entry}"
+    );
+
+    // The provider sends the browser to dev.lanyard:/callback; the desktop (gio) starts the
+    // app with that URL, the running app receives it and finishes the sign-in.
+    app.click("#sign-in").await;
+    app.wait_for("#who", "Alice Example").await;
+    let run = env.browser_run(0).await;
+    assert_eq!(run["handed_over"], true, "{run}");
+    assert_eq!(run["url"], "dev.lanyard:/callback", "{run}");
+
+    // A link no sign-in waits for (stale, forged) is refused, and nothing changes.
+    let stale = std::process::Command::new(desktop_app())
+        .arg("dev.lanyard:/callback?code=forged&state=forged")
+        .env("DISPLAY", &display.name)
+        .envs(vars(&env))
+        .status()
+        .unwrap();
+    assert!(stale.success());
+    app.wait_for("#toast", "Lanyard ignored a link").await;
+    assert!(app.text("#who").await.contains("Alice Example"));
+
+    // Sign-out comes back the same way, to dev.lanyard:/logged-out.
+    app.click("#sign-out").await;
+    app.wait_for("[data-screen='signed-out']", "").await;
+    let events = idp.events().await;
+    assert!(
+        events.iter().any(|e| e.contains("end_session.success")),
+        "{events:?}"
+    );
+    assert_eq!(env.browser_run(1).await["url"], "dev.lanyard:/logged-out");
     app.close().await;
 }
 

@@ -18,6 +18,9 @@ use tauri::{AppHandle, Emitter as _, Manager as _, State};
 /// What the commands reach: the app's model, or why it could not start.
 struct App {
     desktop: Result<Desktop, Failure>,
+    /// Why the private-use scheme could not be registered, if it could not: accounts that
+    /// use it cannot sign in, every other one can.
+    scheme_error: Option<String>,
 }
 
 impl App {
@@ -36,6 +39,7 @@ struct Info {
     config: Option<String>,
     /// Why the broker is not running, if it is not.
     error: Option<Failure>,
+    scheme_error: Option<String>,
     autostart: bool,
 }
 
@@ -53,6 +57,7 @@ fn info(app: State<'_, App>) -> Info {
         socket,
         config,
         error: app.desktop.as_ref().err().cloned(),
+        scheme_error: app.scheme_error.clone(),
         autostart: lanyard::desktop::autostart::enabled(),
     }
 }
@@ -202,6 +207,39 @@ async fn forward(handle: AppHandle, desktop: Desktop) {
     }
 }
 
+/// Private-use scheme redirects: registered with the desktop (Linux: a `.desktop` handler
+/// in the user's data directory), received while running (a second launch with the URL,
+/// forwarded by the single-instance plugin) and at a cold start. A failed registration is
+/// reported, not fatal.
+fn deep_links(app: &tauri::App, desktop: Option<&Desktop>) -> Option<String> {
+    use tauri_plugin_deep_link::DeepLinkExt as _;
+    let links = app.deep_link();
+    if let Some(desktop) = desktop {
+        let receiver = desktop.clone();
+        links.on_open_url(move |event| {
+            for url in event.urls() {
+                if let Err(e) = receiver.deep_link(url.as_str()) {
+                    tracing::info!(error = %e.message, "link");
+                }
+            }
+        });
+        // Started by the link itself: no sign-in can be waiting, and the window says so.
+        if let Ok(Some(urls)) = links.get_current() {
+            for url in urls {
+                let _ = desktop.deep_link(url.as_str());
+            }
+        }
+    }
+    #[cfg(any(target_os = "linux", all(debug_assertions, windows)))]
+    if let Err(e) = links.register_all() {
+        tracing::warn!(error = %e, "cannot register the dev.lanyard: scheme");
+        return Some(format!(
+            "Lanyard could not register its dev.lanyard: links ({e}); accounts that use them cannot sign in"
+        ));
+    }
+    None
+}
+
 fn main() {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
@@ -244,6 +282,7 @@ fn main() {
             if let Ok(d) = &desktop {
                 tauri::async_runtime::spawn(forward(handle.clone(), d.clone()));
             }
+            let scheme_error = deep_links(app, desktop.as_ref().ok());
             if let Err(e) = tray::create(&handle) {
                 tracing::warn!(error = %e, "no tray icon");
             }
@@ -253,7 +292,10 @@ fn main() {
             {
                 let _ = window.hide();
             }
-            app.manage(App { desktop });
+            app.manage(App {
+                desktop,
+                scheme_error,
+            });
             Ok(())
         })
         .on_window_event(|window, event| {

@@ -8,6 +8,7 @@
 //! These functions neither store anything nor decide policy; `session` does.
 
 pub mod loopback;
+pub mod scheme;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;

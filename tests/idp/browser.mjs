@@ -12,7 +12,11 @@
 //   LANYARD_TEST_BROWSER_LOG     a file to which one JSON line per run is appended: the pages
 //                                seen ("login", "consent", "logout") and the final URL
 //   CHROMIUM                     the browser binary (default /usr/bin/chromium)
+//
+// A redirect URI with a private-use scheme (dev.lanyard:/callback) is handed to the app the
+// way the desktop does it: `gio open URL`, which starts the app registered for the scheme.
 
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -48,7 +52,21 @@ async function main() {
   try {
     page = context.pages()[0] ?? await context.newPage();
     page.setDefaultTimeout(30_000);
-    await page.goto(url, { waitUntil: 'domcontentloaded' });
+    // A private-use scheme never loads in the browser: catch the provider's redirect to it.
+    const custom = !/^https?:/.test(target);
+    let handOver;
+    const handedOver = new Promise((resolve) => { handOver = resolve; });
+    let link = null;
+    if (custom) {
+      page.on('response', (response) => {
+        const location = response.headers().location;
+        if (location?.startsWith(target) && !link) {
+          link = location;
+          handOver(location);
+        }
+      });
+    }
+    await Promise.race([page.goto(url, { waitUntil: 'domcontentloaded' }), handedOver]);
     if (action === 'ignore') {
       log({ action, seen, url: page.url() });
       return;
@@ -58,13 +76,13 @@ async function main() {
     const submit = async (selector) => {
       const before = page.url();
       await Promise.all([
-        page.waitForURL((u) => u.href !== before, { waitUntil: 'commit' }),
+        Promise.race([page.waitForURL((u) => u.href !== before, { waitUntil: 'commit' }), handedOver]),
         page.click(selector),
       ]);
-      await page.waitForLoadState('domcontentloaded');
+      if (!link) await page.waitForLoadState('domcontentloaded');
     };
     // Act on whatever the provider shows until the browser reaches the app's redirect URI.
-    for (let step = 0; step < 10 && !page.url().startsWith(target); step += 1) {
+    for (let step = 0; step < 10 && !link && !page.url().startsWith(target); step += 1) {
       if (await page.locator('input[name="login"]').count()) {
         seen.push('login');
         if (action === 'deny') {
@@ -81,8 +99,13 @@ async function main() {
         seen.push('logout');
         await submit('button[name="logout"]');
       } else {
-        await page.waitForURL((u) => u.href.startsWith(target), { waitUntil: 'commit' });
+        await Promise.race([page.waitForURL((u) => u.href.startsWith(target), { waitUntil: 'commit' }), handedOver]);
       }
+    }
+    if (link) {
+      execFileSync('gio', ['open', link], { stdio: 'inherit' });
+      log({ action, seen, url: link.split('?')[0], handed_over: true });
+      return;
     }
     await page.waitForLoadState('domcontentloaded');
     const text = await page.locator('body').innerText().catch(() => '');

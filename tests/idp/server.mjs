@@ -81,6 +81,13 @@ const PROFILES = {
       native({ client_id: 'lanyard-public', token_endpoint_auth_method: 'none' }),
       native({ client_id: 'lanyard-basic', client_secret: 'basic-secret-0123456789', token_endpoint_auth_method: 'client_secret_basic' }),
       native({ client_id: 'lanyard-post', client_secret: 'post-secret-0123456789', token_endpoint_auth_method: 'client_secret_post' }),
+      // The desktop app's private-use scheme (RFC 8252 section 7.1).
+      native({
+        client_id: 'lanyard-native',
+        token_endpoint_auth_method: 'none',
+        redirect_uris: ['dev.lanyard:/callback'],
+        post_logout_redirect_uris: ['dev.lanyard:/logged-out'],
+      }),
     ],
     claims: { ...STANDARD_CLAIMS, groups: ['groups'] },
     features: {

@@ -11,6 +11,10 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
+/// One app at a time: the app is single-instance on the session bus the tests share, so
+/// a second one would hand its arguments to the first and exit.
+pub static ONE_APP: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// The W3C key under which an element reference travels.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 

@@ -76,7 +76,9 @@ async function renderMain() {
   const content = await screen();
   const banner = state.info?.error
     ? h('div', { class: 'banner' }, h('h2', {}, 'The broker is not running'), errorBox(state.info.error))
-    : null;
+    : state.info?.scheme_error
+      ? h('div', { class: 'banner' }, errorBox({ message: state.info.scheme_error }))
+      : null;
   const key = focusKey();
   main.replaceChildren(...[banner, content].filter(Boolean));
   restoreFocus(key);
@@ -322,6 +324,9 @@ function handle(event) {
       break;
     case 'access':
       if (state.view === 'activity' || state.view === 'apps') render();
+      break;
+    case 'link_refused':
+      toast(event.message);
       break;
     case 'sign_in_needed':
       toast(`${event.account}: sign in again`);

@@ -38,6 +38,10 @@ const APT: &[(&str, &str)] = &[
     ),
     ("xdg-utils", "registers the desktop app's URL scheme"),
     (
+        "desktop-file-utils",
+        "updates the MIME cache for the app's URL scheme",
+    ),
+    (
         "webkit2gtk-driver",
         "WebKitWebDriver, which tauri-driver runs",
     ),
