@@ -149,6 +149,21 @@ fn set_autostart(enabled: bool) -> Reply<bool> {
     Ok(lanyard::desktop::autostart::enabled())
 }
 
+/// When the process started: the window reports its first paint against it.
+static STARTED: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
+/// The window's first paint (the front end calls this once, two frames after its first
+/// render): logged for `cargo xtask bench`, which times launches by this line.
+#[tauri::command]
+fn painted() {
+    if let Some(start) = STARTED.get() {
+        eprintln!(
+            "lanyard-desktop: painted {} ms after start",
+            start.elapsed().as_millis()
+        );
+    }
+}
+
 #[tauri::command]
 fn quit(handle: AppHandle) {
     handle.exit(0);
@@ -241,6 +256,7 @@ fn deep_links(app: &tauri::App, desktop: Option<&Desktop>) -> Option<String> {
 }
 
 fn main() {
+    STARTED.get_or_init(std::time::Instant::now);
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(tracing::Level::INFO)
@@ -271,6 +287,7 @@ fn main() {
             add_account,
             remove_account,
             set_autostart,
+            painted,
             quit,
         ])
         .setup(|app| {

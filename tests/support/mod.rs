@@ -6,6 +6,7 @@
 
 pub mod fake_idp;
 pub mod webdriver;
+pub mod xvfb;
 
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};

@@ -4,12 +4,13 @@
 //! Waits are event-driven: [`Session::wait_for`] runs a script in the page that resolves
 //! from a `MutationObserver` the moment the element (and text) appears.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
+
+pub use super::xvfb::Display;
 
 /// One app at a time: the app is single-instance on the session bus the tests share, so
 /// a second one would hand its arguments to the first and exit.
@@ -17,49 +18,6 @@ pub static ONE_APP: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The W3C key under which an element reference travels.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
-
-/// A private X display, stopped on drop.
-pub struct Display {
-    child: Child,
-    pub name: String,
-}
-
-impl Display {
-    pub fn start() -> Display {
-        let mut child = Command::new("Xvfb")
-            .args([
-                "-displayfd",
-                "1",
-                "-screen",
-                "0",
-                "1280x860x24",
-                "-nolisten",
-                "tcp",
-            ])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("cannot start Xvfb (run `cargo xtask deps`)");
-        // Xvfb writes the display number once it accepts connections.
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let number = line.trim();
-        assert!(!number.is_empty(), "Xvfb did not say which display it took");
-        Display {
-            child,
-            name: format!(":{number}"),
-        }
-    }
-}
-
-impl Drop for Display {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// `tauri-driver`, stopped on drop (with the app it started).
 pub struct Driver {

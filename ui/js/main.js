@@ -357,6 +357,7 @@ async function start() {
   state.selected = state.accounts[0]?.name ?? null;
   await render();
   document.body.dataset.ready = 'true';
+  requestAnimationFrame(() => requestAnimationFrame(() => call('painted')));
 }
 
 start().catch((e) => main.replaceChildren(errorBox(e)));

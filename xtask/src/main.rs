@@ -32,7 +32,7 @@ fn main() -> ExitCode {
         Some("test") => test::run(&args[1..]),
         Some("demo") => demo::run(&args[1..]),
         Some("deps") => deps::run(),
-        Some("bench") => bench::run(),
+        Some("bench") => bench::run(&args[1..]),
         Some("dist") => dist::run().map(drop),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("screenshots") => screenshots::run(),
@@ -44,7 +44,7 @@ fn main() -> ExitCode {
                  demo [--headless]          the desktop app against the bundled demo provider\n  \
                  screenshots                a PNG of every screen of the desktop app (docs/screenshots)\n  \
                  deps                       install what is missing\n  \
-                 bench                      measure the agent (see docs/benchmarks.md)\n  \
+                 bench [agent|desktop]      measure the agent and the app (docs/benchmarks.md)\n  \
                  dist                       build the shipping `lanyard` binary into target/dist\n  \
                  fuzz [SECONDS]             fuzz the agent's frame decoder (default 60 s)"
             );
