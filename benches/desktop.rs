@@ -113,8 +113,10 @@ fn launch(app: &Path, display: &str, dir: &Path, config: &Path) -> (Child, Durat
     let mut line = String::new();
     loop {
         line.clear();
-        let n = stderr.read_line(&mut line).unwrap();
-        assert!(n > 0, "the app exited before it painted");
+        if stderr.read_line(&mut line).unwrap_or(0) == 0 {
+            let status = child.wait();
+            panic!("the app exited before it painted: {status:?}");
+        }
         if let Some(rest) = line.split("painted ").nth(1) {
             let elapsed = start.elapsed();
             let reported = rest
