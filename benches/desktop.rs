@@ -96,6 +96,8 @@ fn main() {
 
 /// Starts the app; returns it once its window has painted, with the time that took and the
 /// app's own count.
+// The caller waits for the child it gets back (`stop`, or kill and wait at the end).
+#[allow(clippy::zombie_processes)]
 fn launch(app: &Path, display: &str, dir: &Path, config: &Path) -> (Child, Duration, u64) {
     let start = Instant::now();
     let mut child = Command::new(app)
