@@ -18,6 +18,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const LAUNCHES: usize = 5;
+const IDLE: Duration = Duration::from_secs(10);
 const TARGET_PAINT: Duration = Duration::from_secs(1);
 
 fn main() {
@@ -46,8 +47,10 @@ fn main() {
         }
     }
     let mut child = last.unwrap();
-    std::thread::sleep(Duration::from_secs(10)); // idle: what the app costs while it waits
+    let before = cpu_ticks(&process_tree(child.id()));
+    std::thread::sleep(IDLE); // idle: what the app costs while it waits
     let tree = process_tree(child.id());
+    let idle_cpu_ms = (cpu_ticks(&tree) - before) as f64 * 1000.0 / ticks_per_second();
     let mut rows = Vec::new();
     let (mut rss_total, mut pss_total) = (0, 0);
     for pid in &tree {
@@ -86,6 +89,10 @@ fn main() {
             *pss as f64 / 1024.0
         );
     }
+    println!(
+        "| CPU used while idle for {} s, all processes | {idle_cpu_ms:.0} ms | no polling |",
+        IDLE.as_secs()
+    );
     println!(
         "| idle memory: all {} processes | RSS {:.1} MB, PSS {:.1} MB | recorded |",
         rows.len(),
@@ -168,6 +175,30 @@ fn process_tree(root: u32) -> Vec<u32> {
         i += 1;
     }
     tree
+}
+
+/// User and system CPU time of `pids`, in clock ticks.
+fn cpu_ticks(pids: &[u32]) -> u64 {
+    pids.iter()
+        .map(|pid| {
+            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            let after = stat.rsplit(')').next().unwrap_or_default();
+            // After the command: state is field 3, utime 14 and stime 15 (1-based).
+            let fields: Vec<&str> = after.split_whitespace().collect();
+            let field = |n: usize| {
+                fields
+                    .get(n - 3)
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            field(14) + field(15)
+        })
+        .sum()
+}
+
+fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf with a valid name has no preconditions.
+    unsafe { libc::sysconf(libc::_SC_CLK_TCK) as f64 }
 }
 
 /// RSS and PSS in KiB.

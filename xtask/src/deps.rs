@@ -127,7 +127,11 @@ pub fn apt() -> anyhow::Result<()> {
 
 /// `npm ci` in tests/idp when its node_modules is missing or older than the lockfile.
 pub fn npm() -> anyhow::Result<()> {
-    let dir = super::root().join("tests/idp");
+    npm_ci(&super::root().join("tests/idp")).context("installing the test provider's npm packages")
+}
+
+/// `npm ci` in `dir` when its node_modules is missing or older than the lockfile.
+pub fn npm_ci(dir: &std::path::Path) -> anyhow::Result<()> {
     let lock = dir.join("package-lock.json");
     let marker = dir.join("node_modules/.package-lock.json");
     let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
@@ -138,9 +142,8 @@ pub fn npm() -> anyhow::Result<()> {
     super::run(
         Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir),
+            .current_dir(dir),
     )
-    .context("installing the test provider's npm packages")
 }
 
 fn installed(package: &str) -> bool {

@@ -4,6 +4,7 @@
 //!   private Secret Service (dbus-run-session + gnome-keyring).
 //! - `cargo xtask demo`  opens the desktop app wired to the bundled demo provider.
 //! - `cargo xtask screenshots`  drives the desktop app and saves a PNG of every screen.
+//! - `cargo xtask bundle`  builds the desktop app's .deb (Tauri's bundler).
 //! - `cargo xtask deps`  only installs what is missing (apt packages as root, npm packages).
 //! - `cargo xtask bench` measures the agent beside oidc-agent (docs/benchmarks.md).
 //! - `cargo xtask dist`  builds the shipping `lanyard` binary into target/dist.
@@ -13,6 +14,7 @@
 //! README's two commands are the whole set-up.
 
 mod bench;
+mod bundle;
 mod demo;
 mod deps;
 mod dist;
@@ -36,6 +38,7 @@ fn main() -> ExitCode {
         Some("dist") => dist::run().map(drop),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("screenshots") => screenshots::run(),
+        Some("bundle") => bundle::run(&args[1..]),
         Some("keyring-session") => return keyring::run(&args[1..]),
         _ => {
             eprintln!(
@@ -43,6 +46,7 @@ fn main() -> ExitCode {
                  tasks:\n  test [-- CARGO TEST ARGS]  install what is missing, then fmt, clippy and all tests\n  \
                  demo [--headless]          the desktop app against the bundled demo provider\n  \
                  screenshots                a PNG of every screen of the desktop app (docs/screenshots)\n  \
+                 bundle [deb,appimage]      the desktop app's installers, into target/release/bundle\n  \
                  deps                       install what is missing\n  \
                  bench [agent|desktop]      measure the agent and the app (docs/benchmarks.md)\n  \
                  dist                       build the shipping `lanyard` binary into target/dist\n  \

@@ -1,5 +1,6 @@
 //! `cargo xtask test`: what CI runs. Installs what is missing, checks formatting and
-//! lints, then runs every test inside a private Secret Service.
+//! lints, then runs every test inside a private Secret Service; a whole run (no test
+//! filter) then builds the desktop app's .deb and checks what it holds.
 
 use std::process::Command;
 
@@ -20,13 +21,18 @@ pub fn run(extra: &[String]) -> anyhow::Result<()> {
     super::run(super::cargo().args(["build", "-p", "lanyard-desktop"]))?;
     let xtask = std::env::current_exe()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let extra = extra.iter().skip_while(|a| *a == "--");
+    let extra: Vec<&String> = extra.iter().skip_while(|a| *a == "--").collect();
     super::run(
         Command::new("dbus-run-session")
             .arg("--")
             .arg(xtask)
             .args(["keyring-session", "--", &cargo, "test", "--workspace"])
-            .args(extra)
+            .args(&extra)
             .current_dir(super::root()),
-    )
+    )?;
+    // The whole run (CI's) also builds and checks the desktop app's .deb.
+    if extra.is_empty() {
+        super::bundle::run(&[])?;
+    }
+    Ok(())
 }

@@ -1,0 +1,65 @@
+//! `cargo xtask bundle [deb,appimage,…]`: the desktop app's installers (default: deb).
+//!
+//! Builds the `lanyard` command line in release mode, then runs the Tauri CLI (pinned in
+//! src-tauri/package.json), which builds the app with its assets embedded and writes
+//! target/release/bundle/: the .deb installs both, `lanyard-desktop` and `lanyard`. AppImage bundling
+//! downloads linuxdeploy from GitHub, so it works only where that is reachable.
+
+use std::process::Command;
+
+use anyhow::Context as _;
+
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    super::deps::run()?;
+    let dir = super::root().join("src-tauri");
+    super::deps::npm_ci(&dir).context("installing the Tauri CLI")?;
+    let bundles = args.first().map_or("deb", String::as_str);
+    // The package carries the command line too (tauri.conf.json `bundle.linux.deb.files`).
+    super::run(super::cargo().args(["build", "--release", "--bin", "lanyard"]))?;
+    super::run(
+        Command::new("npx")
+            .args(["--no-install", "tauri", "build", "--bundles", bundles])
+            .current_dir(&dir),
+    )?;
+    let out = super::root().join("target/release/bundle");
+    eprintln!("xtask: bundles in {}", out.display());
+    if bundles.split(',').any(|b| b == "deb") {
+        check_deb(&out.join("deb"))?;
+    }
+    Ok(())
+}
+
+/// The .deb holds both programs and a desktop entry that passes links (`%u`) to the app.
+fn check_deb(dir: &std::path::Path) -> anyhow::Result<()> {
+    let deb = std::fs::read_dir(dir)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "deb"))
+        .context("no .deb was written")?;
+    let listing = Command::new("dpkg-deb").arg("-c").arg(&deb).output()?;
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    for path in [
+        "usr/bin/lanyard-desktop",
+        "usr/bin/lanyard",
+        "usr/share/applications/Lanyard.desktop",
+    ] {
+        anyhow::ensure!(
+            listing.lines().any(|l| l.ends_with(path)),
+            "{} lacks {path}",
+            deb.display()
+        );
+    }
+    let entry = Command::new("sh")
+        .arg("-c")
+        .arg("dpkg-deb --fsys-tarfile \"$1\" | tar -xO usr/share/applications/Lanyard.desktop")
+        .arg("sh")
+        .arg(&deb)
+        .output()?;
+    let entry = String::from_utf8_lossy(&entry.stdout);
+    anyhow::ensure!(
+        entry.contains("%u") && entry.contains("x-scheme-handler/dev.lanyard"),
+        "the desktop entry does not take links:\n{entry}"
+    );
+    eprintln!("xtask: checked {}", deb.display());
+    Ok(())
+}
