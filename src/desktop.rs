@@ -1020,6 +1020,19 @@ const STANDARD: &[&str] = &[
     "client_id",
 ];
 
+/// Claims the identity card shows in their own places.
+const SHOWN_ELSEWHERE: &[&str] = &[
+    "iss",
+    "sub",
+    "name",
+    "email",
+    "email_verified",
+    "picture",
+    "groups",
+    "roles",
+    "group",
+];
+
 fn identity_view(account: &Account, record: &Record) -> IdentityView {
     let claims = record.claims();
     let text = |key: &str| claims.get(key).and_then(Value::as_str).map(str::to_owned);
@@ -1046,8 +1059,10 @@ fn identity_view(account: &Account, record: &Record) -> IdentityView {
             shown.push((key.to_owned(), render(value)));
         }
     };
+    // The preset's claims worth showing come first, standard or not (a phone number),
+    // less those the card shows in their own places.
     for key in first {
-        if !STANDARD.contains(key)
+        if !SHOWN_ELSEWHERE.contains(key)
             && let Some(v) = claims.get(*key)
         {
             push(key, v);
@@ -1151,6 +1166,53 @@ mod tests {
         assert_eq!(initials("alice@example.test"), "A");
         assert_eq!(initials("Ëva von Neumann Jr"), "ËV");
         assert_eq!(initials(""), "");
+    }
+
+    #[test]
+    fn the_card_shows_the_presets_claims_first_then_other_unusual_ones() {
+        let config = Config::parse(
+            Path::new("/c.toml"),
+            "[accounts.hc]\npreset = \"hackclub\"\nissuer = \"https://hca.dinosaurbbq.org\"\nclient_id = \"x\"\n",
+        )
+        .unwrap();
+        let claims = serde_json::json!({
+            "iss": "https://hca.dinosaurbbq.org", "sub": "ident!a", "aud": "x", "exp": 2, "iat": 1,
+            "name": "Alice Example", "email": "a@example.test", "email_verified": true,
+            "zz_custom": 7, "verification_status": "verified", "slack_id": "U01",
+            "phone_number": "+1 802", "roles": ["admin"], "groups": ["staff"],
+        });
+        let record = Record {
+            account: "hc".into(),
+            issuer: "https://hca.dinosaurbbq.org".into(),
+            client_id: "x".into(),
+            subject: "ident!a".into(),
+            signed_in_at: 1,
+            access_token_expires_at: Some(100),
+            id_token_expires_at: Some(50),
+            refreshable: false,
+            scopes: vec!["openid".into()],
+            store: "keychain".into(),
+            response_type: crate::config::ResponseType::Code,
+            id_token_claims: claims.as_object().unwrap().clone(),
+            userinfo: None,
+            access_token_claims: None,
+            status: Status::SignedIn,
+        };
+        let view = identity_view(config.account("hc").unwrap(), &record);
+        assert_eq!(view.provider, "Hack Club Auth");
+        assert_eq!(view.initials, "AE");
+        assert_eq!(view.groups, ["staff", "admin"]);
+        let keys: Vec<&str> = view.claims.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(
+            keys,
+            [
+                "slack_id",
+                "verification_status",
+                "phone_number",
+                "zz_custom"
+            ]
+        );
+        assert_eq!(view.expires_at, Some(100));
     }
 
     #[test]

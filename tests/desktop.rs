@@ -72,6 +72,14 @@ async fn sign_in_see_yourself_approve_a_tool_and_sign_out() {
     app.click("#sign-in").await;
     app.wait_for("#who", "Alice Example").await;
     assert!(app.text("#email").await.contains("alice@example.test"));
+    // Her picture is on a host this machine cannot reach: her initials stand in.
+    let avatar = app
+        .run(
+            "return document.querySelector('.avatar').textContent",
+            serde_json::json!([]),
+        )
+        .await;
+    assert_eq!(avatar, "AE");
     let groups = app.text("#groups").await;
     assert!(
         groups.contains("staff") && groups.contains("developers"),
@@ -186,7 +194,9 @@ async fn sign_in_see_yourself_approve_a_tool_and_sign_out() {
 async fn a_private_use_scheme_redirect_reaches_the_running_app() {
     let _one = ONE_APP.lock().await;
     let idp = Idp::start(false);
-    let env = Env::new();
+    let mut env = Env::new();
+    // Bob's picture is served by the provider: the card shows it, fetched once.
+    env.set("LANYARD_TEST_LOGIN", "bob");
     env.account(
         "native",
         &format!(
@@ -211,7 +221,11 @@ async fn a_private_use_scheme_redirect_reaches_the_running_app() {
     // The provider sends the browser to dev.lanyard:/callback; the desktop (gio) starts the
     // app with that URL, the running app receives it and finishes the sign-in.
     app.click("#sign-in").await;
-    app.wait_for("#who", "Alice Example").await;
+    app.wait_for("#who", "Bob Builder").await;
+    app.wait_for(".avatar img[src^='data:image/png;base64,']", "")
+        .await;
+    let cached = PathBuf::from(env.path("data")).join("lanyard/pictures");
+    assert_eq!(std::fs::read_dir(&cached).unwrap().count(), 1);
     let run = env.browser_run(0).await;
     assert_eq!(run["handed_over"], true, "{run}");
     assert_eq!(run["url"], "dev.lanyard:/callback", "{run}");
@@ -225,7 +239,7 @@ async fn a_private_use_scheme_redirect_reaches_the_running_app() {
         .unwrap();
     assert!(stale.success());
     app.wait_for("#toast", "Lanyard ignored a link").await;
-    assert!(app.text("#who").await.contains("Alice Example"));
+    assert!(app.text("#who").await.contains("Bob Builder"));
 
     // Sign-out comes back the same way, to dev.lanyard:/logged-out.
     app.click("#sign-out").await;

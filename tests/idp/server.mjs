@@ -17,6 +17,7 @@
 // revoked, end session, token consumed, center_uuid:… of authorization requests) so tests
 // can check what the provider did without reaching into its memory.
 
+import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 
@@ -56,7 +57,17 @@ const USERS = {
     verification_status: 'verified',
     ysws_eligible: true,
   },
+  // Bob's picture is served by the provider itself (GET /_test/avatar.png), so that the
+  // desktop app can fetch it on a closed network.
+  bob: {
+    name: 'Bob Builder',
+    email: 'bob@example.test',
+    email_verified: true,
+    picture: () => `${issuerUrl}/_test/avatar.png`,
+    groups: ['builders'],
+  },
 };
+let issuerUrl = '';
 
 // Every profile's clients are native apps (RFC 8252: loopback redirects match on any port)
 // unless the provider matches redirect URIs exactly (ggLeap).
@@ -221,7 +232,9 @@ function account(id) {
   return {
     accountId: sub,
     async claims(_use, scope) {
-      return { sub, ...profileClaims, scope: scope ? scope.split(' ') : undefined };
+      const claims = Object.fromEntries(Object.entries(profileClaims)
+        .map(([k, v]) => [k, typeof v === 'function' ? v() : v]));
+      return { sub, ...claims, scope: scope ? scope.split(' ') : undefined };
     },
   };
 }
@@ -256,6 +269,7 @@ const server = (tls ? https.createServer(tls) : http.createServer()).listen(port
   const actual = server.address().port;
   const prefix = profile.issuerPath ?? '';
   const issuer = `${scheme}://127.0.0.1:${actual}${prefix}`;
+  issuerUrl = issuer;
   const provider = new Provider(issuer, configuration);
   provider.proxy = false;
   for (const name of ['grant.revoked', 'end_session.success', 'refresh_token.consumed',
@@ -277,6 +291,10 @@ const server = (tls ? https.createServer(tls) : http.createServer()).listen(port
       // How long the token endpoint took over each request, in ms: the provider's own share
       // of a refresh, for the benchmark.
       if (req.url === '/_test/token_times' || req.url === `${prefix}/_test/token_times`) return json(res, 200, tokenTimes);
+      if (req.url === `${prefix}/_test/avatar.png`) {
+        res.writeHead(200, { 'content-type': 'image/png' });
+        return res.end(fs.readFileSync(new URL('../fixtures/avatar.png', import.meta.url)));
+      }
       if (!req.url.startsWith(prefix)) return json(res, 404, { error: 'not_found' });
       // Mount under the issuer's path the way Express does: originalUrl keeps the prefix.
       req.originalUrl = req.url;
