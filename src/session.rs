@@ -365,9 +365,16 @@ impl Lanyard {
             });
         }
         let secrets = self.secrets(kind).await?;
-        let tokens = load_tokens(secrets.clone(), name)
-            .await?
-            .ok_or_else(|| need("no tokens are stored for this account"))?;
+        let Some(tokens) = load_tokens(secrets.clone(), name).await? else {
+            // The keychain answers but has nothing: the sign-in is gone for good (the
+            // keychain was reset, or was a session's only), and the record says so.
+            let reason = "no tokens are stored for this account (the keychain no longer has them)";
+            record.status = Status::SignInNeeded {
+                reason: reason.to_owned(),
+            };
+            self.records.save(kind, &record)?;
+            return Err(need(reason));
+        };
         let current = tokens
             .access_token
             .clone()

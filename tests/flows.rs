@@ -326,3 +326,29 @@ async fn times_out_waiting_for_the_browser() {
         .await
         .assert_fails(7, "no sign-in arrived from the browser within 2 s");
 }
+
+/// A keychain that lost the tokens (reset, or a session's only) makes the account say
+/// "sign-in needed", in the record every front end reads, not only in one error.
+#[tokio::test]
+async fn a_keychain_without_the_tokens_means_sign_in_needed() {
+    let idp = Idp::start(false);
+    let env = Env::new();
+    env.account(
+        "lost",
+        &format!(
+            "issuer = \"{}\"\nclient_id = \"lanyard-public\"",
+            idp.issuer
+        ),
+    );
+    env.lanyard(&["login", "lost"]).await.assert_ok();
+    let cleared = std::process::Command::new("secret-tool")
+        .args(["clear", "service", "lanyard", "username", "lost"])
+        .status()
+        .unwrap();
+    assert!(cleared.success());
+    env.lanyard(&["token", "lost"])
+        .await
+        .assert_fails(3, "no tokens are stored");
+    let status = env.lanyard(&["status", "--json"]).await.assert_ok().json();
+    assert_eq!(status[0]["status"], "sign_in_needed", "{status}");
+}

@@ -55,6 +55,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     };
     eprintln!("xtask: demo provider at {issuer} (sign in as any user, e.g. alice)");
     let dir = root.join("target/demo");
+    // The demo's keychain lives only as long as the demo: so must what it signed in.
+    let _ = std::fs::remove_dir_all(dir.join("data"));
     std::fs::create_dir_all(&dir)?;
     let config = dir.join("config.toml");
     std::fs::write(
