@@ -100,6 +100,13 @@ async fn sign_in_see_yourself_approve_a_tool_and_sign_out() {
     assert_eq!(sub, "alice");
     shots.take(&app, "2-identity").await;
 
+    // "Copy access token" asks first, and the activity records it (never the token).
+    app.click("#copy-token").await;
+    app.wait_for("#confirm[open]", "Copy demo's access token?")
+        .await;
+    app.click("#confirm-ok").await;
+    app.wait_for("#toast", "Access token copied").await;
+
     // A command-line tool asks the broker for the token: the window asks the person.
     let mut cli = tokio::process::Command::new(env!("CARGO_BIN_EXE_lanyard"));
     cli.args(["token", "demo"])
@@ -140,6 +147,8 @@ async fn sign_in_see_yourself_approve_a_tool_and_sign_out() {
     shots.take(&app, "4-apps").await;
     app.click("#nav-activity").await;
     app.wait_for("#activity-table", "Got a token").await;
+    app.wait_for("#activity-table", "(copied in the Lanyard app)")
+        .await;
     let page = app
         .run("return document.body.innerText", serde_json::json!([]))
         .await;
@@ -250,6 +259,53 @@ async fn a_private_use_scheme_redirect_reaches_the_running_app() {
         "{events:?}"
     );
     assert_eq!(env.browser_run(1).await["url"], "dev.lanyard:/logged-out");
+    app.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn cancel_stops_a_sign_in_and_stores_nothing() {
+    let _one = ONE_APP.lock().await;
+    let idp = Idp::start(false);
+    let mut env = Env::new();
+    // The browser opens the page and then does nothing, like a person who walked away.
+    env.set("LANYARD_TEST_BROWSER_ACTION", "ignore");
+    env.account(
+        "walkaway",
+        &format!(
+            "issuer = \"{}\"\nclient_id = \"lanyard-public\"",
+            idp.issuer
+        ),
+    );
+    let display = Display::start();
+    let driver = Driver::start(&display, &vars(&env)).await;
+    let app = driver.session(&desktop_app()).await;
+    app.wait_for("body[data-ready]", "").await;
+    app.click("#sign-in").await;
+    app.wait_for("#progress-text", "Your browser is open").await;
+    app.click("#cancel-sign-in").await;
+    app.wait_for("[data-screen='signed-out'] #sign-in", "")
+        .await;
+    let page = app
+        .run(
+            "return document.querySelector('main').innerText",
+            serde_json::json!([]),
+        )
+        .await;
+    assert!(!page.as_str().unwrap().contains("failed"), "{page}");
+    assert_eq!(support::stored_tokens("walkaway"), None);
+    assert!(
+        std::fs::read_dir(PathBuf::from(env.path("data")).join("lanyard"))
+            .map(|d| d
+                .flatten()
+                .all(|e| !e.file_name().to_string_lossy().contains("walkaway")))
+            .unwrap_or(true),
+        "a record was written"
+    );
+    // Signing in again works: the cancelled sign-in left no port or lock behind.
+    app.click("#sign-in").await;
+    app.wait_for("#progress-text", "Your browser is open").await;
+    app.click("#cancel-sign-in").await;
+    app.wait_for("[data-screen='signed-out']", "").await;
     app.close().await;
 }
 
