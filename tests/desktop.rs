@@ -53,8 +53,7 @@ async fn sign_in_see_yourself_approve_a_tool_and_sign_out() {
         dir: std::env::var_os("LANYARD_SCREENSHOTS").map(PathBuf::from),
     };
     let display = Display::start();
-    let driver = Driver::start(&display, &vars(&env)).await;
-    let app = driver.session(&desktop_app()).await;
+    let (_driver, app) = Driver::launch(&display, &vars(&env)).await;
     app.wait_for("body[data-ready]", "").await;
     assert_eq!(
         app.run("return document.title", serde_json::json!([]))
@@ -158,6 +157,16 @@ async fn sign_in_see_yourself_approve_a_tool_and_sign_out() {
     );
     shots.take(&app, "5-activity").await;
 
+    // Start at login: an XDG autostart entry that starts the app in the tray.
+    app.click("#autostart").await;
+    let entry = PathBuf::from(env.path("config-home")).join("autostart/lanyard.desktop");
+    app.wait_for("#autostart[data-enabled='true']", "").await;
+    let text = std::fs::read_to_string(&entry).unwrap();
+    assert!(text.contains("lanyard-desktop\" --hidden"), "{text}");
+    app.click("#autostart").await;
+    app.wait_for("#autostart[data-enabled='false']", "").await;
+    assert!(!entry.exists());
+
     // Add an account by issuer: discovery is checked live, with an error that says why.
     app.click("#add-account").await;
     app.wait_for("#add-form .preset-choice", "Hellō").await;
@@ -214,8 +223,7 @@ async fn a_private_use_scheme_redirect_reaches_the_running_app() {
         ),
     );
     let display = Display::start();
-    let driver = Driver::start(&display, &vars(&env)).await;
-    let app = driver.session(&desktop_app()).await;
+    let (_driver, app) = Driver::launch(&display, &vars(&env)).await;
     app.wait_for("body[data-ready]", "").await;
     // The app registered itself for the scheme, with the URL as its argument.
     let handler =
@@ -277,11 +285,11 @@ async fn cancel_stops_a_sign_in_and_stores_nothing() {
         ),
     );
     let display = Display::start();
-    let driver = Driver::start(&display, &vars(&env)).await;
-    let app = driver.session(&desktop_app()).await;
+    let (_driver, app) = Driver::launch(&display, &vars(&env)).await;
     app.wait_for("body[data-ready]", "").await;
     app.click("#sign-in").await;
-    app.wait_for("#progress-text", "Your browser is open").await;
+    app.wait_for("[data-screen='progress'] #cancel-sign-in", "")
+        .await;
     app.click("#cancel-sign-in").await;
     app.wait_for("[data-screen='signed-out'] #sign-in", "")
         .await;
@@ -303,7 +311,8 @@ async fn cancel_stops_a_sign_in_and_stores_nothing() {
     );
     // Signing in again works: the cancelled sign-in left no port or lock behind.
     app.click("#sign-in").await;
-    app.wait_for("#progress-text", "Your browser is open").await;
+    app.wait_for("[data-screen='progress'] #cancel-sign-in", "")
+        .await;
     app.click("#cancel-sign-in").await;
     app.wait_for("[data-screen='signed-out']", "").await;
     app.close().await;

@@ -46,7 +46,7 @@ pub fn desktop_app() -> PathBuf {
 
 impl Driver {
     /// Starts tauri-driver with `vars` (the test's environment) on `display`.
-    pub async fn start(display: &Display, vars: &[(String, String)]) -> Driver {
+    async fn start(display: &Display, vars: &[(String, String)]) -> Driver {
         let driver = tauri_driver();
         assert!(
             driver.exists(),
@@ -56,6 +56,9 @@ impl Driver {
         let port = super::free_port();
         let native = super::free_port();
         let mut cmd = Command::new(driver);
+        // Its own process group: on drop the driver, WebKitWebDriver and the app all go,
+        // even when a failed test never closed its session.
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         cmd.args(["--port", &port.to_string()])
             .args(["--native-port", &native.to_string()])
             .env("DISPLAY", &display.name)
@@ -89,12 +92,37 @@ impl Driver {
         driver
     }
 
-    /// A session with the app: tauri-driver starts it.
-    pub async fn session(&self, app: &std::path::Path) -> Session {
+    /// tauri-driver with a session of the app, which it starts. The driver's two ports
+    /// are picked free just before it binds them, and a parallel test can take one in
+    /// between: then the driver cannot answer, and a fresh one is started on new ports.
+    pub async fn launch(display: &Display, vars: &[(String, String)]) -> (Driver, Session) {
+        let app = desktop_app();
+        for _ in 0..3 {
+            let driver = Driver::start(display, vars).await;
+            if let Some(session) = driver.session(&app).await {
+                return (driver, session);
+            }
+        }
+        panic!("tauri-driver never answered");
+    }
+
+    /// A session with the app, or `None` when the driver cannot be reached.
+    async fn session(&self, app: &std::path::Path) -> Option<Session> {
         let caps = json!({"capabilities": {"alwaysMatch": {
             "tauri:options": {"application": app},
         }}});
-        let value = call(&self.http, "POST", &format!("{}/session", self.url), &caps).await;
+        let response = self
+            .http
+            .post(format!("{}/session", self.url))
+            .json(&caps)
+            .timeout(Duration::from_secs(120))
+            .send()
+            .await
+            .ok()?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "no session ({status}): {body}");
+        let value = body["value"].clone();
         let id = value["sessionId"]
             .as_str()
             .unwrap_or_else(|| panic!("no session: {value}"))
@@ -106,13 +134,14 @@ impl Driver {
         session
             .post("timeouts", &json!({"script": 60_000, "implicit": 0}))
             .await;
-        session
+        Some(session)
     }
 }
 
 impl Drop for Driver {
     fn drop(&mut self) {
-        let _ = self.child.kill();
+        // SAFETY: kill with the negated pid of a process group we created, and a valid signal.
+        unsafe { libc::kill(-(self.child.id() as i32), libc::SIGKILL) };
         let _ = self.child.wait();
     }
 }
@@ -175,64 +204,88 @@ impl Session {
             });
             observer.observe(document, { subtree: true, childList: true, characterData: true, attributes: true });
         "#;
-        let value = self
-            .post(
-                "execute/async",
-                &json!({"script": script, "args": [selector, text]}),
-            )
-            .await;
-        assert_eq!(value, json!(true), "never appeared: {selector} {text:?}");
+        let url = format!("{}/execute/async", self.base);
+        let response = self
+            .http
+            .post(&url)
+            .json(&json!({"script": script, "args": [selector, text]}))
+            .send()
+            .await
+            .unwrap();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if body["value"] != json!(true) {
+            let page = self
+                .run(
+                    "return document.querySelector('main')?.innerText",
+                    json!([]),
+                )
+                .await;
+            panic!("never appeared: {selector} {text:?} ({body})\nthe window shows: {page}");
+        }
     }
 
     /// The text of the first element matching `selector`.
     pub async fn text(&self, selector: &str) -> String {
-        let id = self.find(selector).await;
-        self.get(&format!("element/{id}/text"))
+        self.on_element(selector, "GET", "text", &Value::Null)
             .await
             .as_str()
             .unwrap_or_default()
             .to_owned()
     }
 
-    /// Clicks the element matching `selector`. The window redraws when the model's events
-    /// arrive, so an element found may be replaced before the click: find it again.
     pub async fn click(&self, selector: &str) {
-        for _ in 0..5 {
-            let id = self.find(selector).await;
-            let url = format!("{}/element/{id}/click", self.base);
-            let response = self.http.post(&url).json(&json!({})).send().await.unwrap();
-            if response.status().is_success() {
-                return;
-            }
-            let body: Value = response.json().await.unwrap_or(Value::Null);
-            assert_eq!(
-                body["value"]["error"], "stale element reference",
-                "WebDriver click on {selector} failed: {body}"
-            );
-        }
-        panic!("{selector} kept being replaced");
+        self.on_element(selector, "POST", "click", &json!({})).await;
     }
 
     /// Types into an input (after clearing it).
     pub async fn fill(&self, selector: &str, text: &str) {
-        let id = self.find(selector).await;
-        self.post(&format!("element/{id}/clear"), &json!({})).await;
-        self.post(&format!("element/{id}/value"), &json!({"text": text}))
+        self.on_element(selector, "POST", "clear", &json!({})).await;
+        self.on_element(selector, "POST", "value", &json!({"text": text}))
             .await;
     }
 
-    async fn find(&self, selector: &str) -> String {
-        self.wait_for(selector, "").await;
-        let value = self
-            .post(
-                "element",
-                &json!({"using": "css selector", "value": selector}),
-            )
-            .await;
-        value[ELEMENT]
-            .as_str()
-            .unwrap_or_else(|| panic!("no element {selector}: {value}"))
-            .to_owned()
+    /// Finds the element and acts on it. The window redraws when the model's events
+    /// arrive, so the element found may be replaced before (or while) it is used: then it
+    /// is found again.
+    async fn on_element(&self, selector: &str, method: &str, action: &str, body: &Value) -> Value {
+        for _ in 0..5 {
+            self.wait_for(selector, "").await;
+            let found = self
+                .try_call(
+                    "POST",
+                    &format!("{}/element", self.base),
+                    &json!({"using": "css selector", "value": selector}),
+                )
+                .await;
+            let Some(value) = found else { continue };
+            let id = value[ELEMENT]
+                .as_str()
+                .unwrap_or_else(|| panic!("no element {selector}: {value}"));
+            let url = format!("{}/element/{id}/{action}", self.base);
+            if let Some(value) = self.try_call(method, &url, body).await {
+                return value;
+            }
+        }
+        panic!("{selector} kept being replaced");
+    }
+
+    /// A call that may meet a stale element: `None` then; any other failure panics.
+    async fn try_call(&self, method: &str, url: &str, body: &Value) -> Option<Value> {
+        let request = match method {
+            "GET" => self.http.get(url),
+            _ => self.http.post(url).json(body),
+        };
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let value: Value = response.json().await.unwrap_or(Value::Null);
+        if status.is_success() {
+            return Some(value["value"].clone());
+        }
+        assert_eq!(
+            value["value"]["error"], "stale element reference",
+            "WebDriver {method} {url} failed ({status}): {value}"
+        );
+        None
     }
 
     /// A PNG of the window, once the page has painted its latest change.

@@ -59,9 +59,12 @@ function renderSidebar() {
   const footer = document.getElementById('footer');
   if (!info) { restoreFocus(key); return; }
   const autostart = h('input', {
-    type: 'checkbox', id: 'autostart', checked: info.autostart,
+    type: 'checkbox', id: 'autostart', checked: info.autostart, 'data-enabled': String(info.autostart),
     onchange: async (e) => {
       try { info.autostart = await call('set_autostart', { enabled: e.target.checked }); } catch (err) { toast(err.message); }
+      // What the system now has, whatever the click asked for.
+      e.target.checked = info.autostart;
+      e.target.dataset.enabled = String(info.autostart);
     },
   });
   footer.replaceChildren(
@@ -305,6 +308,8 @@ function handle(event) {
       break;
     case 'progress':
       if (['done', 'failed', 'cancelled'].includes(event.stage)) break; // the call itself resolves
+      // "Waiting" right after the browser opened says less than what came before it.
+      if (event.stage === 'waiting' && ['browser_opened', 'open_yourself'].includes(state.progress[event.account]?.stage)) break;
       state.progress[event.account] = { action: event.action, stage: event.stage, url: event.url, message: event.message };
       if (state.selected === event.account) render();
       break;

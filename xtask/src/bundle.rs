@@ -1,8 +1,9 @@
 //! `cargo xtask bundle [deb,appimage,…]`: the desktop app's installers (default: deb).
 //!
-//! Builds the `lanyard` command line in release mode, then runs the Tauri CLI (pinned in
-//! src-tauri/package.json), which builds the app with its assets embedded and writes
-//! target/release/bundle/: the .deb installs both, `lanyard-desktop` and `lanyard`. AppImage bundling
+//! Builds the `lanyard` command line in release mode, then runs the Tauri CLI (an exact
+//! version from npm, installed into target/tools), which builds the app with its assets
+//! embedded and writes target/release/bundle/: the .deb installs both, `lanyard-desktop`
+//! and `lanyard`. AppImage bundling
 //! downloads linuxdeploy from GitHub, so it works only where that is reachable.
 
 use std::process::Command;
@@ -11,15 +12,14 @@ use anyhow::Context as _;
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     super::deps::run()?;
-    let dir = super::root().join("src-tauri");
-    super::deps::npm_ci(&dir).context("installing the Tauri CLI")?;
+    let tauri = tauri_cli()?;
     let bundles = args.first().map_or("deb", String::as_str);
     // The package carries the command line too (tauri.conf.json `bundle.linux.deb.files`).
     super::run(super::cargo().args(["build", "--release", "--bin", "lanyard"]))?;
     super::run(
-        Command::new("npx")
-            .args(["--no-install", "tauri", "build", "--bundles", bundles])
-            .current_dir(&dir),
+        Command::new(tauri)
+            .args(["build", "--bundles", bundles])
+            .current_dir(super::root().join("src-tauri")),
     )?;
     let out = super::root().join("target/release/bundle");
     eprintln!("xtask: bundles in {}", out.display());
@@ -27,6 +27,30 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         check_deb(&out.join("deb"))?;
     }
     Ok(())
+}
+
+/// The Tauri CLI, pinned; its prebuilt binary for this platform comes with it.
+const TAURI_CLI: &str = "@tauri-apps/cli@2.12.5";
+
+fn tauri_cli() -> anyhow::Result<std::path::PathBuf> {
+    let prefix = super::root().join(super::deps::TOOLS).join("tauri-cli");
+    let bin = prefix.join("node_modules/.bin/tauri");
+    if !bin.exists() {
+        super::run(
+            Command::new("npm")
+                .args([
+                    "install",
+                    "--no-audit",
+                    "--no-fund",
+                    "--no-package-lock",
+                    "--prefix",
+                ])
+                .arg(&prefix)
+                .arg(TAURI_CLI),
+        )
+        .context("installing the Tauri CLI")?;
+    }
+    Ok(bin)
 }
 
 /// The .deb holds both programs and a desktop entry that passes links (`%u`) to the app.

@@ -131,7 +131,7 @@ pub fn npm() -> anyhow::Result<()> {
 }
 
 /// `npm ci` in `dir` when its node_modules is missing or older than the lockfile.
-pub fn npm_ci(dir: &std::path::Path) -> anyhow::Result<()> {
+fn npm_ci(dir: &std::path::Path) -> anyhow::Result<()> {
     let lock = dir.join("package-lock.json");
     let marker = dir.join("node_modules/.package-lock.json");
     let modified = |p: &std::path::Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
