@@ -24,22 +24,9 @@ fn desktop() -> anyhow::Result<()> {
     super::run(super::cargo().args(["bench", "--bench", "desktop", "--no-run"]))?;
     super::run(super::cargo().args(["build", "--release", "-p", "lanyard-desktop"]))?;
     let app = super::root().join("target/release/lanyard-desktop");
-    let xtask = std::env::current_exe()?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     super::run(
-        Command::new("dbus-run-session")
-            .arg("--")
-            .arg(xtask)
-            .args([
-                "keyring-session",
-                "--",
-                &cargo,
-                "bench",
-                "--bench",
-                "desktop",
-            ])
-            .env("LANYARD_DESKTOP_BIN", app)
-            .current_dir(super::root()),
+        super::cargo_in_keyring_session(&["bench", "--bench", "desktop"])?
+            .env("LANYARD_DESKTOP_BIN", app),
     )
 }
 
@@ -63,14 +50,8 @@ fn agent() -> anyhow::Result<()> {
     super::run(super::cargo().args(["bench", "--bench", "agent", "--no-run"]))?;
     // The binary measured is the one that ships.
     let lanyard = super::dist::run()?;
-    let xtask = std::env::current_exe()?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     super::run(
-        Command::new("dbus-run-session")
-            .arg("--")
-            .arg(xtask)
-            .args(["keyring-session", "--", &cargo, "bench", "--bench", "agent"])
-            .env("LANYARD_BENCH_BIN", lanyard)
-            .current_dir(super::root()),
+        super::cargo_in_keyring_session(&["bench", "--bench", "agent"])?
+            .env("LANYARD_BENCH_BIN", lanyard),
     )
 }

@@ -79,6 +79,19 @@ pub fn cargo() -> Command {
     cmd
 }
 
+/// `cargo ARGS` inside a private session bus with its own gnome-keyring: where the tests,
+/// benches and screenshots run, so that nothing touches the developer's own keychain.
+pub fn cargo_in_keyring_session(args: &[&str]) -> anyhow::Result<Command> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new("dbus-run-session");
+    cmd.arg("--")
+        .arg(std::env::current_exe()?)
+        .args(["keyring-session", "--", &cargo])
+        .args(args)
+        .current_dir(root());
+    Ok(cmd)
+}
+
 /// Runs a command to completion, failing with its name if it fails.
 pub fn run(cmd: &mut Command) -> anyhow::Result<()> {
     let shown = format!("{cmd:?}");

@@ -2,8 +2,6 @@
 //! lints, then runs every test inside a private Secret Service; a whole run (no test
 //! filter) then builds the desktop app's .deb and checks what it holds.
 
-use std::process::Command;
-
 pub fn run(extra: &[String]) -> anyhow::Result<()> {
     super::deps::run()?;
     super::run(super::cargo().args(["fmt", "--all", "--check"]))?;
@@ -19,17 +17,14 @@ pub fn run(extra: &[String]) -> anyhow::Result<()> {
     super::run(super::cargo().args(["test", "--workspace", "--no-run"]))?;
     // The desktop tests drive the app's binary, which `cargo test` does not build.
     super::run(super::cargo().args(["build", "-p", "lanyard-desktop"]))?;
-    let xtask = std::env::current_exe()?;
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let extra: Vec<&String> = extra.iter().skip_while(|a| *a == "--").collect();
-    super::run(
-        Command::new("dbus-run-session")
-            .arg("--")
-            .arg(xtask)
-            .args(["keyring-session", "--", &cargo, "test", "--workspace"])
-            .args(&extra)
-            .current_dir(super::root()),
-    )?;
+    let extra: Vec<&str> = extra
+        .iter()
+        .map(String::as_str)
+        .skip_while(|a| *a == "--")
+        .collect();
+    super::run(&mut super::cargo_in_keyring_session(
+        &[&["test", "--workspace"], extra.as_slice()].concat(),
+    )?)?;
     // The whole run (CI's) also builds and checks the desktop app's .deb.
     if extra.is_empty() {
         super::bundle::run(&[])?;
