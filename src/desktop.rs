@@ -914,17 +914,52 @@ async fn take_over(socket: &Path) -> Result<(), Failure> {
     tracing::info!(pid, "taking over from the headless agent");
     // SAFETY: kill with a pid read from the socket's peer credentials and a valid signal.
     unsafe { libc::kill(pid, libc::SIGTERM) };
-    // The agent removes its socket as it exits; give it a few seconds to finish requests.
-    for _ in 0..100 {
-        if !socket.exists() {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+    // The agent finishes what it is doing, removes its socket and exits.
+    let patience = Duration::from_millis(TAKE_OVER_MS as u64);
+    if tokio::time::timeout(patience, exited(pid)).await.is_ok() {
+        return Ok(());
     }
     Err(Failure {
         message: format!("the headless agent (pid {pid}) did not stop"),
         hint: Some(format!("stop it yourself: kill {pid}")),
     })
+}
+
+/// How long a headless agent gets to finish its requests and exit.
+const TAKE_OVER_MS: i32 = 5000;
+
+/// Resolves when process `pid` has exited: its pidfd becomes readable (Linux), else it
+/// no longer answers signal 0.
+async fn exited(pid: i32) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::{FromRawFd as _, OwnedFd};
+        // SAFETY: pidfd_open takes a pid and flags, and returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+        if fd >= 0 {
+            // SAFETY: a non-negative result is a descriptor this process now owns.
+            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+            let waited = tokio::task::spawn_blocking(move || {
+                use std::os::fd::AsRawFd as _;
+                let mut poll = libc::pollfd {
+                    fd: owned.as_raw_fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd; readable means the process has exited. Bounded,
+                // so the thread is never stuck on a process that will not exit.
+                unsafe { libc::poll(&mut poll, 1, TAKE_OVER_MS) }
+            })
+            .await;
+            if waited.is_ok_and(|n| n > 0) {
+                return;
+            }
+        }
+    }
+    // SAFETY: signal 0 only checks that the process exists.
+    while unsafe { libc::kill(pid, 0) } == 0 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 fn provider_name(account: &Account) -> String {
