@@ -447,17 +447,9 @@ impl Config {
                         .into(),
             });
         }
-        let text = format!("{}{}", existing, account.to_toml());
-        let config = Config::parse(path, &text)?;
-        write_atomic(path, &text).map_err(|source| Error::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Ok(config)
+        Config::rewrite(path, &format!("{}{}", existing, account.to_toml()))
     }
-}
 
-impl Config {
     /// Removes `[accounts.NAME]` (and its sub-tables) from the file at `path`, keeping
     /// every other line as it was. The result must parse; the write is atomic.
     pub fn remove_account(path: &Path, name: &str) -> Result<Config, Error> {
@@ -467,9 +459,13 @@ impl Config {
         })?;
         let before = Config::parse(path, &text)?;
         before.account(name)?;
-        let text = without_section(&text, name);
-        let config = Config::parse(path, &text)?;
-        write_atomic(path, &text).map_err(|source| Error::Read {
+        Config::rewrite(path, &without_section(&text, name))
+    }
+
+    /// Replaces the file with `text`, if it is a valid accounts file: all or nothing.
+    fn rewrite(path: &Path, text: &str) -> Result<Config, Error> {
+        let config = Config::parse(path, text)?;
+        write_atomic(path, text).map_err(|source| Error::Read {
             path: path.to_owned(),
             source,
         })?;

@@ -22,6 +22,9 @@ use crate::secret::{self, Secret};
 use crate::store::{self, Keychain, Memory, Record, Records, Secrets, Status, Tokens};
 use crate::{browser, http, validate};
 
+/// The warning when the provider's sign-out page never sent the browser back.
+const NO_END_SESSION_ANSWER: &str = "the browser did not come back from the provider's sign-out page; the provider session may still be active";
+
 /// How long `logout` waits for the provider to send the browser back.
 pub const END_SESSION_TIMEOUT: Duration = Duration::from_secs(120);
 
@@ -668,11 +671,7 @@ impl Lanyard {
                             EndSession::Ended
                         }
                         Err(_) => {
-                            report.warnings.push(
-                                "the browser did not come back from the provider's sign-out page; \
-                                 the provider session may still be active"
-                                    .into(),
-                            );
+                            report.warnings.push(NO_END_SESSION_ANSWER.into());
                             EndSession::NoAnswer
                         }
                     }
@@ -718,10 +717,7 @@ impl Lanyard {
         match tokio::time::timeout(END_SESSION_TIMEOUT, waiting.recv()).await {
             Ok(Some(_)) => Ok(EndSession::Ended),
             _ => {
-                report.warnings.push(
-                    "the browser did not come back from the provider's sign-out page; the provider session may still be active"
-                        .into(),
-                );
+                report.warnings.push(NO_END_SESSION_ANSWER.into());
                 Ok(EndSession::NoAnswer)
             }
         }

@@ -28,6 +28,14 @@ impl Shots {
     }
 }
 
+/// The app on a display of its own, in this test's world, once its window is ready.
+async fn open_app(env: &Env) -> (Display, Driver, Session) {
+    let display = Display::start();
+    let (driver, app) = Driver::launch(&display, &vars(env)).await;
+    app.wait_for("body[data-ready]", "").await;
+    (display, driver, app)
+}
+
 fn vars(env: &Env) -> Vec<(String, String)> {
     let mut vars: Vec<(String, String)> = env
         .vars()
@@ -52,9 +60,7 @@ async fn sign_in_see_yourself_approve_a_tool_and_sign_out() {
     let shots = Shots {
         dir: std::env::var_os("LANYARD_SCREENSHOTS").map(PathBuf::from),
     };
-    let display = Display::start();
-    let (_driver, app) = Driver::launch(&display, &vars(&env)).await;
-    app.wait_for("body[data-ready]", "").await;
+    let (_display, _driver, app) = open_app(&env).await;
     assert_eq!(
         app.run("return document.title", serde_json::json!([]))
             .await,
@@ -222,9 +228,7 @@ async fn a_private_use_scheme_redirect_reaches_the_running_app() {
             idp.issuer
         ),
     );
-    let display = Display::start();
-    let (_driver, app) = Driver::launch(&display, &vars(&env)).await;
-    app.wait_for("body[data-ready]", "").await;
+    let (display, _driver, app) = open_app(&env).await;
     // The app registered itself for the scheme, with the URL as its argument.
     let handler =
         PathBuf::from(env.path("data")).join("applications/lanyard-desktop-handler.desktop");
@@ -284,9 +288,7 @@ async fn cancel_stops_a_sign_in_and_stores_nothing() {
             idp.issuer
         ),
     );
-    let display = Display::start();
-    let (_driver, app) = Driver::launch(&display, &vars(&env)).await;
-    app.wait_for("body[data-ready]", "").await;
+    let (_display, _driver, app) = open_app(&env).await;
     app.click("#sign-in").await;
     app.wait_for("[data-screen='progress'] #cancel-sign-in", "")
         .await;
