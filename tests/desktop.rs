@@ -290,7 +290,7 @@ async fn cancel_stops_a_sign_in_and_stores_nothing() {
     );
     let (_display, _driver, app) = open_app(&env).await;
     app.click("#sign-in").await;
-    app.wait_for("[data-screen='progress'] #cancel-sign-in", "")
+    app.wait_for("[data-screen='progress'] #cancel-sign-in:enabled", "")
         .await;
     app.click("#cancel-sign-in").await;
     app.wait_for("[data-screen='signed-out'] #sign-in", "")
@@ -313,7 +313,7 @@ async fn cancel_stops_a_sign_in_and_stores_nothing() {
     );
     // Signing in again works: the cancelled sign-in left no port or lock behind.
     app.click("#sign-in").await;
-    app.wait_for("[data-screen='progress'] #cancel-sign-in", "")
+    app.wait_for("[data-screen='progress'] #cancel-sign-in:enabled", "")
         .await;
     app.click("#cancel-sign-in").await;
     app.wait_for("[data-screen='signed-out']", "").await;

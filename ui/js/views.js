@@ -66,7 +66,9 @@ export function progress(account, p, actions) {
         p.url ? h('p', {}, h('code', { class: 'path' }, p.url)) : null,
         p.message ? h('p', { class: 'muted' }, p.message) : null)),
     h('div', { class: 'actions' },
-      h('button', { type: 'button', id: 'cancel-sign-in', onclick: actions.cancel }, 'Cancel')));
+      // Enabled once the app reports the sign-in under way: a Cancel before that would
+      // find nothing to cancel, and the sign-in would go on.
+      h('button', { type: 'button', id: 'cancel-sign-in', onclick: actions.cancel, disabled: p.stage === 'starting' }, 'Cancel')));
 }
 
 export function identity(account, id, picture, actions) {
