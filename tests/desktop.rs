@@ -11,7 +11,7 @@ use std::process::Stdio;
 use lanyard::desktop::{Desktop, Failure, Options, UiEvent};
 
 use crate::support::webdriver::{Display, Driver, ONE_APP, Session, desktop_app};
-use crate::support::{self, Env, Idp};
+use crate::support::{self, Env, Idp, tray};
 
 /// Saves what the window shows, when screenshots were asked for.
 struct Shots {
@@ -318,6 +318,158 @@ async fn cancel_stops_a_sign_in_and_stores_nothing() {
     app.click("#cancel-sign-in").await;
     app.wait_for("[data-screen='signed-out']", "").await;
     app.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_tray_signs_in_and_out_notifies_and_outlives_the_window() {
+    let _one = ONE_APP.lock().await;
+    let idp = Idp::start(false);
+    let env = Env::new();
+    env.account(
+        "desk",
+        &format!(
+            "issuer = \"{}\"\nclient_id = \"lanyard-public\"\nscopes = \"openid profile offline_access\"",
+            idp.issuer
+        ),
+    );
+    // The test is the panel the tray icon registers with, and the notification daemon.
+    let mut desktop = tray::Desktop::start().await;
+    let (_display, _driver, app) = open_app(&env).await;
+    let tray = desktop.tray().await;
+    let signed_out = tray::decode(include_bytes!("../icons/tray-signed-out.png"));
+    let ok = tray::decode(include_bytes!("../icons/tray.png"));
+    let attention = tray::decode(include_bytes!("../icons/tray-attention.png"));
+    tray.wait_for_icon(&signed_out, "signed out").await;
+    tray.wait_for_item("Sign in to desk (127.0.0.1)").await;
+    let labels: Vec<String> = tray.menu().await.into_iter().map(|(_, l)| l).collect();
+    assert!(
+        labels.iter().any(|l| l == "Open Lanyard") && labels.iter().any(|l| l == "Quit Lanyard"),
+        "{labels:?}"
+    );
+
+    // Closing the window leaves the app in the tray; "Open Lanyard" brings it back.
+    app.wait_until_page_is("visible").await;
+    app.close_window().await;
+    app.wait_until_page_is("hidden").await;
+    tray.click("Open Lanyard").await;
+    app.wait_until_page_is("visible").await;
+
+    // Sign in from the tray, with the window closed: it comes forward when it is done.
+    app.close_window().await;
+    app.wait_until_page_is("hidden").await;
+    tray.click("Sign in to desk").await;
+    app.wait_for(
+        "[data-account='desk'] .status-text",
+        "Signed in as Alice Example",
+    )
+    .await;
+    app.wait_until_page_is("visible").await;
+    tray.wait_for_item("Sign out of desk (Alice Example)").await;
+    tray.wait_for_icon(&ok, "signed in").await;
+
+    // The broker lives on with the window closed; a tool's request brings the window
+    // forward to ask.
+    app.close_window().await;
+    app.wait_until_page_is("hidden").await;
+    let ask = env.lanyard(&["token", "desk"]);
+    let answer = async {
+        app.wait_for("#approval[open]", "").await;
+        app.wait_until_page_is("visible").await;
+        app.click("#approve-always").await;
+    };
+    let (run, ()) = tokio::join!(ask, answer);
+    run.assert_ok();
+
+    // The keychain loses the account's tokens (another program, a reset keyring): the
+    // next refresh finds none, and the desktop hears that the account needs sign-in.
+    assert!(desktop.sent().is_none(), "a notification came too early");
+    let cleared = std::process::Command::new("secret-tool")
+        .args(["clear", "service", "lanyard", "username", "desk"])
+        .status()
+        .unwrap();
+    assert!(cleared.success());
+    let run = env
+        .lanyard(&["token", "desk", "--min-valid", "86400"])
+        .await;
+    assert_ne!(run.code, 0, "{run:?}");
+    let note = desktop.notification().await;
+    assert_eq!(note.summary, "Sign in to desk again", "{note:?}");
+    assert!(!note.body.is_empty(), "{note:?}");
+    tray.wait_for_icon(&attention, "sign-in needed").await;
+    tray.wait_for_item("Sign in to desk (127.0.0.1)").await;
+
+    // Sign out from the tray: the tokens are revoked and nothing is kept.
+    tray.click("Sign in to desk").await;
+    tray.wait_for_item("Sign out of desk").await;
+    assert!(support::stored_tokens("desk").is_some());
+    tray.click("Sign out of desk").await;
+    tray.wait_for_item("Sign in to desk").await;
+    tray.wait_for_icon(&signed_out, "signed out").await;
+    assert_eq!(support::stored_tokens("desk"), None);
+    let events = idp.events().await;
+    assert!(
+        events.contains(&"grant.revoked".to_owned())
+            && events.contains(&"end_session.success".to_owned()),
+        "{events:?}"
+    );
+
+    // Quit: the app exits and its broker with it.
+    let pid = broker_pid(&env);
+    tray.click("Quit Lanyard").await;
+    exited(pid).await;
+    assert!(
+        std::os::unix::net::UnixStream::connect(env.path("agent.sock")).is_err(),
+        "the broker still answers after Quit"
+    );
+}
+
+/// The pid of the process serving this test's broker socket (its peer credentials).
+fn broker_pid(env: &Env) -> i32 {
+    use std::os::fd::AsRawFd as _;
+    let sock = std::os::unix::net::UnixStream::connect(env.path("agent.sock")).unwrap();
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` describe a writable `ucred` for the kernel to fill.
+    let rc = unsafe {
+        libc::getsockopt(
+            sock.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&raw mut cred).cast(),
+            &mut len,
+        )
+    };
+    assert_eq!(rc, 0, "SO_PEERCRED: {}", std::io::Error::last_os_error());
+    cred.pid
+}
+
+/// Waits for process `pid` to exit: its pidfd becomes readable.
+async fn exited(pid: i32) {
+    let waited = tokio::task::spawn_blocking(move || {
+        // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+        if fd < 0 {
+            return 1; // already gone
+        }
+        let mut poll = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd, then the descriptor this function opened is closed.
+        unsafe {
+            let n = libc::poll(&mut poll, 1, 30_000);
+            libc::close(fd);
+            n
+        }
+    })
+    .await
+    .unwrap();
+    assert!(waited > 0, "the app did not exit");
 }
 
 /// The desktop model (`lanyard::desktop`), as the app runs it, over this test's world.

@@ -296,13 +296,14 @@ fn main() {
                 tracing::error!(error = %e.message, "the broker did not start");
             }
             let handle = app.handle().clone();
+            // The tray first: the forwarder shows the accounts in it from the start.
+            if let Err(e) = tray::create(&handle) {
+                tracing::warn!(error = %e, "no tray icon");
+            }
             if let Ok(d) = &desktop {
                 tauri::async_runtime::spawn(forward(handle.clone(), d.clone()));
             }
             let scheme_error = deep_links(app, desktop.as_ref().ok());
-            if let Err(e) = tray::create(&handle) {
-                tracing::warn!(error = %e, "no tray icon");
-            }
             // Started at login: straight to the tray.
             if std::env::args().any(|a| a == "--hidden")
                 && let Some(window) = app.get_webview_window("main")

@@ -5,6 +5,7 @@
 //! keychain, so they refuse to run outside `cargo xtask test`, which provides one.
 
 pub mod fake_idp;
+pub mod tray;
 pub mod webdriver;
 pub mod xvfb;
 

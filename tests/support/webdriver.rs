@@ -303,6 +303,33 @@ impl Session {
             .unwrap()
     }
 
+    /// Closes the window the way its close button does (Tauri's `CloseRequested`).
+    /// WebDriver's own "close window" would destroy the webview instead.
+    pub async fn close_window(&self) {
+        let script = "const done = arguments[0]; \
+            window.__TAURI__.window.getCurrentWindow().close().then(() => done(true), (e) => done(String(e)));";
+        let closed = self
+            .post("execute/async", &json!({"script": script, "args": []}))
+            .await;
+        assert_eq!(closed, json!(true), "close: {closed}");
+    }
+
+    /// Waits until the page is `"visible"` or `"hidden"`: WebKit follows its window being
+    /// shown or hidden, and says so with a `visibilitychange` event.
+    pub async fn wait_until_page_is(&self, state: &str) {
+        let script = r#"
+            const [state, done] = arguments;
+            if (document.visibilityState === state) return done(true);
+            document.addEventListener('visibilitychange', () => {
+                if (document.visibilityState === state) done(true);
+            });
+        "#;
+        let seen = self
+            .post("execute/async", &json!({"script": script, "args": [state]}))
+            .await;
+        assert_eq!(seen, json!(true), "the page never became {state}: {seen}");
+    }
+
     pub async fn close(self) {
         call(&self.http, "DELETE", &self.base, &Value::Null).await;
     }
