@@ -82,6 +82,87 @@ pub struct Config {
     /// Where the file is (or would be); named in error messages.
     pub path: PathBuf,
     pub accounts: BTreeMap<String, Account>,
+    /// The `[kiosk]` table: only in the managed kiosk file (see [`Kiosk::path`]).
+    pub kiosk: Option<Kiosk>,
+}
+
+/// A managed seat (`[kiosk]` in the system-wide kiosk file): a gaming center's shared PC.
+///
+/// ```toml
+/// [kiosk]
+/// idle_timeout = "10m"      # no input this long ends the seat session ("0": never)
+/// idle_warning = "60s"      # the countdown shown before it does
+/// max_session = "4h"        # the longest a seat session may last ("0": no limit)
+/// allowed_apps = ["/opt/partner/launcher"]   # may ask the broker for tokens
+/// session_apps = ["/opt/center/seat-agent"]  # may end the seat session (`end_session`)
+/// browser = "chromium"      # or "firefox", "system", or a command: "/usr/bin/chromium"
+/// device_flow = true        # offer scan-to-sign-in where the provider supports it
+/// ```
+#[derive(Debug, Clone, PartialEq)]
+pub struct Kiosk {
+    pub idle_timeout: Option<std::time::Duration>,
+    pub idle_warning: std::time::Duration,
+    pub max_session: Option<std::time::Duration>,
+    pub allowed_apps: Vec<String>,
+    pub session_apps: Vec<String>,
+    pub browser: SeatBrowser,
+    pub device_flow: bool,
+}
+
+/// The browser a seat signs in with: started by Lanyard with a profile made for the seat
+/// session and deleted after it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SeatBrowser {
+    /// Chromium or Chrome: `--user-data-dir=PROFILE --incognito`.
+    Chromium { command: String },
+    /// Firefox: `-profile PROFILE -no-remote -private-window`.
+    Firefox { command: String },
+    /// The system browser (`$BROWSER`, xdg-open): cookies outlive the seat session there.
+    System,
+}
+
+impl Kiosk {
+    /// The managed kiosk file: `$LANYARD_KIOSK_CONFIG`, else the platform's system-wide
+    /// place (`/etc/lanyard/kiosk.toml`; macOS `/Library/Application Support/Lanyard`;
+    /// Windows `%ProgramData%\\Lanyard`). Kiosk mode is on when this file exists.
+    pub fn path() -> PathBuf {
+        if let Some(path) = std::env::var_os("LANYARD_KIOSK_CONFIG") {
+            return PathBuf::from(path);
+        }
+        if cfg!(target_os = "macos") {
+            PathBuf::from("/Library/Application Support/Lanyard/kiosk.toml")
+        } else if cfg!(windows) {
+            let base = std::env::var_os("ProgramData").unwrap_or_else(|| "C:\\ProgramData".into());
+            PathBuf::from(base).join("Lanyard").join("kiosk.toml")
+        } else {
+            PathBuf::from("/etc/lanyard/kiosk.toml")
+        }
+    }
+
+    /// The kiosk file, if kiosk mode is on: its accounts are the only ones offered, each
+    /// forced to memory-only storage and a fresh sign-in (`prompt=login`, `max_age=0`).
+    pub fn load() -> Result<Option<Config>, Error> {
+        let path = Kiosk::path();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(source) => return Err(Error::Read { path, source }),
+        };
+        let mut config = Config::parse(&path, &text)?;
+        if config.kiosk.is_none() {
+            config.kiosk = Some(
+                RawKiosk::default()
+                    .into_kiosk()
+                    .expect("the defaults are valid"),
+            );
+        }
+        for account in config.accounts.values_mut() {
+            account.store = StoreKind::Memory;
+            account.prompt = Some("login".into());
+            account.max_age = Some(0);
+        }
+        Ok(Some(config))
+    }
 }
 
 /// One `[accounts.NAME]` section, validated.
@@ -209,10 +290,28 @@ impl Config {
     /// Reads and validates the file. A missing file is an empty config.
     pub fn load(path: &Path) -> Result<Config, Error> {
         match std::fs::read_to_string(path) {
-            Ok(text) => Config::parse(path, &text),
+            Ok(text) => {
+                let config = Config::parse(path, &text)?;
+                if config.kiosk.is_some() {
+                    // A player must not be able to turn kiosk mode on or off, nor loosen it.
+                    let (line, column) = line_column(&text, text.find("kiosk").unwrap_or(0));
+                    return Err(Error::Invalid {
+                        path: path.to_owned(),
+                        line,
+                        column,
+                        key: "kiosk".into(),
+                        message: format!(
+                            "kiosk settings are read only from the managed kiosk file ({})",
+                            Kiosk::path().display()
+                        ),
+                    });
+                }
+                Ok(config)
+            }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config {
                 path: path.to_owned(),
                 accounts: BTreeMap::new(),
+                kiosk: None,
             }),
             Err(source) => Err(Error::Read {
                 path: path.to_owned(),
@@ -346,9 +445,22 @@ impl Config {
                 },
             );
         }
+        let kiosk = match raw.kiosk {
+            None => None,
+            Some(k) => {
+                let span = k.span();
+                Some(k.into_inner().into_kiosk().map_err(|(field, m)| {
+                    // Point at the field's line within the table.
+                    let table = text.find("[kiosk]").unwrap_or(span.start);
+                    let start = text[table..].find(field).map_or(table, |i| table + i);
+                    at(Some(start..start), Some(format!("kiosk.{field}")), m)
+                })?)
+            }
+        };
         Ok(Config {
             path: path.to_owned(),
             accounts,
+            kiosk,
         })
     }
 
@@ -511,6 +623,129 @@ fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
 struct RawConfig {
     #[serde(default)]
     accounts: BTreeMap<Spanned<String>, RawAccount>,
+    kiosk: Option<Spanned<RawKiosk>>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawKiosk {
+    idle_timeout: Option<RawDuration>,
+    idle_warning: Option<RawDuration>,
+    max_session: Option<RawDuration>,
+    #[serde(default)]
+    allowed_apps: Vec<String>,
+    #[serde(default)]
+    session_apps: Vec<String>,
+    browser: Option<String>,
+    device_flow: Option<bool>,
+}
+
+/// Seconds, or a string with a unit: "90s", "10m", "4h".
+#[derive(Clone, Deserialize)]
+#[serde(untagged)]
+enum RawDuration {
+    Seconds(u64),
+    Text(String),
+}
+
+impl RawDuration {
+    fn parse(&self) -> Result<std::time::Duration, String> {
+        let secs = match self {
+            RawDuration::Seconds(n) => *n,
+            RawDuration::Text(text) => {
+                let text = text.trim();
+                let split = text
+                    .find(|c: char| !c.is_ascii_digit())
+                    .unwrap_or(text.len());
+                let (number, unit) = text.split_at(split);
+                let n: u64 = number.parse().map_err(|_| {
+                    format!("`{text}` is not a duration like \"90s\", \"10m\" or \"4h\"")
+                })?;
+                let scale = match unit.trim() {
+                    "" | "s" => 1,
+                    "m" | "min" => 60,
+                    "h" => 3600,
+                    _ => return Err(format!("`{text}`: the unit must be s, m or h")),
+                };
+                n * scale
+            }
+        };
+        Ok(std::time::Duration::from_secs(secs))
+    }
+}
+
+/// The kiosk defaults: a seat session ends after 10 idle minutes (with a minute's
+/// warning) or 8 hours, whichever comes first.
+const KIOSK_IDLE: u64 = 600;
+const KIOSK_WARNING: u64 = 60;
+const KIOSK_MAX: u64 = 8 * 3600;
+
+impl RawKiosk {
+    fn into_kiosk(self) -> Result<Kiosk, (&'static str, String)> {
+        let limit = |d: Option<RawDuration>, default: u64, field| match d {
+            None => Ok(Some(std::time::Duration::from_secs(default))),
+            Some(d) => d
+                .parse()
+                .map(|d| (!d.is_zero()).then_some(d))
+                .map_err(|m| (field, m)),
+        };
+        let idle_timeout = limit(self.idle_timeout, KIOSK_IDLE, "idle_timeout")?;
+        let max_session = limit(self.max_session, KIOSK_MAX, "max_session")?;
+        let idle_warning =
+            limit(self.idle_warning, KIOSK_WARNING, "idle_warning")?.unwrap_or_default();
+        if let Some(idle) = idle_timeout
+            && idle_warning >= idle
+        {
+            return Err(("idle_warning", "must be shorter than idle_timeout".into()));
+        }
+        for app in self.allowed_apps.iter().chain(&self.session_apps) {
+            if !Path::new(app).is_absolute() {
+                return Err((
+                    "allowed_apps",
+                    format!(
+                        "`{app}` is not an absolute path; apps are named by their executable's full path"
+                    ),
+                ));
+            }
+        }
+        let browser = match self.browser.as_deref().map(str::trim) {
+            None | Some("chromium") => SeatBrowser::Chromium {
+                command: "chromium".into(),
+            },
+            Some("chrome") => SeatBrowser::Chromium {
+                command: "google-chrome".into(),
+            },
+            Some("firefox") => SeatBrowser::Firefox {
+                command: "firefox".into(),
+            },
+            Some("system") => SeatBrowser::System,
+            Some(command) => {
+                let name = Path::new(command)
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_lowercase())
+                    .unwrap_or_default();
+                if name.contains("firefox") {
+                    SeatBrowser::Firefox {
+                        command: command.into(),
+                    }
+                } else {
+                    // Chromium, Chrome, Edge, Brave and the rest take Chromium's switches.
+                    SeatBrowser::Chromium {
+                        command: command.into(),
+                    }
+                }
+            }
+        };
+        Ok(Kiosk {
+            idle_timeout,
+            idle_warning,
+            max_session,
+            allowed_apps: self.allowed_apps,
+            session_apps: self.session_apps,
+            browser,
+            device_flow: self.device_flow.unwrap_or(true),
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -719,6 +954,56 @@ mod tests {
             Config::remove_account(&path, "b"),
             Err(Error::UnknownAccount { .. })
         ));
+    }
+
+    #[test]
+    fn kiosk_table_with_durations_and_defaults() {
+        let config = parse(
+            "[kiosk]\nidle_timeout = \"90s\"\nidle_warning = 30\nmax_session = \"4h\"\nallowed_apps = [\"/opt/game\"]\nbrowser = \"/usr/bin/firefox-esr\"\n",
+        )
+        .unwrap();
+        let kiosk = config.kiosk.unwrap();
+        assert_eq!(kiosk.idle_timeout, Some(std::time::Duration::from_secs(90)));
+        assert_eq!(kiosk.idle_warning, std::time::Duration::from_secs(30));
+        assert_eq!(
+            kiosk.max_session,
+            Some(std::time::Duration::from_secs(4 * 3600))
+        );
+        assert_eq!(kiosk.allowed_apps, ["/opt/game"]);
+        assert!(matches!(kiosk.browser, SeatBrowser::Firefox { .. }));
+        assert!(kiosk.device_flow);
+        let never = parse("[kiosk]\nidle_timeout = 0\nmax_session = \"0\"\n").unwrap();
+        let never = never.kiosk.unwrap();
+        assert_eq!((never.idle_timeout, never.max_session), (None, None));
+        for (text, expected) in [
+            (
+                "[kiosk]\nidle_timeout = \"ten minutes\"\n",
+                ":2:1: kiosk.idle_timeout: `ten minutes` is not a duration",
+            ),
+            (
+                "[kiosk]\nidle_timeout = 60\nidle_warning = 60\n",
+                ":3:1: kiosk.idle_warning: must be shorter than idle_timeout",
+            ),
+            (
+                "[kiosk]\nallowed_apps = [\"game\"]\n",
+                ":2:1: kiosk.allowed_apps: `game` is not an absolute path",
+            ),
+        ] {
+            let err = parse(text).unwrap_err().to_string();
+            assert!(err.contains(expected), "{err}");
+        }
+    }
+
+    #[test]
+    fn a_players_accounts_file_cannot_hold_kiosk_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, "[kiosk]\nidle_timeout = 0\n").unwrap();
+        let err = Config::load(&path).unwrap_err().to_string();
+        assert!(
+            err.contains(":1:2: kiosk: kiosk settings are read only from the managed kiosk file"),
+            "{err}"
+        );
     }
 
     #[test]
