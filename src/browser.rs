@@ -6,7 +6,25 @@
 //! `explorer`). The browser runs detached with its standard streams closed: its output
 //! must not mix with Lanyard's, and Lanyard never waits for it to exit.
 
-use std::process::{Command, Stdio};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+
+use crate::config::SeatBrowser;
+
+/// Where sign-in and sign-out pages open.
+pub trait Opener: Send + Sync {
+    fn open(&self, url: &str) -> Result<(), Error>;
+}
+
+/// The person's own browser: [`open`].
+pub struct System;
+
+impl Opener for System {
+    fn open(&self, url: &str) -> Result<(), Error> {
+        open(url)
+    }
+}
 
 #[derive(Debug, thiserror::Error)]
 #[error(
@@ -63,4 +81,125 @@ fn platform_opener() -> &'static str {
     } else {
         "xdg-open"
     }
+}
+
+/// A kiosk seat's browser: started by Lanyard with a profile directory made for one seat
+/// session (Chromium `--user-data-dir` and `--incognito`, Firefox `-profile` and
+/// `-private-window`), so the provider's cookies live there and nowhere else. [`Seat::close`]
+/// stops the browser and deletes the profile.
+pub struct Seat {
+    kind: SeatBrowser,
+    profile: PathBuf,
+    children: Mutex<Vec<Child>>,
+}
+
+impl Seat {
+    /// Makes an empty profile directory (mode 0700) under the temporary directory.
+    pub fn new(kind: SeatBrowser) -> std::io::Result<Seat> {
+        let name = crate::secret::random(12)
+            .map_err(|_| std::io::Error::other("no randomness for the profile's name"))?;
+        let profile = std::env::temp_dir().join(format!("lanyard-seat-{}", name.expose()));
+        let mut builder = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder.create(&profile)?;
+        Ok(Seat {
+            kind,
+            profile,
+            children: Mutex::new(Vec::new()),
+        })
+    }
+
+    pub fn profile(&self) -> &Path {
+        &self.profile
+    }
+
+    /// Stops every browser process this seat started and deletes the profile.
+    pub fn close(&self) -> std::io::Result<()> {
+        let children =
+            std::mem::take(&mut *self.children.lock().unwrap_or_else(|e| e.into_inner()));
+        for mut child in children {
+            stop(&mut child);
+        }
+        match std::fs::remove_dir_all(&self.profile) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        }
+    }
+}
+
+impl Drop for Seat {
+    fn drop(&mut self) {
+        let _ = self.close();
+    }
+}
+
+impl Opener for Seat {
+    fn open(&self, url: &str) -> Result<(), Error> {
+        let profile = self.profile.display().to_string();
+        let (command, args): (&str, Vec<String>) = match &self.kind {
+            SeatBrowser::System => return open(url),
+            SeatBrowser::Chromium { command } => (
+                command,
+                vec![
+                    format!("--user-data-dir={profile}"),
+                    "--incognito".into(),
+                    "--no-first-run".into(),
+                    "--no-default-browser-check".into(),
+                    url.into(),
+                ],
+            ),
+            SeatBrowser::Firefox { command } => (
+                command,
+                vec![
+                    "-profile".into(),
+                    profile,
+                    "-no-remote".into(),
+                    "-private-window".into(),
+                    url.into(),
+                ],
+            ),
+        };
+        let mut cmd = Command::new(command);
+        cmd.args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        // Its own process group: closing the seat stops the browser's helpers too.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd.spawn().map_err(|e| Error {
+            tried: format!("`{command}`: {e}"),
+        })?;
+        self.children
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(child);
+        Ok(())
+    }
+}
+
+/// Asks a browser (and its process group) to quit, then makes sure it has.
+fn stop(child: &mut Child) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    #[cfg(unix)]
+    {
+        let group = child.id() as i32;
+        // SAFETY: signals the process group this seat started; no memory is involved.
+        unsafe { libc::killpg(group, libc::SIGTERM) };
+        for _ in 0..50 {
+            if let Ok(Some(_)) = child.try_wait() {
+                // SAFETY: as above; reaps helpers the browser left behind.
+                unsafe { libc::killpg(group, libc::SIGKILL) };
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        // SAFETY: as above.
+        unsafe { libc::killpg(group, libc::SIGKILL) };
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }

@@ -233,6 +233,14 @@ pub enum UiEvent {
     SignInNeeded { account: String, reason: String },
     /// A link the OS handed over was not for any sign-in in progress.
     LinkRefused { message: String },
+    /// Scan-to-sign-in: the code and a QR code (SVG) of the URL that carries it.
+    DeviceCode {
+        account: String,
+        user_code: String,
+        verification_uri: String,
+        qr_svg: String,
+        expires_in: u64,
+    },
 }
 
 /// The app's state; a cheap `Clone` handle.
@@ -738,6 +746,22 @@ impl Desktop {
                 }
                 Progress::Waiting => ("waiting", None, None),
                 Progress::Finishing => ("finishing", None, None),
+                Progress::DeviceCode {
+                    user_code,
+                    verification_uri,
+                    verification_uri_complete,
+                    expires_in,
+                } => {
+                    let scan = verification_uri_complete.unwrap_or(verification_uri);
+                    let _ = events.send(UiEvent::DeviceCode {
+                        account: account.clone(),
+                        user_code: user_code.to_owned(),
+                        verification_uri: verification_uri.to_owned(),
+                        qr_svg: qr_svg(scan),
+                        expires_in: expires_in.as_secs(),
+                    });
+                    return;
+                }
             };
             let _ = events.send(UiEvent::Progress {
                 account: account.clone(),
@@ -1301,5 +1325,20 @@ pub mod autostart {
              Exec=\"{exe}\" --hidden\nIcon=lanyard-desktop\nX-GNOME-Autostart-enabled=true\n"
         );
         std::fs::write(&path, text).map_err(fail)
+    }
+}
+
+/// A QR code of `text` as an SVG document (dark modules on white, with the quiet zone).
+pub fn qr_svg(text: &str) -> String {
+    match qrcode::QrCode::new(text.as_bytes()) {
+        Ok(code) => code
+            .render::<qrcode::render::svg::Color<'_>>()
+            .min_dimensions(240, 240)
+            .quiet_zone(true)
+            .build(),
+        Err(e) => {
+            tracing::warn!(error = %e, "no QR code");
+            String::new()
+        }
     }
 }

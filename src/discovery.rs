@@ -51,6 +51,8 @@ pub struct Metadata {
     pub revocation_endpoint: Option<Url>,
     pub introspection_endpoint: Option<Url>,
     pub end_session_endpoint: Option<Url>,
+    /// RFC 8628: where a device flow starts (scan-to-sign-in on a kiosk).
+    pub device_authorization_endpoint: Option<Url>,
     #[serde(default)]
     pub scopes_supported: Vec<String>,
     #[serde(default)]

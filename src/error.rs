@@ -107,7 +107,8 @@ impl Error {
             Error::Loopback(flow::loopback::Error::Timeout(_)) => Kind::Incomplete,
             Error::Loopback(_) => Kind::Other,
             Error::Flow(e) => match e {
-                flow::Error::Refused { .. } => Kind::Incomplete,
+                flow::Error::Refused { .. } | flow::Error::DeviceExpired => Kind::Incomplete,
+                flow::Error::Device(_) => Kind::Provider,
                 flow::Error::IssuerMismatch { .. } | flow::Error::Introspection(_) => {
                     Kind::Rejected
                 }

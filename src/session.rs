@@ -41,6 +41,15 @@ pub enum Progress<'a> {
     },
     /// Waiting for the browser to come back.
     Waiting,
+    /// Scan-to-sign-in (RFC 8628): the person signs in on their own device at
+    /// `verification_uri` with `user_code`; `verification_uri_complete` (the QR code's
+    /// content) carries the code.
+    DeviceCode {
+        user_code: &'a str,
+        verification_uri: &'a str,
+        verification_uri_complete: Option<&'a str>,
+        expires_in: Duration,
+    },
     /// The browser came back; checking the response and redeeming the code.
     Finishing,
 }
@@ -98,6 +107,8 @@ pub struct Lanyard {
     providers: Mutex<HashMap<String, (Instant, Arc<Provider>)>>,
     /// Where private-use scheme redirects arrive, when the desktop app runs this session.
     inbox: Option<Arc<Inbox>>,
+    /// Where sign-in pages open: the person's browser, or a kiosk seat's.
+    opener: Arc<dyn browser::Opener>,
 }
 
 /// How long a discovery document is trusted before it is fetched again.
@@ -115,6 +126,7 @@ impl Lanyard {
             refreshing: Mutex::new(HashMap::new()),
             providers: Mutex::new(HashMap::new()),
             inbox: None,
+            opener: Arc::new(browser::System),
         })
     }
 
@@ -232,7 +244,6 @@ impl Lanyard {
         secrets: Arc<dyn Secrets>,
     ) -> Result<Record, Error> {
         let artifact = request.check_response(provider, params)?;
-        let now = now();
         // The code flow redeems the code for tokens; the ID-token flow has its token already.
         let (response, id_token) = match request.response_type {
             ResponseType::Code => {
@@ -244,17 +255,41 @@ impl Lanyard {
             }
             ResponseType::IdToken => (None, artifact),
         };
-        let access_token = response.as_ref().map(|r| &r.access_token);
-        let claims = check_id_token(
-            provider,
+        self.keep(
             account,
-            &id_token,
-            Some(&request.nonce),
-            account.max_age,
-            access_token,
+            kind,
+            provider,
+            response,
+            id_token,
+            (Some(&request.nonce), account.max_age),
+            secrets,
         )
-        .await?;
+        .await
+    }
+
+    /// Checks a sign-in's tokens (ID token, introspection, userinfo) and, when every check
+    /// passes, stores them and the record.
+    #[allow(clippy::too_many_arguments)]
+    async fn keep(
+        &self,
+        account: &Account,
+        kind: StoreKind,
+        provider: &Provider,
+        response: Option<flow::TokenResponse>,
+        id_token: Secret,
+        (nonce, max_age): (Option<&Secret>, Option<u64>),
+        secrets: Arc<dyn Secrets>,
+    ) -> Result<Record, Error> {
+        let now = now();
+        let access_token = response.as_ref().map(|r| &r.access_token);
+        let claims =
+            check_id_token(provider, account, &id_token, nonce, max_age, access_token).await?;
         if account.introspect {
+            let nonce = nonce.ok_or_else(|| {
+                flow::Error::Introspection(
+                    "this sign-in carried no nonce for the introspection check".into(),
+                )
+            })?;
             let url = provider
                 .metadata
                 .introspection_endpoint
@@ -269,7 +304,7 @@ impl Lanyard {
                 url,
                 &account.client_id,
                 &id_token,
-                &request.nonce,
+                nonce,
                 claims.subject(),
             )
             .await?;
@@ -317,6 +352,74 @@ impl Lanyard {
         self.records.save(kind, &record)?;
         tracing::info!(account = %account.name, subject = %record.subject, "signed in");
         Ok(record)
+    }
+
+    /// Whether `name`'s provider offers the device flow (scan-to-sign-in).
+    pub async fn offers_device_flow(&self, name: &str) -> Result<bool, Error> {
+        let account = self.config.account(name)?;
+        let provider = self.discover(account).await?;
+        Ok(provider.metadata.device_authorization_endpoint.is_some())
+    }
+
+    /// Signs in with the device authorization grant (RFC 8628): `progress` gets the code
+    /// to show, then the tokens are checked and stored as for a browser sign-in. Nothing
+    /// is stored unless every check passes.
+    pub async fn login_device(
+        &self,
+        name: &str,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<Record, Error> {
+        let account = self.config.account(name)?;
+        let kind = self.store_kind(account);
+        let secrets = self.secrets(kind).await?;
+        let client_secret = self.client_secret(account, kind).await?;
+        let provider = self.discover_afresh(account).await?;
+        let endpoint = provider
+            .metadata
+            .device_authorization_endpoint
+            .clone()
+            .ok_or_else(|| {
+                flow::Error::Device(format!(
+                    "{} offers no device authorization endpoint; sign in in the browser",
+                    account.issuer
+                ))
+            })?;
+        let auth = flow::client_auth(account, &provider, client_secret.as_ref())?;
+        let scope = account.scopes.join(" ");
+        let mut params = vec![("scope", scope.as_str())];
+        params.extend(
+            account
+                .extra_params
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        let authorization = flow::device::start(&self.http, &endpoint, &auth, &params).await?;
+        progress(Progress::DeviceCode {
+            user_code: &authorization.user_code,
+            verification_uri: authorization.verification_uri.as_str(),
+            verification_uri_complete: authorization
+                .verification_uri_complete
+                .as_ref()
+                .map(url::Url::as_str),
+            expires_in: authorization.expires_in,
+        });
+        progress(Progress::Waiting);
+        let response = flow::device::wait(&self.http, &provider, &auth, &authorization).await?;
+        progress(Progress::Finishing);
+        let id_token = response.id_token.clone().ok_or(flow::Error::NoIdToken)?;
+        self.keep(
+            account,
+            kind,
+            &provider,
+            Some(response),
+            id_token,
+            // No nonce in RFC 8628. No max_age either: the person signs in on their own
+            // device, where the provider decides whether to ask for credentials again;
+            // the seat never sees them.
+            (None, None),
+            secrets,
+        )
+        .await
     }
 
     /// An access token valid for at least `min_valid` seconds, refreshed if need be.
@@ -732,6 +835,12 @@ impl Lanyard {
         })
     }
 
+    /// Open sign-in and sign-out pages with `opener` (a kiosk seat's browser).
+    pub fn with_opener(mut self, opener: Arc<dyn browser::Opener>) -> Lanyard {
+        self.opener = opener;
+        self
+    }
+
     /// Receive private-use scheme redirects (`redirect = "dev.lanyard:/callback"`)
     /// through `inbox`, which the desktop app feeds from its deep-link handler.
     pub fn with_inbox(mut self, inbox: Arc<Inbox>) -> Lanyard {
@@ -793,7 +902,7 @@ impl Lanyard {
         if !open_browser {
             return progress(Progress::OpenYourself { url, reason: None });
         }
-        match browser::open(url) {
+        match self.opener.open(url) {
             Ok(()) => progress(Progress::BrowserOpened { url: shown }),
             Err(e) => progress(Progress::OpenYourself {
                 url,

@@ -10,6 +10,44 @@ async fn seen(env: &Env, run: usize) -> Vec<String> {
     serde_json::from_value(entry["seen"].clone()).unwrap()
 }
 
+/// Scan-to-sign-in (RFC 8628): the CLI shows a code, the person signs in on their phone
+/// (the test's browser, on the provider's device pages), and the CLI is signed in.
+#[tokio::test]
+async fn device_flow_signs_in_on_another_device() {
+    let idp = Idp::start(false);
+    let env = Env::new();
+    env.account(
+        "tv",
+        &format!(
+            "issuer = \"{}\"\nclient_id = \"lanyard-public\"\nmax_age = 0",
+            idp.issuer
+        ),
+    );
+    let (cli, url) = env.login_device("tv").await;
+    assert!(url.contains("user_code="), "{url}");
+    env.phone(&url).await;
+    let out = cli.wait_with_output().await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "Signed in to tv as Alice Example <alice@example.test>."
+    );
+    let pages = seen(&env, 0).await;
+    assert!(
+        pages.contains(&"login".to_owned()) && pages.contains(&"success".to_owned()),
+        "{pages:?}"
+    );
+    let whoami = env.lanyard(&["whoami", "tv", "--json"]).await;
+    whoami.assert_ok();
+    assert!(
+        whoami.stdout.contains("\"sub\": \"alice\""),
+        "{}",
+        whoami.stdout
+    );
+    assert!(stored_tokens("tv").is_some());
+    env.lanyard(&["logout", "tv", "--local"]).await.assert_ok();
+}
+
 /// The whole life of a sign-in over https: login, whoami, token, refresh with rotation,
 /// logout with revocation and end-session, and a provider session that really ended.
 #[tokio::test]

@@ -22,6 +22,10 @@ pub struct Args {
     /// Make the provider ask for credentials again (prompt=login)
     #[arg(long)]
     reauth: bool,
+    /// Sign in on another device with a code (RFC 8628 device flow), for machines
+    /// without a browser
+    #[arg(long, conflicts_with_all = ["no_browser", "reauth"])]
+    device: bool,
     /// Print the signed-in identity as JSON
     #[arg(long)]
     json: bool,
@@ -34,9 +38,16 @@ pub async fn run(lanyard: &Lanyard, args: Args) -> Result<(), Error> {
         prompt: args.reauth.then(|| "login".to_owned()),
     };
     let waiting = Waiting::start();
-    let record = lanyard
-        .login(&args.name, &options, &|p| waiting.progress(p))
-        .await;
+    let record = if args.device {
+        let progress = |p: Progress<'_>| waiting.progress(p);
+        tokio::time::timeout(options.timeout, lanyard.login_device(&args.name, &progress))
+            .await
+            .unwrap_or(Err(crate::flow::Error::DeviceExpired.into()))
+    } else {
+        lanyard
+            .login(&args.name, &options, &|p| waiting.progress(p))
+            .await
+    };
     waiting.stop();
     let record = record?;
     if args.json {
@@ -56,6 +67,8 @@ pub async fn run(lanyard: &Lanyard, args: Args) -> Result<(), Error> {
 pub struct Waiting {
     active: Arc<AtomicBool>,
     tty: bool,
+    /// Where the person is: "in the browser", or "on the other device".
+    place: std::sync::Mutex<&'static str>,
 }
 
 impl Waiting {
@@ -63,6 +76,7 @@ impl Waiting {
         Waiting {
             active: Arc::new(AtomicBool::new(false)),
             tty: std::io::stderr().is_terminal(),
+            place: std::sync::Mutex::new("in the browser"),
         }
     }
 
@@ -77,9 +91,28 @@ impl Waiting {
                 }
                 eprintln!("Open this link in your browser:\n  {url}");
             }
+            Progress::DeviceCode {
+                user_code,
+                verification_uri,
+                verification_uri_complete,
+                expires_in,
+            } => {
+                *self.place.lock().unwrap_or_else(|e| e.into_inner()) = "on the other device";
+                eprintln!(
+                    "On your phone or another computer, open\n  {verification_uri}\nand enter the code  {user_code}"
+                );
+                if let Some(complete) = verification_uri_complete {
+                    eprintln!("(or open {complete}, which has the code in it)");
+                }
+                eprintln!(
+                    "The code is good for {} min.",
+                    expires_in.as_secs().div_ceil(60)
+                );
+            }
             Progress::Waiting if self.tty => {
                 self.active.store(true, Ordering::SeqCst);
                 let active = self.active.clone();
+                let place = *self.place.lock().unwrap_or_else(|e| e.into_inner());
                 tokio::spawn(async move {
                     let frames = ['⠋', '⠙', '⠹', '⠸', '⠼', '⠴', '⠦', '⠧', '⠇', '⠏'];
                     let started = tokio::time::Instant::now();
@@ -91,14 +124,17 @@ impl Waiting {
                         }
                         let secs = started.elapsed().as_secs();
                         eprint!(
-                            "\r{} Waiting for you in the browser… {secs} s (Ctrl-C to cancel) ",
+                            "\r{} Waiting for you {place}… {secs} s (Ctrl-C to cancel) ",
                             frames[i % frames.len()]
                         );
                         let _ = std::io::stderr().flush();
                     }
                 });
             }
-            Progress::Waiting => eprintln!("Waiting for you in the browser… (Ctrl-C to cancel)"),
+            Progress::Waiting => eprintln!(
+                "Waiting for you {}… (Ctrl-C to cancel)",
+                self.place.lock().unwrap_or_else(|e| e.into_inner())
+            ),
             Progress::Finishing => self.stop(),
         }
     }

@@ -7,6 +7,7 @@
 //! [`end_session_url`] (RP-Initiated Logout 1.0) complete the life of a session.
 //! These functions neither store anything nor decide policy; `session` does.
 
+pub mod device;
 pub mod loopback;
 pub mod scheme;
 
@@ -51,6 +52,10 @@ pub enum Error {
         "the provider accepts none of the client authentication methods Lanyard has ({offered}); set `client_auth` for the account"
     )]
     NoAuthMethod { offered: String },
+    #[error("scan-to-sign-in: {0}")]
+    Device(String),
+    #[error("the code expired before anyone signed in with it; start again for a new one")]
+    DeviceExpired,
     #[error("cannot make random values: the OS random source failed")]
     Random,
     #[error(transparent)]

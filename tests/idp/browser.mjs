@@ -13,6 +13,13 @@
 //                                seen ("login", "consent", "logout") and the final URL
 //   CHROMIUM                     the browser binary (default /usr/bin/chromium)
 //
+// Switches a kiosk passes are honoured the way Chromium does: `--user-data-dir=DIR` is the
+// profile (created by Lanyard for the seat session, and left in place); others are ignored.
+//
+// A device-flow verification URL (RFC 8628, no redirect URI: the test plays the player's
+// phone) is followed through the provider's code confirmation, login and consent pages
+// until it says the sign-in succeeded.
+//
 // A redirect URI with a private-use scheme (dev.lanyard:/callback) is handed to the app the
 // way the desktop does it: `gio open URL`, which starts the app registered for the scheme.
 
@@ -23,7 +30,9 @@ import path from 'node:path';
 
 import { chromium } from 'playwright-core';
 
-const url = process.argv[2];
+const argv = process.argv.slice(2);
+const url = argv.filter((a) => !a.startsWith('-')).pop();
+const userDataDir = argv.find((a) => a.startsWith('--user-data-dir='))?.slice('--user-data-dir='.length);
 const action = process.env.LANYARD_TEST_BROWSER_ACTION ?? 'approve';
 const login = process.env.LANYARD_TEST_LOGIN ?? 'alice';
 const logFile = process.env.LANYARD_TEST_BROWSER_LOG;
@@ -36,10 +45,12 @@ function log(entry) {
 async function main() {
   if (!url) throw new Error('usage: browser.mjs URL');
   const start = new URL(url);
+  const device = start.searchParams.has('user_code') || start.pathname.endsWith('/device');
   const target = start.searchParams.get('redirect_uri') ?? start.searchParams.get('post_logout_redirect_uri');
-  if (!target) throw new Error(`no redirect URI in ${url}`);
+  if (!target && !device) throw new Error(`no redirect URI in ${url}`);
 
-  const profile = process.env.LANYARD_TEST_BROWSER_PROFILE
+  const fresh = !userDataDir && !process.env.LANYARD_TEST_BROWSER_PROFILE;
+  const profile = userDataDir ?? process.env.LANYARD_TEST_BROWSER_PROFILE
     ?? fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-chromium-'));
   let page;
   const context = await chromium.launchPersistentContext(profile, {
@@ -52,6 +63,12 @@ async function main() {
   try {
     page = context.pages()[0] ?? await context.newPage();
     page.setDefaultTimeout(30_000);
+    if (device) {
+      await page.goto(url, { waitUntil: 'domcontentloaded' });
+      await followDevicePages(page);
+      log({ action, seen, url: page.url().split('?')[0], profile: userDataDir, device: true });
+      return;
+    }
     // A private-use scheme never loads in the browser: catch the provider's redirect to it.
     const custom = !/^https?:/.test(target);
     let handOver;
@@ -109,15 +126,46 @@ async function main() {
     }
     await page.waitForLoadState('domcontentloaded');
     const text = await page.locator('body').innerText().catch(() => '');
-    log({ action, seen, url: page.url().split('?')[0], text: text.slice(0, 200) });
+    log({ action, seen, url: page.url().split('?')[0], text: text.slice(0, 200), profile: userDataDir });
   } catch (error) {
     // Where the browser stood, for the test's failure message.
     error.where = { url: page?.url(), text: (await page?.locator('body').innerText().catch(() => '')) ?? '' };
     throw error;
   } finally {
     await context.close();
-    if (!process.env.LANYARD_TEST_BROWSER_PROFILE) fs.rmSync(profile, { recursive: true, force: true });
+    if (fresh) fs.rmSync(profile, { recursive: true, force: true });
   }
+}
+
+// The provider's device pages: confirm the code, log in, consent, until it says done.
+async function followDevicePages(page) {
+  const submit = async (selector) => {
+    await Promise.all([page.waitForNavigation({ waitUntil: 'domcontentloaded' }), page.click(selector)]);
+  };
+  for (let step = 0; step < 10; step += 1) {
+    if (/Sign-in Success/.test(await page.locator('body').innerText())) {
+      seen.push('success');
+      return;
+    }
+    if (await page.locator('input[name="login"]').count()) {
+      seen.push('login');
+      await page.fill('input[name="login"]', login);
+      await page.fill('input[name="password"]', 'any password');
+      await submit('button[type="submit"]');
+    } else if (await page.locator('input[name="prompt"][value="consent"]').count()) {
+      seen.push('consent');
+      await submit('button[type="submit"]');
+    } else if (await page.locator('form#op\\.deviceConfirmForm').count()) {
+      seen.push('confirm');
+      await submit('button[autofocus]');
+    } else if (await page.locator('input[name="user_code"]').count()) {
+      seen.push('code');
+      await submit('button[type="submit"]');
+    } else {
+      throw new Error('an unexpected device page');
+    }
+  }
+  throw new Error('the device pages never said the sign-in succeeded');
 }
 
 main().catch((error) => {

@@ -89,7 +89,12 @@ const STANDARD_CLAIMS = {
 const PROFILES = {
   default: {
     clients: [
-      native({ client_id: 'lanyard-public', token_endpoint_auth_method: 'none' }),
+      // Also a device-flow client (RFC 8628): scan-to-sign-in on a kiosk.
+      native({
+        client_id: 'lanyard-public',
+        token_endpoint_auth_method: 'none',
+        grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
+      }),
       native({ client_id: 'lanyard-basic', client_secret: 'basic-secret-0123456789', token_endpoint_auth_method: 'client_secret_basic' }),
       native({ client_id: 'lanyard-post', client_secret: 'post-secret-0123456789', token_endpoint_auth_method: 'client_secret_post' }),
       // The desktop app's private-use scheme (RFC 8252 section 7.1).
@@ -105,6 +110,7 @@ const PROFILES = {
       revocation: { enabled: true },
       introspection: { enabled: true },
       rpInitiatedLogout: { enabled: true },
+      deviceFlow: { enabled: true },
       // RFC 8707: APIs at https://api.NAME.test take JWT access tokens for their audience
       // and the api:* scopes (down-scoping tests).
       resourceIndicators: {

@@ -291,6 +291,59 @@ impl Env {
         }
     }
 
+    /// The person's own phone in a device flow: the test's browser opens `url` (the
+    /// verification URL with the code) and signs in there.
+    pub async fn phone(&self, url: &str) {
+        let mut cmd = tokio::process::Command::new(root().join("tests/idp/browser.mjs"));
+        cmd.arg(url);
+        for (k, v) in &self.vars {
+            cmd.env(k, v);
+        }
+        let status = cmd.status().await.unwrap();
+        assert!(
+            status.success(),
+            "the phone's browser failed: {:?}",
+            self.browser_runs().last()
+        );
+    }
+
+    /// Starts `lanyard login NAME --device` and returns it with the verification URL it
+    /// printed (the one with the code in it).
+    pub async fn login_device(&self, name: &str) -> (tokio::process::Child, String) {
+        use tokio::io::AsyncBufReadExt as _;
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_lanyard"));
+        cmd.args(["login", name, "--device"])
+            .env("LANYARD_CONFIG", &self.config)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.vars {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stderr.take().unwrap()).lines();
+        let mut seen = String::new();
+        while let Some(line) = lines.next_line().await.unwrap() {
+            seen.push_str(&line);
+            seen.push('\n');
+            if let Some(rest) = line.strip_prefix("(or open ") {
+                let url = rest
+                    .split_whitespace()
+                    .next()
+                    .unwrap()
+                    .trim_end_matches(',');
+                // Keep draining stderr, so the CLI never blocks on a full pipe.
+                tokio::spawn(async move {
+                    while let Ok(Some(line)) = lines.next_line().await {
+                        eprintln!("lanyard login --device: {line}");
+                    }
+                });
+                return (child, url.to_owned());
+            }
+        }
+        panic!("lanyard login --device printed no verification URL:\n{seen}");
+    }
+
     /// The browser's log entries, one per run, oldest first.
     pub fn browser_runs(&self) -> Vec<Value> {
         std::fs::read_to_string(self.path("browser.log"))
