@@ -34,6 +34,12 @@ pub struct Error {
     tried: String,
 }
 
+impl Error {
+    pub fn new(tried: String) -> Error {
+        Error { tried }
+    }
+}
+
 pub fn open(url: &str) -> Result<(), Error> {
     let commands: Vec<String> = match std::env::var("BROWSER") {
         Ok(value) if !value.trim().is_empty() => value.split(':').map(str::to_owned).collect(),

@@ -142,7 +142,12 @@ impl Kiosk {
     /// The kiosk file, if kiosk mode is on: its accounts are the only ones offered, each
     /// forced to memory-only storage and a fresh sign-in (`prompt=login`, `max_age=0`).
     pub fn load() -> Result<Option<Config>, Error> {
-        let path = Kiosk::path();
+        Kiosk::load_from(&Kiosk::path())
+    }
+
+    /// [`Kiosk::load`] from `path`.
+    pub fn load_from(path: &Path) -> Result<Option<Config>, Error> {
+        let path = path.to_owned();
         let text = match std::fs::read_to_string(&path) {
             Ok(text) => text,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

@@ -23,6 +23,7 @@ use crate::broker::protocol::{ErrorBody, Event};
 use crate::broker::{self, Agent, BindError};
 use crate::config::{Account, Config, NewAccount, StoreKind};
 use crate::flow::scheme::Inbox;
+use crate::kiosk::{Seat, SeatView, Trigger};
 use crate::preset::{self, Branding, Preset};
 use crate::session::{self, Lanyard, Progress};
 use crate::store::{Record, Records, Status};
@@ -41,6 +42,9 @@ pub struct Options {
     pub data_dir: Option<PathBuf>,
     /// How long a prompt waits before it denies [default: a minute].
     pub approval_timeout: Option<Duration>,
+    /// The managed kiosk file [default: `$LANYARD_KIOSK_CONFIG`, else the system-wide
+    /// one]. Kiosk mode is on when it exists: its accounts replace the accounts file.
+    pub kiosk: Option<PathBuf>,
 }
 
 /// An error as the window shows it: what happened and what to do next.
@@ -233,11 +237,15 @@ pub enum UiEvent {
     SignInNeeded { account: String, reason: String },
     /// A link the OS handed over was not for any sign-in in progress.
     LinkRefused { message: String },
+    /// Kiosk mode: the seat session changed (started, warned of idleness, ended).
+    Seat { seat: SeatView },
     /// Scan-to-sign-in: the code and a QR code (SVG) of the URL that carries it.
     DeviceCode {
         account: String,
         user_code: String,
         verification_uri: String,
+        /// The URL with the code in it, which the QR code holds.
+        verification_uri_complete: Option<String>,
         qr_svg: String,
         expires_in: u64,
     },
@@ -264,6 +272,8 @@ struct Inner {
     http: http::Client,
     /// Where the OS's deep links (private-use scheme redirects) go.
     inbox: Arc<Inbox>,
+    /// Kiosk mode's seat.
+    seat: Option<Arc<Seat>>,
 }
 
 /// Prompts waiting for the person, by id.
@@ -349,6 +359,13 @@ impl Desktop {
     /// the app can ask the person about unknown apps. Another instance of the app there
     /// is an error. When the app quits, its broker stops with it.
     pub async fn start(options: Options) -> Result<Desktop, Failure> {
+        let kiosk = match &options.kiosk {
+            Some(path) => crate::config::Kiosk::load_from(path)?,
+            None => crate::config::Kiosk::load()?,
+        };
+        if let Some(kiosk) = kiosk {
+            return Desktop::start_kiosk(options, kiosk).await;
+        }
         let config_path = match options.config {
             Some(path) => path,
             None => Config::default_path()?,
@@ -373,13 +390,7 @@ impl Desktop {
         let agent = Agent::new(lanyard, records_dir.clone(), Some(approvals.approver()))
             .with_approval_timeout(approvals.timeout);
         let socket = options.socket.unwrap_or_else(broker::socket_path);
-        let listener = match broker::bind(&socket).await {
-            Err(BindError::Running(_)) => {
-                take_over(&socket).await?;
-                broker::bind(&socket).await.map_err(Error::from)?
-            }
-            other => other.map_err(Error::from)?,
-        };
+        let listener = bind_or_take_over(&socket).await?;
         let desktop = Desktop {
             inner: Arc::new(Inner {
                 agent: agent.clone(),
@@ -392,8 +403,94 @@ impl Desktop {
                 running: Mutex::new(HashMap::new()),
                 http: http::Client::new().map_err(|e| Failure::new(e.to_string()))?,
                 inbox,
+                seat: None,
             }),
         };
+        desktop.serve(listener);
+        Ok(desktop)
+    }
+
+    /// Kiosk mode: the kiosk file's accounts, tokens in memory only, no prompts (the file
+    /// names the apps), nothing written to the data directory, and a [`Seat`] that ends
+    /// the seat session on every trigger.
+    async fn start_kiosk(options: Options, config: Config) -> Result<Desktop, Failure> {
+        let kiosk = config
+            .kiosk
+            .clone()
+            .expect("a kiosk file has a [kiosk] table");
+        let config_path = config.path.clone();
+        #[cfg(target_os = "linux")]
+        let probe = crate::kiosk::x11::X11Idle::open()
+            .map(|p| Arc::new(p) as Arc<dyn crate::kiosk::IdleProbe>);
+        #[cfg(not(target_os = "linux"))]
+        let probe = None;
+        let seat = Seat::new(kiosk.clone(), config_path.clone(), probe);
+        let inbox = Arc::new(Inbox::default());
+        let lanyard = Lanyard::new(config, Records::new(None))?
+            .with_store(Some(StoreKind::Memory))
+            .with_inbox(inbox.clone())
+            .with_opener(seat.opener());
+        let ender = Arc::downgrade(&seat);
+        let rules = broker::agent::KioskRules {
+            file: config_path.clone(),
+            allowed_apps: kiosk.allowed_apps.clone(),
+            session_apps: kiosk.session_apps.clone(),
+            end_session: Arc::new(move || {
+                let seat = ender.upgrade();
+                Box::pin(async move {
+                    match seat {
+                        Some(seat) => seat.end(Trigger::Broker).await,
+                        None => false,
+                    }
+                })
+            }),
+        };
+        let agent = Agent::new(lanyard, None, None).with_kiosk(rules);
+        seat.attach(agent.clone());
+        let (events, _) = broadcast::channel(256);
+        let approvals = Arc::new(Approvals {
+            pending: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(0),
+            events,
+            timeout: broker::agent::APPROVAL_TIMEOUT,
+            providers: Mutex::new(HashMap::new()),
+        });
+        let socket = options.socket.unwrap_or_else(broker::socket_path);
+        let listener = bind_or_take_over(&socket).await?;
+        let desktop = Desktop {
+            inner: Arc::new(Inner {
+                agent,
+                config_path,
+                config_seen: Mutex::new(None),
+                records_dir: None,
+                store: Some(StoreKind::Memory),
+                socket,
+                approvals,
+                running: Mutex::new(HashMap::new()),
+                http: http::Client::new().map_err(|e| Failure::new(e.to_string()))?,
+                inbox,
+                seat: Some(seat.clone()),
+            }),
+        };
+        tokio::spawn(seat.clone().run());
+        tokio::spawn({
+            let desktop = desktop.clone();
+            let mut views = seat.subscribe();
+            async move {
+                while let Ok(seat) = views.recv().await {
+                    let _ = desktop.inner.approvals.events.send(UiEvent::Seat { seat });
+                    desktop.changed();
+                }
+            }
+        });
+        desktop.serve(listener);
+        Ok(desktop)
+    }
+
+    /// Serves the broker on `listener` and keeps the views current.
+    fn serve(&self, listener: tokio::net::UnixListener) {
+        let desktop = self;
+        let agent = self.inner.agent.clone();
         desktop.remember_providers();
         tokio::spawn(desktop.clone().forward(agent.subscribe()));
         tokio::spawn({
@@ -402,7 +499,63 @@ impl Desktop {
         });
         tokio::spawn(broker::server::run(listener, agent, std::future::pending()));
         tracing::info!(socket = %desktop.inner.socket.display(), "broker listening");
-        Ok(desktop)
+    }
+
+    /// The kiosk seat, in kiosk mode.
+    pub fn seat(&self) -> Option<SeatView> {
+        self.inner.seat.as_ref().map(|s| s.view())
+    }
+
+    /// The kiosk's End session button (and the app's quit): the complete sign-out.
+    /// Returns whether anyone was signed in.
+    pub async fn end_session(&self, trigger: Trigger) -> Result<bool, Failure> {
+        let seat = self.inner.seat.as_ref().ok_or_else(|| {
+            Failure::new("only a kiosk seat has a seat session to end; sign out instead")
+        })?;
+        Ok(seat.end(trigger).await)
+    }
+
+    /// "I'm still here": the player is at the seat; the idle clock starts again.
+    pub fn still_here(&self) {
+        if let Some(seat) = &self.inner.seat {
+            seat.activity();
+        }
+    }
+
+    /// The seat's browser profile for the current seat session, if a sign-in opened one.
+    pub fn seat_profile(&self) -> Option<PathBuf> {
+        self.inner.seat.as_ref().and_then(|s| s.profile())
+    }
+
+    /// Whether `account`'s provider offers scan-to-sign-in (and the kiosk file allows it).
+    pub async fn offers_device_flow(&self, account: &str) -> Result<bool, Failure> {
+        if self
+            .inner
+            .seat
+            .as_ref()
+            .is_some_and(|s| !s.kiosk().device_flow)
+        {
+            return Ok(false);
+        }
+        Ok(self
+            .inner
+            .agent
+            .lanyard()
+            .offers_device_flow(account)
+            .await?)
+    }
+
+    /// Scan-to-sign-in (RFC 8628): a `DeviceCode` event carries the code and its QR code;
+    /// resolves when the person has signed in on their phone, or with `cancelled`.
+    pub async fn sign_in_device(&self, account: &str) -> Result<IdentityView, Failure> {
+        let cancelled = self.begin(account)?;
+        let progress = self.progress(account, "sign_in");
+        let outcome = tokio::select! {
+            r = self.inner.agent.login_device_with(account, &progress) => r.map_err(Failure::from),
+            _ = cancelled => Err(Failure::new("the sign-in was cancelled")),
+        };
+        self.end(account);
+        self.signed_in(account, outcome)
     }
 
     /// Events for the window, from now on.
@@ -451,14 +604,30 @@ impl Desktop {
             _ = cancelled => Err(Failure::new("the sign-in was cancelled")),
         };
         self.end(account);
+        self.signed_in(account, outcome)
+    }
+
+    fn signed_in(
+        &self,
+        account: &str,
+        outcome: Result<Record, Failure>,
+    ) -> Result<IdentityView, Failure> {
         self.finish(account, "sign_in", &outcome);
         let record = outcome?;
+        if let Some(seat) = &self.inner.seat {
+            seat.signed_in();
+        }
         let lanyard = self.inner.agent.lanyard();
         Ok(identity_view(lanyard.config().account(account)?, &record))
     }
 
     /// Signs out: revokes, forgets, and ends the provider's session in the browser.
     pub async fn sign_out(&self, account: &str) -> Result<Vec<String>, Failure> {
+        if self.inner.seat.is_some() {
+            // On a seat, signing out is ending the seat session: all of it.
+            self.end_session(Trigger::Button).await?;
+            return Ok(vec![]);
+        }
         let cancelled = self.begin(account)?;
         let progress = self.progress(account, "sign_out");
         let outcome = tokio::select! {
@@ -757,6 +926,7 @@ impl Desktop {
                         account: account.clone(),
                         user_code: user_code.to_owned(),
                         verification_uri: verification_uri.to_owned(),
+                        verification_uri_complete: verification_uri_complete.map(str::to_owned),
                         qr_svg: qr_svg(scan),
                         expires_in: expires_in.as_secs(),
                     });
@@ -812,6 +982,10 @@ impl Desktop {
     }
 
     fn reload_if_changed(&self) {
+        if self.inner.seat.is_some() {
+            // The kiosk file is read at start only; the center restarts the app to change it.
+            return;
+        }
         let now = modified(&self.inner.config_path);
         let seen = *self
             .inner
@@ -889,6 +1063,17 @@ impl Desktop {
             }
         }
     }
+}
+
+/// Binds the broker's socket, asking a headless agent there to make way.
+async fn bind_or_take_over(socket: &Path) -> Result<tokio::net::UnixListener, Failure> {
+    Ok(match broker::bind(socket).await {
+        Err(BindError::Running(_)) => {
+            take_over(socket).await?;
+            broker::bind(socket).await.map_err(Error::from)?
+        }
+        other => other.map_err(Error::from)?,
+    })
 }
 
 fn load_or_empty(path: &Path) -> Result<Config, Failure> {

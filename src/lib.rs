@@ -54,6 +54,7 @@ mod error;
 pub mod flow;
 pub mod http;
 pub mod jose;
+pub mod kiosk;
 pub mod preset;
 pub mod secret;
 pub mod session;

@@ -15,5 +15,8 @@ mod desktop;
 mod flows;
 /// The hostile provider: every RP certification case and JOSE attack, each rejected.
 mod hostile;
+/// Kiosk mode: a seat session against the real provider, ended by every trigger, and a
+/// residue scan after each.
+mod kiosk;
 /// The five seed providers as presets, each against its emulation.
 mod presets;

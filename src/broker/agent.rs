@@ -54,6 +54,18 @@ pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 /// `AllowOnce`, `Deny`, or `Unknown` when nobody answered.
 pub type Approver = Arc<dyn Fn(ApprovalRequest) -> BoxFuture<Decision> + Send + Sync>;
 
+/// A kiosk seat's rules, from the managed kiosk file: which apps get tokens (no one is
+/// asked), which may end the seat session, and what ending it does.
+#[derive(Clone)]
+pub struct KioskRules {
+    /// The kiosk file, named in refusals.
+    pub file: PathBuf,
+    pub allowed_apps: Vec<String>,
+    pub session_apps: Vec<String>,
+    /// Ends the seat session; answers whether anyone was signed in.
+    pub end_session: Arc<dyn Fn() -> BoxFuture<bool> + Send + Sync>,
+}
+
 #[derive(Clone)]
 pub struct Agent {
     inner: Arc<Inner>,
@@ -75,6 +87,7 @@ struct Inner {
     events: broadcast::Sender<Event>,
     approver: Option<Approver>,
     approval_timeout: Duration,
+    kiosk: Option<KioskRules>,
     /// Per account, one slot per target: the sign-in's own token and any narrower ones.
     // A std mutex: held only to look up or insert a slot, never across an await.
     slots: Mutex<HashMap<String, HashMap<Target, Arc<Slot>>>>,
@@ -116,8 +129,57 @@ impl Agent {
                 events,
                 approver,
                 approval_timeout: APPROVAL_TIMEOUT,
+                kiosk: None,
                 slots: Mutex::new(HashMap::new()),
             }),
+        }
+    }
+
+    /// A kiosk seat's agent: the kiosk file's rules replace the policy file and the
+    /// prompts, and nothing is audited to disk. For a new agent, before it is cloned.
+    pub fn with_kiosk(mut self, rules: KioskRules) -> Agent {
+        let inner =
+            Arc::get_mut(&mut self.inner).expect("set kiosk rules before sharing the agent");
+        inner.kiosk = Some(rules);
+        inner.audit = None;
+        self
+    }
+
+    /// Kiosk only: ends the seat session for an app the kiosk file lets do so.
+    pub async fn end_session(&self, peer: &Peer) -> Result<Value, ErrorBody> {
+        let Some(kiosk) = &self.inner.kiosk else {
+            return Err(ErrorBody {
+                code: Code::NotSupported,
+                message: "end_session ends a kiosk seat's session; this Lanyard is not a kiosk"
+                    .into(),
+                hint: Some("to sign out of an account, use `logout`".into()),
+            });
+        };
+        if !kiosk.session_apps.contains(&peer.app) && !kiosk.allowed_apps.contains(&peer.app) {
+            return Err(ErrorBody {
+                code: Code::Denied,
+                message: format!(
+                    "{} may not end the seat session: it is in neither session_apps nor allowed_apps of {}",
+                    peer.app,
+                    kiosk.file.display()
+                ),
+                hint: None,
+            });
+        }
+        tracing::info!(app = %peer.app, "end_session requested");
+        let ended = (kiosk.end_session)().await;
+        Ok(json!({ "ended": ended }))
+    }
+
+    /// On a kiosk, sign-in and sign-out belong to the seat's screen.
+    fn not_on_a_kiosk(&self, what: &str) -> Result<(), ErrorBody> {
+        match &self.inner.kiosk {
+            Some(_) => Err(ErrorBody {
+                code: Code::NotSupported,
+                message: format!("on a kiosk seat, {what} happens at the seat's screen"),
+                hint: Some("end the seat session with `end_session`".into()),
+            }),
+            None => Ok(()),
         }
     }
 
@@ -285,6 +347,7 @@ impl Agent {
     }
 
     pub async fn login(&self, account: &str) -> Result<Value, ErrorBody> {
+        self.not_on_a_kiosk("sign-in")?;
         let record = self
             .login_with(account, &|_| {})
             .await
@@ -313,7 +376,22 @@ impl Agent {
         Ok(record)
     }
 
+    /// Signs in with the device flow (scan-to-sign-in), reporting the code to show.
+    pub async fn login_device_with(
+        &self,
+        account: &str,
+        progress: &(dyn Fn(session::Progress<'_>) + Sync),
+    ) -> Result<crate::store::Record, Error> {
+        let record = self.lanyard().login_device(account, progress).await?;
+        self.forget(account);
+        let _ = self.inner.events.send(Event::SignedIn {
+            account: account.to_owned(),
+        });
+        Ok(record)
+    }
+
     pub async fn logout(&self, account: &str, local: bool) -> Result<Value, ErrorBody> {
+        self.not_on_a_kiosk("sign-out")?;
         let report = self
             .logout_with(account, local, &|_| {})
             .await
@@ -361,6 +439,32 @@ impl Agent {
             message,
             hint: None,
         };
+        if let Some(kiosk) = &self.inner.kiosk {
+            let allowed = kiosk.allowed_apps.contains(&peer.app);
+            let decision = if allowed {
+                Decision::Allow
+            } else {
+                Decision::Deny
+            };
+            let _ = self.inner.events.send(Event::Access {
+                account: account.to_owned(),
+                app: peer.app.clone(),
+                decision: if allowed { "allowed" } else { "denied" }.into(),
+                time: crate::session::now(),
+            });
+            return match decision {
+                Decision::Allow => Ok(()),
+                _ => Err(ErrorBody {
+                    code: Code::Denied,
+                    message: format!(
+                        "{} may not use {account}'s tokens on this seat: it is not in allowed_apps of {}",
+                        peer.app,
+                        kiosk.file.display()
+                    ),
+                    hint: Some("ask the center to add the app to the kiosk file".into()),
+                }),
+            };
+        }
         let policy = self.policy().map_err(policy_error)?;
         let mut decision = policy.decide(account, &peer.app);
         let mut unanswered = false;

@@ -52,6 +52,9 @@ pub enum Op {
     },
     /// From now on, this connection receives events.
     Subscribe,
+    /// Kiosk only: end the seat session now (sign everyone out, completely). For the
+    /// center's seat software, when the seat's time is up.
+    EndSession,
 }
 
 fn default_min_valid() -> u64 {
@@ -412,6 +415,7 @@ mod tests {
                 local: false,
             },
             Op::Subscribe,
+            Op::EndSession,
         ];
         for op in &ops {
             match op {
@@ -421,7 +425,8 @@ mod tests {
                 | Op::Token { .. }
                 | Op::Login { .. }
                 | Op::Logout { .. }
-                | Op::Subscribe => {}
+                | Op::Subscribe
+                | Op::EndSession => {}
             }
         }
         let codes = [

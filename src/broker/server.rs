@@ -182,6 +182,7 @@ async fn handle(agent: &Agent, id: u64, op: Op, peer: &Peer) -> Response {
             .map(|t| serde_json::to_value(t).expect("serialisable")),
         Op::Login { account } => agent.login(&account).await,
         Op::Logout { account, local } => agent.logout(&account, local).await,
+        Op::EndSession => agent.end_session(peer).await,
         Op::Hello { .. } | Op::Subscribe => unreachable!("handled by the connection loop"),
     };
     match result {

@@ -81,6 +81,30 @@ enum Command {
     KubectlCredential(helpers::KubectlArgs),
     /// git's credential helper: `lanyard git-credential --account NAME get`
     GitCredential(helpers::GitArgs),
+    /// Kiosk: end the seat session now (for the center's seat software)
+    EndSession(EndSessionArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct EndSessionArgs {
+    /// Print the outcome as JSON: {"ended": true|false}
+    #[arg(long)]
+    json: bool,
+}
+
+/// `lanyard end-session`: asks the kiosk app's broker to end the seat session.
+async fn end_session(args: EndSessionArgs) -> Result<(), Error> {
+    let mut agent = crate::broker::Client::connect(&crate::broker::socket_path()).await?;
+    let reply: serde_json::Value = agent.call(crate::broker::protocol::Op::EndSession).await?;
+    let ended = reply["ended"].as_bool().unwrap_or(false);
+    if args.json {
+        output::print_json(&reply);
+    } else if ended {
+        output::print_line("Ended the seat session: signed out, and nothing kept.");
+    } else {
+        output::print_line("Nobody was signed in at this seat.");
+    }
+    Ok(())
 }
 
 fn parse_store(s: &str) -> Result<StoreKind, String> {
@@ -161,6 +185,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
         Command::Deny(args) => return apps::deny(args),
         Command::Apps(args) => return apps::list(args),
         Command::Presets(args) => return presets::run(args),
+        Command::EndSession(args) => return end_session(args).await,
         _ => {}
     }
     let lanyard = open.lanyard()?;
@@ -177,6 +202,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
         | Command::Deny(_)
         | Command::Apps(_)
         | Command::Presets(_)
+        | Command::EndSession(_)
         | Command::Agent(_) => unreachable!("dispatched above"),
     }
 }

@@ -1,0 +1,296 @@
+//! Kiosk mode (a gaming center's seat), against the real provider and the real browser:
+//! a player signs in (in the seat's own browser profile, or on their phone with the
+//! device flow), a partner app gets a token through the broker, and a trigger ends the
+//! seat session. After each, the residue scan: no keychain item, no token in any of
+//! Lanyard's directories, the seat's browser profile gone, the grant revoked and the
+//! provider session ended, and the next sign-in shows the login form again.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use lanyard::desktop::{Desktop, Options, UiEvent};
+use lanyard::kiosk::{SeatView, Trigger};
+
+use crate::support::{self, Env, Idp};
+
+/// The managed kiosk file for this test's seat, with `extra` lines in `[kiosk]`.
+fn kiosk_file(env: &Env, idp: &Idp, extra: &str) -> PathBuf {
+    let path = PathBuf::from(env.path("kiosk.toml"));
+    let lanyard = env!("CARGO_BIN_EXE_lanyard");
+    // The seat's browser is the test's, with the test's log: the kiosk runs in this
+    // process, whose environment the test does not change.
+    let browser = PathBuf::from(env.path("seat-chromium"));
+    let mut script = String::from("#!/bin/sh\n");
+    for (k, v) in env.vars() {
+        script += &format!("export {k}='{v}'\n");
+    }
+    script += &format!(
+        "exec '{}' \"$@\"\n",
+        support::root().join("tests/idp/browser.mjs").display()
+    );
+    std::fs::write(&browser, script).unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(
+        &path,
+        format!(
+            "[kiosk]\nallowed_apps = [\"{lanyard}\"]\nsession_apps = [\"{lanyard}\"]\nbrowser = \"{}\"\n{extra}\n\n\
+             [accounts.center]\nissuer = \"{}\"\nclient_id = \"lanyard-public\"\nscopes = \"openid profile email offline_access\"\n",
+            browser.display(),
+            idp.issuer
+        ),
+    )
+    .unwrap();
+    path
+}
+
+async fn start_seat(env: &Env, kiosk: PathBuf) -> Desktop {
+    Desktop::start(Options {
+        config: Some(env.config.clone()),
+        socket: Some(env.path("agent.sock").into()),
+        data_dir: Some(PathBuf::from(env.path("data")).join("lanyard")),
+        kiosk: Some(kiosk),
+        ..Options::default()
+    })
+    .await
+    .expect("the kiosk starts")
+}
+
+/// A partner app on the seat asks the broker for the player's token; it works at the
+/// provider.
+async fn tool_gets_a_token(env: &Env, idp: &Idp) -> String {
+    let run = env.lanyard(&["token", "center"]).await;
+    run.assert_ok();
+    let token = run.stdout.trim().to_owned();
+    assert_eq!(idp.userinfo(&token).await["sub"], "alice");
+    token
+}
+
+/// The next seat event that `pick` accepts.
+async fn seat_event(
+    events: &mut tokio::sync::broadcast::Receiver<UiEvent>,
+    pick: impl Fn(&SeatView) -> bool,
+) -> SeatView {
+    let wait = async {
+        loop {
+            if let UiEvent::Seat { seat } = events.recv().await.unwrap()
+                && pick(&seat)
+            {
+                return seat;
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(60), wait)
+        .await
+        .expect("the seat event never came")
+}
+
+/// Every file under `dir`, recursively.
+fn files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+/// Nothing of the player remains: no keychain item, no file holding the token anywhere
+/// in the test's world (data, config and runtime directories, the kiosk's own), the
+/// seat's browser profile deleted, the provider's grant revoked and session ended.
+async fn residue_scan(env: &Env, idp: &Idp, token: &str, profile: &Path) {
+    assert_eq!(
+        support::keychain("lanyard", "center"),
+        None,
+        "a keychain item is left"
+    );
+    let roots = [
+        PathBuf::from(env.path("")),
+        std::env::temp_dir().join("tray-icon"),
+    ];
+    for file in roots.iter().flat_map(|r| files(r)) {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(token),
+            "{} holds the player's token",
+            file.display()
+        );
+    }
+    assert!(
+        !profile.exists(),
+        "the seat's browser profile {} is left",
+        profile.display()
+    );
+    let events = idp.events().await;
+    assert!(events.contains(&"grant.revoked".to_owned()), "{events:?}");
+    assert!(
+        events.contains(&"end_session.success".to_owned()),
+        "{events:?}"
+    );
+    let after = env.lanyard(&["token", "center"]).await;
+    assert_ne!(after.code, 0, "a token is still handed out: {after:?}");
+}
+
+/// The browser's run `n`, with the seat profile it ran in.
+async fn browser_profile(env: &Env, n: usize) -> (Vec<String>, PathBuf) {
+    let run = env.browser_run(n).await;
+    assert!(run.get("error").is_none(), "the browser failed: {run}");
+    let seen = serde_json::from_value(run["seen"].clone()).unwrap();
+    let profile = run["profile"]
+        .as_str()
+        .unwrap_or_else(|| panic!("the kiosk did not give the browser a profile: {run}"));
+    (seen, PathBuf::from(profile))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_broker_request_ends_the_seat_session_and_nothing_remains() {
+    let idp = Idp::start(false);
+    let env = Env::new();
+    let seat = start_seat(&env, kiosk_file(&env, &idp, "idle_timeout = 0")).await;
+    let mut events = seat.subscribe();
+    assert_eq!(seat.seat().map(|s| s.active), Some(false));
+
+    // The player signs in, in the seat's own browser profile, and must type a password.
+    seat.sign_in("center").await.expect("signed in");
+    let (seen, profile) = browser_profile(&env, 0).await;
+    assert!(seen.contains(&"login".to_owned()), "{seen:?}");
+    assert!(profile.is_dir(), "{}", profile.display());
+    assert_eq!(seat.seat_profile().as_deref(), Some(profile.as_path()));
+    assert!(seat.seat().unwrap().active);
+    // In memory only: the keychain never sees it.
+    assert_eq!(support::keychain("lanyard", "center"), None);
+    let token = tool_gets_a_token(&env, &idp).await;
+
+    // An app the kiosk file does not name gets nothing, and nobody is asked. (A hard
+    // link of the CLI under another name: another executable to the broker.)
+    let stranger = PathBuf::from(env.path("partner-game"));
+    std::fs::hard_link(env!("CARGO_BIN_EXE_lanyard"), &stranger).unwrap();
+    let out = tokio::process::Command::new(&stranger)
+        .args(["token", "center"])
+        .envs(env.vars())
+        .env("LANYARD_CONFIG", &env.config)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{stderr}");
+    assert!(stderr.contains("is not in allowed_apps"), "{stderr}");
+    // Nor may it end the player's session.
+    let out = tokio::process::Command::new(&stranger)
+        .arg("end-session")
+        .envs(env.vars())
+        .output()
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(8),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(seat.seat().unwrap().active);
+
+    // The center's seat software: `lanyard end-session`.
+    let end = env.lanyard(&["end-session", "--json"]).await;
+    end.assert_ok();
+    assert!(end.stdout.contains("\"ended\": true"), "{}", end.stdout);
+    let ended = seat_event(&mut events, |s| !s.active).await;
+    assert_eq!(ended.last_ended, Some(Trigger::Broker));
+    residue_scan(&env, &idp, &token, &profile).await;
+
+    // The next player starts from nothing: a new profile, and the login form again.
+    seat.sign_in("center").await.expect("signed in again");
+    let (seen, next_profile) = browser_profile(&env, 2).await;
+    assert!(seen.contains(&"login".to_owned()), "{seen:?}");
+    assert_ne!(next_profile, profile);
+    assert!(seat.end_session(Trigger::Quit).await.unwrap());
+    assert!(!next_profile.exists());
+    // Nobody left: ending again says so.
+    let again = env.lanyard(&["end-session"]).await;
+    again.assert_ok();
+    assert!(
+        again.stdout.contains("Nobody was signed in"),
+        "{}",
+        again.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn scan_to_sign_in_then_the_idle_timeout_ends_the_session() {
+    let idp = Idp::start(false);
+    let env = Env::new();
+    let kiosk = kiosk_file(&env, &idp, "idle_timeout = \"4s\"\nidle_warning = \"2s\"");
+    let seat = start_seat(&env, kiosk).await;
+    let mut events = seat.subscribe();
+    assert!(seat.offers_device_flow("center").await.unwrap());
+
+    // The kiosk shows a code and a QR code; the player signs in on their phone.
+    let signing_in = {
+        let seat = seat.clone();
+        tokio::spawn(async move { seat.sign_in_device("center").await })
+    };
+    let (url, svg) = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let UiEvent::DeviceCode {
+                verification_uri_complete: Some(url),
+                qr_svg,
+                ..
+            } = events.recv().await.unwrap()
+            {
+                return (url, qr_svg);
+            }
+        }
+    })
+    .await
+    .expect("the kiosk showed a code");
+    assert!(
+        svg.starts_with("<?xml") && svg.contains("<svg"),
+        "{svg:.80}"
+    );
+    env.phone(&url).await;
+    signing_in.await.unwrap().expect("signed in on the phone");
+    let token = tool_gets_a_token(&env, &idp).await;
+
+    // Nobody touches the seat: a warning with a countdown, then the end.
+    let warned = seat_event(&mut events, |s| s.idle_ends_at.is_some()).await;
+    assert!(warned.active);
+    // "I'm still here" puts the warning away…
+    seat.still_here();
+    let back = seat_event(&mut events, |s| s.idle_ends_at.is_none()).await;
+    assert!(back.active);
+    // …until the player really has gone.
+    seat_event(&mut events, |s| s.idle_ends_at.is_some()).await;
+    let ended = seat_event(&mut events, |s| !s.active).await;
+    assert_eq!(ended.last_ended, Some(Trigger::Idle));
+    // The device flow opened no browser on the seat; the provider session lives on the
+    // player's phone, and the grant is what the seat can revoke.
+    assert_eq!(support::keychain("lanyard", "center"), None);
+    let events = idp.events().await;
+    assert!(events.contains(&"grant.revoked".to_owned()), "{events:?}");
+    for file in files(Path::new(&env.path(""))) {
+        let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap_or_default()).into_owned();
+        assert!(!text.contains(&token), "{} holds the token", file.display());
+    }
+    assert_ne!(env.lanyard(&["token", "center"]).await.code, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_maximum_session_length_ends_the_session() {
+    let idp = Idp::start(false);
+    let env = Env::new();
+    let kiosk = kiosk_file(&env, &idp, "idle_timeout = 0\nmax_session = \"3s\"");
+    let seat = start_seat(&env, kiosk).await;
+    let mut events = seat.subscribe();
+    seat.sign_in("center").await.expect("signed in");
+    let (_, profile) = browser_profile(&env, 0).await;
+    let token = tool_gets_a_token(&env, &idp).await;
+    let view = seat.seat().unwrap();
+    assert_eq!(view.ends_at, view.started_at.map(|s| s + 3));
+    let ended = seat_event(&mut events, |s| !s.active).await;
+    assert_eq!(ended.last_ended, Some(Trigger::MaxSession));
+    residue_scan(&env, &idp, &token, &profile).await;
+}
