@@ -29,7 +29,7 @@ impl Shots {
 }
 
 /// The app on a display of its own, in this test's world, once its window is ready.
-async fn open_app(env: &Env) -> (Display, Driver, Session) {
+pub(crate) async fn open_app(env: &Env) -> (Display, Driver, Session) {
     let display = Display::start();
     let (driver, app) = Driver::launch(&display, &vars(env)).await;
     app.wait_for("body[data-ready]", "").await;
@@ -424,7 +424,7 @@ async fn the_tray_signs_in_and_out_notifies_and_outlives_the_window() {
 }
 
 /// The pid of the process serving this test's broker socket (its peer credentials).
-fn broker_pid(env: &Env) -> i32 {
+pub(crate) fn broker_pid(env: &Env) -> i32 {
     use std::os::fd::AsRawFd as _;
     let sock = std::os::unix::net::UnixStream::connect(env.path("agent.sock")).unwrap();
     let mut cred = libc::ucred {
@@ -448,7 +448,7 @@ fn broker_pid(env: &Env) -> i32 {
 }
 
 /// Waits for process `pid` to exit: its pidfd becomes readable.
-async fn exited(pid: i32) {
+pub(crate) async fn exited(pid: i32) {
     let waited = tokio::task::spawn_blocking(move || {
         // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1.
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;

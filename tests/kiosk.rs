@@ -294,3 +294,69 @@ async fn the_maximum_session_length_ends_the_session() {
     assert_eq!(ended.last_ended, Some(Trigger::MaxSession));
     residue_scan(&env, &idp, &token, &profile).await;
 }
+
+/// The kiosk app itself, full screen in its real webview: the player signs in with the
+/// big button, a tool gets a token, the End session button ends it all; then the next
+/// player signs in and the app quits, which ends that session too.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_kiosk_screen_signs_in_and_its_button_and_quit_end_the_session() {
+    use crate::desktop::{broker_pid, exited, open_app};
+    let _one = crate::support::webdriver::ONE_APP.lock().await;
+    let idp = Idp::start(false);
+    let mut env = Env::new();
+    let kiosk = kiosk_file(&env, &idp, "idle_timeout = 0\nmax_session = \"2h\"");
+    env.set("LANYARD_KIOSK_CONFIG", &kiosk.display().to_string());
+    let (_display, _driver, app) = open_app(&env).await;
+    app.wait_for("[data-screen='kiosk-welcome'] #sign-in", "Sign in with")
+        .await;
+    // The provider offers the device flow: the scan button appears.
+    app.wait_for("#scan-center", "Scan with your phone").await;
+
+    app.click("#sign-in").await;
+    app.wait_for("#kiosk-who", "Alice Example").await;
+    app.wait_for("#seat-remaining", "h").await;
+    let (seen, profile) = browser_profile(&env, 0).await;
+    assert!(seen.contains(&"login".to_owned()), "{seen:?}");
+    let token = tool_gets_a_token(&env, &idp).await;
+    assert_eq!(support::keychain("lanyard", "center"), None);
+
+    app.click("#end-session").await;
+    app.wait_for("#kiosk-ended", "You ended your session").await;
+    residue_scan(&env, &idp, &token, &profile).await;
+
+    // The next player; then the center closes the app: that ends their session too.
+    app.click("#sign-in").await;
+    app.wait_for("#kiosk-who", "Alice Example").await;
+    let (seen, profile) = browser_profile(&env, 2).await;
+    assert!(seen.contains(&"login".to_owned()), "{seen:?}");
+    let token = tool_gets_a_token(&env, &idp).await;
+    let revoked_before = idp
+        .events()
+        .await
+        .iter()
+        .filter(|e| *e == "grant.revoked")
+        .count();
+    let pid = broker_pid(&env);
+    app.run(
+        // After the answer: the app is gone before it could send one.
+        "setTimeout(() => window.__TAURI__.core.invoke('quit'), 50); return true",
+        serde_json::json!([]),
+    )
+    .await;
+    exited(pid).await;
+    let revoked_after = idp
+        .events()
+        .await
+        .iter()
+        .filter(|e| *e == "grant.revoked")
+        .count();
+    assert!(revoked_after > revoked_before, "quitting revoked nothing");
+    assert!(
+        !profile.exists(),
+        "quitting left the seat's browser profile"
+    );
+    for file in files(Path::new(&env.path(""))) {
+        let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap_or_default()).into_owned();
+        assert!(!text.contains(&token), "{} holds the token", file.display());
+    }
+}

@@ -41,6 +41,8 @@ struct Info {
     error: Option<Failure>,
     scheme_error: Option<String>,
     autostart: bool,
+    /// Kiosk mode: the seat, for the kiosk screen.
+    seat: Option<lanyard::kiosk::SeatView>,
 }
 
 #[tauri::command]
@@ -59,6 +61,44 @@ fn info(app: State<'_, App>) -> Info {
         error: app.desktop.as_ref().err().cloned(),
         scheme_error: app.scheme_error.clone(),
         autostart: lanyard::desktop::autostart::enabled(),
+        seat: app.desktop.as_ref().ok().and_then(Desktop::seat),
+    }
+}
+
+#[tauri::command]
+async fn offers_device_flow(app: State<'_, App>, account: String) -> Reply<bool> {
+    app.get()?.offers_device_flow(&account).await
+}
+
+#[tauri::command]
+async fn sign_in_device(app: State<'_, App>, account: String) -> Reply<IdentityView> {
+    let desktop = app.get()?.clone();
+    desktop.sign_in_device(&account).await
+}
+
+/// The kiosk's End session button.
+#[tauri::command]
+async fn end_session(app: State<'_, App>) -> Reply<bool> {
+    let desktop = app.get()?.clone();
+    desktop.end_session(lanyard::kiosk::Trigger::Button).await
+}
+
+/// "I'm still here", or any input on the kiosk screen.
+#[tauri::command]
+fn still_here(app: State<'_, App>) -> Reply<()> {
+    app.get()?.still_here();
+    Ok(())
+}
+
+/// On a kiosk, quitting ends the seat session first: the next person inherits nothing.
+pub fn end_seat_before_exit(handle: &AppHandle) {
+    let desktop = handle
+        .try_state::<App>()
+        .and_then(|app| app.get().ok().cloned());
+    if let Some(desktop) = desktop
+        && desktop.seat().is_some()
+    {
+        let _ = tauri::async_runtime::block_on(desktop.end_session(lanyard::kiosk::Trigger::Quit));
     }
 }
 
@@ -289,6 +329,10 @@ fn main() {
             set_autostart,
             painted,
             quit,
+            offers_device_flow,
+            sign_in_device,
+            end_session,
+            still_here,
         ])
         .setup(|app| {
             let desktop = tauri::async_runtime::block_on(Desktop::start(Options::default()));
@@ -304,6 +348,12 @@ fn main() {
                 tauri::async_runtime::spawn(forward(handle.clone(), d.clone()));
             }
             let scheme_error = deep_links(app, desktop.as_ref().ok());
+            // A kiosk seat's screen fills the display.
+            if desktop.as_ref().is_ok_and(|d| d.seat().is_some())
+                && let Some(window) = app.get_webview_window("main")
+            {
+                let _ = window.set_fullscreen(true);
+            }
             // Started at login: straight to the tray.
             if std::env::args().any(|a| a == "--hidden")
                 && let Some(window) = app.get_webview_window("main")
@@ -327,5 +377,9 @@ fn main() {
         })
         .build(tauri::generate_context!())
         .expect("the Tauri application could not be built");
-    app.run(|_, _| {});
+    app.run(|handle, event| {
+        if let tauri::RunEvent::Exit = event {
+            end_seat_before_exit(handle);
+        }
+    });
 }

@@ -354,8 +354,17 @@ document.getElementById('add-account').addEventListener('click', () => show('add
 for (const b of document.querySelectorAll('.nav-item')) b.addEventListener('click', () => show(b.dataset.view));
 
 async function start() {
+  const info = await call('info');
+  if (info.seat) {
+    // A kiosk seat: its own screen, nothing else.
+    const kiosk = await import('./kiosk.js');
+    await kiosk.start(info);
+    document.body.dataset.ready = 'true';
+    requestAnimationFrame(() => requestAnimationFrame(() => call('painted')));
+    return;
+  }
   await onEvent(handle);
-  state.info = await call('info');
+  state.info = info;
   if (!state.info.error) {
     [state.accounts, state.presets] = await Promise.all([call('accounts'), call('presets')]);
   }
