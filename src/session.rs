@@ -111,6 +111,15 @@ pub struct Lanyard {
     opener: Arc<dyn browser::Opener>,
 }
 
+/// A sign-in's starting point ([`Lanyard::sign_in`]).
+struct SignIn<'a> {
+    account: &'a Account,
+    kind: StoreKind,
+    secrets: Arc<dyn Secrets>,
+    client_secret: Option<Secret>,
+    provider: Arc<Provider>,
+}
+
 /// How long a discovery document is trusted before it is fetched again.
 const DISCOVERY_TTL: Duration = Duration::from_secs(600);
 
@@ -151,12 +160,13 @@ impl Lanyard {
         options: &LoginOptions,
         progress: &(dyn Fn(Progress<'_>) + Sync),
     ) -> Result<Record, Error> {
-        let account = self.config.account(name)?;
-        let kind = self.store_kind(account);
-        // The keychain must work before the person is sent to the browser.
-        let secrets = self.secrets(kind).await?;
-        let client_secret = self.client_secret(account, kind).await?;
-        let provider = self.discover_afresh(account).await?;
+        let SignIn {
+            account,
+            kind,
+            secrets,
+            client_secret,
+            provider,
+        } = self.sign_in(name).await?;
         let overrides = Overrides {
             prompt: options.prompt.clone(),
         };
@@ -369,11 +379,13 @@ impl Lanyard {
         name: &str,
         progress: &(dyn Fn(Progress<'_>) + Sync),
     ) -> Result<Record, Error> {
-        let account = self.config.account(name)?;
-        let kind = self.store_kind(account);
-        let secrets = self.secrets(kind).await?;
-        let client_secret = self.client_secret(account, kind).await?;
-        let provider = self.discover_afresh(account).await?;
+        let SignIn {
+            account,
+            kind,
+            secrets,
+            client_secret,
+            provider,
+        } = self.sign_in(name).await?;
         let endpoint = provider
             .metadata
             .device_authorization_endpoint
@@ -445,13 +457,7 @@ impl Lanyard {
                 audience: audience.clone(),
             });
         }
-        let lock = self
-            .refreshing
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(name.to_owned())
-            .or_default()
-            .clone();
+        let lock = self.account_lock(name);
         let _one_at_a_time = lock.lock().await;
         let kind = self.store_kind(account);
         let need = |reason: &str| Error::SignInNeeded {
@@ -665,6 +671,10 @@ impl Lanyard {
         let account = self.config.account(name)?;
         let kind = self.store_kind(account);
         let secrets = self.secrets(kind).await?;
+        // Not while a refresh runs: it would find the tokens gone and write the record
+        // back as "sign-in needed" after this deletes it.
+        let lock = self.account_lock(name);
+        let one_at_a_time = lock.lock().await;
         let tokens = load_tokens(secrets.clone(), name).await?;
         let record = self.records.load(kind, name);
         let mut report = Logout {
@@ -718,6 +728,7 @@ impl Lanyard {
         .map_err(|e| store::Error::Failed(e.to_string()))?;
         deleted?;
         self.records.remove(kind, name)?;
+        drop(one_at_a_time);
         tracing::info!(account = %name, "signed out locally");
 
         if let Some(provider) = &provider {
@@ -833,6 +844,30 @@ impl Lanyard {
             account: account.name.clone(),
             uri: uri.to_owned(),
         })
+    }
+
+    /// What every sign-in needs before the person is sent anywhere: the store must work,
+    /// the client secret be there, and the provider be discovered afresh.
+    async fn sign_in<'a>(&'a self, name: &str) -> Result<SignIn<'a>, Error> {
+        let account = self.config.account(name)?;
+        let kind = self.store_kind(account);
+        Ok(SignIn {
+            account,
+            kind,
+            secrets: self.secrets(kind).await?,
+            client_secret: self.client_secret(account, kind).await?,
+            provider: self.discover_afresh(account).await?,
+        })
+    }
+
+    /// The lock that runs an account's refreshes and its sign-out one at a time.
+    fn account_lock(&self, name: &str) -> Arc<tokio::sync::Mutex<()>> {
+        self.refreshing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(name.to_owned())
+            .or_default()
+            .clone()
     }
 
     /// Open sign-in and sign-out pages with `opener` (a kiosk seat's browser).

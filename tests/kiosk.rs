@@ -99,6 +99,18 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// No file under `roots` holds `token`.
+fn no_file_holds(roots: &[PathBuf], token: &str) {
+    for file in roots.iter().flat_map(|r| files(r)) {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        assert!(
+            !String::from_utf8_lossy(&bytes).contains(token),
+            "{} holds the player's token",
+            file.display()
+        );
+    }
+}
+
 /// Nothing of the player remains: no keychain item, no file holding the token anywhere
 /// in the test's world (data, config and runtime directories, the kiosk's own), the
 /// seat's browser profile deleted, the provider's grant revoked and session ended.
@@ -112,14 +124,7 @@ async fn residue_scan(env: &Env, idp: &Idp, token: &str, profile: &Path) {
         PathBuf::from(env.path("")),
         std::env::temp_dir().join("tray-icon"),
     ];
-    for file in roots.iter().flat_map(|r| files(r)) {
-        let bytes = std::fs::read(&file).unwrap_or_default();
-        assert!(
-            !String::from_utf8_lossy(&bytes).contains(token),
-            "{} holds the player's token",
-            file.display()
-        );
-    }
+    no_file_holds(&roots, token);
     assert!(
         !profile.exists(),
         "the seat's browser profile {} is left",
@@ -271,10 +276,7 @@ async fn scan_to_sign_in_then_the_idle_timeout_ends_the_session() {
     assert_eq!(support::keychain("lanyard", "center"), None);
     let events = idp.events().await;
     assert!(events.contains(&"grant.revoked".to_owned()), "{events:?}");
-    for file in files(Path::new(&env.path(""))) {
-        let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap_or_default()).into_owned();
-        assert!(!text.contains(&token), "{} holds the token", file.display());
-    }
+    no_file_holds(&[PathBuf::from(env.path(""))], &token);
     assert_ne!(env.lanyard(&["token", "center"]).await.code, 0);
 }
 
@@ -355,8 +357,5 @@ async fn the_kiosk_screen_signs_in_and_its_button_and_quit_end_the_session() {
         !profile.exists(),
         "quitting left the seat's browser profile"
     );
-    for file in files(Path::new(&env.path(""))) {
-        let text = String::from_utf8_lossy(&std::fs::read(&file).unwrap_or_default()).into_owned();
-        assert!(!text.contains(&token), "{} holds the token", file.display());
-    }
+    no_file_holds(&[PathBuf::from(env.path(""))], &token);
 }
