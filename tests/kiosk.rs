@@ -359,3 +359,46 @@ async fn the_kiosk_screen_signs_in_and_its_button_and_quit_end_the_session() {
     );
     no_file_holds(&[PathBuf::from(env.path(""))], &token);
 }
+
+/// The kiosk screen's scan-to-sign-in and idle warning: the QR code and the user code
+/// are shown, the player signs in on their phone with that code, then walks away; the
+/// screen asks "Are you still there?", "I'm still here" puts it away, and the next time
+/// nobody answers the session ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_kiosk_screen_shows_the_code_to_scan_and_warns_before_idling_out() {
+    use crate::desktop::open_app;
+    let _one = crate::support::webdriver::ONE_APP.lock().await;
+    let idp = Idp::start(false);
+    let mut env = Env::new();
+    let kiosk = kiosk_file(&env, &idp, "idle_timeout = \"8s\"\nidle_warning = \"6s\"");
+    env.set("LANYARD_KIOSK_CONFIG", &kiosk.display().to_string());
+    let (_display, _driver, app) = open_app(&env).await;
+    app.click("#scan-center").await;
+    app.wait_for(
+        "[data-screen='kiosk-scan'] img#qr[src^='data:image/svg+xml']",
+        "",
+    )
+    .await;
+    let code = app.text("#user-code").await;
+    let uri = app.text("#verification-uri").await;
+    assert!(
+        !code.is_empty() && uri.starts_with(&idp.issuer),
+        "{uri} {code}"
+    );
+    // The player's phone, with the code the screen shows.
+    let mut url = url::Url::parse(&uri).unwrap();
+    url.query_pairs_mut().append_pair("user_code", &code);
+    env.phone(url.as_str()).await;
+    app.wait_for("#kiosk-who", "Alice Example").await;
+    let token = tool_gets_a_token(&env, &idp).await;
+
+    app.wait_for("#idle-warning[open] #idle-left", "s").await;
+    app.click("#still-here").await;
+    app.wait_for("#idle-warning:not([open])", "").await;
+    app.wait_for("#kiosk-who", "Alice Example").await;
+    app.wait_for("#idle-warning[open]", "").await;
+    app.wait_for("#kiosk-ended", "nobody was here").await;
+    assert_eq!(support::keychain("lanyard", "center"), None);
+    no_file_holds(&[PathBuf::from(env.path(""))], &token);
+    assert_ne!(env.lanyard(&["token", "center"]).await.code, 0);
+}
