@@ -16,12 +16,24 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     let bundles = args.first().map_or("deb", String::as_str);
     // The package carries the command line too (tauri.conf.json `bundle.linux.deb.files`).
     super::run(super::cargo().args(["build", "--release", "--bin", "lanyard"]))?;
+    // Wherever the target directory is (CARGO_TARGET_DIR): the config's relative path
+    // is right only for the default one.
+    let target = match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => super::root().join(dir),
+        None => super::root().join("target"),
+    };
+    let lanyard = target.join("release/lanyard").display().to_string();
+    // (A path's Debug form is a JSON string for the paths cargo makes.)
+    let files = format!(
+        r#"{{"bundle":{{"linux":{{"deb":{{"files":{{"/usr/bin/lanyard":{lanyard:?}}}}}}}}}}}"#
+    );
     super::run(
         Command::new(tauri)
-            .args(["build", "--bundles", bundles])
+            .args(["build", "--bundles", bundles, "--config"])
+            .arg(files)
             .current_dir(super::root().join("src-tauri")),
     )?;
-    let out = super::root().join("target/release/bundle");
+    let out = target.join("release/bundle");
     eprintln!("xtask: bundles in {}", out.display());
     if bundles.split(',').any(|b| b == "deb") {
         check_deb(&out.join("deb"))?;
