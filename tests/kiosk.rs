@@ -271,11 +271,20 @@ async fn scan_to_sign_in_then_the_idle_timeout_ends_the_session() {
     seat_event(&mut events, |s| s.idle_ends_at.is_some()).await;
     let ended = seat_event(&mut events, |s| !s.active).await;
     assert_eq!(ended.last_ended, Some(Trigger::Idle));
-    // The device flow opened no browser on the seat; the provider session lives on the
-    // player's phone, and the grant is what the seat can revoke.
+    // The sign-in used the phone's browser, not the seat's: the seat's opened only for
+    // the provider's logout, in a profile of its own that is gone now.
     assert_eq!(support::keychain("lanyard", "center"), None);
+    // (Lanyard stops that browser as soon as the provider sends it back, which may be
+    // before the test's browser has logged a clean run.)
+    let logout = env.browser_run(1).await;
+    let profile = PathBuf::from(logout["profile"].as_str().expect("a seat profile"));
+    assert!(!profile.exists(), "the seat's browser profile is left");
     let events = idp.events().await;
     assert!(events.contains(&"grant.revoked".to_owned()), "{events:?}");
+    assert!(
+        events.contains(&"end_session.success".to_owned()),
+        "{events:?}"
+    );
     no_file_holds(&[PathBuf::from(env.path(""))], &token);
     assert_ne!(env.lanyard(&["token", "center"]).await.code, 0);
 }

@@ -169,6 +169,6 @@ async function followDevicePages(page) {
 }
 
 main().catch((error) => {
-  log({ action, seen, error: String(error).split('\n')[0], ...error.where });
+  log({ action, seen, error: String(error).split('\n')[0], profile: userDataDir, ...error.where });
   process.exitCode = 1;
 });
