@@ -124,8 +124,8 @@ impl Seat {
     pub fn close(&self) -> std::io::Result<()> {
         let children =
             std::mem::take(&mut *self.children.lock().unwrap_or_else(|e| e.into_inner()));
-        for mut child in children {
-            stop(&mut child);
+        for child in children {
+            stop(child);
         }
         match std::fs::remove_dir_all(&self.profile) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
@@ -185,8 +185,9 @@ impl Opener for Seat {
     }
 }
 
-/// Asks a browser (and its process group) to quit, then makes sure it has.
-fn stop(child: &mut Child) {
+/// Asks a browser (and its process group) to quit, waits for it (five seconds at most),
+/// then kills whatever of the group is left.
+fn stop(mut child: Child) {
     if let Ok(Some(_)) = child.try_wait() {
         return;
     }
@@ -195,17 +196,19 @@ fn stop(child: &mut Child) {
         let group = child.id() as i32;
         // SAFETY: signals the process group this seat started; no memory is involved.
         unsafe { libc::killpg(group, libc::SIGTERM) };
-        for _ in 0..50 {
-            if let Ok(Some(_)) = child.try_wait() {
-                // SAFETY: as above; reaps helpers the browser left behind.
-                unsafe { libc::killpg(group, libc::SIGKILL) };
-                return;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(100));
-        }
-        // SAFETY: as above.
+        let (exited, wait) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let _ = child.wait();
+            let _ = exited.send(());
+        });
+        let _ = wait.recv_timeout(std::time::Duration::from_secs(5));
+        // SAFETY: as above; the browser's helpers, or a browser that would not quit.
         unsafe { libc::killpg(group, libc::SIGKILL) };
+        let _ = waiter.join();
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    #[cfg(not(unix))]
+    {
+        let _ = child.kill();
+        let _ = child.wait();
+    }
 }
