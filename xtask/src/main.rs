@@ -66,7 +66,14 @@ fn main() -> ExitCode {
 
 /// The workspace root: the parent of this crate's manifest directory.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    // `cargo xtask` (cargo run) says where the checkout is at run time: a binary built by
+    // another clone that shares the target directory must not act on that clone.
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        // Only xtask's own: a test that runs xtask has the tested crate's.
+        .filter(|dir| dir.file_name() == Some("xtask".as_ref()))
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    manifest_dir
         .parent()
         .expect("xtask lives in the workspace")
         .to_owned()
