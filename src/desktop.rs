@@ -312,6 +312,16 @@ impl Drop for PromptGuard {
 }
 
 impl Approvals {
+    fn new(events: broadcast::Sender<UiEvent>, timeout: Duration) -> Arc<Approvals> {
+        Arc::new(Approvals {
+            pending: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(0),
+            events,
+            timeout,
+            providers: Mutex::new(HashMap::new()),
+        })
+    }
+
     fn approver(self: &Arc<Approvals>) -> Approver {
         let approvals = self.clone();
         Arc::new(move |request: ApprovalRequest| -> BoxFuture<Decision> {
@@ -378,15 +388,12 @@ impl Desktop {
             .with_store(options.store)
             .with_inbox(inbox.clone());
         let (events, _) = broadcast::channel(256);
-        let approvals = Arc::new(Approvals {
-            pending: Mutex::new(HashMap::new()),
-            next: AtomicU64::new(0),
-            events: events.clone(),
-            timeout: options
+        let approvals = Approvals::new(
+            events,
+            options
                 .approval_timeout
                 .unwrap_or(broker::agent::APPROVAL_TIMEOUT),
-            providers: Mutex::new(HashMap::new()),
-        });
+        );
         let agent = Agent::new(lanyard, records_dir.clone(), Some(approvals.approver()))
             .with_approval_timeout(approvals.timeout);
         let socket = options.socket.unwrap_or_else(broker::socket_path);
@@ -448,13 +455,8 @@ impl Desktop {
         let agent = Agent::new(lanyard, None, None).with_kiosk(rules);
         seat.attach(agent.clone());
         let (events, _) = broadcast::channel(256);
-        let approvals = Arc::new(Approvals {
-            pending: Mutex::new(HashMap::new()),
-            next: AtomicU64::new(0),
-            events,
-            timeout: broker::agent::APPROVAL_TIMEOUT,
-            providers: Mutex::new(HashMap::new()),
-        });
+        // No prompts on a seat; the channel still carries the window's events.
+        let approvals = Approvals::new(events, broker::agent::APPROVAL_TIMEOUT);
         let socket = options.socket.unwrap_or_else(broker::socket_path);
         let listener = bind_or_take_over(&socket).await?;
         let desktop = Desktop {

@@ -100,18 +100,11 @@ async function main() {
     };
     // Act on whatever the provider shows until the browser reaches the app's redirect URI.
     for (let step = 0; step < 10 && !link && !page.url().startsWith(target); step += 1) {
-      if (await page.locator('input[name="login"]').count()) {
+      if (action === 'deny' && await page.locator('input[name="login"]').count()) {
         seen.push('login');
-        if (action === 'deny') {
-          await submit('a:has-text("Cancel"), button:has-text("Cancel")');
-          continue;
-        }
-        await page.fill('input[name="login"]', login);
-        await page.fill('input[name="password"]', 'any password');
-        await submit('button[type="submit"]');
-      } else if (await page.locator('input[name="prompt"][value="consent"]').count()) {
-        seen.push('consent');
-        await submit('button[type="submit"]');
+        await submit('a:has-text("Cancel"), button:has-text("Cancel")');
+      } else if (await loginOrConsent(page, submit)) {
+        // answered
       } else if (await page.locator('button[name="logout"]').count()) {
         seen.push('logout');
         await submit('button[name="logout"]');
@@ -137,6 +130,24 @@ async function main() {
   }
 }
 
+// The provider's login and consent pages, answered as a person would: true if the page
+// was one of them.
+async function loginOrConsent(page, submit) {
+  if (await page.locator('input[name="login"]').count()) {
+    seen.push('login');
+    await page.fill('input[name="login"]', login);
+    await page.fill('input[name="password"]', 'any password');
+    await submit('button[type="submit"]');
+    return true;
+  }
+  if (await page.locator('input[name="prompt"][value="consent"]').count()) {
+    seen.push('consent');
+    await submit('button[type="submit"]');
+    return true;
+  }
+  return false;
+}
+
 // The provider's device pages: confirm the code, log in, consent, until it says done.
 async function followDevicePages(page) {
   const submit = async (selector) => {
@@ -147,14 +158,8 @@ async function followDevicePages(page) {
       seen.push('success');
       return;
     }
-    if (await page.locator('input[name="login"]').count()) {
-      seen.push('login');
-      await page.fill('input[name="login"]', login);
-      await page.fill('input[name="password"]', 'any password');
-      await submit('button[type="submit"]');
-    } else if (await page.locator('input[name="prompt"][value="consent"]').count()) {
-      seen.push('consent');
-      await submit('button[type="submit"]');
+    if (await loginOrConsent(page, submit)) {
+      // answered
     } else if (await page.locator('form#op\\.deviceConfirmForm').count()) {
       seen.push('confirm');
       await submit('button[autofocus]');

@@ -349,24 +349,39 @@ impl Env {
         std::fs::read_to_string(self.path("browser.log"))
             .unwrap_or_default()
             .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
+            // A line being written is read once it is whole.
+            .filter_map(|l| serde_json::from_str(l).ok())
             .collect()
     }
 
     /// The browser's `n`th run (from 0). The browser writes its entry after Lanyard has
-    /// answered the tab, so Lanyard may exit first: wait for the entry to appear.
+    /// answered the tab, so Lanyard may exit first: wait for the entry to appear (woken
+    /// by inotify on each write to the test's directory).
     pub async fn browser_run(&self, n: usize) -> Value {
-        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            if let Some(run) = self.browser_runs().into_iter().nth(n) {
-                return run;
+        let env_dir = self.dir.path().to_owned();
+        let log = PathBuf::from(self.path("browser.log"));
+        tokio::task::spawn_blocking(move || {
+            let runs = || -> Vec<Value> {
+                std::fs::read_to_string(&log)
+                    .unwrap_or_default()
+                    .lines()
+                    .filter_map(|l| serde_json::from_str(l).ok())
+                    .collect()
+            };
+            // Watching before the first look: no write is missed in between.
+            let writes = Writes::watch(&env_dir);
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            loop {
+                if let Some(run) = runs().into_iter().nth(n) {
+                    return run;
+                }
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                assert!(!left.is_zero(), "the browser logged no run {n}");
+                writes.next(left);
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "the browser logged no run {n}"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        }
+        })
+        .await
+        .unwrap()
     }
 
     /// Every file under Lanyard's data directory (`$XDG_DATA_HOME/lanyard`), with its contents.
@@ -427,6 +442,46 @@ pub fn keychain(service: &str, account: &str) -> Option<String> {
 /// The token set Lanyard keeps for an account, as JSON.
 pub fn stored_tokens(account: &str) -> Option<Value> {
     keychain("lanyard", account).map(|s| serde_json::from_str(&s).unwrap())
+}
+
+/// Writes to the files of one directory, as inotify reports them.
+struct Writes(std::os::fd::OwnedFd);
+
+impl Writes {
+    fn watch(dir: &Path) -> Writes {
+        use std::os::fd::FromRawFd as _;
+        use std::os::unix::ffi::OsStrExt as _;
+        // SAFETY: plain system calls; the descriptor is owned from here on.
+        let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC) };
+        assert!(fd >= 0, "inotify: {}", std::io::Error::last_os_error());
+        let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(fd) };
+        let path = std::ffi::CString::new(dir.as_os_str().as_bytes()).unwrap();
+        let mask = libc::IN_MODIFY | libc::IN_CLOSE_WRITE | libc::IN_CREATE;
+        // SAFETY: a valid descriptor and a NUL-terminated path.
+        let watch = unsafe {
+            libc::inotify_add_watch(std::os::fd::AsRawFd::as_raw_fd(&fd), path.as_ptr(), mask)
+        };
+        assert!(watch >= 0, "inotify: {}", std::io::Error::last_os_error());
+        Writes(fd)
+    }
+
+    /// Waits until something is written (or `within` passes), and takes the events.
+    fn next(&self, within: std::time::Duration) {
+        let fd = std::os::fd::AsRawFd::as_raw_fd(&self.0);
+        let mut poll = libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = within.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd; then a read into a buffer of the size given.
+        unsafe {
+            if libc::poll(&mut poll, 1, ms) > 0 {
+                let mut buf = [0u8; 4096];
+                libc::read(fd, buf.as_mut_ptr().cast(), buf.len());
+            }
+        }
+    }
 }
 
 /// A port that was free a moment ago.
