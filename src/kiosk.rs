@@ -60,6 +60,9 @@ pub struct SeatView {
     pub idle_ends_at: Option<u64>,
     /// Why the last seat session ended.
     pub last_ended: Option<Trigger>,
+    /// What the last complete sign-out could not do (a revocation the provider refused,
+    /// a logout page that never answered): the center should know.
+    pub warnings: Vec<String>,
     /// Scan-to-sign-in is offered (the kiosk file allows it).
     pub device_flow: bool,
 }
@@ -95,6 +98,7 @@ struct State {
     last_activity: Option<tokio::time::Instant>,
     warned: bool,
     last_ended: Option<Trigger>,
+    warnings: Vec<String>,
 }
 
 impl Seat {
@@ -156,6 +160,7 @@ impl Seat {
                 .map(|(s, max)| s + max.as_secs()),
             idle_ends_at,
             last_ended: state.last_ended,
+            warnings: state.warnings.clone(),
             device_flow: self.kiosk.device_flow,
         }
     }
@@ -198,6 +203,7 @@ impl Seat {
             active,
             "ending the seat session"
         );
+        let mut warnings = Vec::new();
         if let Some(agent) = self.agent.get() {
             let lanyard = agent.lanyard();
             let signed_in: Vec<String> = lanyard
@@ -208,22 +214,29 @@ impl Seat {
                 .collect();
             for account in signed_in {
                 match agent.logout_with(&account, false, &|_| {}).await {
-                    Ok(report) => {
-                        for warning in report.warnings {
-                            tracing::warn!(account = %account, %warning, "seat sign-out");
-                        }
-                    }
-                    Err(e) => tracing::warn!(account = %account, error = %e, "seat sign-out"),
+                    Ok(report) => warnings.extend(
+                        report
+                            .warnings
+                            .into_iter()
+                            .map(|w| format!("{account}: {w}")),
+                    ),
+                    Err(e) => warnings.push(format!("{account}: {e}")),
                 }
             }
         }
         if let Err(e) = self.opener.close() {
-            tracing::warn!(error = %e, "the seat's browser profile could not be deleted");
+            warnings.push(format!(
+                "the seat's browser profile could not be deleted: {e}"
+            ));
+        }
+        for warning in &warnings {
+            tracing::warn!(%warning, "seat sign-out");
         }
         {
             let mut state = self.state();
             *state = State {
                 last_ended: Some(trigger),
+                warnings,
                 ..State::default()
             };
         }

@@ -204,6 +204,7 @@ async fn the_broker_request_ends_the_seat_session_and_nothing_remains() {
     end.assert_ok();
     assert!(end.stdout.contains("\"ended\": true"), "{}", end.stdout);
     let ended = seat_event(&mut events, |s| !s.active).await;
+    assert!(ended.warnings.is_empty(), "{:?}", ended.warnings);
     assert_eq!(ended.last_ended, Some(Trigger::Broker));
     residue_scan(&env, &idp, &token, &profile).await;
 
@@ -270,6 +271,7 @@ async fn scan_to_sign_in_then_the_idle_timeout_ends_the_session() {
     // …until the player really has gone.
     seat_event(&mut events, |s| s.idle_ends_at.is_some()).await;
     let ended = seat_event(&mut events, |s| !s.active).await;
+    assert!(ended.warnings.is_empty(), "{:?}", ended.warnings);
     assert_eq!(ended.last_ended, Some(Trigger::Idle));
     // The sign-in used the phone's browser, not the seat's: the seat's opened only for
     // the provider's logout, in a profile of its own that is gone now.
@@ -302,6 +304,7 @@ async fn the_maximum_session_length_ends_the_session() {
     let view = seat.seat().unwrap();
     assert_eq!(view.ends_at, view.started_at.map(|s| s + 3));
     let ended = seat_event(&mut events, |s| !s.active).await;
+    assert!(ended.warnings.is_empty(), "{:?}", ended.warnings);
     assert_eq!(ended.last_ended, Some(Trigger::MaxSession));
     residue_scan(&env, &idp, &token, &profile).await;
 }

@@ -44,6 +44,10 @@ function welcomeScreen() {
     h('h1', {}, 'Welcome'),
     h('p', { class: 'kiosk-lead' }, 'Sign in to play. When you leave, press End session: nothing of yours stays on this PC.'),
     state.ended ? h('p', { class: 'kiosk-note', id: 'kiosk-ended', role: 'status' }, ENDED[state.ended] ?? 'The session ended.', ' Nothing of yours is left on this seat.') : null,
+    // A sign-out that could not finish everything says so, for the center's staff.
+    state.ended && state.seat?.warnings?.length
+      ? errorBox({ message: `The sign-out was not complete: ${state.seat.warnings.join('; ')}`, hint: 'tell the staff' })
+      : null,
     state.failure ? errorBox(state.failure) : null,
     ...state.accounts.map((a) => h('div', { class: 'kiosk-account' },
       providerButton(a, () => signIn(a.name)),
@@ -100,28 +104,14 @@ function renderIdleWarning(seat) {
   }
 }
 
-async function signIn(account) {
+// A sign-in in the seat's browser ('sign_in') or on the player's phone ('sign_in_device').
+async function begin(account, command) {
   state.failure = null;
   state.ended = null;
-  state.busy = { account, how: 'browser' };
+  state.busy = { account, how: command === 'sign_in' ? 'browser' : 'device' };
   render();
   try {
-    await call('sign_in', { account });
-  } catch (e) {
-    if (!/cancelled/.test(e.message)) state.failure = e;
-  } finally {
-    state.busy = null;
-    render();
-  }
-}
-
-async function scan(account) {
-  state.failure = null;
-  state.ended = null;
-  state.busy = { account, how: 'device' };
-  render();
-  try {
-    await call('sign_in_device', { account });
+    await call(command, { account });
   } catch (e) {
     if (!/cancelled/.test(e.message)) state.failure = e;
   } finally {
@@ -130,6 +120,9 @@ async function scan(account) {
     render();
   }
 }
+
+const signIn = (account) => begin(account, 'sign_in');
+const scan = (account) => begin(account, 'sign_in_device');
 
 async function endSession() {
   const button = document.getElementById('end-session');
