@@ -143,10 +143,10 @@ impl Drop for Seat {
 impl Opener for Seat {
     fn open(&self, url: &str) -> Result<(), Error> {
         let profile = self.profile.display().to_string();
-        let (command, args): (&str, Vec<String>) = match &self.kind {
+        let (commands, args): (&[String], Vec<String>) = match &self.kind {
             SeatBrowser::System => return open(url),
-            SeatBrowser::Chromium { command } => (
-                command,
+            SeatBrowser::Chromium { commands } => (
+                commands,
                 vec![
                     format!("--user-data-dir={profile}"),
                     "--incognito".into(),
@@ -155,33 +155,43 @@ impl Opener for Seat {
                     url.into(),
                 ],
             ),
-            SeatBrowser::Firefox { command } => (
-                command,
+            // No `-no-remote`: a second page for the seat (the provider's logout) must reach
+            // the Firefox already running on this profile. Firefox's remoting is per profile,
+            // so the player's other Firefox windows, if any, are never involved.
+            SeatBrowser::Firefox { commands } => (
+                commands,
                 vec![
                     "-profile".into(),
                     profile,
-                    "-no-remote".into(),
                     "-private-window".into(),
                     url.into(),
                 ],
             ),
         };
-        let mut cmd = Command::new(command);
-        cmd.args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        // Its own process group: closing the seat stops the browser's helpers too.
-        #[cfg(unix)]
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let child = cmd.spawn().map_err(|e| Error {
-            tried: format!("`{command}`: {e}"),
-        })?;
-        self.children
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(child);
-        Ok(())
+        let mut tried = Vec::new();
+        for command in commands {
+            let mut cmd = Command::new(command);
+            cmd.args(&args)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null());
+            // Its own process group: closing the seat stops the browser's helpers too.
+            #[cfg(unix)]
+            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+            match cmd.spawn() {
+                Ok(child) => {
+                    self.children
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(child);
+                    return Ok(());
+                }
+                Err(e) => tried.push(format!("`{command}`: {e}")),
+            }
+        }
+        Err(Error {
+            tried: tried.join("; "),
+        })
     }
 }
 

@@ -113,10 +113,11 @@ pub struct Kiosk {
 /// session and deleted after it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SeatBrowser {
-    /// Chromium or Chrome: `--user-data-dir=PROFILE --incognito`.
-    Chromium { command: String },
-    /// Firefox: `-profile PROFILE -no-remote -private-window`.
-    Firefox { command: String },
+    /// Chromium or Chrome: `--user-data-dir=PROFILE --incognito`. The first of `commands`
+    /// that can be started (distributions spell the same browser differently).
+    Chromium { commands: Vec<String> },
+    /// Firefox: `-profile PROFILE -private-window`.
+    Firefox { commands: Vec<String> },
     /// The system browser (`$BROWSER`, xdg-open): cookies outlive the seat session there.
     System,
 }
@@ -715,13 +716,13 @@ impl RawKiosk {
         }
         let browser = match self.browser.as_deref().map(str::trim) {
             None | Some("chromium") => SeatBrowser::Chromium {
-                command: "chromium".into(),
+                commands: names(&["chromium", "chromium-browser"]),
             },
             Some("chrome") => SeatBrowser::Chromium {
-                command: "google-chrome".into(),
+                commands: names(&["google-chrome", "google-chrome-stable"]),
             },
             Some("firefox") => SeatBrowser::Firefox {
-                command: "firefox".into(),
+                commands: names(&["firefox", "firefox-esr"]),
             },
             Some("system") => SeatBrowser::System,
             Some(command) => {
@@ -729,15 +730,12 @@ impl RawKiosk {
                     .file_name()
                     .map(|n| n.to_string_lossy().to_lowercase())
                     .unwrap_or_default();
+                let commands = vec![command.to_owned()];
                 if name.contains("firefox") {
-                    SeatBrowser::Firefox {
-                        command: command.into(),
-                    }
+                    SeatBrowser::Firefox { commands }
                 } else {
                     // Chromium, Chrome, Edge, Brave and the rest take Chromium's switches.
-                    SeatBrowser::Chromium {
-                        command: command.into(),
-                    }
+                    SeatBrowser::Chromium { commands }
                 }
             }
         };
@@ -789,6 +787,10 @@ impl Scopes {
             Scopes::List(v) => v,
         }
     }
+}
+
+fn names(names: &[&str]) -> Vec<String> {
+    names.iter().map(|&n| n.to_owned()).collect()
 }
 
 fn valid_name(name: &str) -> bool {

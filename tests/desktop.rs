@@ -469,7 +469,7 @@ pub(crate) async fn exited(pid: i32) {
     })
     .await
     .unwrap();
-    assert!(waited > 0, "the app did not exit");
+    assert!(waited > 0, "process {pid} did not exit");
 }
 
 /// The desktop model (`lanyard::desktop`), as the app runs it, over this test's world.

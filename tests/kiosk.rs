@@ -13,21 +13,44 @@ use lanyard::kiosk::{SeatView, Trigger};
 
 use crate::support::{self, Env, Idp};
 
-/// The managed kiosk file for this test's seat, with `extra` lines in `[kiosk]`.
+/// The seat's browser: the test's player at Chromium (browser.mjs), or at Firefox
+/// (firefox.mjs) on an X display.
+enum Browser<'a> {
+    Chromium,
+    Firefox { display: &'a str },
+}
+
+/// The managed kiosk file for this test's seat, with `extra` lines in `[kiosk]`; the seat
+/// browser is Chromium.
 fn kiosk_file(env: &Env, idp: &Idp, extra: &str) -> PathBuf {
+    kiosk_file_with(env, idp, extra, Browser::Chromium)
+}
+
+fn kiosk_file_with(env: &Env, idp: &Idp, extra: &str, browser: Browser) -> PathBuf {
     let path = PathBuf::from(env.path("kiosk.toml"));
     let lanyard = env!("CARGO_BIN_EXE_lanyard");
     // The seat's browser is the test's, with the test's log: the kiosk runs in this
-    // process, whose environment the test does not change.
-    let browser = PathBuf::from(env.path("seat-chromium"));
+    // process, whose environment the test does not change. Its name says which switches
+    // Lanyard passes it.
+    let idp_dir = support::root().join("tests/idp");
     let mut script = String::from("#!/bin/sh\n");
     for (k, v) in env.vars() {
         script += &format!("export {k}='{v}'\n");
     }
-    script += &format!(
-        "exec '{}' \"$@\"\n",
-        support::root().join("tests/idp/browser.mjs").display()
-    );
+    let wrapper = match browser {
+        Browser::Chromium => {
+            script += &format!("exec '{}' \"$@\"\n", idp_dir.join("browser.mjs").display());
+            "seat-chromium"
+        }
+        Browser::Firefox { display } => {
+            script += &format!(
+                "export DISPLAY='{display}'\nexec node --experimental-websocket --no-warnings '{}' \"$@\"\n",
+                idp_dir.join("firefox.mjs").display()
+            );
+            "seat-firefox"
+        }
+    };
+    let browser = PathBuf::from(env.path(wrapper));
     std::fs::write(&browser, script).unwrap();
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::set_permissions(&browser, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -413,4 +436,74 @@ async fn the_kiosk_screen_shows_the_code_to_scan_and_warns_before_idling_out() {
     assert_eq!(support::keychain("lanyard", "center"), None);
     no_file_holds(&[PathBuf::from(env.path(""))], &token);
     assert_ne!(env.lanyard(&["token", "center"]).await.code, 0);
+}
+
+/// A Firefox seat: Debian's Firefox ESR in a real window (Xvfb), started by Lanyard with
+/// the profile it made and a private window. The player signs in there; the provider's
+/// session cookie stays in the window's memory, never in the profile's cookie jar. The End
+/// session button's sign-out sends the provider's logout page to that same Firefox, then
+/// stops it and deletes the profile; the next player sees the login form again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_firefox_seat_signs_in_in_a_private_window_and_the_end_stops_it() {
+    use crate::desktop::exited;
+    let display = support::xvfb::Display::start();
+    let idp = Idp::start(false);
+    let env = Env::new();
+    let firefox = Browser::Firefox {
+        display: &display.name,
+    };
+    let seat = start_seat(
+        &env,
+        kiosk_file_with(&env, &idp, "idle_timeout = 0", firefox),
+    )
+    .await;
+
+    seat.sign_in("center")
+        .await
+        .expect("signed in with Firefox");
+    let run = env.browser_run(0).await;
+    assert_eq!(run["browser"], "firefox", "{run}");
+    assert!(run.get("error").is_none(), "Firefox failed: {run}");
+    assert!(
+        run["seen"].as_array().unwrap().contains(&"login".into()),
+        "{run}"
+    );
+    let profile = PathBuf::from(run["profile"].as_str().unwrap());
+    assert_eq!(seat.seat_profile().as_deref(), Some(profile.as_path()));
+    assert!(
+        profile.join("prefs.js").exists(),
+        "Firefox did not use the seat's profile"
+    );
+    // A private window: the provider's session cookie is in the window's memory, not in
+    // the profile's cookie jar, where a normal window would have put it.
+    assert_eq!(run["jar"], serde_json::json!([]), "{run}");
+    let token = tool_gets_a_token(&env, &idp).await;
+
+    assert!(seat.end_session(Trigger::Button).await.unwrap());
+    // Firefox itself, not just the script that started it, is gone.
+    exited(run["pid"].as_i64().unwrap() as i32).await;
+    assert!(
+        seat.seat().unwrap().warnings.is_empty(),
+        "{:?}",
+        seat.seat().unwrap().warnings
+    );
+    residue_scan(&env, &idp, &token, &profile).await;
+
+    // The next player: a new Firefox on a new profile, and the login form again. (The
+    // logout page's run may or may not have been logged before Lanyard stopped Firefox.)
+    seat.sign_in("center").await.expect("signed in again");
+    let next = env.browser_run(1).await;
+    let next = if next["pid"] == run["pid"] {
+        env.browser_run(2).await
+    } else {
+        next
+    };
+    assert!(next.get("error").is_none(), "Firefox failed: {next}");
+    assert!(
+        next["seen"].as_array().unwrap().contains(&"login".into()),
+        "{next}"
+    );
+    assert_ne!(next["profile"], run["profile"]);
+    assert!(seat.end_session(Trigger::Quit).await.unwrap());
+    exited(next["pid"].as_i64().unwrap() as i32).await;
 }

@@ -7,6 +7,7 @@ use anyhow::{Context, bail};
 /// Debian packages: the browser, the keychain and its session bus, the tools the tests use.
 const APT: &[(&str, &str)] = &[
     ("chromium", "the browser the tests drive"),
+    ("firefox-esr", "a kiosk seat's other browser family"),
     ("gnome-keyring", "the Secret Service (OS keychain)"),
     ("dbus", "the session bus the keychain lives on"),
     ("dbus-x11", "dbus-launch for gnome-keyring"),
