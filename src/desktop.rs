@@ -45,6 +45,8 @@ pub struct Options {
     /// The managed kiosk file [default: `$LANYARD_KIOSK_CONFIG`, else the system-wide
     /// one]. Kiosk mode is on when it exists: its accounts replace the accounts file.
     pub kiosk: Option<PathBuf>,
+    /// Where a kiosk seat's idle time comes from [default: [`crate::kiosk::idle_probe`]].
+    pub idle_probe: Option<Arc<dyn crate::kiosk::IdleProbe>>,
 }
 
 /// An error as the window shows it: what happened and what to do next.
@@ -426,11 +428,7 @@ impl Desktop {
             .clone()
             .expect("a kiosk file has a [kiosk] table");
         let config_path = config.path.clone();
-        #[cfg(target_os = "linux")]
-        let probe = crate::kiosk::x11::X11Idle::open()
-            .map(|p| Arc::new(p) as Arc<dyn crate::kiosk::IdleProbe>);
-        #[cfg(not(target_os = "linux"))]
-        let probe = None;
+        let probe = options.idle_probe.clone().or_else(crate::kiosk::idle_probe);
         let seat = Seat::new(kiosk.clone(), config_path.clone(), probe);
         let inbox = Arc::new(Inbox::default());
         let lanyard = Lanyard::new(config, Records::new(None))?

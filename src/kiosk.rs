@@ -67,10 +67,41 @@ pub struct SeatView {
     pub device_flow: bool,
 }
 
-/// Seconds since the seat last saw input from anyone (keyboard, mouse), if the platform
-/// can tell: X11's screen-saver extension on Linux.
+/// How long since the seat last saw input from anyone (keyboard, mouse, gamepad), if the
+/// platform can tell: the desktop's idle monitor on D-Bus, or X11's screen-saver extension
+/// (see [`idle_probe`]).
 pub trait IdleProbe: Send + Sync {
     fn idle(&self) -> Option<Duration>;
+}
+
+impl std::fmt::Debug for dyn IdleProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdleProbe")
+    }
+}
+
+/// The seat's idle probe on this desktop, if any.
+///
+/// In a Wayland session only the compositor sees all input: its D-Bus idle monitor
+/// (GNOME's Mutter, or `org.freedesktop.ScreenSaver` on KDE and others) is asked, never
+/// XWayland, which sees only X clients' input and would call a player busy in a Wayland
+/// game idle. On X11, the screen-saver extension, else the D-Bus monitors.
+#[cfg(target_os = "linux")]
+pub fn idle_probe() -> Option<Arc<dyn IdleProbe>> {
+    let wayland = std::env::var_os("WAYLAND_DISPLAY").is_some()
+        || std::env::var("XDG_SESSION_TYPE").is_ok_and(|t| t == "wayland");
+    let dbus = || dbus::DbusIdle::session().map(|p| Arc::new(p) as Arc<dyn IdleProbe>);
+    if wayland {
+        return dbus();
+    }
+    x11::X11Idle::open()
+        .map(|p| Arc::new(p) as Arc<dyn IdleProbe>)
+        .or_else(dbus)
+}
+
+#[cfg(not(target_os = "linux"))]
+pub fn idle_probe() -> Option<Arc<dyn IdleProbe>> {
+    None
 }
 
 /// What the seat reports: a new view whenever it changes.
@@ -453,6 +484,92 @@ pub mod x11 {
                 let idle = (*info).idle;
                 (self.xlib.XFree)(info.cast());
                 (ok != 0).then(|| Duration::from_millis(idle))
+            }
+        }
+    }
+}
+
+/// The seat's idle time from the desktop's idle monitor on the session bus: GNOME's
+/// `org.gnome.Mutter.IdleMonitor` (X11 and Wayland), or `GetSessionIdleTime` of
+/// `org.freedesktop.ScreenSaver` (KDE and others).
+#[cfg(target_os = "linux")]
+pub mod dbus {
+    use std::time::Duration;
+
+    use zbus::blocking::Connection;
+
+    /// The seat's clock asks at its deadlines only; a monitor that hangs must not hold it.
+    const TIMEOUT: Duration = Duration::from_millis(500);
+
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Monitor {
+        Mutter,
+        ScreenSaver,
+    }
+
+    pub struct DbusIdle {
+        connection: Connection,
+        monitor: Monitor,
+    }
+
+    impl DbusIdle {
+        /// The first monitor on the session bus that answers; `None` without one.
+        pub fn session() -> Option<DbusIdle> {
+            let connection = zbus::blocking::connection::Builder::session()
+                .ok()?
+                .method_timeout(TIMEOUT)
+                .build()
+                .ok()?;
+            DbusIdle::on(connection)
+        }
+
+        /// The first monitor that answers on `connection`.
+        pub fn on(connection: Connection) -> Option<DbusIdle> {
+            [Monitor::Mutter, Monitor::ScreenSaver]
+                .into_iter()
+                .map(|monitor| DbusIdle {
+                    connection: connection.clone(),
+                    monitor,
+                })
+                .find(|probe| probe.ask().is_ok())
+        }
+
+        fn ask(&self) -> zbus::Result<Duration> {
+            match self.monitor {
+                Monitor::Mutter => {
+                    let reply = self.connection.call_method(
+                        Some("org.gnome.Mutter.IdleMonitor"),
+                        "/org/gnome/Mutter/IdleMonitor/Core",
+                        Some("org.gnome.Mutter.IdleMonitor"),
+                        "GetIdletime",
+                        &(),
+                    )?;
+                    Ok(Duration::from_millis(reply.body().deserialize::<u64>()?))
+                }
+                Monitor::ScreenSaver => {
+                    let reply = self.connection.call_method(
+                        Some("org.freedesktop.ScreenSaver"),
+                        "/org/freedesktop/ScreenSaver",
+                        Some("org.freedesktop.ScreenSaver"),
+                        "GetSessionIdleTime",
+                        &(),
+                    )?;
+                    Ok(Duration::from_secs(
+                        reply.body().deserialize::<u32>()?.into(),
+                    ))
+                }
+            }
+        }
+    }
+
+    impl super::IdleProbe for DbusIdle {
+        fn idle(&self) -> Option<Duration> {
+            match self.ask() {
+                Ok(idle) => Some(idle),
+                Err(e) => {
+                    tracing::debug!(error = %e, monitor = ?self.monitor, "idle monitor");
+                    None
+                }
             }
         }
     }

@@ -6,6 +6,8 @@
 //! provider session ended, and the next sign-in shows the login form again.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use lanyard::desktop::{Desktop, Options, UiEvent};
@@ -506,4 +508,128 @@ async fn a_firefox_seat_signs_in_in_a_private_window_and_the_end_stops_it() {
     assert_ne!(next["profile"], run["profile"]);
     assert!(seat.end_session(Trigger::Quit).await.unwrap());
     exited(next["pid"].as_i64().unwrap() as i32).await;
+}
+
+/// A D-Bus daemon of the test's own, so that its idle monitor is seen by its seat alone.
+struct PrivateBus {
+    daemon: std::process::Child,
+    address: String,
+}
+
+impl PrivateBus {
+    fn start() -> PrivateBus {
+        use std::io::BufRead as _;
+        let mut daemon = std::process::Command::new("dbus-daemon")
+            .args(["--session", "--nofork", "--print-address=1"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("dbus-daemon (run `cargo xtask deps`)");
+        // It prints its address once it listens.
+        let mut address = String::new();
+        std::io::BufReader::new(daemon.stdout.take().unwrap())
+            .read_line(&mut address)
+            .unwrap();
+        PrivateBus {
+            daemon,
+            address: address.trim().to_owned(),
+        }
+    }
+}
+
+impl Drop for PrivateBus {
+    fn drop(&mut self) {
+        let _ = self.daemon.kill();
+        let _ = self.daemon.wait();
+    }
+}
+
+/// GNOME's idle monitor, as Mutter serves it: the idle time the test sets, and a word to
+/// the test each time the seat asks.
+struct IdleMonitor {
+    idle_ms: Arc<AtomicU64>,
+    asked: tokio::sync::mpsc::UnboundedSender<u64>,
+}
+
+#[zbus::interface(name = "org.gnome.Mutter.IdleMonitor")]
+impl IdleMonitor {
+    fn get_idletime(&self) -> u64 {
+        let idle = self.idle_ms.load(Ordering::SeqCst);
+        let _ = self.asked.send(idle);
+        idle
+    }
+}
+
+/// A player busy in a game gives Lanyard's screen no input, but the desktop's idle
+/// monitor (GNOME's, on D-Bus: what a Wayland seat has instead of X11's screen saver)
+/// sees it: the seat does not warn. Once the monitor says nobody is there, the session
+/// ends.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_desktops_idle_monitor_keeps_a_busy_player_signed_in() {
+    let bus = PrivateBus::start();
+    let idle_ms = Arc::new(AtomicU64::new(0));
+    let (asked_tx, mut asked) = tokio::sync::mpsc::unbounded_channel();
+    let _mutter = zbus::connection::Builder::address(bus.address.as_str())
+        .unwrap()
+        .name("org.gnome.Mutter.IdleMonitor")
+        .unwrap()
+        .serve_at(
+            "/org/gnome/Mutter/IdleMonitor/Core",
+            IdleMonitor {
+                idle_ms: idle_ms.clone(),
+                asked: asked_tx,
+            },
+        )
+        .unwrap()
+        .build()
+        .await
+        .unwrap();
+    let address = bus.address.clone();
+    let probe = tokio::task::spawn_blocking(move || {
+        let connection = zbus::blocking::connection::Builder::address(address.as_str())
+            .unwrap()
+            .build()
+            .unwrap();
+        lanyard::kiosk::dbus::DbusIdle::on(connection).expect("the monitor answers")
+    })
+    .await
+    .unwrap();
+    asked.recv().await.unwrap(); // the probe's own question, when it looked for a monitor
+
+    let idp = Idp::start(false);
+    let env = Env::new();
+    let kiosk = kiosk_file(&env, &idp, "idle_timeout = \"4s\"\nidle_warning = \"2s\"");
+    let seat = Desktop::start(Options {
+        config: Some(env.config.clone()),
+        socket: Some(env.path("agent.sock").into()),
+        data_dir: Some(PathBuf::from(env.path("data")).join("lanyard")),
+        kiosk: Some(kiosk),
+        idle_probe: Some(Arc::new(probe)),
+        ..Options::default()
+    })
+    .await
+    .expect("the kiosk starts");
+    let mut events = seat.subscribe();
+    seat.sign_in("center").await.expect("signed in");
+
+    // Input a moment ago, says the monitor, each time the seat asks: when the session
+    // starts, at the warning's deadline (two seconds in), and for the next deadline.
+    for _ in 0..3 {
+        tokio::time::timeout(Duration::from_secs(30), asked.recv())
+            .await
+            .expect("the seat never asked the idle monitor")
+            .unwrap();
+    }
+    // The deadline passed with no warning.
+    while let Ok(event) = events.try_recv() {
+        if let UiEvent::Seat { seat } = event {
+            assert!(seat.active, "{seat:?}");
+            assert_eq!(seat.idle_ends_at, None, "a busy player was warned");
+        }
+    }
+    // The player leaves (an hour without input): the next deadline ends the session.
+    idle_ms.store(3_600_000, Ordering::SeqCst);
+    let ended = seat_event(&mut events, |s| !s.active).await;
+    assert_eq!(ended.last_ended, Some(Trigger::Idle));
+    assert!(ended.warnings.is_empty(), "{:?}", ended.warnings);
 }
