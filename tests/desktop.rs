@@ -13,13 +13,19 @@ use lanyard::desktop::{Desktop, Failure, Options, UiEvent};
 use crate::support::webdriver::{Display, Driver, ONE_APP, Session, desktop_app};
 use crate::support::{self, Env, Idp, tray};
 
-/// Saves what the window shows, when screenshots were asked for.
-struct Shots {
+/// Saves what the window shows, when screenshots were asked for (`LANYARD_SCREENSHOTS`).
+pub(crate) struct Shots {
     dir: Option<PathBuf>,
 }
 
 impl Shots {
-    async fn take(&self, session: &Session, name: &str) {
+    pub(crate) fn asked() -> Shots {
+        Shots {
+            dir: std::env::var_os("LANYARD_SCREENSHOTS").map(PathBuf::from),
+        }
+    }
+
+    pub(crate) async fn take(&self, session: &Session, name: &str) {
         let Some(dir) = &self.dir else { return };
         std::fs::create_dir_all(dir).unwrap();
         let png = session.screenshot().await;
@@ -57,9 +63,7 @@ async fn sign_in_see_yourself_approve_a_tool_and_sign_out() {
             idp.issuer
         ),
     );
-    let shots = Shots {
-        dir: std::env::var_os("LANYARD_SCREENSHOTS").map(PathBuf::from),
-    };
+    let shots = Shots::asked();
     let (_display, _driver, app) = open_app(&env).await;
     assert_eq!(
         app.run("return document.title", serde_json::json!([]))

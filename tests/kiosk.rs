@@ -339,8 +339,9 @@ async fn the_maximum_session_length_ends_the_session() {
 /// player signs in and the app quits, which ends that session too.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_kiosk_screen_signs_in_and_its_button_and_quit_end_the_session() {
-    use crate::desktop::{broker_pid, exited, open_app};
+    use crate::desktop::{Shots, broker_pid, exited, open_app};
     let _one = crate::support::webdriver::ONE_APP.lock().await;
+    let shots = Shots::asked();
     let idp = Idp::start(false);
     let mut env = Env::new();
     let kiosk = kiosk_file(&env, &idp, "idle_timeout = 0\nmax_session = \"2h\"");
@@ -350,10 +351,12 @@ async fn the_kiosk_screen_signs_in_and_its_button_and_quit_end_the_session() {
         .await;
     // The provider offers the device flow: the scan button appears.
     app.wait_for("#scan-center", "Scan with your phone").await;
+    shots.take(&app, "kiosk-1-welcome").await;
 
     app.click("#sign-in").await;
     app.wait_for("#kiosk-who", "Alice Example").await;
     app.wait_for("#seat-remaining", "h").await;
+    shots.take(&app, "kiosk-3-signed-in").await;
     let (seen, profile) = browser_profile(&env, 0).await;
     assert!(seen.contains(&"login".to_owned()), "{seen:?}");
     let token = tool_gets_a_token(&env, &idp).await;
@@ -361,6 +364,7 @@ async fn the_kiosk_screen_signs_in_and_its_button_and_quit_end_the_session() {
 
     app.click("#end-session").await;
     app.wait_for("#kiosk-ended", "You ended your session").await;
+    shots.take(&app, "kiosk-5-ended").await;
     residue_scan(&env, &idp, &token, &profile).await;
 
     // The next player; then the center closes the app: that ends their session too.
@@ -403,8 +407,9 @@ async fn the_kiosk_screen_signs_in_and_its_button_and_quit_end_the_session() {
 /// nobody answers the session ends.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_kiosk_screen_shows_the_code_to_scan_and_warns_before_idling_out() {
-    use crate::desktop::open_app;
+    use crate::desktop::{Shots, open_app};
     let _one = crate::support::webdriver::ONE_APP.lock().await;
+    let shots = Shots::asked();
     let idp = Idp::start(false);
     let mut env = Env::new();
     let kiosk = kiosk_file(&env, &idp, "idle_timeout = \"8s\"\nidle_warning = \"6s\"");
@@ -416,6 +421,7 @@ async fn the_kiosk_screen_shows_the_code_to_scan_and_warns_before_idling_out() {
         "",
     )
     .await;
+    shots.take(&app, "kiosk-2-scan").await;
     let code = app.text("#user-code").await;
     let uri = app.text("#verification-uri").await;
     assert!(
@@ -430,6 +436,7 @@ async fn the_kiosk_screen_shows_the_code_to_scan_and_warns_before_idling_out() {
     let token = tool_gets_a_token(&env, &idp).await;
 
     app.wait_for("#idle-warning[open] #idle-left", "s").await;
+    shots.take(&app, "kiosk-4-still-there").await;
     app.click("#still-here").await;
     app.wait_for("#idle-warning:not([open])", "").await;
     app.wait_for("#kiosk-who", "Alice Example").await;
