@@ -15,6 +15,12 @@ use crate::secret::Secret;
 
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long an idle connection is kept for reuse: shorter than the keep-alive timeouts of
+/// common servers (Node.js and Apache close idle connections after 5 s). A request sent on
+/// a connection the server is closing at that moment fails with "connection closed before
+/// message completed"; seen with the test provider when a kiosk's idle timeout revoked the
+/// tokens about 5 s after its last request.
+const POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(3);
 /// Larger than any discovery document, key set or token response seen in the wild.
 const MAX_BODY: usize = 1024 * 1024;
 
@@ -83,6 +89,7 @@ impl Client {
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(TOTAL_TIMEOUT)
+            .pool_idle_timeout(POOL_IDLE_TIMEOUT)
             .user_agent(concat!("lanyard/", env!("CARGO_PKG_VERSION")))
             .build()
             .map_err(|e| Error::Connect {
