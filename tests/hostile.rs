@@ -320,3 +320,31 @@ async fn a_failed_refresh_keeps_the_old_tokens_and_says_so() {
     let status = env.lanyard(&["status", "--json"]).await;
     assert_eq!(status.assert_ok().json()[0]["status"], "signed_in");
 }
+
+/// A revocation whose connection is lost on the way (the server closing it as the request
+/// went out) is sent again: a sign-out must not leave a token valid at the provider.
+#[tokio::test]
+async fn a_revocation_that_loses_its_connection_is_sent_again() {
+    let idp = FakeIdp::start(Behaviour {
+        revocation_drops: 1,
+        ..Behaviour::default()
+    })
+    .await;
+    let env = env_for(&idp, "h-drop");
+    env.lanyard(&["login", "h-drop"]).await.assert_ok();
+    let run = env.lanyard(&["logout", "h-drop"]).await;
+    run.assert_ok();
+    assert!(
+        run.stdout
+            .contains("revoked the refresh_token and the access_token"),
+        "{run:?}"
+    );
+    assert_eq!(run.stderr, "", "{run:?}");
+    assert_eq!(
+        idp.revoked(),
+        [
+            "refresh_token:rt-1".to_owned(),
+            format!("access_token:{}", fake_idp::ACCESS_TOKEN)
+        ]
+    );
+}

@@ -395,12 +395,17 @@ pub async fn revoke(
     token: &Secret,
     hint: &str,
 ) -> Result<(), Error> {
-    http.post_form(
-        url,
-        auth,
-        &[("token", token.expose()), ("token_type_hint", hint)],
-    )
-    .await?;
+    let params = [("token", token.expose()), ("token_type_hint", hint)];
+    match http.post_form(url, auth, &params).await {
+        // Revoking twice is harmless (RFC 7009 section 2.2), and a token left valid at the
+        // provider is not: a connection lost on the way gets a second try.
+        Err(http::Error::Connect { .. }) => {
+            http.post_form(url, auth, &params).await?;
+        }
+        answer => {
+            answer?;
+        }
+    }
     Ok(())
 }
 

@@ -50,6 +50,9 @@ pub struct Behaviour {
     pub refresh_sub: Option<&'static str>,
     /// The token endpoint answers refreshes with this HTTP status and no body (an outage).
     pub refresh_outage: Option<u16>,
+    /// The revocation endpoint's first this many requests lose their connection
+    /// unanswered (a connection the server closed as the request went out).
+    pub revocation_drops: usize,
 }
 
 #[derive(Default)]
@@ -58,6 +61,8 @@ struct Seen {
     challenge: Option<String>,
     redeemed: Vec<String>,
     jwks_fetches: usize,
+    dropped: usize,
+    revoked: Vec<String>,
 }
 
 pub struct FakeIdp {
@@ -101,6 +106,11 @@ impl FakeIdp {
     pub fn jwks_fetches(&self) -> usize {
         self.seen.lock().unwrap().jwks_fetches
     }
+
+    /// The tokens the revocation endpoint answered for, with their hints: `hint:token`.
+    pub fn revoked(&self) -> Vec<String> {
+        self.seen.lock().unwrap().revoked.clone()
+    }
 }
 
 async fn serve(
@@ -129,6 +139,7 @@ async fn serve(
                 "authorization_endpoint": format!("{issuer}/authorize"),
                 "token_endpoint": format!("{issuer}/token"),
                 "userinfo_endpoint": format!("{issuer}/userinfo"),
+                "revocation_endpoint": format!("{issuer}/revoke"),
                 "jwks_uri": format!("{issuer}/jwks"),
                 "response_types_supported": ["code"],
                 "subject_types_supported": ["public"],
@@ -169,6 +180,16 @@ async fn serve(
             (302, vec![("Location".to_owned(), location.to_string())], String::new())
         }
         ("POST", "/token") => token(issuer, seen, keys, b, &get),
+        ("POST", "/revoke") => {
+            let mut s = seen.lock().unwrap();
+            if s.dropped < b.revocation_drops {
+                s.dropped += 1;
+                return; // the connection closes, unanswered
+            }
+            s.revoked
+                .push(format!("{}:{}", get("token_type_hint"), get("token")));
+            (200, vec![], String::new())
+        }
         // RFC 6750 section 2.1: the access token in the Authorization header, nowhere else.
         ("GET", "/userinfo") if authorization != format!("Bearer {ACCESS_TOKEN}") => (
             401,
