@@ -70,11 +70,21 @@ fn kiosk_file_with(env: &Env, idp: &Idp, extra: &str, browser: Browser) -> PathB
 }
 
 async fn start_seat(env: &Env, kiosk: PathBuf) -> Desktop {
+    start_seat_with(env, kiosk, None).await
+}
+
+/// A seat whose idle time comes from `idle_probe` (else the desktop's, if any).
+async fn start_seat_with(
+    env: &Env,
+    kiosk: PathBuf,
+    idle_probe: Option<Arc<dyn lanyard::kiosk::IdleProbe>>,
+) -> Desktop {
     Desktop::start(Options {
         config: Some(env.config.clone()),
         socket: Some(env.path("agent.sock").into()),
         data_dir: Some(PathBuf::from(env.path("data")).join("lanyard")),
         kiosk: Some(kiosk),
+        idle_probe,
         ..Options::default()
     })
     .await
@@ -380,12 +390,7 @@ async fn the_kiosk_screen_signs_in_and_its_button_and_quit_end_the_session() {
         .filter(|e| *e == "grant.revoked")
         .count();
     let pid = broker_pid(&env);
-    app.run(
-        // After the answer: the app is gone before it could send one.
-        "setTimeout(() => window.__TAURI__.core.invoke('quit'), 50); return true",
-        serde_json::json!([]),
-    )
-    .await;
+    app.run_last("window.__TAURI__.core.invoke('quit')").await;
     exited(pid).await;
     let revoked_after = idp
         .events()
@@ -606,16 +611,7 @@ async fn the_desktops_idle_monitor_keeps_a_busy_player_signed_in() {
     let idp = Idp::start(false);
     let env = Env::new();
     let kiosk = kiosk_file(&env, &idp, "idle_timeout = \"4s\"\nidle_warning = \"2s\"");
-    let seat = Desktop::start(Options {
-        config: Some(env.config.clone()),
-        socket: Some(env.path("agent.sock").into()),
-        data_dir: Some(PathBuf::from(env.path("data")).join("lanyard")),
-        kiosk: Some(kiosk),
-        idle_probe: Some(Arc::new(probe)),
-        ..Options::default()
-    })
-    .await
-    .expect("the kiosk starts");
+    let seat = start_seat_with(&env, kiosk, Some(Arc::new(probe))).await;
     let mut events = seat.subscribe();
     seat.sign_in("center").await.expect("signed in");
 

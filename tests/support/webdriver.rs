@@ -186,6 +186,19 @@ impl Session {
         .await
     }
 
+    /// Runs `script` in the page without waiting for an answer, which may never come:
+    /// for a script that ends the app (the caller waits on the app's exit instead).
+    pub async fn run_last(&self, script: &str) {
+        let url = format!("{}/execute/sync", self.base);
+        let send = self
+            .http
+            .post(&url)
+            .json(&json!({"script": script, "args": []}))
+            .send();
+        // Bounded: a driver left without its app may never answer.
+        let _ = tokio::time::timeout(Duration::from_secs(10), send).await;
+    }
+
     /// Runs `script` (a function body; `arguments` holds `args`) and returns its value.
     pub async fn run(&self, script: &str, args: Value) -> Value {
         self.post("execute/sync", &json!({"script": script, "args": args}))
