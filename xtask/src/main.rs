@@ -33,6 +33,10 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test::run(&args[1..]),
         Some("demo") => demo::run(&args[1..]),
+        Some("deps") if args.get(1).is_some_and(|a| a == "--list") => {
+            deps::list();
+            Ok(())
+        }
         Some("deps") => deps::run(),
         Some("bench") => bench::run(&args[1..]),
         Some("dist") => dist::run().map(drop),
@@ -47,7 +51,7 @@ fn main() -> ExitCode {
                  demo [--headless]          the desktop app against the bundled demo provider\n  \
                  screenshots                a PNG of every screen of the desktop app (docs/screenshots)\n  \
                  bundle [deb,appimage]      the desktop app's installers, into target/release/bundle\n  \
-                 deps                       install what is missing\n  \
+                 deps [--list]              install what is missing (--list: what provides each program)\n  \
                  bench [agent|desktop]      measure the agent and the app (docs/benchmarks.md)\n  \
                  dist                       build the shipping `lanyard` binary into target/dist\n  \
                  fuzz [SECONDS]             fuzz the agent's frame decoder (default 60 s)"
