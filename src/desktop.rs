@@ -47,6 +47,9 @@ pub struct Options {
     pub kiosk: Option<PathBuf>,
     /// Where a kiosk seat's idle time comes from [default: [`crate::kiosk::idle_probe`]].
     pub idle_probe: Option<Arc<dyn crate::kiosk::IdleProbe>>,
+    /// `lanyard` command lines the broker names by their callers, besides the one
+    /// installed beside this program and the one on `PATH` (an embedder's own copy).
+    pub clis: Vec<PathBuf>,
 }
 
 /// An error as the window shows it: what happened and what to do next.
@@ -229,6 +232,8 @@ pub enum UiEvent {
         provider: String,
         app: String,
         pid: Option<i32>,
+        /// The `lanyard` command line the app asked through, if it did.
+        through: Option<String>,
         timeout_secs: u64,
     },
     /// The prompt `id` was answered, or timed out (`denied`).
@@ -353,6 +358,7 @@ impl Approvals {
                     provider,
                     app: request.app,
                     pid: request.pid,
+                    through: request.through,
                     timeout_secs: approvals.timeout.as_secs(),
                 });
                 // A dropped sender (the app is closing) denies.
@@ -397,7 +403,8 @@ impl Desktop {
                 .unwrap_or(broker::agent::APPROVAL_TIMEOUT),
         );
         let agent = Agent::new(lanyard, records_dir.clone(), Some(approvals.approver()))
-            .with_approval_timeout(approvals.timeout);
+            .with_approval_timeout(approvals.timeout)
+            .with_clis(options.clis.clone());
         let socket = options.socket.unwrap_or_else(broker::socket_path);
         let listener = bind_or_take_over(&socket).await?;
         let desktop = Desktop {
@@ -450,7 +457,9 @@ impl Desktop {
                 })
             }),
         };
-        let agent = Agent::new(lanyard, None, None).with_kiosk(rules);
+        let agent = Agent::new(lanyard, None, None)
+            .with_kiosk(rules)
+            .with_clis(options.clis.clone());
         seat.attach(agent.clone());
         let (events, _) = broadcast::channel(256);
         // No prompts on a seat; the channel still carries the window's events.
@@ -549,13 +558,23 @@ impl Desktop {
     /// resolves when the person has signed in on their phone, or with `cancelled`.
     pub async fn sign_in_device(&self, account: &str) -> Result<IdentityView, Failure> {
         let cancelled = self.begin(account)?;
+        let mut hold = self.hold().await;
         let progress = self.progress(account, "sign_in");
         let outcome = tokio::select! {
             r = self.inner.agent.login_device_with(account, &progress) => r.map_err(Failure::from),
             _ = cancelled => Err(Failure::new("the sign-in was cancelled")),
+            _ = seat_ended(&mut hold) => Err(Failure::new(SEAT_ENDED)),
         };
         self.end(account);
         self.signed_in(account, outcome)
+    }
+
+    /// On a seat, a sign-in's hold on the seat session.
+    async fn hold(&self) -> Option<crate::kiosk::Hold> {
+        match &self.inner.seat {
+            Some(seat) => Some(seat.hold().await),
+            None => None,
+        }
     }
 
     /// Events for the window, from now on.
@@ -598,10 +617,12 @@ impl Desktop {
     /// browser comes back, or with `cancelled` after [`Desktop::cancel`].
     pub async fn sign_in(&self, account: &str) -> Result<IdentityView, Failure> {
         let cancelled = self.begin(account)?;
+        let mut hold = self.hold().await;
         let progress = self.progress(account, "sign_in");
         let outcome = tokio::select! {
             r = self.inner.agent.login_with(account, &progress) => r.map_err(Failure::from),
             _ = cancelled => Err(Failure::new("the sign-in was cancelled")),
+            _ = seat_ended(&mut hold) => Err(Failure::new(SEAT_ENDED)),
         };
         self.end(account);
         self.signed_in(account, outcome)
@@ -1065,6 +1086,17 @@ impl Desktop {
     }
 }
 
+/// Why a seat's sign-in stopped.
+const SEAT_ENDED: &str = "the seat session ended, and the sign-in was cancelled with it";
+
+/// Resolves when the seat session ends; never, off a seat.
+async fn seat_ended(hold: &mut Option<crate::kiosk::Hold>) {
+    match hold {
+        Some(hold) => hold.ended().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Binds the broker's socket, asking a headless agent there to make way.
 async fn bind_or_take_over(socket: &Path) -> Result<tokio::net::UnixListener, Failure> {
     Ok(match broker::bind(socket).await {
@@ -1100,7 +1132,7 @@ async fn take_over(socket: &Path) -> Result<(), Failure> {
             socket.display()
         ))
     })?;
-    let peer = broker::server::identify(&stream).map_err(|e| {
+    let (uid, pid, exe) = broker::peer::server_of(&stream).map_err(|e| {
         Failure::new(format!(
             "cannot identify the agent at {}: {e}",
             socket.display()
@@ -1111,11 +1143,12 @@ async fn take_over(socket: &Path) -> Result<(), Failure> {
         message: format!("another Lanyard app is serving {}", socket.display()),
         hint: Some("use the window that is open already (see the tray)".into()),
     };
-    let Some(pid) = peer.pid.filter(|_| peer.uid == broker::server::own_uid()) else {
+    let Some(pid) = pid.filter(|_| uid == broker::server::own_uid()) else {
         return Err(busy());
     };
-    let is_cli = Path::new(&peer.app)
-        .file_name()
+    let is_cli = exe
+        .as_deref()
+        .and_then(Path::file_name)
         .is_some_and(|n| n == "lanyard");
     if !is_cli {
         return Err(busy());

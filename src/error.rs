@@ -121,9 +121,12 @@ impl Error {
             },
             Error::Rejected(_) => Kind::Rejected,
             Error::Keys(_) => Kind::Provider,
-            Error::Userinfo(flow::UserinfoError::Signature(
-                crate::discovery::VerifyError::Invalid(_),
-            )) => Kind::Rejected,
+            Error::Userinfo(
+                flow::UserinfoError::Signature(crate::discovery::VerifyError::Invalid(_))
+                | flow::UserinfoError::Claims(_)
+                | flow::UserinfoError::Issuer { .. }
+                | flow::UserinfoError::Audience { .. },
+            ) => Kind::Rejected,
             Error::Userinfo(_) => Kind::Provider,
             Error::Store(store::Error::Unavailable { .. } | store::Error::Failed(_)) => {
                 Kind::Keychain
@@ -150,6 +153,7 @@ impl Error {
                     _ => Kind::Other,
                 }
             }
+            Error::Agent(crate::broker::client::Error::WrongServer { .. }) => Kind::Rejected,
             Error::Agent(_) | Error::Bind(_) => Kind::Other,
         }
     }

@@ -103,7 +103,12 @@ pub fn parse(token: &str) -> Result<Jws<'_>, Error> {
         _ => return Err(Error::Malformed("expected three dot-separated parts")),
     }
     let header_bytes = b64(parts[0]).ok_or(Error::Malformed("the header is not base64url"))?;
-    let header: Header = serde_json::from_slice(&header_bytes)
+    // A member given twice (two `alg`s) is read differently by different libraries.
+    let header = object(&header_bytes).map_err(|e| match e {
+        ObjectError::Duplicate(_) => Error::Malformed("the header has a member twice"),
+        ObjectError::Invalid => Error::Malformed("the header is not a JSON object with `alg`"),
+    })?;
+    let header: Header = serde_json::from_value(serde_json::Value::Object(header))
         .map_err(|_| Error::Malformed("the header is not a JSON object with `alg`"))?;
     if header.enc.is_some() {
         return Err(Error::Encrypted);
@@ -170,6 +175,113 @@ pub fn half_hash(alg: &str, value: &str) -> Option<String> {
     let digest = ring::digest::digest(algorithm, value.as_bytes());
     let bytes = digest.as_ref();
     Some(URL_SAFE_NO_PAD.encode(&bytes[..bytes.len() / 2]))
+}
+
+/// Why [`object`] refused some JSON.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ObjectError {
+    /// Not a JSON object.
+    Invalid,
+    /// This member name appears twice in one object (at any depth).
+    Duplicate(String),
+}
+
+/// A JSON object, refusing any object (at any depth) that names a member twice: RFC 7515
+/// section 4 and RFC 7519 section 4 say such a JWS or JWT must be rejected, or the last
+/// member taken; Lanyard rejects, so that no two readers of one token disagree about it.
+pub fn object(bytes: &[u8]) -> Result<serde_json::Map<String, serde_json::Value>, ObjectError> {
+    use serde::de::Error as _;
+    let mut duplicate = None;
+    let parsed = {
+        let mut de = serde_json::Deserializer::from_slice(bytes);
+        let value = Strict::deserialize(&mut de).and_then(|v| de.end().map(|()| v));
+        match value {
+            Ok(Strict(serde_json::Value::Object(map))) => Ok(map),
+            Ok(_) => Err(serde_json::Error::custom("not an object")),
+            Err(e) => {
+                let text = e.to_string();
+                if let Some(name) = text
+                    .strip_prefix("duplicate member `")
+                    .and_then(|rest| rest.split('`').next())
+                {
+                    duplicate = Some(name.to_owned());
+                }
+                Err(e)
+            }
+        }
+    };
+    parsed.map_err(|_| match duplicate {
+        Some(name) => ObjectError::Duplicate(name),
+        None => ObjectError::Invalid,
+    })
+}
+
+/// A JSON value whose objects have no member twice.
+struct Strict(serde_json::Value);
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Strict, D::Error> {
+        d.deserialize_any(StrictVisitor)
+    }
+}
+
+struct StrictVisitor;
+
+impl<'de> serde::de::Visitor<'de> for StrictVisitor {
+    type Value = Strict;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("JSON")
+    }
+
+    fn visit_bool<E>(self, v: bool) -> Result<Strict, E> {
+        Ok(Strict(v.into()))
+    }
+
+    fn visit_i64<E>(self, v: i64) -> Result<Strict, E> {
+        Ok(Strict(v.into()))
+    }
+
+    fn visit_u64<E>(self, v: u64) -> Result<Strict, E> {
+        Ok(Strict(v.into()))
+    }
+
+    fn visit_f64<E>(self, v: f64) -> Result<Strict, E> {
+        Ok(Strict(v.into()))
+    }
+
+    fn visit_str<E>(self, v: &str) -> Result<Strict, E> {
+        Ok(Strict(v.into()))
+    }
+
+    fn visit_string<E>(self, v: String) -> Result<Strict, E> {
+        Ok(Strict(v.into()))
+    }
+
+    fn visit_unit<E>(self) -> Result<Strict, E> {
+        Ok(Strict(serde_json::Value::Null))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
+        let mut items = Vec::new();
+        while let Some(Strict(item)) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Strict(items.into()))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
+        use serde::de::Error as _;
+        let mut members = serde_json::Map::new();
+        while let Some(name) = map.next_key::<String>()? {
+            if members.contains_key(&name) {
+                return Err(A::Error::custom(format!("duplicate member `{name}`")));
+            }
+            let Strict(value) = map.next_value()?;
+            members.insert(name, value);
+        }
+        Ok(Strict(members.into()))
+    }
 }
 
 fn b64(s: &str) -> Option<Vec<u8>> {
@@ -342,6 +454,31 @@ mod tests {
             "a.b".into(),
             Error::Malformed("expected three dot-separated parts"),
         );
+    }
+
+    #[test]
+    fn a_member_named_twice_is_refused_at_any_depth() {
+        assert_eq!(
+            object(br#"{"sub":"alice","sub":"mallory"}"#),
+            Err(ObjectError::Duplicate("sub".into()))
+        );
+        assert_eq!(
+            object(br#"{"a":[{"x":1,"x":2}]}"#),
+            Err(ObjectError::Duplicate("x".into()))
+        );
+        assert_eq!(object(b"[1]"), Err(ObjectError::Invalid));
+        assert_eq!(object(br#"{"a":1} x"#), Err(ObjectError::Invalid));
+        let ok = object(br#"{"a":{"b":[1,2.5,"c",null,true]},"d":-1}"#).unwrap();
+        assert_eq!(ok["a"]["b"][1], 2.5);
+        // Two `alg`s in a header: which one a verifier reads is not to be guessed at.
+        let (pair, jwk) = es256_key("k1");
+        let set = JwkSet { keys: vec![jwk] };
+        let t = sign(&pair, r#"{"alg":"none","alg":"ES256"}"#, "{}");
+        assert_eq!(
+            parse(&t).map(|_| ()),
+            Err(Error::Malformed("the header has a member twice"))
+        );
+        let _ = set;
     }
 
     #[test]

@@ -118,6 +118,12 @@ pub struct Seat {
     wake: Notify,
     /// One complete sign-out at a time; a second trigger waits for the first.
     ending: tokio::sync::Mutex<()>,
+    /// Sign-ins under way each hold a read guard ([`Seat::hold`]); the end of a seat
+    /// session takes the write guard, so it waits until they are all gone, and a sign-in
+    /// asked for meanwhile starts only after it.
+    sign_ins: Arc<tokio::sync::RwLock<()>>,
+    /// Bumped by every end: a sign-in under way is cancelled by it.
+    ends: tokio::sync::watch::Sender<u64>,
     changed: broadcast::Sender<SeatView>,
 }
 
@@ -146,6 +152,8 @@ impl Seat {
             state: Mutex::new(State::default()),
             wake: Notify::new(),
             ending: tokio::sync::Mutex::new(()),
+            sign_ins: Arc::new(tokio::sync::RwLock::new(())),
+            ends: tokio::sync::watch::Sender::new(0),
             changed,
         })
     }
@@ -222,12 +230,29 @@ impl Seat {
         }
     }
 
-    /// The complete sign-out, whatever triggered it: every account signed out at the
-    /// provider (tokens revoked, provider session ended in the seat's browser), the
-    /// broker's memory cleared, the seat's browser stopped and its profile deleted.
-    /// Returns whether anyone was signed in.
+    /// What a sign-in on this seat holds while it runs: [`Hold::ended`] resolves when the
+    /// seat session ends, and the sign-in must then stop (a QR code the last player left
+    /// on the screen must not sign them in on the next player's seat).
+    pub async fn hold(&self) -> Hold {
+        // Watching before the guard: an end that comes between the two is not missed.
+        let ends = self.ends.subscribe();
+        let guard = self.sign_ins.clone().read_owned().await;
+        Hold {
+            ends,
+            _guard: guard,
+        }
+    }
+
+    /// The complete sign-out, whatever triggered it: every sign-in under way cancelled,
+    /// every account signed out at the provider (tokens revoked, provider session ended
+    /// in the seat's browser), the broker's memory cleared, the seat's browser stopped
+    /// and its profile deleted. Returns whether anyone was signed in.
     pub async fn end(&self, trigger: Trigger) -> bool {
         let _one = self.ending.lock().await;
+        // Cancel the sign-ins under way, and wait until they are gone: one that finished
+        // meanwhile is signed out below with everyone else.
+        self.ends.send_modify(|n| *n += 1);
+        let _no_sign_ins = self.sign_ins.write().await;
         let active = self.state().started.is_some();
         tracing::info!(
             trigger = trigger.as_str(),
@@ -354,6 +379,21 @@ impl Seat {
 
     fn state(&self) -> std::sync::MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A sign-in's hold on the seat ([`Seat::hold`]).
+pub struct Hold {
+    ends: tokio::sync::watch::Receiver<u64>,
+    _guard: tokio::sync::OwnedRwLockReadGuard<()>,
+}
+
+impl Hold {
+    /// Resolves when the seat session ends.
+    pub async fn ended(&mut self) {
+        if self.ends.changed().await.is_err() {
+            // The seat is gone: so is its session.
+        }
     }
 }
 

@@ -321,7 +321,9 @@ impl Lanyard {
         }
         let userinfo = match (&provider.metadata.userinfo_endpoint, access_token) {
             (Some(url), Some(access_token)) => {
-                let userinfo = flow::userinfo(&self.http, provider, url, access_token).await?;
+                let userinfo =
+                    flow::userinfo(&self.http, provider, url, access_token, &account.client_id)
+                        .await?;
                 validate::userinfo(&claims, &userinfo)?;
                 Some(userinfo)
             }
@@ -661,6 +663,11 @@ impl Lanyard {
 
     /// Signs out: revokes the tokens where the provider offers it, deletes them and the
     /// record, and (unless `local`) ends the provider's session in the browser.
+    ///
+    /// Forgetting is not conditional on anything else: a provider that cannot be reached,
+    /// a client secret that cannot be read, a refused revocation each become a warning in
+    /// the report, and the tokens and record are deleted all the same. Only a failure to
+    /// delete them is an error.
     pub async fn logout(
         &self,
         name: &str,
@@ -670,17 +677,25 @@ impl Lanyard {
     ) -> Result<Logout, Error> {
         let account = self.config.account(name)?;
         let kind = self.store_kind(account);
-        let secrets = self.secrets(kind).await?;
         // Not while a refresh runs: it would find the tokens gone and write the record
         // back as "sign-in needed" after this deletes it.
         let lock = self.account_lock(name);
         let one_at_a_time = lock.lock().await;
-        let tokens = load_tokens(secrets.clone(), name).await?;
-        let record = self.records.load(kind, name);
-        let mut report = Logout {
-            was_signed_in: tokens.is_some() || record.is_some(),
-            ..Logout::default()
+        let mut report = Logout::default();
+        let secrets = self.secrets(kind).await;
+        let tokens = match &secrets {
+            Ok(secrets) => load_tokens(secrets.clone(), name)
+                .await
+                .unwrap_or_else(|e| {
+                    report
+                        .warnings
+                        .push(format!("could not read the tokens to revoke them: {e}"));
+                    None
+                }),
+            Err(_) => None,
         };
+        let record = self.records.load(kind, name);
+        report.was_signed_in = tokens.is_some() || record.is_some();
         let provider = if local {
             None
         } else {
@@ -697,40 +712,27 @@ impl Lanyard {
         if let (Some(provider), Some(tokens)) = (&provider, &tokens)
             && let Some(url) = &provider.metadata.revocation_endpoint
         {
-            let client_secret = self.client_secret(account, kind).await?;
-            let auth = flow::client_auth(account, provider, client_secret.as_ref())?;
-            let mut pending = vec![("refresh_token", tokens.refresh_token.as_ref())];
-            pending.push(("access_token", tokens.access_token.as_ref()));
-            for (hint, token) in pending {
-                let Some(token) = token else { continue };
-                match flow::revoke(&self.http, url, &auth, token, hint).await {
-                    Ok(()) => report.revoked.push(hint),
-                    // RFC 7009 section 2.2.1: this provider cannot revoke such tokens
-                    // (self-contained JWT access tokens); this one lapses at its expiry.
-                    Err(flow::Error::Http(e)) if e.oauth_error() == Some("unsupported_token_type") => {
-                        report.warnings.push(format!(
-                            "the provider cannot revoke its {hint}s; this one stays valid until it expires"
-                        ))
-                    }
-                    Err(e) => report
-                        .warnings
-                        .push(format!("revoking the {hint} failed: {e}")),
-                }
-            }
+            self.revoke_all(account, kind, provider, url, tokens, &mut report)
+                .await;
         }
         let id_token = tokens.as_ref().and_then(|t| t.id_token.clone());
-        let deleted = tokio::task::spawn_blocking({
-            let secrets = secrets.clone();
-            let name = name.to_owned();
-            move || secrets.delete(store::TOKENS, &name)
-        })
-        .await
-        .map_err(|e| store::Error::Failed(e.to_string()))?;
-        deleted?;
-        self.records.remove(kind, name)?;
+        // The record first: without it no token is handed out, even if the keychain
+        // should fail to delete the tokens below.
+        let removed = self.records.remove(kind, name);
+        let deleted = match secrets {
+            Ok(secrets) => {
+                let name = name.to_owned();
+                run_blocking(move || secrets.delete(store::TOKENS, &name)).await
+            }
+            Err(e) => Err(match e {
+                Error::Store(e) => e,
+                other => store::Error::Failed(other.to_string()),
+            }),
+        };
         drop(one_at_a_time);
+        deleted?;
+        removed?;
         tracing::info!(account = %name, "signed out locally");
-
         if let Some(provider) = &provider {
             report.end_session = match &provider.metadata.end_session_endpoint {
                 None => EndSession::NotOffered,
@@ -793,6 +795,56 @@ impl Lanyard {
             };
         }
         Ok(report)
+    }
+
+    /// Revokes the refresh and access tokens, best effort: each failure is a warning.
+    async fn revoke_all(
+        &self,
+        account: &Account,
+        kind: StoreKind,
+        provider: &Provider,
+        url: &url::Url,
+        tokens: &Tokens,
+        report: &mut Logout,
+    ) {
+        let client_secret = match self.client_secret(account, kind).await {
+            Ok(secret) => secret,
+            Err(e) => {
+                report.warnings.push(format!(
+                    "could not read the client secret to revoke the tokens: {e}"
+                ));
+                return;
+            }
+        };
+        let auth = match flow::client_auth(account, provider, client_secret.as_ref()) {
+            Ok(auth) => auth,
+            Err(e) => {
+                report
+                    .warnings
+                    .push(format!("could not revoke the tokens: {e}"));
+                return;
+            }
+        };
+        let pending = [
+            ("refresh_token", tokens.refresh_token.as_ref()),
+            ("access_token", tokens.access_token.as_ref()),
+        ];
+        for (hint, token) in pending {
+            let Some(token) = token else { continue };
+            match flow::revoke(&self.http, url, &auth, token, hint).await {
+                Ok(()) => report.revoked.push(hint),
+                // RFC 7009 section 2.2.1: this provider cannot revoke such tokens
+                // (self-contained JWT access tokens); this one lapses at its expiry.
+                Err(flow::Error::Http(e)) if e.oauth_error() == Some("unsupported_token_type") => {
+                    report.warnings.push(format!(
+                        "the provider cannot revoke its {hint}s; this one stays valid until it expires"
+                    ))
+                }
+                Err(e) => report
+                    .warnings
+                    .push(format!("revoking the {hint} failed: {e}")),
+            }
+        }
     }
 
     /// Ends the provider's session for an account whose redirects come back by scheme:
@@ -873,6 +925,13 @@ impl Lanyard {
     /// Open sign-in and sign-out pages with `opener` (a kiosk seat's browser).
     pub fn with_opener(mut self, opener: Arc<dyn browser::Opener>) -> Lanyard {
         self.opener = opener;
+        self
+    }
+
+    /// Keep keychain secrets in `store` instead of the OS keychain (an embedder's own
+    /// store). Memory accounts still keep their tokens in this process's memory.
+    pub fn with_keychain(self, store: Arc<dyn Secrets>) -> Lanyard {
+        *self.keychain.lock().unwrap_or_else(|e| e.into_inner()) = Some(store);
         self
     }
 

@@ -19,6 +19,12 @@ pub enum Error {
     Signature(#[from] jose::Error),
     #[error("claims: the payload is not a JSON object")]
     NotAnObject,
+    #[error("claims: the payload names `{0}` twice")]
+    DuplicateClaim(String),
+    #[error("nbf: the token is not valid until {ahead} s from now")]
+    NotYetValid { ahead: u64 },
+    #[error("nbf: the token's not-before time is not a number")]
+    NotBeforeInvalid,
     #[error("iss: expected `{expected}`, the token says {got}")]
     Issuer { expected: String, got: String },
     #[error("aud: the token is not meant for client `{client_id}` (aud {got})")]
@@ -103,8 +109,7 @@ impl IdClaims {
 
 /// Validates the claims of an ID token whose signature `jose` has verified with `alg`.
 pub fn id_token(payload: &[u8], alg: &str, expected: &Expected<'_>) -> Result<IdClaims, Error> {
-    let claims: Map<String, Value> =
-        serde_json::from_slice(payload).map_err(|_| Error::NotAnObject)?;
+    let claims = claims(payload)?;
 
     // 2. The issuer must match exactly.
     match claims.get("iss").and_then(Value::as_str) {
@@ -160,6 +165,16 @@ pub fn id_token(payload: &[u8], alg: &str, expected: &Expected<'_>) -> Result<Id
         });
     }
 
+    // RFC 7519 section 4.1.5: not before `nbf`, when the token has one.
+    if claims.contains_key("nbf") {
+        let nbf = number(&claims, "nbf").ok_or(Error::NotBeforeInvalid)?;
+        if nbf > expected.now + CLOCK_SKEW {
+            return Err(Error::NotYetValid {
+                ahead: nbf - expected.now,
+            });
+        }
+    }
+
     // 10. iat present and not in the future.
     let iat = number(&claims, "iat").ok_or(Error::IssuedAtMissing)?;
     if iat > expected.now + CLOCK_SKEW {
@@ -207,6 +222,14 @@ pub fn id_token(payload: &[u8], alg: &str, expected: &Expected<'_>) -> Result<Id
     }
 
     Ok(IdClaims { claims })
+}
+
+/// A JWT payload as a JSON object, refused if it names a member twice (RFC 7519 section 4).
+pub fn claims(payload: &[u8]) -> Result<Map<String, Value>, Error> {
+    jose::object(payload).map_err(|e| match e {
+        jose::ObjectError::Duplicate(name) => Error::DuplicateClaim(name),
+        jose::ObjectError::Invalid => Error::NotAnObject,
+    })
 }
 
 /// Core 5.3.2: the userinfo response's `sub` must equal the ID token's.
@@ -291,6 +314,7 @@ mod tests {
     #[test]
     fn accepts_a_valid_token() {
         check(|_| {}, Ok(()));
+        check(|c| drop(c.insert("nbf".into(), json!(NOW + 60))), Ok(()));
         check(|c| drop(c.insert("aud".into(), json!(["app"]))), Ok(()));
         check(|c| drop(c.insert("azp".into(), json!("app"))), Ok(()));
         check(
@@ -362,6 +386,14 @@ mod tests {
         );
         check(|c| drop(c.remove("sub")), Err(Error::SubjectMissing));
         check(
+            |c| drop(c.insert("nbf".into(), json!(NOW + 61))),
+            Err(Error::NotYetValid { ahead: 61 }),
+        );
+        check(
+            |c| drop(c.insert("nbf".into(), json!("soon"))),
+            Err(Error::NotBeforeInvalid),
+        );
+        check(
             |c| drop(c.insert("sub".into(), json!(""))),
             Err(Error::SubjectMissing),
         );
@@ -381,6 +413,28 @@ mod tests {
                 age: 700,
                 max_age: 600,
             }),
+        );
+    }
+
+    #[test]
+    fn a_claim_named_twice_is_refused() {
+        let want = Expected {
+            issuer: "https://id.example.com",
+            client_id: "app",
+            nonce: None,
+            max_age: None,
+            access_token: None,
+            require_at_hash: false,
+            now: NOW,
+        };
+        let payload = format!(
+            r#"{{"iss":"https://id.example.com","aud":"app","sub":"alice","sub":"mallory","exp":{},"iat":{}}}"#,
+            NOW + 300,
+            NOW
+        );
+        assert_eq!(
+            id_token(payload.as_bytes(), "RS256", &want).map(|_| ()),
+            Err(Error::DuplicateClaim("sub".into()))
         );
     }
 

@@ -321,27 +321,81 @@ async fn another_user_is_refused() {
     let dir = std::path::Path::new(&socket).parent().unwrap().to_owned();
     std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
-    let lanyard = dir.join("lanyard-copy");
-    // A hard link, not a copy: a copy's write handle can leak into a child another test
-    // forks at that moment, and the exec then fails with "text file busy".
-    if std::fs::hard_link(env!("CARGO_BIN_EXE_lanyard"), &lanyard).is_err() {
-        std::fs::copy(env!("CARGO_BIN_EXE_lanyard"), &lanyard).unwrap();
-    }
-    let out = tokio::process::Command::new("setpriv")
+    // A raw client as user nobody (Lanyard's own client would refuse this agent first,
+    // see below): its hello is answered with the refusal, then the agent hangs up.
+    let out = as_nobody(
+        "perl",
+        &[
+            "-MIO::Socket::UNIX",
+            "-e",
+            "my $s = IO::Socket::UNIX->new(Peer => $ARGV[0]) or die $!; \
+             print $s qq({\"id\": 1, \"op\": \"hello\", \"version\": 1}\n); \
+             print <$s>; print qq(closed\n);",
+            &socket,
+        ],
+    )
+    .await;
+    let said = String::from_utf8_lossy(&out.stdout);
+    let answer: Value = serde_json::from_str(said.lines().next().unwrap()).unwrap();
+    assert_eq!(answer["error"]["code"], "wrong_user", "{said}");
+    assert!(
+        said.contains("this agent serves its own user only") && said.ends_with("closed\n"),
+        "{said}"
+    );
+}
+
+/// Lanyard's client trusts only an agent of its own user: a socket served by another user
+/// (one made first in a shared directory) gets no request and its answers are not taken.
+#[tokio::test]
+async fn an_agent_of_another_user_is_not_trusted() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let env = Env::new();
+    env.account(
+        "b-forged",
+        "issuer = \"http://127.0.0.1:9\"\nclient_id = \"x\"",
+    );
+    let dir = std::path::PathBuf::from(env.path("shared"));
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o1777)).unwrap();
+    let socket = dir.join("agent.sock").display().to_string();
+    // Another user's agent that answers every request with a forged token.
+    let mut forger = tokio::process::Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(&lanyard)
-        .args(["token", "b-uid"])
-        .env("LANYARD_SOCK", &socket)
+        .args(["perl", "-MIO::Socket::UNIX", "-e"])
+        .arg(
+            "$| = 1; my $l = IO::Socket::UNIX->new(Local => $ARGV[0], Listen => 8) or die $!; \
+             chmod 0666, $ARGV[0]; print qq(ready\n); \
+             while (my $c = $l->accept) { while (my $q = <$c>) { my ($id) = $q =~ /\"id\":\\s*(\\d+)/; \
+             print $c qq({\"id\": $id, \"ok\": {\"version\": 1, \"access_token\": \"forged\", \"token_type\": \"Bearer\", \"expires_at\": null}}\n); } }",
+        )
+        .arg(&socket)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut ready = String::new();
+    tokio::io::BufReader::new(forger.stdout.take().unwrap())
+        .read_line(&mut ready)
+        .await
+        .unwrap();
+    assert_eq!(ready, "ready\n");
+    let mut env = env;
+    env.set("LANYARD_SOCK", &socket);
+    let run = env.lanyard(&["token", "b-forged"]).await;
+    run.assert_fails(5, "runs as uid 65534, not as you (uid 0)");
+    assert!(!run.stdout.contains("forged"), "{run:?}");
+}
+
+/// Runs `program` as user nobody and waits for it.
+async fn as_nobody(program: &str, args: &[&str]) -> std::process::Output {
+    tokio::process::Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .arg(program)
+        .args(args)
         .env("HOME", "/nonexistent")
         .output()
         .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(8), "{stderr}");
-    assert!(
-        stderr.contains("this agent serves its own user only"),
-        "{stderr}"
-    );
+        .unwrap()
 }
 
 /// Runs futures concurrently and collects their outputs in order.

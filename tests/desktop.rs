@@ -116,22 +116,18 @@ async fn sign_in_see_yourself_approve_a_tool_and_sign_out() {
     app.click("#confirm-ok").await;
     app.wait_for("#toast", "Access token copied").await;
 
-    // A command-line tool asks the broker for the token: the window asks the person.
-    let mut cli = tokio::process::Command::new(env!("CARGO_BIN_EXE_lanyard"));
-    cli.args(["token", "demo"])
-        .env("LANYARD_CONFIG", &env.config)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (k, v) in env.vars() {
-        cli.env(k, v);
-    }
-    let cli = cli.spawn().unwrap();
-    app.wait_for(
-        "#approval[open] #approval-app",
-        env!("CARGO_BIN_EXE_lanyard"),
-    )
-    .await;
+    // A tool (this test program) asks the broker through the `lanyard` command line: the
+    // window asks the person about the tool, not about the command line.
+    let me = std::env::current_exe().unwrap().display().to_string();
+    let cli = token_cli(&env, &[]);
+    app.wait_for("#approval[open] #approval-app", &me).await;
     assert!(app.text("#approval-account").await.contains("demo"));
+    assert!(
+        app.text("#approval-through")
+            .await
+            .contains(env!("CARGO_BIN_EXE_lanyard")),
+        "the prompt says which command line the tool asked through"
+    );
     shots.take(&app, "3-approval").await;
     app.click("#approve-always").await;
     let out = cli.wait_with_output().await.unwrap();
@@ -147,12 +143,27 @@ async fn sign_in_see_yourself_approve_a_tool_and_sign_out() {
         userinfo["sub"], "alice",
         "the token does not work: {userinfo}"
     );
+    // Another program running the same command line is another app: asked about anew,
+    // and refused when the person says no. (`timeout` runs the CLI as its child.)
+    let other = token_cli(&env, &["timeout", "60"]);
+    app.wait_for("#approval[open] #approval-app", "/usr/bin/timeout")
+        .await;
+    app.click("#deny").await;
+    let out = other.wait_with_output().await.unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(8),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).trim().is_empty());
 
     // The allowed app is listed, and the activity shows the grant (never the token).
     app.click("#nav-apps").await;
-    app.wait_for("#apps-table td.path", env!("CARGO_BIN_EXE_lanyard"))
-        .await;
-    assert!(app.text("#apps-table").await.contains("Always"));
+    app.wait_for("#apps-table td.path", &me).await;
+    let apps = app.text("#apps-table").await;
+    assert!(apps.contains("Always"), "{apps}");
+    assert!(!apps.contains(env!("CARGO_BIN_EXE_lanyard")), "{apps}");
     shots.take(&app, "4-apps").await;
     app.click("#nav-activity").await;
     app.wait_for("#activity-table", "Got a token").await;
@@ -216,6 +227,28 @@ async fn sign_in_see_yourself_approve_a_tool_and_sign_out() {
         "{events:?}"
     );
     app.close().await;
+}
+
+/// `lanyard token demo` started by this test, through `wrapper` (a program that runs it as
+/// its child) when one is given.
+fn token_cli(env: &Env, wrapper: &[&str]) -> tokio::process::Child {
+    let (program, args) = match wrapper.split_first() {
+        Some((program, args)) => (*program, args.to_vec()),
+        None => (env!("CARGO_BIN_EXE_lanyard"), vec![]),
+    };
+    let mut cli = tokio::process::Command::new(program);
+    cli.args(args);
+    if !wrapper.is_empty() {
+        cli.arg(env!("CARGO_BIN_EXE_lanyard"));
+    }
+    cli.args(["token", "demo"])
+        .env("LANYARD_CONFIG", &env.config)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env.vars() {
+        cli.env(k, v);
+    }
+    cli.spawn().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -483,6 +516,8 @@ async fn start_model(env: &Env, timeout: std::time::Duration) -> Result<Desktop,
         socket: Some(env.path("agent.sock").into()),
         data_dir: Some(PathBuf::from(env.path("data")).join("lanyard")),
         approval_timeout: Some(timeout),
+        // The app runs in this test program: name the command line it ships beside.
+        clis: vec![env!("CARGO_BIN_EXE_lanyard").into()],
         ..Options::default()
     })
     .await
@@ -540,7 +575,9 @@ async fn a_prompt_not_answered_denies_once_and_deny_is_remembered() {
         .await
         .expect("the app starts");
     let mut events = desktop.subscribe();
-    let lanyard = env!("CARGO_BIN_EXE_lanyard");
+    // The tool is this test program, which runs `lanyard token`.
+    let me = std::env::current_exe().unwrap().display().to_string();
+    let lanyard = me.as_str();
 
     // Nobody answers: the prompt closes as denied, the tool is told, nothing is kept.
     let ask = env.lanyard(&["token", "work"]);

@@ -348,3 +348,112 @@ async fn a_revocation_that_loses_its_connection_is_sent_again() {
         ]
     );
 }
+
+/// A keychain that works until it is told to break (a Secret Service locked, or gone, as
+/// the player leaves).
+#[derive(Default)]
+struct Flaky {
+    broken: std::sync::atomic::AtomicBool,
+    items: lanyard::store::Memory,
+}
+
+impl Flaky {
+    fn check(&self) -> Result<(), lanyard::store::Error> {
+        if self.broken.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(lanyard::store::Error::Failed(
+                "the Secret Service is locked".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl lanyard::store::Secrets for Flaky {
+    fn get(
+        &self,
+        service: &str,
+        account: &str,
+    ) -> Result<Option<lanyard::secret::Secret>, lanyard::store::Error> {
+        self.check()?;
+        self.items.get(service, account)
+    }
+    fn set(
+        &self,
+        service: &str,
+        account: &str,
+        value: &lanyard::secret::Secret,
+    ) -> Result<(), lanyard::store::Error> {
+        self.check()?;
+        self.items.set(service, account, value)
+    }
+    fn delete(&self, service: &str, account: &str) -> Result<bool, lanyard::store::Error> {
+        self.check()?;
+        self.items.delete(service, account)
+    }
+}
+
+/// A browser in this process: follows the sign-in URL's redirects back to the loopback
+/// listener, as follow.mjs does from outside.
+struct Follow;
+
+impl lanyard::browser::Opener for Follow {
+    fn open(&self, url: &str) -> Result<(), lanyard::browser::Error> {
+        let url = url.to_owned();
+        tokio::spawn(async move {
+            let _ = reqwest::get(url).await;
+        });
+        Ok(())
+    }
+}
+
+/// A sign-out forgets whatever fails on the way: here the keychain breaks before the
+/// client secret can be read for the revocation (as a seat's Secret Service might as the
+/// player leaves). The revocation is reported as not done; the tokens are gone all the same.
+#[tokio::test]
+async fn a_sign_out_forgets_even_when_the_revocation_cannot_start() {
+    use lanyard::session::{Lanyard, LoginOptions};
+    let idp = FakeIdp::start(Behaviour::default()).await;
+    let config = lanyard::config::Config::parse(
+        std::path::Path::new("/kiosk.toml"),
+        &format!(
+            "[accounts.seat]\nissuer = \"{}\"\nclient_id = \"{}\"\nstore = \"memory\"\n",
+            idp.issuer,
+            fake_idp::CLIENT_ID
+        ),
+    )
+    .unwrap();
+    let keychain = std::sync::Arc::new(Flaky::default());
+    let lanyard = Lanyard::new(config, lanyard::store::Records::new(None))
+        .unwrap()
+        .with_keychain(keychain.clone())
+        .with_opener(std::sync::Arc::new(Follow));
+    let options = LoginOptions {
+        open_browser: true,
+        timeout: std::time::Duration::from_secs(30),
+        prompt: None,
+    };
+    lanyard.login("seat", &options, &|_| {}).await.unwrap();
+    assert_eq!(
+        lanyard.token("seat", 0).await.unwrap().token.expose(),
+        fake_idp::ACCESS_TOKEN
+    );
+
+    keychain
+        .broken
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let report = lanyard
+        .logout("seat", false, false, &|_| {})
+        .await
+        .expect("a sign-out that could not revoke still signs out");
+    assert!(report.revoked.is_empty(), "{report:?}");
+    assert!(
+        report
+            .warnings
+            .iter()
+            .any(|w| w.contains("could not read the client secret")),
+        "{report:?}"
+    );
+    let after = lanyard.token("seat", 0).await.unwrap_err();
+    assert_eq!(after.kind(), lanyard::Kind::SignInNeeded, "{after}");
+    assert!(idp.revoked().is_empty());
+}

@@ -30,7 +30,9 @@ fn kiosk_file(env: &Env, idp: &Idp, extra: &str) -> PathBuf {
 
 fn kiosk_file_with(env: &Env, idp: &Idp, extra: &str, browser: Browser) -> PathBuf {
     let path = PathBuf::from(env.path("kiosk.toml"));
-    let lanyard = env!("CARGO_BIN_EXE_lanyard");
+    // The partner app is this test program, which asks through the `lanyard` CLI.
+    let partner = std::env::current_exe().unwrap();
+    let partner = partner.display();
     // The seat's browser is the test's, with the test's log: the kiosk runs in this
     // process, whose environment the test does not change. Its name says which switches
     // Lanyard passes it.
@@ -59,7 +61,7 @@ fn kiosk_file_with(env: &Env, idp: &Idp, extra: &str, browser: Browser) -> PathB
     std::fs::write(
         &path,
         format!(
-            "[kiosk]\nallowed_apps = [\"{lanyard}\"]\nsession_apps = [\"{lanyard}\"]\nbrowser = \"{}\"\n{extra}\n\n\
+            "[kiosk]\nallowed_apps = [\"{partner}\"]\nsession_apps = [\"{partner}\"]\nbrowser = \"{}\"\n{extra}\n\n\
              [accounts.center]\nissuer = \"{}\"\nclient_id = \"lanyard-public\"\nscopes = \"openid profile email offline_access\"\n",
             browser.display(),
             idp.issuer
@@ -85,6 +87,8 @@ async fn start_seat_with(
         data_dir: Some(PathBuf::from(env.path("data")).join("lanyard")),
         kiosk: Some(kiosk),
         idle_probe,
+        // The seat runs in this test program: name the command line it ships beside.
+        clis: vec![env!("CARGO_BIN_EXE_lanyard").into()],
         ..Options::default()
     })
     .await
@@ -205,6 +209,23 @@ async fn the_broker_request_ends_the_seat_session_and_nothing_remains() {
     assert_eq!(support::keychain("lanyard", "center"), None);
     let token = tool_gets_a_token(&env, &idp).await;
 
+    // Another program on the seat running the same command line is not the partner app:
+    // refused, and nobody is asked. (`timeout` runs the CLI as its child.)
+    let out = tokio::process::Command::new("timeout")
+        .args(["60", env!("CARGO_BIN_EXE_lanyard"), "token", "center"])
+        .envs(env.vars())
+        .env("LANYARD_CONFIG", &env.config)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(8), "{stderr}");
+    assert!(
+        stderr.contains("/usr/bin/timeout may not use center's tokens on this seat"),
+        "{stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).trim().is_empty());
+
     // An app the kiosk file does not name gets nothing, and nobody is asked. (A hard
     // link of the CLI under another name: another executable to the broker.)
     let stranger = PathBuf::from(env.path("partner-game"));
@@ -324,6 +345,56 @@ async fn scan_to_sign_in_then_the_idle_timeout_ends_the_session() {
     );
     no_file_holds(&[PathBuf::from(env.path(""))], &token);
     assert_ne!(env.lanyard(&["token", "center"]).await.code, 0);
+}
+
+/// The last player showed a QR code and walked away; the seat session ends (here by the
+/// center's software). The sign-in is cancelled with it: the code, used afterwards, signs
+/// nobody in on the next player's seat.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_abandoned_code_signs_nobody_in_after_the_session_ends() {
+    let idp = Idp::start(false);
+    let env = Env::new();
+    let seat = start_seat(&env, kiosk_file(&env, &idp, "")).await;
+    let mut events = seat.subscribe();
+    let signing_in = {
+        let seat = seat.clone();
+        tokio::spawn(async move { seat.sign_in_device("center").await })
+    };
+    let url = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let UiEvent::DeviceCode {
+                verification_uri_complete: Some(url),
+                ..
+            } = events.recv().await.unwrap()
+            {
+                return url;
+            }
+        }
+    })
+    .await
+    .expect("the kiosk showed a code");
+
+    assert!(!seat.end_session(Trigger::Broker).await.unwrap());
+    let cancelled = tokio::time::timeout(Duration::from_secs(30), signing_in)
+        .await
+        .expect("the end of the session stops the sign-in at once")
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        cancelled.message.contains("seat session ended"),
+        "{cancelled:?}"
+    );
+
+    // The player's code still works at the provider; nothing on the seat waits for it.
+    env.phone(&url).await;
+    assert_eq!(seat.seat().map(|s| s.active), Some(false));
+    let run = env.lanyard(&["token", "center"]).await;
+    run.assert_fails(3, "sign-in needed");
+    // And the next player signs in as usual.
+    seat.sign_in("center")
+        .await
+        .expect("the next player signs in");
+    assert!(seat.end_session(Trigger::Quit).await.unwrap());
 }
 
 #[tokio::test(flavor = "multi_thread")]

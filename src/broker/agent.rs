@@ -31,14 +31,8 @@ const REFRESH_AHEAD: u64 = 120;
 /// How long the desktop app's prompt may take before the request is denied.
 pub const APPROVAL_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Who is asking: from the socket's peer credentials.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Peer {
-    pub uid: u32,
-    pub pid: Option<i32>,
-    /// The executable path that names the app in the policy.
-    pub app: String,
-}
+use super::peer::Clis;
+pub use super::peer::Peer;
 
 /// What the desktop app is asked when an unknown app wants an account's token.
 #[derive(Debug, Clone)]
@@ -46,6 +40,8 @@ pub struct ApprovalRequest {
     pub account: String,
     pub app: String,
     pub pid: Option<i32>,
+    /// The `lanyard` command line the app asked through, if it did.
+    pub through: Option<String>,
 }
 
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -88,6 +84,8 @@ struct Inner {
     approver: Option<Approver>,
     approval_timeout: Duration,
     kiosk: Option<KioskRules>,
+    /// The `lanyard` command lines, which are named by whoever ran them.
+    clis: Clis,
     /// Per account, one slot per target: the sign-in's own token and any narrower ones.
     // A std mutex: held only to look up or insert a slot, never across an await.
     slots: Mutex<HashMap<String, HashMap<Target, Arc<Slot>>>>,
@@ -130,6 +128,7 @@ impl Agent {
                 approver,
                 approval_timeout: APPROVAL_TIMEOUT,
                 kiosk: None,
+                clis: Clis::detect(),
                 slots: Mutex::new(HashMap::new()),
             }),
         }
@@ -190,6 +189,19 @@ impl Agent {
             .expect("set the approval timeout before sharing the agent")
             .approval_timeout = timeout;
         self
+    }
+
+    /// Recognise these `lanyard` command lines too (an embedder's own copy), besides the
+    /// ones installed with this program. For a new agent, before it is cloned.
+    pub fn with_clis(mut self, paths: impl IntoIterator<Item = PathBuf>) -> Agent {
+        let inner = Arc::get_mut(&mut self.inner).expect("set the CLIs before sharing the agent");
+        inner.clis = inner.clis.clone().with(paths);
+        self
+    }
+
+    /// The `lanyard` command lines this agent looks through to name their callers.
+    pub fn clis(&self) -> &Clis {
+        &self.inner.clis
     }
 
     pub fn approval_timeout(&self) -> Duration {
@@ -309,6 +321,7 @@ impl Agent {
             uid: super::server::own_uid(),
             pid: Some(std::process::id() as i32),
             app: "(copied in the Lanyard app)".into(),
+            through: None,
         };
         self.audit(account, &owner, Decision::AllowOnce);
         Ok((cached.token, cached.expires_at))
@@ -479,6 +492,7 @@ impl Agent {
                     account: account.to_owned(),
                     app: peer.app.clone(),
                     pid: peer.pid,
+                    through: peer.through.clone(),
                 };
                 // No answer in time denies this request only: the app will be asked about
                 // again, since the person never said no.

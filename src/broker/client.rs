@@ -26,6 +26,11 @@ pub enum Error {
     /// No agent listens at the path: callers may fall back to direct mode.
     #[error("no agent is running at {0}")]
     NotRunning(String),
+    /// The socket is served by another user: nothing it says can be trusted.
+    #[error(
+        "the agent at {path} runs as uid {uid}, not as you (uid {own}): it is not your agent, so Lanyard will not talk to it; remove that socket, or set LANYARD_SOCK to your own agent's"
+    )]
+    WrongServer { path: String, uid: u32, own: u32 },
     #[error("the agent's connection failed: {0}")]
     Io(#[from] std::io::Error),
     #[error("the agent sent something this client cannot read: {0}")]
@@ -46,6 +51,7 @@ impl Client {
         let stream = UnixStream::connect(path)
             .await
             .map_err(|e| connect_error(e, path))?;
+        ours(stream.peer_cred()?.uid(), path)?;
         let (read, writer) = stream.into_split();
         let mut client = Client {
             reader: BufReader::new(read),
@@ -111,6 +117,7 @@ pub fn token_blocking(path: &Path, account: &str, min_valid: u64) -> Result<Toke
     use std::io::{BufRead as _, Write as _};
     let stream =
         std::os::unix::net::UnixStream::connect(path).map_err(|e| connect_error(e, path))?;
+    ours(server_uid(&stream)?, path)?;
     let mut frames = protocol::encode(&Request {
         id: 1,
         op: Op::Hello {
@@ -145,6 +152,57 @@ impl From<TokenReply> for crate::session::AccessToken {
             refreshed: false,
             warning: None,
         }
+    }
+}
+
+/// The agent must run as this user: a socket another user serves (one made first in a
+/// shared directory) could hand out forged tokens or learn what is asked.
+fn ours(uid: u32, path: &Path) -> Result<(), Error> {
+    let own = super::server::own_uid();
+    if uid == own {
+        return Ok(());
+    }
+    Err(Error::WrongServer {
+        path: path.display().to_string(),
+        uid,
+        own,
+    })
+}
+
+/// The user serving a connected socket (std's `peer_cred` is not stable yet).
+fn server_uid(stream: &std::os::unix::net::UnixStream) -> std::io::Result<u32> {
+    use std::os::fd::AsRawFd as _;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let mut cred = libc::ucred {
+            pid: 0,
+            uid: 0,
+            gid: 0,
+        };
+        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `cred`.
+        let rc = unsafe {
+            libc::getsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERCRED,
+                (&mut cred as *mut libc::ucred).cast(),
+                &mut len,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(cred.uid)
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let (mut uid, mut gid) = (0, 0);
+        // SAFETY: getpeereid writes the two ids.
+        if unsafe { libc::getpeereid(stream.as_raw_fd(), &mut uid, &mut gid) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(uid)
     }
 }
 

@@ -19,6 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 
 use super::agent::Agent;
+use super::peer::Peer;
 use super::server::{self, FRAME_TIMEOUT};
 
 const MAX_MESSAGE: usize = 64 * 1024;
@@ -26,16 +27,26 @@ const MAX_MESSAGE: usize = 64 * 1024;
 /// Serves oidc-agent clients until `shutdown` completes.
 pub async fn run(listener: UnixListener, agent: Agent, shutdown: impl Future<Output = ()>) {
     let uid = server::own_uid();
-    server::accept(listener, shutdown, move |stream| {
-        serve(stream, agent.clone(), uid)
+    let clis = agent.clis().clone();
+    let limits = server::Limits {
+        max: server::MAX_CONNECTIONS,
+        busy: failure("the agent is serving as many connections as it will; try again")
+            .to_string()
+            .into_bytes(),
+    };
+    server::accept(listener, &clis, limits, shutdown, move |stream, peer| {
+        serve(stream, peer, agent.clone(), uid)
     })
     .await;
 }
 
-async fn serve(mut stream: UnixStream, agent: Agent, uid: u32) {
-    let peer = match server::identify(&stream) {
+async fn serve(mut stream: UnixStream, peer: std::io::Result<Peer>, agent: Agent, uid: u32) {
+    let peer = match peer {
         Ok(peer) => peer,
-        Err(_) => return,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot identify a client; closing");
+            return;
+        }
     };
     let Some(first) = read_message(&mut stream, |m| is_json(m) || public_key(m).is_some()).await
     else {
@@ -88,7 +99,7 @@ async fn serve(mut stream: UnixStream, agent: Agent, uid: u32) {
     let _ = stream.write_all(reply.as_bytes()).await;
 }
 
-async fn handle(agent: &Agent, request: &Value, peer: &super::agent::Peer) -> Value {
+async fn handle(agent: &Agent, request: &Value, peer: &Peer) -> Value {
     let field = |k: &str| request.get(k).and_then(Value::as_str);
     match field("request") {
         Some("loaded_accounts") => {

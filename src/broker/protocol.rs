@@ -104,6 +104,8 @@ pub enum Code {
     Rejected,
     KeychainUnavailable,
     NotSupported,
+    /// The agent serves as many connections as it will; try again.
+    Busy,
     Internal,
     #[serde(other)]
     Unknown,
@@ -444,6 +446,7 @@ mod tests {
             Code::Rejected,
             Code::KeychainUnavailable,
             Code::NotSupported,
+            Code::Busy,
             Code::Internal,
         ];
         for code in &codes {
@@ -462,6 +465,7 @@ mod tests {
                 | Code::Rejected
                 | Code::KeychainUnavailable
                 | Code::NotSupported
+                | Code::Busy
                 | Code::Internal
                 | Code::Unknown => {}
             }

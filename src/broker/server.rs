@@ -16,7 +16,8 @@ use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{Semaphore, broadcast};
 use tokio::task::JoinSet;
 
-use super::agent::{Agent, Peer};
+use super::agent::Agent;
+use super::peer::{self, Clis, Peer};
 use super::protocol::{self, Code, EventFrame, Op, Response};
 use crate::flow::Target;
 
@@ -31,21 +32,54 @@ pub const MAX_CONNECTIONS: usize = 1024;
 
 /// Serves until `shutdown` completes, then stops accepting and ends every connection.
 pub async fn run(listener: UnixListener, agent: Agent, shutdown: impl Future<Output = ()>) {
-    accept(listener, shutdown, move |stream| {
-        serve(stream, agent.clone(), own_uid())
+    run_with(listener, agent, MAX_CONNECTIONS, shutdown).await;
+}
+
+/// [`run`], serving at most `limit` connections at once.
+pub async fn run_with(
+    listener: UnixListener,
+    agent: Agent,
+    limit: usize,
+    shutdown: impl Future<Output = ()>,
+) {
+    let busy = protocol::encode(&Response::error(
+        0,
+        Code::Busy,
+        format!("the agent is serving {limit} connections already; try again"),
+    ));
+    let clis = agent.clis().clone();
+    let uid = own_uid();
+    let limits = Limits { max: limit, busy };
+    accept(listener, &clis, limits, shutdown, move |stream, peer| {
+        serve(stream, peer, agent.clone(), uid)
     })
     .await;
 }
 
-/// The accept loop both sockets share (Lanyard's and the oidc-agent one): one task per
-/// connection, at most [`MAX_CONNECTIONS`] at once, all ended at shutdown.
-pub async fn accept<F, Fut>(listener: UnixListener, shutdown: impl Future<Output = ()>, handle: F)
-where
-    F: Fn(UnixStream) -> Fut,
+/// How many connections are served at once, and what the next one is told.
+pub struct Limits {
+    pub max: usize,
+    /// Written (without waiting) to a connection over the limit before it is closed.
+    pub busy: Vec<u8>,
+}
+
+/// The accept loop both sockets share (Lanyard's and the oidc-agent one): each client is
+/// identified the moment it is accepted, then served in a task of its own; one over
+/// `limits.max` is told so and closed at once, so a client that holds every slot blocks
+/// neither accepting nor shutdown. All connections end at shutdown.
+pub async fn accept<F, Fut>(
+    listener: UnixListener,
+    clis: &Clis,
+    limits: Limits,
+    shutdown: impl Future<Output = ()>,
+    handle: F,
+) where
+    F: Fn(UnixStream, std::io::Result<Peer>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let limit = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let slots = Arc::new(Semaphore::new(limits.max));
     let mut connections = JoinSet::new();
+    let mut backoff = ACCEPT_BACKOFF;
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -54,16 +88,30 @@ where
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => {
                 let stream = match accepted {
-                    Ok((stream, _)) => stream,
+                    Ok((stream, _)) => {
+                        backoff = ACCEPT_BACKOFF;
+                        stream
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "accept failed");
-                        // Out of file descriptors and the like: give the system a moment.
-                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        // Out of file descriptors and the like: give the system a moment,
+                        // longer each time it fails again, still listening for shutdown.
+                        tokio::select! {
+                            _ = &mut shutdown => break,
+                            _ = tokio::time::sleep(backoff) => {}
+                        }
+                        backoff = (backoff * 2).min(Duration::from_secs(5));
                         continue;
                     }
                 };
-                let permit = limit.clone().acquire_owned().await.expect("the semaphore is never closed");
-                let connection = handle(stream);
+                // At once, while the client is surely still there.
+                let peer = peer::identify(&stream, clis);
+                let Ok(permit) = slots.clone().try_acquire_owned() else {
+                    tracing::warn!(limit = limits.max, "too many connections; refusing one");
+                    let _ = stream.try_write(&limits.busy);
+                    continue;
+                };
+                let connection = handle(stream, peer);
                 connections.spawn(async move {
                     connection.await;
                     drop(permit);
@@ -74,8 +122,11 @@ where
     connections.shutdown().await;
 }
 
-async fn serve(stream: UnixStream, agent: Agent, uid: u32) {
-    let peer = match identify(&stream) {
+/// The first pause after a failed `accept`.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+
+async fn serve(stream: UnixStream, peer: std::io::Result<Peer>, agent: Agent, uid: u32) {
+    let peer = match peer {
         Ok(peer) => peer,
         Err(e) => {
             tracing::warn!(error = %e, "cannot identify a client; closing");
@@ -256,43 +307,56 @@ async fn read_frame(reader: &mut BufReader<OwnedReadHalf>) -> Result<Option<Vec<
     }
 }
 
-/// The peer's user, process and executable. When the peer is Lanyard's own binary (the
-/// `lanyard token` CLI, kubectl's or git's helper), the app is the process that ran it.
-pub fn identify(stream: &UnixStream) -> std::io::Result<Peer> {
-    let cred = stream.peer_cred()?;
-    let pid = cred.pid();
-    let app = pid.map(app_of).unwrap_or_else(|| "unknown".into());
-    Ok(Peer {
-        uid: cred.uid(),
-        pid,
-        app,
-    })
-}
-
-fn app_of(pid: i32) -> String {
-    let exe = |pid: i32| std::fs::read_link(format!("/proc/{pid}/exe")).ok();
-    let ours = std::env::current_exe().ok();
-    match exe(pid) {
-        Some(path) if Some(&path) == ours.as_ref() => parent_of(pid)
-            .and_then(exe)
-            .map_or_else(|| path.display().to_string(), |p| p.display().to_string()),
-        Some(path) => path.display().to_string(),
-        None => format!("unknown (pid {pid})"),
-    }
-}
-
-/// The parent pid, from `/proc/PID/stat` (the field after the parenthesised name).
-fn parent_of(pid: i32) -> Option<i32> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat.rsplit_once(')')?
-        .1
-        .split_whitespace()
-        .nth(1)?
-        .parse()
-        .ok()
-}
-
 pub fn own_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use tokio::io::AsyncBufReadExt as _;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::session::Lanyard;
+    use crate::store::Records;
+
+    fn agent(dir: &Path) -> Agent {
+        let config = Config::parse(Path::new("/config.toml"), "").unwrap();
+        let lanyard = Lanyard::new(config, Records::new(None)).unwrap();
+        Agent::new(lanyard, Some(dir.to_owned()), None)
+    }
+
+    /// Clients that hold every slot and say nothing: the next client is told at once that
+    /// the agent is busy, and shutdown does not wait for them.
+    #[tokio::test]
+    async fn a_client_holding_every_slot_blocks_neither_others_nor_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("agent.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(run_with(listener, agent(dir.path()), 2, async {
+            let _ = stopped.await;
+        }));
+        let _first = UnixStream::connect(&path).await.unwrap();
+        let _second = UnixStream::connect(&path).await.unwrap();
+        let third = UnixStream::connect(&path).await.unwrap();
+        let mut line = String::new();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            BufReader::new(third).read_line(&mut line),
+        )
+        .await
+        .expect("the third client is answered at once")
+        .unwrap();
+        let answer: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(answer["error"]["code"], "busy", "{answer}");
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("shutdown does not wait for the silent clients")
+            .unwrap();
+    }
 }

@@ -62,8 +62,8 @@ pub enum Error {
     Http(#[from] http::Error),
 }
 
-/// One authorization request: the URL for the browser and what must come back.
-#[derive(Debug)]
+/// One authorization request: the URL for the browser and what must come back. Its
+/// `Debug` shows neither the URL's query (state, nonce, challenge) nor the secrets.
 pub struct AuthRequest {
     pub url: Url,
     pub response_type: ResponseType,
@@ -71,6 +71,16 @@ pub struct AuthRequest {
     pub state: Secret,
     pub nonce: Secret,
     pub verifier: Secret,
+}
+
+impl std::fmt::Debug for AuthRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthRequest")
+            .field("url", &http::display_url(&self.url))
+            .field("response_type", &self.response_type)
+            .field("redirect_uri", &self.redirect_uri)
+            .finish_non_exhaustive()
+    }
 }
 
 /// What Lanyard adds to an account's own settings for one sign-in.
@@ -138,22 +148,22 @@ impl AuthRequest {
     /// error, the RFC 9207 issuer, and the artifact. Returns the code, or the ID token
     /// for `response_type=id_token`.
     pub fn check_response(&self, provider: &Provider, params: &Params) -> Result<Secret, Error> {
-        if provider
+        // RFC 9207 section 2.4: an `iss` that is present is compared, whatever the
+        // metadata says; one the metadata promises must be present.
+        let promised = provider
             .metadata
-            .authorization_response_iss_parameter_supported
-        {
-            match params.get("iss") {
-                Some(iss) if iss == provider.issuer() => {}
-                // A response that is itself an ID token names its issuer inside, where
-                // validation checks it; providers (node-oidc-provider among them) leave
-                // the parameter off such responses.
-                None if self.response_type == ResponseType::IdToken => {}
-                other => {
-                    return Err(Error::IssuerMismatch {
-                        expected: provider.issuer().to_owned(),
-                        got: other.map_or("nothing".into(), |s| format!("`{s}`")),
-                    });
-                }
+            .authorization_response_iss_parameter_supported;
+        match params.get("iss") {
+            Some(iss) if iss == provider.issuer() => {}
+            // A response that is itself an ID token names its issuer inside, where
+            // validation checks it; providers (node-oidc-provider among them) leave the
+            // parameter off such responses.
+            None if !promised || self.response_type == ResponseType::IdToken => {}
+            other => {
+                return Err(Error::IssuerMismatch {
+                    expected: provider.issuer().to_owned(),
+                    got: other.map_or("nothing".into(), |s| format!("`{s}`")),
+                });
             }
         }
         if let Some(error) = params.get("error") {
@@ -173,9 +183,18 @@ impl AuthRequest {
     }
 }
 
-/// Query or form parameters of a request to the loopback listener.
-#[derive(Debug, Default, Clone)]
+/// Query or form parameters of a request to the loopback listener. Its `Debug` names the
+/// parameters and hides their values (a code, a state, a token).
+#[derive(Default, Clone)]
 pub struct Params(pub Vec<(String, String)>);
+
+impl std::fmt::Debug for Params {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(k, _)| (k, "[redacted]")))
+            .finish()
+    }
+}
 
 impl Params {
     pub fn get(&self, key: &str) -> Option<&str> {
@@ -328,20 +347,49 @@ async fn token_request(
 }
 
 /// The userinfo response as JSON. Signed userinfo (`application/jwt`) is verified with
-/// the provider's keys first.
+/// the provider's keys first, and must name the provider as `iss` and this client in
+/// `aud` (Core 5.3.2): a signed response meant for another client is not taken.
 pub async fn userinfo(
     http: &http::Client,
     provider: &Provider,
     url: &Url,
     access_token: &Secret,
+    client_id: &str,
 ) -> Result<Map<String, Value>, UserinfoError> {
     let response = http.get_bearer(url, access_token).await?;
     if response.content_type.starts_with("application/jwt") {
         let text = String::from_utf8_lossy(&response.body);
         let (_, payload) = provider.verify(text.trim()).await?;
-        return serde_json::from_slice(&payload).map_err(|_| UserinfoError::NotAnObject);
+        let claims = crate::validate::claims(&payload).map_err(UserinfoError::Claims)?;
+        signed_userinfo(&claims, provider.issuer(), client_id)?;
+        return Ok(claims);
     }
     http::decode(url, &response).map_err(UserinfoError::from)
+}
+
+/// The `iss` and `aud` of signed userinfo.
+fn signed_userinfo(
+    claims: &Map<String, Value>,
+    issuer: &str,
+    client_id: &str,
+) -> Result<(), UserinfoError> {
+    let shown = |v: Option<&Value>| v.map_or("nothing".to_owned(), Value::to_string);
+    if claims.get("iss").and_then(Value::as_str) != Some(issuer) {
+        return Err(UserinfoError::Issuer {
+            got: shown(claims.get("iss")),
+        });
+    }
+    let audience = match claims.get("aud") {
+        Some(Value::String(aud)) => aud == client_id,
+        Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(client_id)),
+        _ => false,
+    };
+    if !audience {
+        return Err(UserinfoError::Audience {
+            got: shown(claims.get("aud")),
+        });
+    }
+    Ok(())
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -350,8 +398,12 @@ pub enum UserinfoError {
     Http(#[from] http::Error),
     #[error("signed userinfo: {0}")]
     Signature(#[from] crate::discovery::VerifyError),
-    #[error("userinfo is not a JSON object")]
-    NotAnObject,
+    #[error("signed userinfo: {0}")]
+    Claims(crate::validate::Error),
+    #[error("signed userinfo: iss is {got}, not the provider")]
+    Issuer { got: String },
+    #[error("signed userinfo: aud is {got}, which does not name this client")]
+    Audience { got: String },
 }
 
 /// Asks the provider's introspection endpoint (RFC 7662) whether an ID token is active,
@@ -429,4 +481,132 @@ pub fn end_session_url(
             .append_pair("state", state.expose());
     }
     url
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider(promises_iss: bool) -> Provider {
+        let metadata = serde_json::from_value(serde_json::json!({
+            "issuer": "https://id.example.com",
+            "authorization_endpoint": "https://id.example.com/authorize",
+            "token_endpoint": "https://id.example.com/token",
+            "jwks_uri": "https://id.example.com/jwks",
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "authorization_response_iss_parameter_supported": promises_iss,
+        }))
+        .unwrap();
+        Provider::from_metadata(
+            http::Client::new().unwrap(),
+            "https://id.example.com",
+            metadata,
+        )
+        .unwrap()
+    }
+
+    fn request(response_type: ResponseType) -> AuthRequest {
+        AuthRequest {
+            url: Url::parse("https://id.example.com/authorize").unwrap(),
+            response_type,
+            redirect_uri: "http://127.0.0.1:1/callback".into(),
+            state: Secret::new("s"),
+            nonce: Secret::new("n"),
+            verifier: Secret::new("v"),
+        }
+    }
+
+    #[test]
+    fn debug_output_keeps_state_nonce_and_code_out() {
+        let account = crate::config::Config::parse(
+            std::path::Path::new("/c.toml"),
+            "[accounts.a]\nissuer = \"https://id.example.com\"\nclient_id = \"c\"\n",
+        )
+        .unwrap();
+        let account = account.account("a").unwrap();
+        let request = AuthRequest::new(
+            &provider(true),
+            account,
+            "http://127.0.0.1:1/callback",
+            &Overrides::default(),
+        )
+        .unwrap();
+        let shown = format!("{request:?}");
+        for secret in [&request.state, &request.nonce, &request.verifier] {
+            assert!(!shown.contains(secret.expose()), "{shown}");
+        }
+        assert!(!shown.contains("code_challenge"), "{shown}");
+        let params = Params(vec![
+            ("code".into(), "the-code".into()),
+            ("state".into(), "the-state".into()),
+        ]);
+        let shown = format!("{params:?}");
+        assert!(
+            !shown.contains("the-code") && !shown.contains("the-state"),
+            "{shown}"
+        );
+        assert!(shown.contains("code"), "{shown}");
+    }
+
+    #[test]
+    fn signed_userinfo_names_the_provider_and_this_client() {
+        let check = |claims: serde_json::Value| {
+            signed_userinfo(claims.as_object().unwrap(), "https://id.example.com", "app")
+        };
+        let iss = "https://id.example.com";
+        assert!(check(serde_json::json!({"sub": "a", "iss": iss, "aud": "app"})).is_ok());
+        assert!(check(serde_json::json!({"sub": "a", "iss": iss, "aud": ["x", "app"]})).is_ok());
+        for wrong in [
+            serde_json::json!({"sub": "a", "aud": "app"}),
+            serde_json::json!({"sub": "a", "iss": "https://evil.example", "aud": "app"}),
+            serde_json::json!({"sub": "a", "iss": iss}),
+            serde_json::json!({"sub": "a", "iss": iss, "aud": "other-client"}),
+            serde_json::json!({"sub": "a", "iss": iss, "aud": ["other-client"]}),
+        ] {
+            assert!(check(wrong.clone()).is_err(), "{wrong}");
+        }
+    }
+
+    /// RFC 9207: a present `iss` is always compared; a promised one must be there.
+    #[test]
+    fn the_issuer_of_the_response_is_checked_whenever_it_is_there() {
+        let params = |iss: Option<&str>, artifact: &str| {
+            let mut p = vec![(artifact.to_owned(), "x".to_owned())];
+            if let Some(iss) = iss {
+                p.push(("iss".into(), iss.into()));
+            }
+            Params(p)
+        };
+        let right = Some("https://id.example.com");
+        let wrong = Some("https://evil.example");
+        let cases = [
+            // promised, iss, response type, accepted
+            (true, right, ResponseType::Code, true),
+            (true, None, ResponseType::Code, false),
+            (true, wrong, ResponseType::Code, false),
+            (true, None, ResponseType::IdToken, true),
+            (true, wrong, ResponseType::IdToken, false),
+            (false, None, ResponseType::Code, true),
+            (false, right, ResponseType::Code, true),
+            // Not promised, yet present and wrong: a mix-up all the same.
+            (false, wrong, ResponseType::Code, false),
+            (false, wrong, ResponseType::IdToken, false),
+        ];
+        for (promised, iss, response_type, accepted) in cases {
+            let artifact = match response_type {
+                ResponseType::Code => "code",
+                ResponseType::IdToken => "id_token",
+            };
+            let got =
+                request(response_type).check_response(&provider(promised), &params(iss, artifact));
+            assert_eq!(
+                got.is_ok(),
+                accepted,
+                "promised {promised}, iss {iss:?}, {artifact}: {got:?}"
+            );
+            if !accepted {
+                assert!(matches!(got, Err(Error::IssuerMismatch { .. })), "{got:?}");
+            }
+        }
+    }
 }

@@ -125,7 +125,9 @@ async function main() {
     error.where = { url: page?.url(), text: (await page?.locator('body').innerText().catch(() => '')) ?? '' };
     throw error;
   } finally {
-    await context.close();
+    // A kiosk seat stops its browser once the sign-out page has come back: the run is
+    // over and logged by then, and a browser already gone is no failure of it.
+    await context.close().catch(() => {});
     if (fresh) fs.rmSync(profile, { recursive: true, force: true });
   }
 }

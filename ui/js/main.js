@@ -274,6 +274,7 @@ function showApproval() {
   dialog.querySelector('#approval-facts').replaceChildren(
     h('dt', {}, 'App'), h('dd', { id: 'approval-app' }, a.app),
     h('dt', {}, 'Process'), h('dd', {}, a.pid ? `pid ${a.pid}` : 'unknown'),
+    ...(a.through ? [h('dt', {}, 'Through'), h('dd', { id: 'approval-through' }, a.through)] : []),
     h('dt', {}, 'Account'), h('dd', { id: 'approval-account' }, `${a.account} (${a.provider})`));
   tickApproval();
   if (!dialog.open) dialog.showModal();

@@ -76,7 +76,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         eprintln!(
             "xtask: opening Lanyard; in another terminal, ask it for a token:\n  \
              LANYARD_SOCK={sock} {l} token demo",
-            sock = dir.join("agent.sock").display(),
+            sock = dir.join("run/agent.sock").display(),
             l = lanyard.display()
         );
         shell_quote(
@@ -94,7 +94,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         .args(["keyring-session", "--", "sh", "-c", &script])
         .env("LANYARD_CONFIG", &config)
         .env("XDG_DATA_HOME", dir.join("data"))
-        .env("LANYARD_SOCK", dir.join("agent.sock"));
+        .env("LANYARD_SOCK", dir.join("run/agent.sock"));
     if headless {
         session.env("BROWSER", root.join("tests/idp/browser.mjs"));
     }
