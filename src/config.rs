@@ -19,6 +19,7 @@
 //! response_type = "code"                            # or "id_token" (no access token)
 //! response_mode = "query"                           # or "form_post", "fragment"
 //! resources = ["https://api.example.com"]           # RFC 8707, for `token --audience`
+//! git_hosts = ["git.example.com"]                   # where `git-credential` answers (https)
 //! ```
 
 use std::collections::BTreeMap;
@@ -195,6 +196,9 @@ pub struct Account {
     /// RFC 8707 resource indicators asked for at sign-in; tokens for one of them (an
     /// audience) come from a refresh that names it.
     pub resources: Vec<String>,
+    /// The git hosts (`host` or `host:port`, lowercase) that `lanyard git-credential`
+    /// gives the account's token to, over https only. Empty: none.
+    pub git_hosts: Vec<String>,
 }
 
 /// What the authorization response carries (OpenID Connect Core 3.1 and 3.2).
@@ -425,6 +429,22 @@ impl Config {
                     resources.push(resource.clone());
                 }
             }
+            let mut git_hosts = Vec::new();
+            if let Some(list) = &raw.git_hosts {
+                for host in list.get_ref() {
+                    let valid = !host.is_empty()
+                        && Url::parse(&format!("https://{host}/"))
+                            .is_ok_and(|u| u.path() == "/" && u.username().is_empty());
+                    if !valid || host.contains(['/', '@', '?', '#']) {
+                        return Err(at(
+                            Some(list.span()),
+                            key("git_hosts"),
+                            format!("`{host}` is not a host name (with an optional :port)"),
+                        ));
+                    }
+                    git_hosts.push(host.to_ascii_lowercase());
+                }
+            }
             let name = name.into_inner();
             accounts.insert(
                 name.clone(),
@@ -448,6 +468,7 @@ impl Config {
                     introspect: raw.introspect,
                     preset: raw.preset.map(Spanned::into_inner),
                     resources,
+                    git_hosts,
                 },
             );
         }
@@ -770,6 +791,7 @@ struct RawAccount {
     introspect: bool,
     preset: Option<Spanned<String>>,
     resources: Option<Spanned<Vec<String>>>,
+    git_hosts: Option<Spanned<Vec<String>>>,
 }
 
 /// Scopes as one space-separated string or as an array.

@@ -277,6 +277,8 @@ struct Inner {
     /// Cancels the sign-in or sign-out running for an account.
     running: Mutex<HashMap<String, oneshot::Sender<()>>>,
     http: http::Client,
+    /// For pictures a provider's claims point at: public addresses only.
+    pictures: http::Client,
     /// Where the OS's deep links (private-use scheme redirects) go.
     inbox: Arc<Inbox>,
     /// Kiosk mode's seat.
@@ -418,6 +420,7 @@ impl Desktop {
                 approvals,
                 running: Mutex::new(HashMap::new()),
                 http: http::Client::new().map_err(|e| Failure::new(e.to_string()))?,
+                pictures: http::Client::public_only().map_err(|e| Failure::new(e.to_string()))?,
                 inbox,
                 seat: None,
             }),
@@ -477,6 +480,7 @@ impl Desktop {
                 approvals,
                 running: Mutex::new(HashMap::new()),
                 http: http::Client::new().map_err(|e| Failure::new(e.to_string()))?,
+                pictures: http::Client::public_only().map_err(|e| Failure::new(e.to_string()))?,
                 inbox,
                 seat: Some(seat.clone()),
             }),
@@ -870,23 +874,31 @@ impl Desktop {
     }
 
     /// The person's picture as a `data:` URL: fetched once, then read from the cache in
-    /// the data directory. `None` when there is none or it cannot be had (the window
-    /// shows initials).
+    /// the data directory (deleted at sign-out). `None` when there is none or it cannot be
+    /// had (the window shows initials).
+    ///
+    /// The URL is the provider's claim, not its metadata: it is fetched over https from a
+    /// public address only (never loopback or the local network, which a hostile claim
+    /// could aim at), or from the provider's own origin, which Lanyard talks to anyway.
     pub async fn picture(&self, account: &str) -> Option<String> {
         let identity = self.identity(account).ok()?;
         let url = url::Url::parse(identity.picture.as_deref()?).ok()?;
-        let cache = self
-            .inner
-            .records_dir
-            .as_ref()
-            .map(|d| d.join("pictures").join(picture_key(url.as_str())));
+        let lanyard = self.inner.agent.lanyard();
+        let issuer = url::Url::parse(&lanyard.config().account(account).ok()?.issuer).ok()?;
+        let records = Records::new(self.inner.records_dir.clone());
+        let cache = records.picture_path(account, url.as_str());
         if let Some(path) = &cache
             && let Ok(bytes) = std::fs::read(path)
             && let Some(url) = data_url(&bytes)
         {
             return Some(url);
         }
-        let response = match self.inner.http.get(&url).await {
+        let fetched = if url.origin() == issuer.origin() {
+            self.inner.http.get(&url).await
+        } else {
+            self.inner.pictures.get_public(&url).await
+        };
+        let response = match fetched {
             Ok(r) => r,
             Err(e) => {
                 tracing::info!(account, error = %e, "no picture");
@@ -895,9 +907,6 @@ impl Desktop {
         };
         let data = data_url(&response.body)?;
         if let Some(path) = &cache {
-            if let Some(dir) = path.parent() {
-                let _ = std::fs::create_dir_all(dir);
-            }
             let _ = crate::store::write_private(path, &response.body);
         }
         Some(data)
@@ -1402,14 +1411,6 @@ fn preset_view(p: &'static Preset) -> PresetView {
         branding: p.branding,
         docs: p.docs,
     }
-}
-
-fn picture_key(url: &str) -> String {
-    let digest = ring::digest::digest(&ring::digest::SHA256, url.as_bytes());
-    digest.as_ref()[..16]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// A `data:` URL for an image the webview can show; anything else is refused (a picture

@@ -44,6 +44,14 @@ pub enum Error {
         "{account}: `{audience}` is not among the account's resources; add it to `resources` in the accounts file and sign in again"
     )]
     UnknownAudience { account: String, audience: String },
+    #[error(
+        "{account}: the sign-in was not granted {scopes}; a narrower token can have only scopes granted at sign-in ({granted})"
+    )]
+    ScopeNotGranted {
+        account: String,
+        scopes: String,
+        granted: String,
+    },
     #[error("{account}: sign-in needed: {reason}; run `lanyard login {account}`")]
     SignInNeeded { account: String, reason: String },
     #[error("the agent: {0}")]
@@ -136,6 +144,7 @@ impl Error {
             Error::SignInNeeded { .. } => Kind::SignInNeeded,
             Error::NoAccessToken { .. }
             | Error::UnknownAudience { .. }
+            | Error::ScopeNotGranted { .. }
             | Error::SchemeNeedsApp { .. } => Kind::Config,
             Error::RefreshFailed { source, .. } => source.kind(),
             Error::Agent(crate::broker::client::Error::Agent(body)) => {

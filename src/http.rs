@@ -85,7 +85,20 @@ pub enum ClientAuth<'a> {
 
 impl Client {
     pub fn new() -> Result<Client, Error> {
-        let inner = reqwest::Client::builder()
+        Client::build(reqwest::Client::builder())
+    }
+
+    /// A client for URLs that a provider's claims name rather than its metadata (a
+    /// profile picture): it connects only to public addresses. Names are resolved by a
+    /// resolver that drops loopback, private, link-local and other internal addresses,
+    /// at every connection, so a name that resolves (or rebinds) inside gets nothing; an
+    /// address written in the URL is checked by [`Client::get_public`].
+    pub fn public_only() -> Result<Client, Error> {
+        Client::build(reqwest::Client::builder().dns_resolver(std::sync::Arc::new(PublicOnly)))
+    }
+
+    fn build(builder: reqwest::ClientBuilder) -> Result<Client, Error> {
+        let inner = builder
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(CONNECT_TIMEOUT)
             .timeout(TOTAL_TIMEOUT)
@@ -104,9 +117,32 @@ impl Client {
         decode(url, &response)
     }
 
-    /// A plain GET (a profile picture), bounded like every response.
+    /// A plain GET, bounded like every response.
     pub async fn get(&self, url: &Url) -> Result<Response, Error> {
         self.send(url, self.inner.get(url.clone())).await
+    }
+
+    /// A GET of a URL named by a provider's claims, with a [`Client::public_only`]
+    /// client: https, and a host that is no internal address.
+    pub async fn get_public(&self, url: &Url) -> Result<Response, Error> {
+        if url.scheme() != "https" {
+            return Err(Error::Insecure(format!(
+                "{}: only https is fetched from here",
+                display_url(url)
+            )));
+        }
+        let literal = match url.host() {
+            Some(url::Host::Ipv4(ip)) => Some(IpAddr::V4(ip)),
+            Some(url::Host::Ipv6(ip)) => Some(IpAddr::V6(ip)),
+            _ => None,
+        };
+        if literal.is_some_and(|ip| !is_public(ip)) {
+            return Err(Error::Insecure(format!(
+                "{}: an internal address is not fetched",
+                display_url(url)
+            )));
+        }
+        self.get(url).await
     }
 
     /// A GET with a bearer token (RFC 6750 section 2.1), for userinfo.
@@ -240,6 +276,61 @@ pub fn check_secure(url: &Url) -> Result<(), String> {
     }
 }
 
+/// Resolves names to their public addresses only (see [`Client::public_only`]).
+struct PublicOnly;
+
+impl reqwest::dns::Resolve for PublicOnly {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let all: Vec<std::net::SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            let public: Vec<std::net::SocketAddr> =
+                all.into_iter().filter(|a| is_public(a.ip())).collect();
+            if public.is_empty() {
+                return Err(format!("{host} resolves to no public address").into());
+            }
+            Ok(Box::new(public.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+/// An address on the public internet: not loopback, private, link-local, shared (CGNAT),
+/// unique-local, multicast, documentation, benchmarking, reserved or unspecified.
+pub fn is_public(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            !(v4.is_loopback()
+                || v4.is_private()
+                || v4.is_link_local()
+                || v4.is_unspecified()
+                || v4.is_broadcast()
+                || v4.is_multicast()
+                || v4.is_documentation()
+                || a == 0
+                || (a == 100 && (64..128).contains(&b))
+                || (a == 192 && b == 0 && c == 0)
+                || (a == 198 && (18..20).contains(&b))
+                || a >= 240)
+        }
+        IpAddr::V6(v6) => {
+            if let Some(v4) = v6.to_ipv4_mapped() {
+                return is_public(IpAddr::V4(v4));
+            }
+            let first = v6.segments()[0];
+            !(v6.is_loopback()
+                || v6.is_unspecified()
+                || v6.is_multicast()
+                || (first & 0xfe00) == 0xfc00 // unique local
+                || (first & 0xffc0) == 0xfe80 // link-local
+                || (first & 0xffc0) == 0xfec0 // site-local (deprecated)
+                || first == 0x2001 && v6.segments()[1] == 0x0db8 // documentation
+                || first == 0x0064 && v6.segments()[1] == 0xff9b) // NAT64, maps IPv4 inside
+        }
+    }
+}
+
 pub fn is_loopback(url: &Url) -> bool {
     match url.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
@@ -272,6 +363,57 @@ mod tests {
         ] {
             assert!(check_secure(&Url::parse(bad).unwrap()).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn internal_addresses_are_not_public() {
+        for internal in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fd00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+        ] {
+            assert!(!is_public(internal.parse().unwrap()), "{internal}");
+        }
+        for public in ["93.184.216.34", "1.1.1.1", "2606:4700::1111"] {
+            assert!(is_public(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[tokio::test]
+    async fn public_fetches_refuse_internal_places() {
+        let client = Client::public_only().unwrap();
+        for url in [
+            "http://127.0.0.1:1/a.png",
+            "https://127.0.0.1:1/a.png",
+            "https://[::1]:1/a.png",
+            "https://169.254.169.254/latest/meta-data",
+            "https://localhost:1/a.png",
+        ] {
+            let got = client.get_public(&Url::parse(url).unwrap()).await;
+            assert!(got.is_err(), "{url} was fetched");
+        }
+        let resolved = client
+            .get_public(&Url::parse("https://localhost:1/a.png").unwrap())
+            .await
+            .err()
+            .unwrap();
+        assert!(
+            resolved.to_string().contains("no public address"),
+            "{resolved}"
+        );
     }
 
     #[test]

@@ -336,12 +336,11 @@ impl Lanyard {
         let scopes = granted_scopes(response.as_ref(), &claims.claims, account);
         let tokens = Tokens {
             access_token: access_token.cloned(),
-            expires_at: response
-                .as_ref()
-                .and_then(|r| r.expires_in)
-                .map(|s| now + s as u64),
+            expires_at: response.as_ref().and_then(|r| r.expires_at(now)),
             refresh_token: response.as_ref().and_then(|r| r.refresh_token.clone()),
             id_token: Some(id_token),
+            issuer: Some(provider.issuer().to_owned()),
+            client_id: Some(account.client_id.clone()),
         };
         let record = Record {
             account: account.name.clone(),
@@ -478,6 +477,15 @@ impl Lanyard {
                 account: name.to_owned(),
             });
         }
+        // RFC 6749 section 6: a refresh may narrow the scope, never widen it.
+        let ungranted = target.ungranted(&record.scopes);
+        if !ungranted.is_empty() {
+            return Err(Error::ScopeNotGranted {
+                account: name.to_owned(),
+                scopes: ungranted.join(" "),
+                granted: record.scopes.join(" "),
+            });
+        }
         let secrets = self.secrets(kind).await?;
         let Some(tokens) = load_tokens(secrets.clone(), name).await? else {
             // The keychain answers but has nothing: the sign-in is gone for good (the
@@ -489,6 +497,23 @@ impl Lanyard {
             self.records.save(kind, &record)?;
             return Err(need(reason));
         };
+        if !tokens.issued_to(
+            &account.issuer,
+            &account.client_id,
+            (&record.issuer, &record.client_id),
+        ) {
+            // The account was pointed at another provider or client since: its refresh
+            // token must not travel there, nor its access token be handed out for it.
+            let reason = format!(
+                "the account now names issuer {} and client {}, not the ones it signed in with",
+                account.issuer, account.client_id
+            );
+            record.status = Status::SignInNeeded {
+                reason: reason.clone(),
+            };
+            self.records.save(kind, &record)?;
+            return Err(need(&reason));
+        }
         let current = tokens
             .access_token
             .clone()
@@ -546,7 +571,7 @@ impl Lanyard {
             }
         };
         let now = self::now();
-        let expires_at = response.expires_in.map(|s| now + s as u64);
+        let expires_at = response.expires_at(now);
         // Rotation: a new refresh token replaces the old one; else the old one stays.
         let refresh_token = response.refresh_token.clone().or(tokens.refresh_token);
         let new = if target.is_default() {
@@ -555,6 +580,8 @@ impl Lanyard {
                 expires_at,
                 refresh_token,
                 id_token: response.id_token.clone().or(tokens.id_token),
+                issuer: Some(account.issuer.clone()),
+                client_id: Some(account.client_id.clone()),
             }
         } else {
             // A narrower token is not the sign-in's: the stored tokens stay but for the
@@ -654,8 +681,8 @@ impl Lanyard {
         let response = flow::client_credentials(&self.http, &provider, &auth, scope).await?;
         tracing::info!(account = %name, "issued a client credentials token");
         Ok(AccessToken {
+            expires_at: response.expires_at(now()),
             token: response.access_token,
-            expires_at: response.expires_in.map(|s| now() + s as u64),
             refreshed: false,
             warning: None,
         })
@@ -696,6 +723,25 @@ impl Lanyard {
         };
         let record = self.records.load(kind, name);
         report.was_signed_in = tokens.is_some() || record.is_some();
+        // Tokens issued by another provider or to another client than the account names
+        // now are not sent to this one, to revoke or as an `id_token_hint`.
+        let tokens = tokens.filter(|t| {
+            let (issuer, client) = record
+                .as_ref()
+                .map_or((account.issuer.as_str(), account.client_id.as_str()), |r| {
+                    (r.issuer.as_str(), r.client_id.as_str())
+                });
+            let ours = t.issued_to(&account.issuer, &account.client_id, (issuer, client));
+            if !ours {
+                report.warnings.push(format!(
+                    "the stored tokens belong to {} (client {}), not to the provider the account names now; they were forgotten without being sent to {}",
+                    t.issuer.as_deref().unwrap_or(issuer),
+                    t.client_id.as_deref().unwrap_or(client),
+                    account.issuer
+                ));
+            }
+            ours
+        });
         let provider = if local {
             None
         } else {
@@ -719,6 +765,7 @@ impl Lanyard {
         // The record first: without it no token is handed out, even if the keychain
         // should fail to delete the tokens below.
         let removed = self.records.remove(kind, name);
+        self.records.forget_pictures(name);
         let deleted = match secrets {
             Ok(secrets) => {
                 let name = name.to_owned();

@@ -463,7 +463,9 @@ async fn kubectl_uses_the_exec_credential() {
 }
 
 /// git runs `lanyard git-credential` as its credential helper: the access token is the
-/// password of a Basic challenge.
+/// password of a Basic challenge, for the https hosts the account lists only. Through the
+/// agent, the app asking is git's own git-remote-https (looked through the helper and the
+/// `sh -c` git runs it in).
 #[tokio::test]
 async fn git_uses_the_credential_helper() {
     use base64::Engine as _;
@@ -478,44 +480,103 @@ async fn git_uses_the_credential_helper() {
         .to_owned();
     let basic = base64::engine::general_purpose::STANDARD.encode(format!("oauth2:{token}"));
     // An empty repository over git's "dumb" HTTP protocol: an empty refs list.
-    let api = Api::start(
-        false,
-        &format!("Basic {basic}"),
-        "text/plain",
-        "",
-        "Basic realm=\"lanyard-test\"",
+    let api = |tls| {
+        Api::start(
+            tls,
+            &format!("Basic {basic}"),
+            "text/plain",
+            "",
+            "Basic realm=\"lanyard-test\"",
+        )
+    };
+    let (https, http) = (api(true), api(false));
+    let host = |api: &Api| {
+        api.url
+            .split("://")
+            .nth(1)
+            .unwrap()
+            .trim_end_matches('/')
+            .to_owned()
+    };
+    // The account lists the https server's host, and (to show that the scheme matters
+    // too) the plain http one's.
+    let config = std::fs::read_to_string(&env.config).unwrap().replace(
+        "[accounts.b-git]\n",
+        &format!(
+            "[accounts.b-git]\ngit_hosts = [\"{}\", \"{}\"]\n",
+            host(&https),
+            host(&http)
+        ),
     );
-    let helper = format!(
-        "!{} git-credential --account b-git",
-        env!("CARGO_BIN_EXE_lanyard")
-    );
-    let mut cmd = tokio::process::Command::new("git");
-    cmd.args([
-        "-c",
-        "credential.helper=",
-        "-c",
-        &format!("credential.helper={helper}"),
-    ])
-    .args(["-c", &format!("http.sslCAInfo={}", api.ca.display())])
-    .args(["ls-remote", &format!("{}/repo.git", api.url)])
-    .env("LANYARD_CONFIG", &env.config)
-    .env("GIT_TERMINAL_PROMPT", "0")
-    .env("GIT_CONFIG_NOSYSTEM", "1")
-    .env("HOME", env.path("home"));
-    for (k, v) in env.vars() {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().await.unwrap();
+    std::fs::write(&env.config, config).unwrap();
+    let _agent = env.start_agent().await;
+    // Over https, git asks its credential helpers from git-remote-https, in git's exec
+    // path: that is the app the agent names and the person allows.
+    let exec_path = std::process::Command::new("git")
+        .arg("--exec-path")
+        .output()
+        .unwrap();
+    let remote_https = std::path::Path::new(String::from_utf8_lossy(&exec_path.stdout).trim())
+        .join("git-remote-https");
+    let remote_https = std::fs::canonicalize(remote_https).unwrap();
+    env.lanyard(&["allow", "b-git", &remote_https.display().to_string()])
+        .await
+        .assert_ok();
+
+    let git = |api: &Api, path: &str| {
+        let helper = format!(
+            "!{} git-credential --account b-git",
+            env!("CARGO_BIN_EXE_lanyard")
+        );
+        let mut cmd = tokio::process::Command::new("git");
+        cmd.args([
+            "-c",
+            "credential.helper=",
+            "-c",
+            &format!("credential.helper={helper}"),
+        ])
+        .args(["ls-remote", &format!("{}/{path}", api.url)])
+        // (git reads the CA from here; `-c http.sslCAInfo` does not take.)
+        .env("GIT_SSL_CAINFO", &api.ca)
+        .env("LANYARD_CONFIG", &env.config)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("HOME", env.path("home"));
+        for (k, v) in env.vars() {
+            cmd.env(k, v);
+        }
+        cmd.output()
+    };
+    let out = git(&https, "repo.git").await.unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(
-        api.seen().await.contains(&format!("Basic {basic}")),
+        https.seen().await.contains(&format!("Basic {basic}")),
         "{:?}",
-        api.seen().await
+        https.seen().await
     );
+
+    // Plain http: git is given nothing, and says it could not authenticate.
+    let out = git(&http, "repo.git").await.unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("tokens go over https only"), "{said}");
+    assert!(
+        !http.seen().await.iter().any(|h| h.contains(&basic)),
+        "{:?}",
+        http.seen().await
+    );
+
+    // A host the account does not list: nothing either.
+    let other = api(true);
+    let out = git(&other, "repo.git").await.unwrap();
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{said}");
+    assert!(said.contains("is not in the account's git_hosts"), "{said}");
+    assert!(!other.seen().await.iter().any(|h| h.contains(&basic)));
 }
 
 /// Debian's real `oidc-token` (oidc-agent 4.2.6) gets tokens from Lanyard's oidc-agent
@@ -739,9 +800,19 @@ async fn narrower_tokens_for_fewer_scopes_and_an_audience() {
     env.lanyard(&["token", "b-narrow", "--audience", "https://api.evil.test"])
         .await
         .assert_fails(2, "is not among the account's resources");
+    // A scope the sign-in was not granted is refused before the provider is asked.
     env.lanyard(&["token", "b-narrow", "--scope", "openid admin"])
         .await
-        .assert_fails(4, "invalid_scope");
+        .assert_fails(2, "the sign-in was not granted admin");
+    let answer = raw
+        .call(json!({"id": 4, "op": "token", "account": "b-narrow", "scope": "admin"}))
+        .await;
+    assert_eq!(answer["error"]["code"], "bad_request", "{answer}");
+    // The same scopes in another order (and twice) are the same cached token.
+    let again = raw
+        .call(json!({"id": 5, "op": "token", "account": "b-narrow", "scope": " openid  openid "}))
+        .await;
+    assert_eq!(again["ok"]["access_token"], narrow.as_str(), "{again}");
     assert_eq!(
         token(&[]).await,
         own,

@@ -645,3 +645,63 @@ async fn a_prompt_not_answered_denies_once_and_deny_is_remembered() {
     desktop.revoke("work", lanyard).unwrap();
     assert_eq!(desktop.apps().unwrap(), vec![]);
 }
+
+/// The identity card's picture is the provider's claim: a URL aimed at this machine (or
+/// its network) is never fetched, the provider's own is, and the cached copy goes at
+/// sign-out.
+#[tokio::test(flavor = "multi_thread")]
+async fn pictures_come_from_public_places_or_the_provider_and_go_at_sign_out() {
+    // Something internal the hostile claim points at: it must see no connection.
+    let internal = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let probe = format!(
+        "http://127.0.0.1:{}/admin/export.png",
+        internal.local_addr().unwrap().port()
+    );
+    let idp = Idp::start_with(false, &["--mallory-picture", &probe]);
+    let mut env = Env::new();
+    for (name, login) in [("mallory", "mallory"), ("bob", "bob")] {
+        env.account(
+            name,
+            &format!(
+                "issuer = \"{}\"\nclient_id = \"lanyard-public\"",
+                idp.issuer
+            ),
+        );
+        env.set("LANYARD_TEST_LOGIN", login);
+        // Each sign-in in a browser of its own: the provider's session is per person.
+        env.set(
+            "LANYARD_TEST_BROWSER_PROFILE",
+            &env.path(&format!("{login}-profile")),
+        );
+        env.lanyard(&["login", name]).await.assert_ok();
+    }
+    let desktop = start_model(&env, std::time::Duration::from_secs(60))
+        .await
+        .expect("the app starts");
+    assert_eq!(
+        desktop.identity("mallory").unwrap().picture.as_deref(),
+        Some(probe.as_str())
+    );
+    assert_eq!(desktop.picture("mallory").await, None);
+    let connected = tokio::time::timeout(std::time::Duration::ZERO, internal.accept()).await;
+    assert!(connected.is_err(), "the internal address was reached");
+
+    let bob = desktop
+        .picture("bob")
+        .await
+        .expect("the provider's own picture");
+    assert!(bob.starts_with("data:image/png;base64,"), "{bob:.40}");
+    let pictures = PathBuf::from(env.path("data")).join("lanyard/pictures");
+    assert_eq!(
+        std::fs::read_dir(&pictures).map(|d| d.count()).unwrap_or(0),
+        1,
+        "bob's picture is cached"
+    );
+    env.lanyard(&["logout", "bob", "--local"]).await.assert_ok();
+    assert_eq!(
+        std::fs::read_dir(&pictures).map(|d| d.count()).unwrap_or(0),
+        0,
+        "the cached picture outlived the sign-out"
+    );
+    drop(desktop);
+}

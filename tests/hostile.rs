@@ -457,3 +457,65 @@ async fn a_sign_out_forgets_even_when_the_revocation_cannot_start() {
     assert_eq!(after.kind(), lanyard::Kind::SignInNeeded, "{after}");
     assert!(idp.revoked().is_empty());
 }
+
+/// A provider whose tokens expire at once (`expires_in` 0; negative and absurd values are
+/// bounded the same way): the agent does not refresh in a loop, but at most once every
+/// ten seconds, however many ask.
+#[tokio::test]
+async fn tokens_that_expire_at_once_are_not_refreshed_in_a_loop() {
+    let idp = FakeIdp::start(Behaviour {
+        expires_in: Some(json!(0)),
+        ..Behaviour::default()
+    })
+    .await;
+    let env = env_for(&idp, "h-zero");
+    env.lanyard(&["login", "h-zero"]).await.assert_ok();
+    let me = std::env::current_exe().unwrap().display().to_string();
+    env.lanyard(&["allow", "h-zero", &me]).await.assert_ok();
+    let started = std::time::Instant::now();
+    let _agent = env.start_agent().await;
+    for _ in 0..3 {
+        let run = env.lanyard(&["token", "h-zero", "--min-valid", "1"]).await;
+        assert!(
+            run.code == 0 || run.stderr.contains("expired at once"),
+            "{run:?}"
+        );
+    }
+    let refreshes = idp.refreshed().len() as u64;
+    let allowed = started.elapsed().as_secs() / 10 + 2;
+    assert!(
+        (1..=allowed).contains(&refreshes),
+        "{refreshes} refreshes in {:?}",
+        started.elapsed()
+    );
+}
+
+/// An account pointed at another provider after it signed in: its refresh token is never
+/// sent there (nor revoked there); the account needs a new sign-in.
+#[tokio::test]
+async fn stored_tokens_never_travel_to_another_issuer() {
+    let first = FakeIdp::start(Behaviour::default()).await;
+    let second = FakeIdp::start(Behaviour::default()).await;
+    let env = env_for(&first, "h-moved");
+    env.lanyard(&["login", "h-moved"]).await.assert_ok();
+    let config = std::fs::read_to_string(&env.config).unwrap();
+    std::fs::write(&env.config, config.replace(&first.issuer, &second.issuer)).unwrap();
+
+    // A refresh is due (a token valid for a day is asked for): refused, sent nowhere.
+    env.lanyard(&["token", "h-moved", "--min-valid", "86400"])
+        .await
+        .assert_fails(3, "not the ones it signed in with");
+    // Nor is the current access token handed out for the new provider.
+    env.lanyard(&["token", "h-moved"])
+        .await
+        .assert_fails(3, "sign-in needed");
+    let run = env.lanyard(&["logout", "h-moved"]).await;
+    run.assert_ok();
+    assert!(
+        run.stderr.contains("forgotten without being sent"),
+        "{run:?}"
+    );
+    assert!(first.refreshed().is_empty() && second.refreshed().is_empty());
+    assert!(second.revoked().is_empty(), "{:?}", second.revoked());
+    assert_eq!(stored_tokens("h-moved"), None);
+}

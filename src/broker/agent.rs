@@ -26,6 +26,8 @@ use crate::session::{self, Lanyard, LoginOptions};
 use crate::store::Status;
 use crate::{Error, Kind};
 
+/// Narrower tokens (down-scoping) cached per account; more, and they are dropped.
+const MAX_NARROWER: usize = 16;
 /// Refresh this long before the access token expires.
 const REFRESH_AHEAD: u64 = 120;
 /// How long the desktop app's prompt may take before the request is denied.
@@ -110,8 +112,9 @@ struct Cached {
 
 /// A token refreshed this recently is as fresh as the provider makes them: requests that
 /// waited on that refresh take it even if it lives shorter than they asked for, rather
-/// than each refreshing again.
-const JUST_REFRESHED: Duration = Duration::from_secs(5);
+/// than each refreshing again. It is also the floor between two refreshes of one slot:
+/// a provider whose tokens expire at once (`expires_in` 0) is not asked again sooner.
+const JUST_REFRESHED: Duration = Duration::from_secs(10);
 
 impl Agent {
     pub fn new(lanyard: Lanyard, data_dir: Option<PathBuf>, approver: Option<Approver>) -> Agent {
@@ -304,7 +307,7 @@ impl Agent {
     ) -> Result<TokenReply, ErrorBody> {
         self.known(account)?;
         self.authorize(account, peer).await?;
-        let cached = self.fetch(account, min_valid, target).await?;
+        let cached = self.fetch(account, min_valid, &target.normalized()).await?;
         Ok(TokenReply {
             access_token: cached.token.expose().to_owned(),
             token_type: "Bearer".into(),
@@ -621,12 +624,14 @@ impl Agent {
         if let Some(slot) = slots.get(account).and_then(|t| t.get(target)) {
             return slot.clone();
         }
-        slots
-            .entry(account.to_owned())
-            .or_default()
-            .entry(target.clone())
-            .or_default()
-            .clone()
+        let targets = slots.entry(account.to_owned()).or_default();
+        if !target.is_default() && targets.len() > MAX_NARROWER {
+            // Apps that ask for ever new scope sets do not grow the cache without bound:
+            // the narrower tokens are dropped (and asked for again when needed); the
+            // sign-in's own stays.
+            targets.retain(|t, _| t.is_default());
+        }
+        targets.entry(target.clone()).or_default().clone()
     }
 
     /// Drops the account's cached tokens and refresher (after sign-in or sign-out).
@@ -664,6 +669,25 @@ impl Agent {
         let _flight = slot.flight.lock().await;
         if let Some(cached) = fresh(&slot, min_valid) {
             return Ok(cached);
+        }
+        if slot
+            .cached
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .as_ref()
+            .and_then(|c| c.refreshed_at)
+            .is_some_and(|t| t.elapsed() < JUST_REFRESHED)
+        {
+            // Refreshed a moment ago, and run out already: asking again now would only
+            // hammer the provider for another such token.
+            return Err(ErrorBody {
+                code: Code::ProviderError,
+                message: format!(
+                    "the provider issued {account} a token that expired at once; Lanyard asks it again after {} s",
+                    JUST_REFRESHED.as_secs()
+                ),
+                hint: None,
+            });
         }
         match self.lanyard().token_for(account, min_valid, target).await {
             Ok(token) => {
@@ -709,9 +733,10 @@ impl Agent {
             loop {
                 let now = session::now();
                 let lifetime = expires_at.saturating_sub(now);
-                // Short-lived tokens refresh at half-life rather than in a tight loop.
+                // Short-lived tokens refresh at half-life rather than in a tight loop, and
+                // never sooner than the floor (a token that expires at once).
                 let ahead = REFRESH_AHEAD.min(lifetime / 2);
-                tokio::time::sleep(Duration::from_secs(lifetime.saturating_sub(ahead))).await;
+                tokio::time::sleep(refresh_delay(lifetime, ahead)).await;
                 let own = Target::default();
                 let slot = agent.slot(&account, &own);
                 *slot.cached.lock().unwrap_or_else(|e| e.into_inner()) = None;
@@ -738,6 +763,12 @@ impl Agent {
             old.abort();
         }
     }
+}
+
+/// How long until a token with `lifetime` seconds left is refreshed, `ahead` seconds
+/// before it runs out: never sooner than [`JUST_REFRESHED`].
+fn refresh_delay(lifetime: u64, ahead: u64) -> Duration {
+    Duration::from_secs(lifetime.saturating_sub(ahead)).max(JUST_REFRESHED)
 }
 
 /// The policy entry under which ID tokens are granted, apart from access tokens.
@@ -780,5 +811,40 @@ pub fn body(e: &Error) -> ErrorBody {
         code,
         message: e.to_string(),
         hint,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn agent() -> Agent {
+        let config = crate::config::Config::parse(std::path::Path::new("/c.toml"), "").unwrap();
+        let lanyard = Lanyard::new(config, crate::store::Records::new(None)).unwrap();
+        Agent::new(lanyard, None, None)
+    }
+
+    /// However many scope sets apps ask for, an account keeps a bounded number of slots,
+    /// and its own token's slot is never the one dropped.
+    #[test]
+    fn narrower_tokens_per_account_are_bounded() {
+        let agent = agent();
+        let own = agent.slot("work", &Target::default());
+        for i in 0..1000 {
+            let target = Target {
+                scope: Some(format!("scope-{i}")),
+                audience: None,
+            };
+            agent.slot("work", &target);
+            let slots = agent.inner.slots.lock().unwrap();
+            assert!(slots["work"].len() <= MAX_NARROWER + 2, "{i}");
+        }
+        assert!(Arc::ptr_eq(&own, &agent.slot("work", &Target::default())));
+    }
+
+    #[test]
+    fn the_refresh_floor_holds_for_tokens_that_expire_at_once() {
+        assert_eq!(refresh_delay(0, 0), JUST_REFRESHED);
+        assert_eq!(refresh_delay(3600, 120), Duration::from_secs(3480));
     }
 }

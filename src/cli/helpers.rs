@@ -58,11 +58,21 @@ pub struct GitArgs {
 /// git's credential helper protocol: `get` answers username, password (the access token)
 /// and password_expiry_utc; `store` and `erase` have nothing to do (Lanyard keeps the
 /// sign-in, not git's copy).
+///
+/// The token goes only where the account says: an https remote whose host is in its
+/// `git_hosts`. For anything else the helper answers nothing (git then asks its next
+/// helper, or the person) and says why on stderr, which git shows.
 pub async fn git(open: &Opener, args: GitArgs) -> Result<(), Error> {
     // git sends key=value lines and a blank line; read them all so git never blocks.
     let mut request = String::new();
     let _ = std::io::stdin().read_to_string(&mut request);
     if args.operation != "get" {
+        return Ok(());
+    }
+    let lanyard = open.lanyard()?;
+    let account = lanyard.config().account(&args.account)?;
+    if let Err(why) = git_may_have(&request, &account.git_hosts) {
+        eprintln!("lanyard: not giving {}'s token to git: {why}", args.account);
         return Ok(());
     }
     let token = open.token(&args.account, 60, &Default::default()).await?;
@@ -76,4 +86,57 @@ pub async fn git(open: &Opener, args: GitArgs) -> Result<(), Error> {
     }
     output::print_line(&answer);
     Ok(())
+}
+
+/// Whether git's request (`protocol=…`, `host=…` lines) is for a host the account names,
+/// over https.
+fn git_may_have(request: &str, hosts: &[String]) -> Result<(), String> {
+    let field = |name: &str| {
+        request
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix('='))
+            .unwrap_or_default()
+    };
+    let (protocol, host) = (field("protocol"), field("host").to_ascii_lowercase());
+    if protocol != "https" {
+        return Err(format!(
+            "the remote is {}, and tokens go over https only",
+            if protocol.is_empty() {
+                "of no protocol"
+            } else {
+                protocol
+            }
+        ));
+    }
+    if !hosts.contains(&host) {
+        return Err(format!(
+            "{host} is not in the account's git_hosts; add it there if it should have the token"
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::git_may_have;
+
+    #[test]
+    fn git_gets_a_token_only_for_listed_hosts_over_https() {
+        let hosts = vec!["git.example.com".to_owned(), "127.0.0.1:8443".to_owned()];
+        let ask = |r: &str| git_may_have(r, &hosts);
+        assert!(ask("protocol=https\nhost=git.example.com\npath=a.git\n").is_ok());
+        assert!(ask("protocol=https\nhost=GIT.example.com\n").is_ok());
+        assert!(ask("protocol=https\nhost=127.0.0.1:8443\n").is_ok());
+        for refused in [
+            "protocol=http\nhost=git.example.com\n",
+            "protocol=https\nhost=evil.example\n",
+            "protocol=https\nhost=git.example.com.evil.example\n",
+            "protocol=https\nhost=127.0.0.1\n",
+            "host=git.example.com\n",
+            "",
+        ] {
+            assert!(ask(refused).is_err(), "{refused:?}");
+        }
+        assert!(git_may_have("protocol=https\nhost=git.example.com\n", &[]).is_err());
+    }
 }

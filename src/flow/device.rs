@@ -40,6 +40,13 @@ struct Raw {
 
 /// RFC 8628 section 3.2: without an `interval`, clients wait 5 seconds between requests.
 const DEFAULT_INTERVAL: u64 = 5;
+/// The longest a code is waited on, whatever the provider says (RFC 8628's example is
+/// 30 minutes).
+const MAX_EXPIRES_IN: u64 = 3600;
+/// The polling interval stays within these, whatever the provider says or `slow_down`s
+/// add up to.
+const MIN_INTERVAL: u64 = 1;
+const MAX_INTERVAL: u64 = 60;
 
 /// Starts a device flow at `endpoint` (section 3.1). `params` are the scope and any
 /// extra parameters (`max_age`, a center's `center_uuid`).
@@ -51,6 +58,12 @@ pub async fn start(
 ) -> Result<Authorization, Error> {
     let response = http.post_form(endpoint, auth, params).await?;
     let raw: Raw = http::decode(endpoint, &response)?;
+    authorization(raw)
+}
+
+/// The provider's answer, checked and bounded: https URLs, a lifetime of at most
+/// [`MAX_EXPIRES_IN`], an interval within [`MIN_INTERVAL`]..=[`MAX_INTERVAL`].
+fn authorization(raw: Raw) -> Result<Authorization, Error> {
     let url = |what: &str, value: &str| -> Result<Url, Error> {
         let url = Url::parse(value).map_err(|e| {
             Error::Device(format!("the provider's {what} `{value}` is not a URL: {e}"))
@@ -67,8 +80,12 @@ pub async fn start(
             .transpose()?,
         device_code: raw.device_code,
         user_code: raw.user_code,
-        expires_in: Duration::from_secs(raw.expires_in),
-        interval: Duration::from_secs(raw.interval.unwrap_or(DEFAULT_INTERVAL).max(1)),
+        expires_in: Duration::from_secs(raw.expires_in.min(MAX_EXPIRES_IN)),
+        interval: Duration::from_secs(
+            raw.interval
+                .unwrap_or(DEFAULT_INTERVAL)
+                .clamp(MIN_INTERVAL, MAX_INTERVAL),
+        ),
     })
 }
 
@@ -84,7 +101,8 @@ pub async fn wait(
     auth: &http::ClientAuth<'_>,
     authorization: &Authorization,
 ) -> Result<TokenResponse, Error> {
-    let deadline = tokio::time::Instant::now() + authorization.expires_in;
+    let now = tokio::time::Instant::now();
+    let deadline = now.checked_add(authorization.expires_in).unwrap_or(now);
     let mut interval = authorization.interval;
     let mut failures = 0;
     loop {
@@ -102,7 +120,7 @@ pub async fn wait(
                 Some("authorization_pending") => failures = 0,
                 Some("slow_down") => {
                     failures = 0;
-                    interval += Duration::from_secs(5);
+                    interval = slower(interval);
                 }
                 Some("expired_token") => return Err(Error::DeviceExpired),
                 Some(_) => return Err(Error::Http(e)),
@@ -115,5 +133,53 @@ pub async fn wait(
             },
             Err(e) => return Err(e),
         }
+    }
+}
+
+/// RFC 8628 section 3.5: `slow_down` adds five seconds, here up to [`MAX_INTERVAL`].
+fn slower(interval: Duration) -> Duration {
+    interval
+        .saturating_add(Duration::from_secs(5))
+        .min(Duration::from_secs(MAX_INTERVAL))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(expires_in: u64, interval: Option<u64>) -> Raw {
+        Raw {
+            device_code: Secret::new("d"),
+            user_code: "ABCD-EFGH".into(),
+            verification_uri: "https://id.example.com/device".into(),
+            verification_uri_complete: None,
+            expires_in,
+            interval,
+        }
+    }
+
+    /// A provider's absurd numbers are bounded: no overflow when the deadline is computed,
+    /// no polling in a tight loop, no waiting for ever.
+    #[tokio::test]
+    async fn the_providers_numbers_are_bounded() {
+        let a = authorization(raw(u64::MAX, Some(u64::MAX))).unwrap();
+        assert_eq!(a.expires_in, Duration::from_secs(MAX_EXPIRES_IN));
+        assert_eq!(a.interval, Duration::from_secs(MAX_INTERVAL));
+        let a = authorization(raw(0, Some(0))).unwrap();
+        assert_eq!(a.interval, Duration::from_secs(MIN_INTERVAL));
+        assert_eq!(
+            authorization(raw(600, None)).unwrap().interval,
+            Duration::from_secs(DEFAULT_INTERVAL)
+        );
+        assert_eq!(
+            slower(Duration::from_secs(58)),
+            Duration::from_secs(MAX_INTERVAL)
+        );
+        assert_eq!(slower(Duration::MAX), Duration::from_secs(MAX_INTERVAL));
+        let plain = authorization(Raw {
+            verification_uri: "http://id.example.com/device".into(),
+            ..raw(600, None)
+        });
+        assert!(plain.is_err(), "a verification URL over http is refused");
     }
 }

@@ -22,6 +22,8 @@ use crate::secret::Secret;
 
 /// How long one connection may take to send its request.
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections read at once; more are closed as they come (a browser needs one or two).
+const MAX_CONNECTIONS: usize = 32;
 const MAX_HEAD: usize = 16 * 1024;
 const MAX_BODY: usize = 64 * 1024;
 
@@ -88,11 +90,32 @@ impl Listener {
         let (tx, mut rx) = mpsc::channel::<(Request, TcpStream)>(16);
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
+        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
+        let mut backoff = Duration::from_millis(50);
         loop {
             tokio::select! {
                 _ = &mut deadline => return Err(Error::Timeout(timeout)),
                 accepted = self.listener.accept() => {
-                    let Ok((stream, _)) = accepted else { continue };
+                    let stream = match accepted {
+                        Ok((stream, _)) => stream,
+                        Err(e) => {
+                            // Out of descriptors and the like: pause (longer each time)
+                            // rather than spin, still bound by the deadline.
+                            tracing::warn!(error = %e, "the loopback listener could not accept");
+                            tokio::select! {
+                                _ = &mut deadline => return Err(Error::Timeout(timeout)),
+                                _ = tokio::time::sleep(backoff) => {}
+                            }
+                            backoff = (backoff * 2).min(Duration::from_secs(2));
+                            continue;
+                        }
+                    };
+                    // Connections that send nothing hold a slot until READ_TIMEOUT; beyond
+                    // the cap they are closed at once instead of piling up.
+                    let Ok(permit) = slots.clone().try_acquire_owned() else {
+                        drop(stream);
+                        continue;
+                    };
                     let tx = tx.clone();
                     tokio::spawn(async move {
                         let mut stream = stream;
@@ -101,6 +124,7 @@ impl Listener {
                             _ => respond(&mut stream, 400, &Page { ok: false, title: "Bad request",
                                 message: "Lanyard could not read this request." }).await,
                         }
+                        drop(permit);
                     });
                 }
                 Some((request, mut stream)) = rx.recv() => {
@@ -374,6 +398,33 @@ mod tests {
             client
         );
         let () = callback;
+    }
+
+    /// Connections that send nothing are read at most MAX_CONNECTIONS at a time: the next
+    /// one is closed at once rather than held.
+    #[tokio::test]
+    async fn idle_connections_beyond_the_cap_are_closed_at_once() {
+        let listener = Listener::bind(0).await.unwrap();
+        let port = listener.port();
+        let state = Secret::new("s");
+        let wait = listener.wait("/callback", &state, Duration::from_secs(60), false);
+        let client = async {
+            let mut idle = Vec::new();
+            for _ in 0..MAX_CONNECTIONS {
+                idle.push(TcpStream::connect(("127.0.0.1", port)).await.unwrap());
+            }
+            let mut extra = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+            let mut buf = [0u8; 16];
+            let read = tokio::time::timeout(Duration::from_secs(5), extra.read(&mut buf))
+                .await
+                .expect("the connection over the cap is closed at once");
+            assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+            drop(idle);
+        };
+        tokio::select! {
+            _ = wait => panic!("the wait ended"),
+            () = client => {}
+        }
     }
 
     #[tokio::test(start_paused = true)]

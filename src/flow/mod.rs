@@ -216,6 +216,28 @@ pub struct TokenResponse {
     pub scope: Option<String>,
 }
 
+/// The longest token lifetime Lanyard believes: a provider that says more (or sends an
+/// absurd number) gets this, and the token is refreshed within a year all the same.
+pub const MAX_LIFETIME: u64 = 365 * 24 * 3600;
+
+impl TokenResponse {
+    /// When the access token expires, in Unix seconds, from `expires_in` as the provider
+    /// sent it: bounded to [0, [`MAX_LIFETIME`]] (zero, negative or not a number is
+    /// "expired already"), and added without overflow.
+    pub fn expires_at(&self, now: u64) -> Option<u64> {
+        self.expires_in.map(|s| now.saturating_add(lifetime(s)))
+    }
+}
+
+/// `expires_in` in whole seconds, within [0, [`MAX_LIFETIME`]].
+fn lifetime(expires_in: f64) -> u64 {
+    if expires_in.is_nan() || expires_in <= 0.0 {
+        0
+    } else {
+        (expires_in as u64).min(MAX_LIFETIME)
+    }
+}
+
 /// Chooses how to authenticate at the token endpoint: the account's explicit choice,
 /// else what discovery offers for a client that has a secret (basic first), else none.
 pub fn client_auth<'a>(
@@ -313,6 +335,31 @@ impl Target {
     /// The sign-in's own token.
     pub fn is_default(&self) -> bool {
         self.scope.is_none() && self.audience.is_none()
+    }
+
+    /// The same target written one way: scopes sorted, each once, none empty; so that
+    /// `"a b"` and `"b  a"` share one cached token.
+    pub fn normalized(&self) -> Target {
+        let scope = self.scope.as_deref().map(|s| {
+            let mut scopes: Vec<&str> = s.split_whitespace().collect();
+            scopes.sort_unstable();
+            scopes.dedup();
+            scopes.join(" ")
+        });
+        Target {
+            scope: scope.filter(|s| !s.is_empty()),
+            audience: self.audience.clone().filter(|a| !a.is_empty()),
+        }
+    }
+
+    /// The scopes asked for that are not among `granted`.
+    pub fn ungranted<'a>(&'a self, granted: &[String]) -> Vec<&'a str> {
+        self.scope
+            .as_deref()
+            .unwrap_or_default()
+            .split_whitespace()
+            .filter(|s| !granted.iter().any(|g| g == s))
+            .collect()
     }
 }
 
@@ -546,6 +593,30 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("code"), "{shown}");
+    }
+
+    #[test]
+    fn provider_lifetimes_are_bounded() {
+        let at = |expires_in: Option<f64>| {
+            TokenResponse {
+                access_token: Secret::new("a"),
+                token_type: "Bearer".into(),
+                expires_in,
+                refresh_token: None,
+                id_token: None,
+                scope: None,
+            }
+            .expires_at(u64::MAX - 10)
+        };
+        let now = u64::MAX - 10;
+        assert_eq!(at(None), None);
+        assert_eq!(at(Some(0.0)), Some(now));
+        assert_eq!(at(Some(-5.0)), Some(now));
+        assert_eq!(at(Some(f64::NAN)), Some(now));
+        // Huge, and added to a clock near its end: no overflow, no panic.
+        assert_eq!(at(Some(1e300)), Some(u64::MAX));
+        assert_eq!(lifetime(1e300), MAX_LIFETIME);
+        assert_eq!(lifetime(3600.9), 3600);
     }
 
     #[test]

@@ -54,9 +54,28 @@ pub struct Tokens {
     pub refresh_token: Option<Secret>,
     /// Kept for `id_token_hint` at sign-out.
     pub id_token: Option<Secret>,
+    /// The provider and client the tokens were issued by and to: they are never sent to
+    /// another (an account re-pointed at a new issuer signs in again). Items written by
+    /// earlier versions lack them; the record says the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
 }
 
 impl Tokens {
+    /// Whether these tokens were issued by `issuer` to `client_id`. `record_*` stand in
+    /// for what an item from before Lanyard stored them lacks.
+    pub fn issued_to(
+        &self,
+        issuer: &str,
+        client_id: &str,
+        (record_issuer, record_client): (&str, &str),
+    ) -> bool {
+        self.issuer.as_deref().unwrap_or(record_issuer) == issuer
+            && self.client_id.as_deref().unwrap_or(record_client) == client_id
+    }
+
     pub fn to_secret(&self) -> Secret {
         Secret::new(serde_json::to_string(self).expect("Tokens serialise to JSON"))
     }

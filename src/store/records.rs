@@ -145,6 +145,27 @@ impl Records {
         }
     }
 
+    /// Where the picture at `url` of `account`'s person is cached (the desktop app's
+    /// identity card): `pictures/ACCOUNT/URL`, both as hashes. `None` without a data
+    /// directory.
+    pub fn picture_path(&self, account: &str, url: &str) -> Option<PathBuf> {
+        Some(self.pictures(account)?.join(key(url)))
+    }
+
+    /// Deletes every picture cached for `account` (at sign-out and removal).
+    pub fn forget_pictures(&self, account: &str) {
+        if let Some(dir) = self.pictures(account)
+            && let Err(e) = std::fs::remove_dir_all(&dir)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(account, error = %e, "cannot delete the cached pictures");
+        }
+    }
+
+    fn pictures(&self, account: &str) -> Option<PathBuf> {
+        Some(self.dir.as_ref()?.join("pictures").join(key(account)))
+    }
+
     fn path(&self, account: &str) -> Option<PathBuf> {
         Some(
             self.dir
@@ -157,6 +178,15 @@ impl Records {
     fn memory(&self) -> std::sync::MutexGuard<'_, HashMap<String, Record>> {
         self.memory.lock().unwrap_or_else(|e| e.into_inner())
     }
+}
+
+/// A file name for `text`: 32 hex digits of its SHA-256.
+fn key(text: &str) -> String {
+    let digest = ring::digest::digest(&ring::digest::SHA256, text.as_bytes());
+    digest.as_ref()[..16]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Writes a file readable by the user only, atomically (temporary file, fsync, rename),

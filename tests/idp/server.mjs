@@ -4,13 +4,15 @@
 //
 // Usage: node server.mjs [--port N] [--tls DIR] [--access-token-ttl S]
 //                        [--profile default|hepgg|hackclub|propper|hello|ggleap|ggleap-beta]
-//                        [--exact-port N]
+//                        [--exact-port N] [--mallory-picture URL]
 //
 // --port 0 (the default) picks a free port. --tls DIR makes a private CA and a leaf
 // certificate for 127.0.0.1 in DIR (ca.pem, for the client's trust store) and serves https.
 // --profile reproduces one seed provider's documented shape: issuer path, endpoint routes,
 // scopes and claims (custom ones too), response types, client authentication, token
 // formats. --exact-port is the loopback port ggLeap's client registered exactly.
+// --mallory-picture is the `picture` claim of the user mallory: a URL a hostile provider
+// might aim an app's picture fetch at.
 // When the provider listens it prints one JSON line on stdout: {"issuer": "...", "port": N}.
 //
 // A test-only route, GET /_test/events, lists the provider events seen so far (grant
@@ -65,6 +67,12 @@ const USERS = {
     email_verified: true,
     picture: () => `${issuerUrl}/_test/avatar.png`,
     groups: ['builders'],
+  },
+  mallory: {
+    name: 'Mallory',
+    email: 'mallory@example.test',
+    email_verified: true,
+    picture: () => args['mallory-picture'] ?? 'https://example.test/mallory.png',
   },
 };
 let issuerUrl = '';

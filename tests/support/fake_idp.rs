@@ -53,6 +53,8 @@ pub struct Behaviour {
     /// The revocation endpoint's first this many requests lose their connection
     /// unanswered (a connection the server closed as the request went out).
     pub revocation_drops: usize,
+    /// The token responses' `expires_in`, if not an hour (0, negative, absurd).
+    pub expires_in: Option<Value>,
 }
 
 #[derive(Default)]
@@ -63,6 +65,8 @@ struct Seen {
     jwks_fetches: usize,
     dropped: usize,
     revoked: Vec<String>,
+    /// The refresh tokens presented at the token endpoint.
+    refreshed: Vec<String>,
 }
 
 pub struct FakeIdp {
@@ -108,6 +112,11 @@ impl FakeIdp {
     }
 
     /// The tokens the revocation endpoint answered for, with their hints: `hint:token`.
+    /// The refresh tokens presented at the token endpoint, in order.
+    pub fn refreshed(&self) -> Vec<String> {
+        self.seen.lock().unwrap().refreshed.clone()
+    }
+
     pub fn revoked(&self) -> Vec<String> {
         self.seen.lock().unwrap().revoked.clone()
     }
@@ -257,6 +266,7 @@ fn token(
             return (b.refresh_outage.unwrap_or(503), vec![], String::new());
         }
         "refresh_token" => {
+            seen.lock().unwrap().refreshed.push(get("refresh_token"));
             claims["sub"] = json!(b.refresh_sub.unwrap_or("alice"));
             ("at-2-bbbbbbbbbbbbbbbbbbbb".to_owned(), "rt-2")
         }
@@ -268,7 +278,8 @@ fn token(
     }
     let id_token = sign(&header, &claims, b.signing, keys);
     let body = json!({
-        "access_token": access, "token_type": "Bearer", "expires_in": 3600,
+        "access_token": access, "token_type": "Bearer",
+        "expires_in": b.expires_in.clone().unwrap_or(json!(3600)),
         "refresh_token": refresh, "id_token": id_token,
     });
     (200, vec![], body.to_string())
