@@ -52,6 +52,8 @@ pub enum Error {
         scopes: String,
         granted: String,
     },
+    #[error("{account} is signing in already; finish that sign-in in the browser, or cancel it")]
+    SignInUnderWay { account: String },
     #[error("{account}: sign-in needed: {reason}; run `lanyard login {account}`")]
     SignInNeeded { account: String, reason: String },
     #[error("the agent: {0}")]
@@ -117,9 +119,9 @@ impl Error {
             Error::Flow(e) => match e {
                 flow::Error::Refused { .. } | flow::Error::DeviceExpired => Kind::Incomplete,
                 flow::Error::Device(_) => Kind::Provider,
-                flow::Error::IssuerMismatch { .. } | flow::Error::Introspection(_) => {
-                    Kind::Rejected
-                }
+                flow::Error::IssuerMismatch { .. }
+                | flow::Error::Introspection(_)
+                | flow::Error::HandoffStolen => Kind::Rejected,
                 flow::Error::NoSecret { .. } | flow::Error::NoAuthMethod { .. } => Kind::Config,
                 flow::Error::Random => Kind::Other,
                 flow::Error::NoCode(_)
@@ -140,7 +142,7 @@ impl Error {
                 Kind::Keychain
             }
             Error::Store(store::Error::State { .. }) => Kind::Other,
-            Error::Browser(_) => Kind::Other,
+            Error::Browser(_) | Error::SignInUnderWay { .. } => Kind::Other,
             Error::SignInNeeded { .. } => Kind::SignInNeeded,
             Error::NoAccessToken { .. }
             | Error::UnknownAudience { .. }
@@ -159,6 +161,7 @@ impl Error {
                     | Code::BadRequest
                     | Code::NoAccessToken
                     | Code::NotSupported => Kind::Config,
+                    Code::Busy => Kind::Other,
                     _ => Kind::Other,
                 }
             }

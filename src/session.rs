@@ -15,6 +15,7 @@ use serde_json::{Map, Value};
 use crate::config::{Account, Config, Redirect, ResponseMode, ResponseType, StoreKind};
 use crate::discovery::Provider;
 use crate::error::Error;
+use crate::flow::handoff::Handoff;
 use crate::flow::loopback::{Listener, Page};
 use crate::flow::scheme::Inbox;
 use crate::flow::{self, AuthRequest, Overrides, Params, Target};
@@ -24,6 +25,9 @@ use crate::{browser, http, validate};
 
 /// The warning when the provider's sign-out page never sent the browser back.
 const NO_END_SESSION_ANSWER: &str = "the browser did not come back from the provider's sign-out page; the provider session may still be active";
+
+/// The warning when the one-time sign-out page was asked for twice.
+const STOLEN: &str = "the provider session was not ended: the one-time sign-out page was opened twice, perhaps by another program on this computer; sign out at the provider yourself";
 
 /// How long `logout` waits for the provider to send the browser back.
 pub const END_SESSION_TIMEOUT: Duration = Duration::from_secs(120);
@@ -177,14 +181,22 @@ impl Lanyard {
                 let request = AuthRequest::new(&provider, account, uri, &overrides)?;
                 // In the inbox before the browser opens: the link may come back at once.
                 let mut waiting = inbox.expect(request.state.expose());
-                let url = request.url.as_str();
-                self.show(url, url, options.open_browser, progress);
+                let mut handoff = self
+                    .show(
+                        request.url.clone(),
+                        &http::display_url(&request.url),
+                        options.open_browser,
+                        progress,
+                    )
+                    .await?;
                 progress(Progress::Waiting);
-                let params = tokio::time::timeout(options.timeout, waiting.recv())
-                    .await
-                    .ok()
-                    .flatten()
-                    .ok_or(flow::loopback::Error::Timeout(options.timeout))?;
+                let params = tokio::select! {
+                    params = tokio::time::timeout(options.timeout, waiting.recv()) => params
+                        .ok()
+                        .flatten()
+                        .ok_or(flow::loopback::Error::Timeout(options.timeout))?,
+                    () = handoff.stolen() => return Err(flow::Error::HandoffStolen.into()),
+                };
                 progress(Progress::Finishing);
                 let (secret, params) = (client_secret.as_ref(), &params);
                 return self
@@ -193,21 +205,25 @@ impl Lanyard {
             }
         };
         let request = AuthRequest::new(&provider, account, &listener.uri("/callback"), &overrides)?;
-        self.show(
-            request.url.as_str(),
-            request.url.as_str(),
-            options.open_browser,
-            progress,
-        );
-        progress(Progress::Waiting);
-        let callback = listener
-            .wait(
-                "/callback",
-                &request.state,
-                options.timeout,
-                account.response_mode == ResponseMode::Fragment,
+        let mut handoff = self
+            .show(
+                request.url.clone(),
+                &http::display_url(&request.url),
+                options.open_browser,
+                progress,
             )
             .await?;
+        progress(Progress::Waiting);
+        let waited = listener.wait(
+            "/callback",
+            &request.state,
+            options.timeout,
+            account.response_mode == ResponseMode::Fragment,
+        );
+        let callback = tokio::select! {
+            callback = waited => callback?,
+            () = handoff.stolen() => return Err(flow::Error::HandoffStolen.into()),
+        };
         progress(Progress::Finishing);
         let outcome = self
             .finish_login(
@@ -803,25 +819,27 @@ impl Lanyard {
                     let listener = Listener::bind(port).await?;
                     let state = secret::random(16).map_err(|_| flow::Error::Random)?;
                     let landing = listener.uri("/logged-out");
-                    let url = flow::end_session_url(
+                    let next = flow::end_session_url(
                         endpoint,
                         id_token.as_ref(),
                         &account.client_id,
                         &landing,
                         &state,
                     );
-                    self.show(
-                        url.as_str(),
-                        &http::display_url(&url),
-                        open_browser,
-                        progress,
-                    );
+                    let mut handoff = self
+                        .show(next, &http::display_url(endpoint), open_browser, progress)
+                        .await?;
                     progress(Progress::Waiting);
-                    match listener
-                        .wait("/logged-out", &state, END_SESSION_TIMEOUT, false)
-                        .await
-                    {
-                        Ok(callback) => {
+                    let waited = listener.wait("/logged-out", &state, END_SESSION_TIMEOUT, false);
+                    let landed = tokio::select! {
+                        landed = waited => landed.ok(),
+                        () = handoff.stolen() => {
+                            report.warnings.push(STOLEN.into());
+                            None
+                        }
+                    };
+                    match landed {
+                        Some(callback) => {
                             let message =
                                 format!("You are signed out of {name}. You can close this tab.");
                             callback
@@ -833,7 +851,7 @@ impl Lanyard {
                                 .await;
                             EndSession::Ended
                         }
-                        Err(_) => {
+                        None => {
                             report.warnings.push(NO_END_SESSION_ANSWER.into());
                             EndSession::NoAnswer
                         }
@@ -919,15 +937,19 @@ impl Lanyard {
         let landing = format!("{scheme}:/logged-out");
         let state = secret::random(16).map_err(|_| flow::Error::Random)?;
         let mut waiting = inbox.expect(state.expose());
-        let url = flow::end_session_url(endpoint, id_token, &account.client_id, &landing, &state);
-        self.show(
-            url.as_str(),
-            &http::display_url(&url),
-            open_browser,
-            progress,
-        );
+        let next = flow::end_session_url(endpoint, id_token, &account.client_id, &landing, &state);
+        let mut handoff = self
+            .show(next, &http::display_url(endpoint), open_browser, progress)
+            .await?;
         progress(Progress::Waiting);
-        match tokio::time::timeout(END_SESSION_TIMEOUT, waiting.recv()).await {
+        let landed = tokio::select! {
+            landed = tokio::time::timeout(END_SESSION_TIMEOUT, waiting.recv()) => landed,
+            () = handoff.stolen() => {
+                report.warnings.push(STOLEN.into());
+                Ok(None)
+            }
+        };
+        match landed {
             Ok(Some(_)) => Ok(EndSession::Ended),
             _ => {
                 report.warnings.push(NO_END_SESSION_ANSWER.into());
@@ -1031,17 +1053,23 @@ impl Lanyard {
         Ok(())
     }
 
-    /// Opens `url` in the browser, or asks the person to; `shown` is what may be printed
-    /// once the browser has it.
-    fn show(
+    /// Sends the browser on to `next` through a one-time loopback page ([`Handoff`]), so
+    /// that no browser command line (readable by every user in /proc) and no printed link
+    /// carries `state`, `nonce` or an `id_token_hint`; or asks the person to open that page.
+    /// `shown` is what may be printed once the browser has it. Keep the handoff while
+    /// waiting: dropped, its page is gone; [`Handoff::stolen`] says someone else had it.
+    async fn show(
         &self,
-        url: &str,
+        next: url::Url,
         shown: &str,
         open_browser: bool,
         progress: &(dyn Fn(Progress<'_>) + Sync),
-    ) {
+    ) -> Result<Handoff, Error> {
+        let handoff = Handoff::serve(next).await?;
+        let url = handoff.url();
         if !open_browser {
-            return progress(Progress::OpenYourself { url, reason: None });
+            progress(Progress::OpenYourself { url, reason: None });
+            return Ok(handoff);
         }
         match self.opener.open(url) {
             Ok(()) => progress(Progress::BrowserOpened { url: shown }),
@@ -1050,6 +1078,7 @@ impl Lanyard {
                 reason: Some(e.to_string()),
             }),
         }
+        Ok(handoff)
     }
 
     /// The provider as discovered within the last [`DISCOVERY_TTL`]; its key cache comes

@@ -819,3 +819,93 @@ async fn narrower_tokens_for_fewer_scopes_and_an_audience() {
         "a refusal leaves the stored token alone"
     );
 }
+
+/// `lanyard login` and `lanyard logout` go through a running agent: it runs the sign-in
+/// (so a memory account lives where it is served), serves the new tokens at once, and
+/// stops serving the moment the account signs out. An app not allowed the account may
+/// sign in and out (audited), and learns no subject.
+#[tokio::test]
+async fn login_and_logout_from_the_command_line_reach_the_running_agent() {
+    let idp = Idp::start(false);
+    let env = Env::new();
+    env.account(
+        "b-route",
+        &format!(
+            "issuer = \"{}\"\nclient_id = \"lanyard-public\"\nstore = \"memory\"",
+            idp.issuer
+        ),
+    );
+    let _agent = env.start_agent().await;
+
+    // The agent runs the sign-in; the command line shows its progress.
+    let run = env.lanyard(&["login", "b-route"]).await;
+    run.assert_ok();
+    assert!(run.stdout.contains("Signed in to b-route"), "{run:?}");
+    assert!(run.stderr.contains("Opened your browser"), "{run:?}");
+    assert_eq!(
+        crate::support::keychain("lanyard", "b-route"),
+        None,
+        "a memory account"
+    );
+    let mut raw = Raw::hello(&env).await;
+    let accounts = raw.call(json!({"id": 2, "op": "accounts"})).await;
+    assert_eq!(accounts["ok"][0]["status"], "signed_in", "{accounts}");
+    assert_eq!(
+        accounts["ok"][0]["subject"],
+        Value::Null,
+        "an app not allowed the account learns no subject: {accounts}"
+    );
+    env.lanyard(&["allow", "b-route", &me()]).await.assert_ok();
+    let accounts = raw.call(json!({"id": 3, "op": "accounts"})).await;
+    assert_eq!(accounts["ok"][0]["subject"], "alice", "{accounts}");
+    let first = env.lanyard(&["token", "b-route"]).await;
+    let first = first.assert_ok().stdout.trim().to_owned();
+
+    // Signing in again, opening the one-time link by hand (`--no-browser`): the agent
+    // serves the new sign-in's token at once, not the one it had cached.
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_lanyard"));
+    cmd.args(["login", "b-route", "--no-browser", "--reauth"])
+        .env("LANYARD_CONFIG", &env.config)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env.vars() {
+        cmd.env(k, v);
+    }
+    let mut login = cmd.spawn().unwrap();
+    let mut lines = BufReader::new(login.stderr.take().unwrap()).lines();
+    let link = loop {
+        let line = lines
+            .next_line()
+            .await
+            .unwrap()
+            .expect("the link is printed");
+        if let Some(link) = line.trim().strip_prefix("http://127.0.0.1:") {
+            break format!("http://127.0.0.1:{link}");
+        }
+    };
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    env.phone(&link).await;
+    assert!(login.wait().await.unwrap().success());
+    let second = env.lanyard(&["token", "b-route"]).await;
+    let second = second.assert_ok().stdout.trim().to_owned();
+    assert_ne!(
+        second, first,
+        "the agent still served the old sign-in's token"
+    );
+    assert_eq!(idp.userinfo(&second).await["sub"], "alice");
+
+    // Signing out: the agent serves nothing from that moment.
+    let run = env.lanyard(&["logout", "b-route"]).await;
+    run.assert_ok();
+    assert!(run.stdout.contains("Signed out of b-route"), "{run:?}");
+    env.lanyard(&["token", "b-route"])
+        .await
+        .assert_fails(3, "sign-in needed");
+    let audit = std::fs::read_to_string(format!("{}/lanyard/audit.log", env.path("data"))).unwrap();
+    for what in ["signed_in", "signed_out"] {
+        assert!(
+            audit.lines().any(|l| l.contains(what) && l.contains(&me())),
+            "{what} by this program is not in the audit log:\n{audit}"
+        );
+    }
+}

@@ -88,6 +88,8 @@ struct Inner {
     kiosk: Option<KioskRules>,
     /// The `lanyard` command lines, which are named by whoever ran them.
     clis: Clis,
+    /// Accounts with a sign-in under way (one at a time each).
+    signing_in: Mutex<std::collections::HashSet<String>>,
     /// Per account, one slot per target: the sign-in's own token and any narrower ones.
     // A std mutex: held only to look up or insert a slot, never across an await.
     slots: Mutex<HashMap<String, HashMap<Target, Arc<Slot>>>>,
@@ -132,6 +134,7 @@ impl Agent {
                 approval_timeout: APPROVAL_TIMEOUT,
                 kiosk: None,
                 clis: Clis::detect(),
+                signing_in: Mutex::new(std::collections::HashSet::new()),
                 slots: Mutex::new(HashMap::new()),
             }),
         }
@@ -362,13 +365,34 @@ impl Agent {
         Ok(identity)
     }
 
-    pub async fn login(&self, account: &str) -> Result<Value, ErrorBody> {
+    /// `login` over the socket: any app of the user's may start a sign-in, since the
+    /// person must finish it; the answer names the subject only to an app allowed the
+    /// account. The sign-in is audited under the app that asked.
+    pub async fn login(
+        &self,
+        account: &str,
+        request: &LoginRequest,
+        peer: &Peer,
+        progress: &(dyn Fn(session::Progress<'_>) + Sync),
+    ) -> Result<Value, ErrorBody> {
         self.not_on_a_kiosk("sign-in")?;
-        let record = self
-            .login_with(account, &|_| {})
-            .await
-            .map_err(|e| body(&e))?;
-        Ok(json!({ "account": record.account, "subject": record.subject }))
+        self.known(account)?;
+        let outcome = if request.device {
+            tokio::time::timeout(request.timeout, self.login_device_with(account, progress))
+                .await
+                .unwrap_or_else(|_| Err(crate::flow::Error::DeviceExpired.into()))
+        } else {
+            let options = LoginOptions {
+                open_browser: request.open_browser,
+                timeout: request.timeout,
+                prompt: request.prompt.clone(),
+            };
+            self.login_with_options(account, &options, progress).await
+        };
+        let record = outcome.map_err(|e| body(&e))?;
+        self.note(account, peer, "signed_in");
+        let subject = self.allowed(account, peer).then_some(record.subject);
+        Ok(json!({ "account": record.account, "subject": subject }))
     }
 
     /// Signs in through the browser, reporting progress; the agent's cached tokens for the
@@ -384,11 +408,18 @@ impl Agent {
             timeout: Duration::from_secs(300),
             prompt: None,
         };
-        let record = self.lanyard().login(account, &options, progress).await?;
-        self.forget(account);
-        let _ = self.inner.events.send(Event::SignedIn {
-            account: account.to_owned(),
-        });
+        self.login_with_options(account, &options, progress).await
+    }
+
+    async fn login_with_options(
+        &self,
+        account: &str,
+        options: &LoginOptions,
+        progress: &(dyn Fn(session::Progress<'_>) + Sync),
+    ) -> Result<crate::store::Record, Error> {
+        let _one = self.one_sign_in(account)?;
+        let record = self.lanyard().login(account, options, progress).await?;
+        self.signed_in(account);
         Ok(record)
     }
 
@@ -398,21 +429,65 @@ impl Agent {
         account: &str,
         progress: &(dyn Fn(session::Progress<'_>) + Sync),
     ) -> Result<crate::store::Record, Error> {
+        let _one = self.one_sign_in(account)?;
         let record = self.lanyard().login_device(account, progress).await?;
+        self.signed_in(account);
+        Ok(record)
+    }
+
+    /// One sign-in of an account at a time, however it was asked for.
+    fn one_sign_in(&self, account: &str) -> Result<SignInUnderWay, Error> {
+        let mut under_way = self
+            .inner
+            .signing_in
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !under_way.insert(account.to_owned()) {
+            return Err(Error::SignInUnderWay {
+                account: account.to_owned(),
+            });
+        }
+        Ok(SignInUnderWay {
+            agent: self.clone(),
+            account: account.to_owned(),
+        })
+    }
+
+    fn signed_in(&self, account: &str) {
         self.forget(account);
         let _ = self.inner.events.send(Event::SignedIn {
             account: account.to_owned(),
         });
-        Ok(record)
     }
 
-    pub async fn logout(&self, account: &str, local: bool) -> Result<Value, ErrorBody> {
+    /// `logout` over the socket: any app of the user's may sign an account out (any
+    /// program running as the user can delete the keychain item as well); it is audited
+    /// under the app that asked.
+    pub async fn logout(
+        &self,
+        account: &str,
+        (local, open_browser): (bool, bool),
+        peer: &Peer,
+        progress: &(dyn Fn(session::Progress<'_>) + Sync),
+    ) -> Result<Value, ErrorBody> {
         self.not_on_a_kiosk("sign-out")?;
         let report = self
-            .logout_with(account, local, &|_| {})
+            .logout_with_options(account, local, open_browser, progress)
             .await
             .map_err(|e| body(&e))?;
-        Ok(json!({ "revoked": report.revoked, "warnings": report.warnings }))
+        self.note(account, peer, "signed_out");
+        let end_session = match report.end_session {
+            session::EndSession::Skipped => "skipped",
+            session::EndSession::NotOffered => "not_offered",
+            session::EndSession::Ended => "ended",
+            session::EndSession::NoAnswer => "no_answer",
+        };
+        Ok(json!({
+            "was_signed_in": report.was_signed_in,
+            "revoked": report.revoked,
+            "end_session": end_session,
+            "warnings": report.warnings,
+        }))
     }
 
     /// Signs out (revoke, forget, end the provider session unless `local`), reporting the
@@ -423,16 +498,50 @@ impl Agent {
         local: bool,
         progress: &(dyn Fn(session::Progress<'_>) + Sync),
     ) -> Result<session::Logout, Error> {
+        self.logout_with_options(account, local, true, progress)
+            .await
+    }
+
+    async fn logout_with_options(
+        &self,
+        account: &str,
+        local: bool,
+        open_browser: bool,
+        progress: &(dyn Fn(session::Progress<'_>) + Sync),
+    ) -> Result<session::Logout, Error> {
         let lanyard = self.lanyard();
         lanyard.config().account(account)?;
         // Forget first: no app gets the token once the person has asked to sign out.
         self.forget(account);
-        let report = lanyard.logout(account, local, true, progress).await;
+        let report = lanyard.logout(account, local, open_browser, progress).await;
         self.forget(account);
         let _ = self.inner.events.send(Event::SignedOut {
             account: account.to_owned(),
         });
         report
+    }
+
+    /// Whether `peer` may have `account`'s tokens without asking anyone: what decides
+    /// whether answers that are not tokens (the subject) name the person.
+    pub fn allowed(&self, account: &str, peer: &Peer) -> bool {
+        match &self.inner.kiosk {
+            Some(kiosk) => kiosk.allowed_apps.contains(&peer.app),
+            None => self
+                .policy()
+                .is_ok_and(|p| p.decide(account, &peer.app) == Decision::Allow),
+        }
+    }
+
+    /// `accounts` for `peer`: every account's state, with the subject only where the app
+    /// is allowed the account.
+    pub fn accounts_for(&self, peer: &Peer) -> Vec<AccountState> {
+        let mut accounts = self.accounts();
+        for state in &mut accounts {
+            if !self.allowed(&state.account, peer) {
+                state.subject = None;
+            }
+        }
+        accounts
     }
 
     fn known(&self, account: &str) -> Result<(), ErrorBody> {
@@ -571,14 +680,20 @@ impl Agent {
 
     /// One audit line per decision: time, account, app, pid, decision. Never a token.
     fn audit(&self, account: &str, peer: &Peer, decision: Decision) {
-        let Some(path) = &self.inner.audit else {
-            return;
-        };
         let decision = match decision {
             Decision::Allow => "allowed",
             Decision::AllowOnce => "allowed_once",
             Decision::Deny => "denied",
             Decision::Unknown => "approval_required",
+        };
+        self.note(account, peer, decision);
+    }
+
+    /// An audit line and an `access` event: a decision, or `signed_in` / `signed_out`
+    /// by the app that asked for it.
+    fn note(&self, account: &str, peer: &Peer, decision: &str) {
+        let Some(path) = &self.inner.audit else {
+            return;
         };
         // A repeated allowance is written at most once a minute; other decisions always.
         if decision == "allowed" {
@@ -771,6 +886,33 @@ fn refresh_delay(lifetime: u64, ahead: u64) -> Duration {
     Duration::from_secs(lifetime.saturating_sub(ahead)).max(JUST_REFRESHED)
 }
 
+/// What a `login` request asks for.
+#[derive(Debug, Clone)]
+pub struct LoginRequest {
+    pub open_browser: bool,
+    pub prompt: Option<String>,
+    /// The device flow instead of the browser.
+    pub device: bool,
+    pub timeout: Duration,
+}
+
+/// An account's sign-in under way; the next may start once this is dropped.
+struct SignInUnderWay {
+    agent: Agent,
+    account: String,
+}
+
+impl Drop for SignInUnderWay {
+    fn drop(&mut self) {
+        self.agent
+            .inner
+            .signing_in
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.account);
+    }
+}
+
 /// The policy entry under which ID tokens are granted, apart from access tokens.
 pub fn id_token_grant(account: &str) -> String {
     format!("{account}#id_token")
@@ -794,6 +936,7 @@ fn fresh(slot: &Slot, min_valid: u64) -> Option<Cached> {
 pub fn body(e: &Error) -> ErrorBody {
     let code = match (e, e.kind()) {
         (Error::NoAccessToken { .. }, _) => Code::NoAccessToken,
+        (Error::SignInUnderWay { .. }, _) => Code::Busy,
         (Error::Config(crate::config::Error::UnknownAccount { .. }), _) => Code::UnknownAccount,
         (_, Kind::SignInNeeded) => Code::SignInNeeded,
         (_, Kind::Provider | Kind::Incomplete) => Code::ProviderError,

@@ -18,7 +18,8 @@ use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 use crate::flow::Target;
 
 use super::protocol::{
-    self, AccountState, ErrorBody, Identity, Op, Outcome, Request, Response, TokenReply,
+    self, AccountState, ErrorBody, Identity, Op, Outcome, ProgressFrame, Request, Response,
+    TokenReply,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -99,14 +100,34 @@ impl Client {
 
     /// Sends one request and reads its response.
     pub async fn call<T: DeserializeOwned>(&mut self, op: Op) -> Result<T, Error> {
+        self.call_with_progress(op, &mut |_| {}).await
+    }
+
+    /// Sends one request and reads its response, handing the progress frames that come
+    /// before it (`login`, `logout`) to `progress`.
+    pub async fn call_with_progress<T: DeserializeOwned>(
+        &mut self,
+        op: Op,
+        progress: &mut (dyn FnMut(protocol::Progress) + Send),
+    ) -> Result<T, Error> {
         let id = self.next_id;
         self.next_id += 1;
         self.writer
             .write_all(&protocol::encode(&Request { id, op }))
             .await?;
-        let mut line = String::new();
-        let read = self.reader.read_line(&mut line).await?;
-        answer(read, &line)
+        loop {
+            let mut line = String::new();
+            let read = self.reader.read_line(&mut line).await?;
+            if read > 0
+                && line.contains("\"progress\"")
+                && let Ok(frame) = serde_json::from_str::<ProgressFrame>(&line)
+                && frame.id == id
+            {
+                progress(frame.progress);
+                continue;
+            }
+            return answer(read, &line);
+        }
     }
 }
 
@@ -141,6 +162,33 @@ pub fn token_blocking(path: &Path, account: &str, min_valid: u64) -> Result<Toke
     line.clear();
     let read = reader.read_line(&mut line)?;
     answer(read, &line)
+}
+
+impl protocol::Progress {
+    /// The library's progress, for a front end that renders both the same way.
+    pub fn as_session(&self) -> crate::session::Progress<'_> {
+        use crate::session::Progress as P;
+        match self {
+            protocol::Progress::BrowserOpened { url } => P::BrowserOpened { url },
+            protocol::Progress::OpenYourself { url, reason } => P::OpenYourself {
+                url,
+                reason: reason.clone(),
+            },
+            protocol::Progress::DeviceCode {
+                user_code,
+                verification_uri,
+                verification_uri_complete,
+                expires_in,
+            } => P::DeviceCode {
+                user_code,
+                verification_uri,
+                verification_uri_complete: verification_uri_complete.as_deref(),
+                expires_in: std::time::Duration::from_secs(*expires_in),
+            },
+            protocol::Progress::Waiting => P::Waiting,
+            protocol::Progress::Finishing => P::Finishing,
+        }
+    }
 }
 
 impl From<TokenReply> for crate::session::AccessToken {

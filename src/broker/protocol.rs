@@ -42,13 +42,34 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         audience: Option<String>,
     },
-    /// Sign in through the browser, run by the agent.
-    Login { account: String },
-    /// Sign out (revoke, forget, end the provider session unless `local`).
+    /// Sign in, run by the agent (in the browser, or with the device flow). Progress
+    /// frames for this `id` come before the answer. No approval needed: the person must
+    /// finish the sign-in themselves, and the answer names the subject only to an app
+    /// allowed the account.
+    Login {
+        account: String,
+        /// Open the browser [default], or only say which page to open.
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        open_browser: bool,
+        /// `login`: the provider must ask for credentials again.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prompt: Option<String>,
+        /// The device authorization grant (RFC 8628) instead of the browser.
+        #[serde(default, skip_serializing_if = "is_false")]
+        device: bool,
+        /// Give up after this many seconds [default: 300].
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        timeout: Option<u64>,
+    },
+    /// Sign out (revoke, forget, end the provider session unless `local`), run by the
+    /// agent, with progress frames while the provider's sign-out page is open. No approval
+    /// needed (any program of the user's can delete the keychain item); it is audited.
     Logout {
         account: String,
         #[serde(default)]
         local: bool,
+        #[serde(default = "yes", skip_serializing_if = "is_true")]
+        open_browser: bool,
     },
     /// From now on, this connection receives events.
     Subscribe,
@@ -59,6 +80,53 @@ pub enum Op {
 
 fn default_min_valid() -> u64 {
     60
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_true(b: &bool) -> bool {
+    *b
+}
+
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// While a `login` or `logout` runs, before its answer:
+/// `{"id": 3, "progress": {"stage": "open_yourself", "url": "http://127.0.0.1:…"}}`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProgressFrame {
+    pub id: u64,
+    pub progress: Progress,
+}
+
+/// Where a sign-in or sign-out stands.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "stage", rename_all = "snake_case")]
+pub enum Progress {
+    /// The browser has the page; `url` is safe to show (no query).
+    BrowserOpened { url: String },
+    /// The person must open `url` (Lanyard's one-time page on 127.0.0.1).
+    OpenYourself {
+        url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+    },
+    /// The person signs in on another device with this code.
+    DeviceCode {
+        user_code: String,
+        verification_uri: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        verification_uri_complete: Option<String>,
+        /// Seconds.
+        expires_in: u64,
+    },
+    /// Waiting for the person.
+    Waiting,
+    /// The browser came back: checking and storing.
+    Finishing,
 }
 
 /// A response: `{"id": 1, "ok": {...}}` or `{"id": 1, "error": {"code": ..., "message": ...}}`.
@@ -298,6 +366,28 @@ mod tests {
             Op::Logout {
                 account: "w".into(),
                 local: true,
+                open_browser: true,
+            },
+        );
+        check(
+            json!({"id": 7, "op": "login", "account": "w"}),
+            Op::Login {
+                account: "w".into(),
+                open_browser: true,
+                prompt: None,
+                device: false,
+                timeout: None,
+            },
+        );
+        check(
+            json!({"id": 7, "op": "login", "account": "w", "open_browser": false,
+                   "prompt": "login", "device": true, "timeout": 30}),
+            Op::Login {
+                account: "w".into(),
+                open_browser: false,
+                prompt: Some("login".into()),
+                device: true,
+                timeout: Some(30),
             },
         );
         let defaulted = decode(br#"{"id":7,"op":"token","account":"w"}"#).unwrap();
@@ -319,14 +409,15 @@ mod tests {
             min_valid in proptest::prelude::any::<u64>(),
             scope in proptest::option::of("[a-z: ]{0,30}"),
             local in proptest::prelude::any::<bool>(),
-            which in 0u8..6,
+            which in 0u8..7,
         ) {
             let op = match which {
                 0 => Op::Hello { version: min_valid as u32 },
                 1 => Op::Accounts,
                 2 => Op::Identity { account },
                 3 => Op::Token { account, min_valid, scope, audience: None },
-                4 => Op::Logout { account, local },
+                4 => Op::Logout { account, local, open_browser: !local },
+                5 => Op::Login { account, open_browser: local, prompt: scope, device: !local, timeout: Some(min_valid) },
                 _ => Op::Subscribe,
             };
             let request = Request { id, op };
@@ -411,10 +502,17 @@ mod tests {
                 scope: None,
                 audience: None,
             },
-            Op::Login { account: a() },
+            Op::Login {
+                account: a(),
+                open_browser: true,
+                prompt: None,
+                device: false,
+                timeout: None,
+            },
             Op::Logout {
                 account: a(),
                 local: false,
+                open_browser: true,
             },
             Op::Subscribe,
             Op::EndSession,
@@ -503,6 +601,30 @@ mod tests {
                 | Event::Access { .. } => {}
             }
         }
+        let stages = [
+            Progress::BrowserOpened { url: a() },
+            Progress::OpenYourself {
+                url: a(),
+                reason: None,
+            },
+            Progress::DeviceCode {
+                user_code: a(),
+                verification_uri: a(),
+                verification_uri_complete: None,
+                expires_in: 1,
+            },
+            Progress::Waiting,
+            Progress::Finishing,
+        ];
+        for stage in &stages {
+            match stage {
+                Progress::BrowserOpened { .. }
+                | Progress::OpenYourself { .. }
+                | Progress::DeviceCode { .. }
+                | Progress::Waiting
+                | Progress::Finishing => {}
+            }
+        }
         let mut names: Vec<String> = ops
             .iter()
             .map(|op| {
@@ -521,6 +643,12 @@ mod tests {
         }));
         names.extend(events.iter().map(|e| {
             serde_json::to_value(e).unwrap()["type"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }));
+        names.extend(stages.iter().map(|p| {
+            serde_json::to_value(p).unwrap()["stage"]
                 .as_str()
                 .unwrap()
                 .to_owned()

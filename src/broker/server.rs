@@ -18,7 +18,7 @@ use tokio::task::JoinSet;
 
 use super::agent::Agent;
 use super::peer::{self, Clis, Peer};
-use super::protocol::{self, Code, EventFrame, Op, Response};
+use super::protocol::{self, Code, EventFrame, Op, ProgressFrame, Response};
 use crate::flow::Target;
 
 /// A connection that sends nothing for this long is closed.
@@ -197,6 +197,14 @@ async fn serve(stream: UnixStream, peer: std::io::Result<Peer>, agent: Agent, ui
             (true, Op::Hello { .. }) => {
                 Response::ok(id, serde_json::json!({ "version": protocol::VERSION }))
             }
+            (true, op @ (Op::Login { .. } | Op::Logout { .. })) => {
+                match with_progress(&agent, id, op, &peer, &mut reader, &mut write).await {
+                    Some(response) => response,
+                    // The client went away: its sign-in (or the wait for the provider's
+                    // sign-out page) went with it.
+                    None => return,
+                }
+            }
             (true, Op::Subscribe) => {
                 let events = agent.subscribe();
                 if send(&mut write, &Response::ok(id, serde_json::json!({})))
@@ -217,7 +225,7 @@ async fn serve(stream: UnixStream, peer: std::io::Result<Peer>, agent: Agent, ui
 
 async fn handle(agent: &Agent, id: u64, op: Op, peer: &Peer) -> Response {
     let result = match op {
-        Op::Accounts => Ok(serde_json::to_value(agent.accounts()).expect("serialisable")),
+        Op::Accounts => Ok(serde_json::to_value(agent.accounts_for(peer)).expect("serialisable")),
         Op::Identity { account } => agent
             .identity(&account, peer)
             .await
@@ -231,17 +239,115 @@ async fn handle(agent: &Agent, id: u64, op: Op, peer: &Peer) -> Response {
             .token(&account, min_valid, &Target { scope, audience }, peer)
             .await
             .map(|t| serde_json::to_value(t).expect("serialisable")),
-        Op::Login { account } => agent.login(&account).await,
-        Op::Logout { account, local } => agent.logout(&account, local).await,
         Op::EndSession => agent.end_session(peer).await,
-        Op::Hello { .. } | Op::Subscribe => unreachable!("handled by the connection loop"),
+        Op::Hello { .. } | Op::Subscribe | Op::Login { .. } | Op::Logout { .. } => {
+            unreachable!("handled by the connection loop")
+        }
     };
+    respond(id, result)
+}
+
+fn respond(id: u64, result: Result<serde_json::Value, protocol::ErrorBody>) -> Response {
     match result {
         Ok(value) => Response::ok(id, value),
         Err(body) => Response {
             id,
             outcome: protocol::Outcome::Error(body),
         },
+    }
+}
+
+/// Runs a `login` or `logout`, sending its progress as frames before the answer. Returns
+/// `None` when the client goes away meanwhile: the work is dropped with it (a sign-in
+/// cancelled stores nothing).
+async fn with_progress(
+    agent: &Agent,
+    id: u64,
+    op: Op,
+    peer: &Peer,
+    reader: &mut BufReader<OwnedReadHalf>,
+    write: &mut OwnedWriteHalf,
+) -> Option<Response> {
+    let (tell, mut told) = tokio::sync::mpsc::unbounded_channel();
+    let progress = move |p: crate::session::Progress<'_>| {
+        let _ = tell.send(stage(p));
+    };
+    let work = async {
+        match op {
+            Op::Login {
+                account,
+                open_browser,
+                prompt,
+                device,
+                timeout,
+            } => {
+                let request = super::agent::LoginRequest {
+                    open_browser,
+                    prompt,
+                    device,
+                    timeout: Duration::from_secs(timeout.unwrap_or(300)),
+                };
+                agent.login(&account, &request, peer, &progress).await
+            }
+            Op::Logout {
+                account,
+                local,
+                open_browser,
+            } => {
+                agent
+                    .logout(&account, (local, open_browser), peer, &progress)
+                    .await
+            }
+            _ => unreachable!("only login and logout report progress"),
+        }
+    };
+    tokio::pin!(work);
+    // Watch for the client hanging up while the work runs; anything it sends meanwhile
+    // waits for the next turn of the connection loop.
+    let mut watching = true;
+    loop {
+        tokio::select! {
+            result = &mut work => {
+                while let Ok(progress) = told.try_recv() {
+                    send(write, &ProgressFrame { id, progress }).await.ok()?;
+                }
+                return Some(respond(id, result));
+            }
+            Some(progress) = told.recv() => {
+                send(write, &ProgressFrame { id, progress }).await.ok()?;
+            }
+            read = reader.fill_buf(), if watching => match read {
+                Ok([]) | Err(_) => return None,
+                Ok(_) => watching = false,
+            },
+        }
+    }
+}
+
+/// A sign-in's progress as the wire has it.
+fn stage(p: crate::session::Progress<'_>) -> protocol::Progress {
+    use crate::session::Progress as P;
+    match p {
+        P::BrowserOpened { url } => protocol::Progress::BrowserOpened {
+            url: url.to_owned(),
+        },
+        P::OpenYourself { url, reason } => protocol::Progress::OpenYourself {
+            url: url.to_owned(),
+            reason,
+        },
+        P::Waiting => protocol::Progress::Waiting,
+        P::DeviceCode {
+            user_code,
+            verification_uri,
+            verification_uri_complete,
+            expires_in,
+        } => protocol::Progress::DeviceCode {
+            user_code: user_code.to_owned(),
+            verification_uri: verification_uri.to_owned(),
+            verification_uri_complete: verification_uri_complete.map(str::to_owned),
+            expires_in: expires_in.as_secs(),
+        },
+        P::Finishing => protocol::Progress::Finishing,
     }
 }
 

@@ -5,8 +5,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use super::output;
+use serde_json::Value;
+
+use super::{Opener, output};
 use crate::Error;
+use crate::broker::client::{self, Client};
+use crate::broker::protocol::Op;
 use crate::session::{Lanyard, LoginOptions, Progress};
 
 #[derive(Debug, clap::Args)]
@@ -31,12 +35,44 @@ pub struct Args {
     json: bool,
 }
 
-pub async fn run(lanyard: &Lanyard, args: Args) -> Result<(), Error> {
+/// Signs in through the agent when one runs (it keeps the sign-in, so it serves the new
+/// tokens from then on), else in this process.
+pub async fn run(open: &Opener, args: Args) -> Result<(), Error> {
     let options = LoginOptions {
         open_browser: !args.no_browser,
         timeout: Duration::from_secs(args.timeout),
         prompt: args.reauth.then(|| "login".to_owned()),
     };
+    let mut agent = match Client::connect(&crate::broker::socket_path()).await {
+        Ok(agent) => agent,
+        Err(client::Error::NotRunning(_)) => {
+            return direct(&open.lanyard()?, &args, &options).await;
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let waiting = Waiting::start();
+    let op = Op::Login {
+        account: args.name.clone(),
+        open_browser: options.open_browser,
+        prompt: options.prompt.clone(),
+        device: args.device,
+        timeout: Some(args.timeout),
+    };
+    let answer: Result<Value, client::Error> = agent
+        .call_with_progress(op, &mut |p| waiting.progress(p.as_session()))
+        .await;
+    waiting.stop();
+    let answer = answer?;
+    // Who signed in: the record, where the agent keeps one on disk; else what it said.
+    match open.lanyard().ok().and_then(|l| l.whoami(&args.name).ok()) {
+        Some(record) => signed_in(&record, args.json),
+        None if args.json => output::print_json(&answer),
+        None => output::print_line(&format!("Signed in to {}.", args.name)),
+    }
+    Ok(())
+}
+
+async fn direct(lanyard: &Lanyard, args: &Args, options: &LoginOptions) -> Result<(), Error> {
     let waiting = Waiting::start();
     let record = if args.device {
         let progress = |p: Progress<'_>| waiting.progress(p);
@@ -45,21 +81,24 @@ pub async fn run(lanyard: &Lanyard, args: Args) -> Result<(), Error> {
             .unwrap_or(Err(crate::flow::Error::DeviceExpired.into()))
     } else {
         lanyard
-            .login(&args.name, &options, &|p| waiting.progress(p))
+            .login(&args.name, options, &|p| waiting.progress(p))
             .await
     };
     waiting.stop();
-    let record = record?;
-    if args.json {
-        output::print_json(&output::record_json(&record));
+    signed_in(&record?, args.json);
+    Ok(())
+}
+
+fn signed_in(record: &crate::store::Record, json: bool) {
+    if json {
+        output::print_json(&output::record_json(record));
     } else {
         output::print_line(&format!(
             "Signed in to {} as {}.",
             record.account,
-            output::who(&record)
+            output::who(record)
         ));
     }
-    Ok(())
 }
 
 /// The progress display: a line that counts seconds while the browser has the sign-in

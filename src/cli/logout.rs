@@ -1,9 +1,13 @@
 //! `lanyard logout NAME`: revoke, forget, and end the provider session.
 
+use serde_json::Value;
+
 use super::login::Waiting;
-use super::output;
+use super::{Opener, output};
 use crate::Error;
-use crate::session::{EndSession, Lanyard};
+use crate::broker::client::{self, Client};
+use crate::broker::protocol::Op;
+use crate::session::EndSession;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -17,32 +21,96 @@ pub struct Args {
     no_browser: bool,
 }
 
-pub async fn run(lanyard: &Lanyard, args: Args) -> Result<(), Error> {
+/// Signs out through the agent when one runs (so that it stops serving the tokens at
+/// once), else in this process.
+pub async fn run(open: &Opener, args: Args) -> Result<(), Error> {
     let waiting = Waiting::start();
-    let report = lanyard
-        .logout(&args.name, args.local, !args.no_browser, &|p| {
-            waiting.progress(p)
-        })
-        .await;
-    waiting.stop();
-    let report = report?;
-    for warning in &report.warnings {
-        eprintln!("lanyard: warning: {warning}");
-    }
-    let mut line = if report.was_signed_in {
-        format!("Signed out of {}", args.name)
-    } else {
-        format!("{} was not signed in", args.name)
+    let done = match Client::connect(&crate::broker::socket_path()).await {
+        Ok(mut agent) => {
+            let op = Op::Logout {
+                account: args.name.clone(),
+                local: args.local,
+                open_browser: !args.no_browser,
+            };
+            let answer: Result<Value, client::Error> = agent
+                .call_with_progress(op, &mut |p| waiting.progress(p.as_session()))
+                .await;
+            waiting.stop();
+            let answer = answer?;
+            let strings = |key: &str| -> Vec<String> {
+                answer[key]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|v| v.as_str().map(str::to_owned))
+                    .collect()
+            };
+            Done {
+                was_signed_in: answer["was_signed_in"].as_bool().unwrap_or(true),
+                revoked: strings("revoked"),
+                end_session: answer["end_session"]
+                    .as_str()
+                    .unwrap_or("skipped")
+                    .to_owned(),
+                warnings: strings("warnings"),
+            }
+        }
+        Err(client::Error::NotRunning(_)) => {
+            let lanyard = open.lanyard()?;
+            let report = lanyard
+                .logout(&args.name, args.local, !args.no_browser, &|p| {
+                    waiting.progress(p)
+                })
+                .await;
+            waiting.stop();
+            let report = report?;
+            Done {
+                was_signed_in: report.was_signed_in,
+                revoked: report.revoked.iter().map(|r| r.to_string()).collect(),
+                end_session: match report.end_session {
+                    EndSession::Ended => "ended",
+                    EndSession::NotOffered => "not_offered",
+                    EndSession::NoAnswer => "no_answer",
+                    EndSession::Skipped => "skipped",
+                }
+                .to_owned(),
+                warnings: report.warnings,
+            }
+        }
+        Err(e) => return Err(e.into()),
     };
-    if !report.revoked.is_empty() {
-        line += &format!("; revoked the {}", report.revoked.join(" and the "));
-    }
-    line += match report.end_session {
-        EndSession::Ended => "; the provider session has ended.",
-        EndSession::NotOffered => "; the provider offers no sign-out page.",
-        EndSession::NoAnswer => "; the provider session may still be active.",
-        EndSession::Skipped => ".",
-    };
-    output::print_line(&line);
+    done.print(&args.name);
     Ok(())
+}
+
+/// What a sign-out did, however it ran.
+struct Done {
+    was_signed_in: bool,
+    revoked: Vec<String>,
+    /// `ended`, `not_offered`, `no_answer` or `skipped`.
+    end_session: String,
+    warnings: Vec<String>,
+}
+
+impl Done {
+    fn print(&self, name: &str) {
+        for warning in &self.warnings {
+            eprintln!("lanyard: warning: {warning}");
+        }
+        let mut line = if self.was_signed_in {
+            format!("Signed out of {name}")
+        } else {
+            format!("{name} was not signed in")
+        };
+        if !self.revoked.is_empty() {
+            line += &format!("; revoked the {}", self.revoked.join(" and the "));
+        }
+        line += match self.end_session.as_str() {
+            "ended" => "; the provider session has ended.",
+            "not_offered" => "; the provider offers no sign-out page.",
+            "no_answer" => "; the provider session may still be active.",
+            _ => ".",
+        };
+        output::print_line(&line);
+    }
 }

@@ -179,6 +179,8 @@ async fn run(cli: Cli) -> Result<(), Error> {
     };
     match cli.command {
         Command::Token(args) => return token::run(&open, args).await,
+        Command::Login(args) => return login::run(&open, args).await,
+        Command::Logout(args) => return logout::run(&open, args).await,
         Command::KubectlCredential(args) => return helpers::kubectl(&open, args).await,
         Command::GitCredential(args) => return helpers::git(&open, args).await,
         Command::Allow(args) => return apps::allow(args),
@@ -190,12 +192,12 @@ async fn run(cli: Cli) -> Result<(), Error> {
     }
     let lanyard = open.lanyard()?;
     match cli.command {
-        Command::Login(args) => login::run(&lanyard, args).await,
         Command::Whoami(args) => whoami::run(&lanyard, args),
-        Command::Logout(args) => logout::run(&lanyard, args).await,
         Command::Accounts(args) => accounts::run(&lanyard, args).await,
         Command::Status(args) => status::run(&lanyard, args),
         Command::Token(_)
+        | Command::Login(_)
+        | Command::Logout(_)
         | Command::KubectlCredential(_)
         | Command::GitCredential(_)
         | Command::Allow(_)

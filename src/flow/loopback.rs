@@ -163,6 +163,14 @@ struct Request {
     params: Params,
 }
 
+/// One request's path and parameters, read within [`READ_TIMEOUT`].
+pub(super) async fn read_with_timeout(stream: &mut TcpStream) -> Option<(String, Params)> {
+    let request = tokio::time::timeout(READ_TIMEOUT, read_request(stream))
+        .await
+        .ok()??;
+    Some((request.path, request.params))
+}
+
 async fn read_request(stream: &mut TcpStream) -> Option<Request> {
     let mut buf = Vec::with_capacity(2048);
     let head_len = loop {
@@ -223,10 +231,11 @@ async fn read_request(stream: &mut TcpStream) -> Option<Request> {
     })
 }
 
-async fn respond(stream: &mut TcpStream, status: u16, page: &Page<'_>) {
+pub(super) async fn respond(stream: &mut TcpStream, status: u16, page: &Page<'_>) {
     let reason = match status {
         200 => "OK",
         404 => "Not Found",
+        410 => "Gone",
         _ => "Bad Request",
     };
     let body = render(page);
@@ -239,6 +248,16 @@ async fn respond(stream: &mut TcpStream, status: u16, page: &Page<'_>) {
     );
     let _ = stream.write_all(head.as_bytes()).await;
     let _ = stream.write_all(body.as_bytes()).await;
+    let _ = stream.shutdown().await;
+}
+
+/// A 303 to `url`: the browser's next request is a GET of it.
+pub(super) async fn redirect(stream: &mut TcpStream, url: &url::Url) {
+    let head = format!(
+        "HTTP/1.1 303 See Other\r\nLocation: {url}\r\nContent-Length: 0\r\n\
+         Cache-Control: no-store\r\nReferrer-Policy: no-referrer\r\nConnection: close\r\n\r\n"
+    );
+    let _ = stream.write_all(head.as_bytes()).await;
     let _ = stream.shutdown().await;
 }
 

@@ -22,6 +22,11 @@
 //
 // A redirect URI with a private-use scheme (dev.lanyard:/callback) is handed to the app the
 // way the desktop does it: `gio open URL`, which starts the app registered for the scheme.
+//
+// Lanyard gives the browser a one-time page on 127.0.0.1, which sends it on to the provider
+// (its command line never carries the request's parameters). Where the flow ends is
+// therefore recognised by its shape: Lanyard's loopback redirect (`/callback`, or
+// `/logged-out` after sign-out) or a private-use scheme (a scheme with a dot in it).
 
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -46,8 +51,6 @@ async function main() {
   if (!url) throw new Error('usage: browser.mjs URL');
   const start = new URL(url);
   const device = start.searchParams.has('user_code') || start.pathname.endsWith('/device');
-  const target = start.searchParams.get('redirect_uri') ?? start.searchParams.get('post_logout_redirect_uri');
-  if (!target && !device) throw new Error(`no redirect URI in ${url}`);
 
   const fresh = !userDataDir && !process.env.LANYARD_TEST_BROWSER_PROFILE;
   const profile = userDataDir ?? process.env.LANYARD_TEST_BROWSER_PROFILE
@@ -70,19 +73,16 @@ async function main() {
       return;
     }
     // A private-use scheme never loads in the browser: catch the provider's redirect to it.
-    const custom = !/^https?:/.test(target);
     let handOver;
     const handedOver = new Promise((resolve) => { handOver = resolve; });
     let link = null;
-    if (custom) {
-      page.on('response', (response) => {
-        const location = response.headers().location;
-        if (location?.startsWith(target) && !link) {
-          link = location;
-          handOver(location);
-        }
-      });
-    }
+    page.on('response', (response) => {
+      const location = response.headers().location;
+      if (location && isScheme(location) && !link) {
+        link = location;
+        handOver(location);
+      }
+    });
     await Promise.race([page.goto(url, { waitUntil: 'domcontentloaded' }), handedOver]);
     if (action === 'ignore') {
       log({ action, seen, url: page.url() });
@@ -99,7 +99,7 @@ async function main() {
       if (!link) await page.waitForLoadState('domcontentloaded');
     };
     // Act on whatever the provider shows until the browser reaches the app's redirect URI.
-    for (let step = 0; step < 10 && !link && !page.url().startsWith(target); step += 1) {
+    for (let step = 0; step < 10 && !link && !isLoopbackBack(page.url()); step += 1) {
       if (action === 'deny' && await page.locator('input[name="login"]').count()) {
         seen.push('login');
         await submit('a:has-text("Cancel"), button:has-text("Cancel")');
@@ -109,7 +109,14 @@ async function main() {
         seen.push('logout');
         await submit('button[name="logout"]');
       } else {
-        await Promise.race([page.waitForURL((u) => u.href.startsWith(target), { waitUntil: 'commit' }), handedOver]);
+        // Not there yet (the one-time page is still posting on, a page still loading):
+        // wait for the redirect back, or for a page to act on.
+        await Promise.race([
+          page.waitForURL((u) => isLoopbackBack(u.href), { waitUntil: 'commit' }),
+          page.locator('input[name="login"], input[name="prompt"][value="consent"], button[name="logout"]')
+            .first().waitFor(),
+          handedOver,
+        ]);
       }
     }
     if (link) {
@@ -130,6 +137,16 @@ async function main() {
     await context.close().catch(() => {});
     if (fresh) fs.rmSync(profile, { recursive: true, force: true });
   }
+}
+
+// Lanyard's loopback redirect URI (or the page after a sign-out): where a flow ends.
+function isLoopbackBack(href) {
+  return /^http:\/\/127\.0\.0\.1:\d+\/(callback|logged-out)([?#]|$)/.test(href);
+}
+
+// A private-use scheme redirect (RFC 8252 section 7.1: reverse domain names, so a dot).
+function isScheme(href) {
+  return /^[a-z][a-z0-9+-]*\.[a-z0-9+.-]+:/i.test(href);
 }
 
 // The provider's login and consent pages, answered as a person would: true if the page

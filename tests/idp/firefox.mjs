@@ -120,20 +120,19 @@ async function main() {
   const bidi = new Bidi(url);
   await bidi.opened();
   await bidi.send('session.new', { capabilities: { alwaysMatch: { acceptInsecureCerts: true } } });
-  // Each window's flow, from the URL it was sent to: where it must end (the app's
-  // redirect URI) and the pages seen on the way.
+  // Each window's flow, from the URL it was sent to (Lanyard's one-time page, which sends
+  // it on to the provider): the pages seen on the way, until it ends at Lanyard's loopback
+  // redirect URI (`/callback`, or `/logged-out` after a sign-out).
   const flows = new Map();
   const begin = (context, href) => {
-    if (flows.has(context) || !URL.canParse(href)) return;
-    const start = new URL(href);
-    const target = start.searchParams.get('redirect_uri')
-      ?? start.searchParams.get('post_logout_redirect_uri');
-    if (target) flows.set(context, { target, seen: [], done: false });
+    if (flows.has(context) || !URL.canParse(href) || href.startsWith('about:')) return;
+    flows.set(context, { seen: [], done: false });
   };
+  const back = (href) => /^http:\/\/127\.0\.0\.1:\d+\/(callback|logged-out)([?#]|$)/.test(href);
   const visit = async (context, href) => {
     const flow = flows.get(context);
     if (!flow || flow.done) return;
-    if (href.startsWith(flow.target)) {
+    if (back(href)) {
       flow.done = true;
       // The profile's own cookie jar. A normal window keeps the provider's cookies there
       // (and writes them to cookies.sqlite); a private window keeps them in memory, out of

@@ -138,7 +138,10 @@ export function apps(rules, actions) {
 }
 
 export function activity(entries) {
-  const label = { allowed: 'Got a token', allowed_once: 'Got a token (once)', denied: 'Refused', approval_required: 'Not allowed yet' };
+  const label = {
+    allowed: 'Got a token', allowed_once: 'Got a token (once)', denied: 'Refused', approval_required: 'Not allowed yet',
+    signed_in: 'Signed in', signed_out: 'Signed out',
+  };
   return h('section', { class: 'card', 'data-screen': 'activity', 'aria-labelledby': 'activity-title' },
     h('h1', { id: 'activity-title' }, 'Activity'),
     h('p', { class: 'muted' }, 'Which app got which account\'s token, and when. Tokens themselves are never recorded.'),
