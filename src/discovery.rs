@@ -179,9 +179,9 @@ impl Provider {
         &self.metadata.issuer
     }
 
-    /// Verifies a JWS signed by this provider and returns its header algorithm and payload.
-    /// An unknown key id triggers one refetch of the key set (rate-limited).
-    pub async fn verify(&self, token: &str) -> Result<(String, Vec<u8>), VerifyError> {
+    /// Verifies a JWS signed by this provider and returns its header and payload. An
+    /// unknown key id triggers one refetch of the key set (rate-limited).
+    pub async fn verify(&self, token: &str) -> Result<(jose::Header, Vec<u8>), VerifyError> {
         let jws = jose::parse(token).map_err(validate::Error::from)?;
         let mut cache = self.keys.lock().await;
         if cache.set.is_none() {
@@ -206,7 +206,7 @@ impl Provider {
                 other.map_err(validate::Error::from)?;
             }
         }
-        Ok((jws.header.alg.clone(), jws.payload))
+        Ok((jws.header, jws.payload))
     }
 
     async fn fetch_keys(&self) -> Result<JwkSet, http::Error> {

@@ -29,6 +29,10 @@ pub enum Error {
     AlgNotAllowed { alg: String, allowed: Vec<String> },
     #[error("the token has critical header extensions Lanyard does not understand: {}", .0.join(", "))]
     Crit(Vec<String>),
+    #[error(
+        "the token has a content type (`cty` {0}), as a nested token would; Lanyard reads plain JWTs only"
+    )]
+    ContentType(String),
     #[error("no key in the provider's key set matches {}", kid.as_deref().map(|k| format!("kid `{k}`")).unwrap_or_else(|| "the token's algorithm".into()))]
     NoKey { kid: Option<String> },
     #[error("the signature does not verify with the provider's keys")]
@@ -44,6 +48,8 @@ pub struct Header {
     pub crit: Option<Vec<String>>,
     /// Present only to tell an encrypted token apart; JWE is refused.
     pub enc: Option<String>,
+    /// A content type means a nested JWT (or other content): refused.
+    pub cty: Option<String>,
 }
 
 /// A parsed, not yet verified, compact JWS.
@@ -141,6 +147,9 @@ impl Jws<'_> {
         }
         if let Some(crit) = &self.header.crit {
             return Err(Error::Crit(crit.clone()));
+        }
+        if let Some(cty) = &self.header.cty {
+            return Err(Error::ContentType(format!("`{cty}`")));
         }
         let mut candidates = keys
             .keys

@@ -1168,7 +1168,9 @@ async fn check_id_token(
     max_age: Option<u64>,
     access_token: Option<&Secret>,
 ) -> Result<validate::IdClaims, Error> {
-    let (alg, payload) = provider.verify(id_token.expose()).await?;
+    let (header, payload) = provider.verify(id_token.expose()).await?;
+    validate::id_token_type(header.typ.as_deref())?;
+    let alg = header.alg;
     let expected = validate::Expected {
         issuer: provider.issuer(),
         client_id: &account.client_id,

@@ -21,6 +21,10 @@ pub enum Error {
     NotAnObject,
     #[error("claims: the payload names `{0}` twice")]
     DuplicateClaim(String),
+    #[error(
+        "typ: the token is of type `{0}`, not an ID token (a JWT); another kind of token may be passed off as one"
+    )]
+    Type(String),
     #[error("nbf: the token is not valid until {ahead} s from now")]
     NotYetValid { ahead: u64 },
     #[error("nbf: the token's not-before time is not a number")]
@@ -224,6 +228,19 @@ pub fn id_token(payload: &[u8], alg: &str, expected: &Expected<'_>) -> Result<Id
     Ok(IdClaims { claims })
 }
 
+/// An ID token's `typ` header, if present, says JWT (RFC 7519 section 5.1; also
+/// `application/jwt` and `application/jose`, which providers use): an access token
+/// (`at+jwt`), a logout token or any other typed JWT is not an ID token (RFC 8725 3.11).
+pub fn id_token_type(typ: Option<&str>) -> Result<(), Error> {
+    let Some(typ) = typ else { return Ok(()) };
+    let lower = typ.to_ascii_lowercase();
+    let bare = lower.strip_prefix("application/").unwrap_or(&lower);
+    match bare {
+        "jwt" | "jose" => Ok(()),
+        _ => Err(Error::Type(typ.to_owned())),
+    }
+}
+
 /// A JWT payload as a JSON object, refused if it names a member twice (RFC 7519 section 4).
 pub fn claims(payload: &[u8]) -> Result<Map<String, Value>, Error> {
     jose::object(payload).map_err(|e| match e {
@@ -414,6 +431,26 @@ mod tests {
                 max_age: 600,
             }),
         );
+    }
+
+    #[test]
+    fn only_jwts_are_id_tokens() {
+        for ok in [
+            None,
+            Some("JWT"),
+            Some("jwt"),
+            Some("application/jwt"),
+            Some("JOSE"),
+        ] {
+            assert_eq!(id_token_type(ok), Ok(()), "{ok:?}");
+        }
+        for wrong in ["at+jwt", "application/at+jwt", "logout+jwt", "JWS", ""] {
+            assert_eq!(
+                id_token_type(Some(wrong)),
+                Err(Error::Type(wrong.into())),
+                "{wrong}"
+            );
+        }
     }
 
     #[test]

@@ -208,6 +208,16 @@ async fn jose_attacks() {
         2,
         "an unknown kid refetches the provider's jwks_uri once, nothing else"
     );
+    // An access token (or any other typed JWT) passed off as an ID token.
+    rejected(
+        "h-typ",
+        Behaviour {
+            header: vec![("typ", json!("at+jwt"))],
+            ..Behaviour::default()
+        },
+        "typ: the token is of type `at+jwt`, not an ID token",
+    )
+    .await;
     rejected(
         "h-crit",
         Behaviour { header: vec![("crit", json!(["urn:example:unknown"])), ("urn:example:unknown", json!(1))], ..Behaviour::default() },

@@ -18,5 +18,7 @@ mod hostile;
 /// Kiosk mode: a seat session against the real provider, ended by every trigger, and a
 /// residue scan after each.
 mod kiosk;
+/// Lanyard's ID-token verifier beside openidconnect's, as a differential oracle.
+mod oracle;
 /// The five seed providers as presets, each against its emulation.
 mod presets;

@@ -329,6 +329,34 @@ fn sign(header: &Value, claims: &Value, signing: Signing, keys: &Keys) -> String
     format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature))
 }
 
+/// A JWS signed as the fake provider signs (for tests that check tokens without it).
+pub fn signed(header: &Value, claims: &Value, signing: Signing) -> String {
+    let keys = Keys {
+        good: load_key("rsa-a.pem"),
+        other: load_key("rsa-b.pem"),
+    };
+    sign(header, claims, signing, &keys)
+}
+
+/// `input` (`header.payload`, base64url) with the provider's RS256 signature appended.
+pub fn sign_input(input: &str) -> String {
+    let key = load_key("rsa-a.pem");
+    let mut sig = vec![0; key.public().modulus_len()];
+    key.sign(
+        &RSA_PKCS1_SHA256,
+        &ring::rand::SystemRandom::new(),
+        input.as_bytes(),
+        &mut sig,
+    )
+    .unwrap();
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+}
+
+/// The fake provider's key set, as its jwks_uri serves it.
+pub fn key_set() -> Value {
+    json!({ "keys": [jwk(&load_key("rsa-a.pem"), "k1")] })
+}
+
 /// The public half of `key` as a JWK.
 pub fn jwk(key: &RsaKeyPair, kid: &str) -> Value {
     let public = ring::rsa::PublicKeyComponents::<Vec<u8>>::from(key.public());
