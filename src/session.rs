@@ -181,15 +181,7 @@ impl Lanyard {
                 let request = AuthRequest::new(&provider, account, uri, &overrides)?;
                 // In the inbox before the browser opens: the link may come back at once.
                 let mut waiting = inbox.expect(request.state.expose());
-                let mut handoff = self
-                    .show(
-                        request.url.clone(),
-                        &http::display_url(&request.url),
-                        options.open_browser,
-                        progress,
-                    )
-                    .await?;
-                progress(Progress::Waiting);
+                let mut handoff = self.send(&request, options, progress).await?;
                 let params = tokio::select! {
                     params = tokio::time::timeout(options.timeout, waiting.recv()) => params
                         .ok()
@@ -205,15 +197,7 @@ impl Lanyard {
             }
         };
         let request = AuthRequest::new(&provider, account, &listener.uri("/callback"), &overrides)?;
-        let mut handoff = self
-            .show(
-                request.url.clone(),
-                &http::display_url(&request.url),
-                options.open_browser,
-                progress,
-            )
-            .await?;
-        progress(Progress::Waiting);
+        let mut handoff = self.send(&request, options, progress).await?;
         let waited = listener.wait(
             "/callback",
             &request.state,
@@ -1051,6 +1035,21 @@ impl Lanyard {
         let name = account.name.clone();
         run_blocking(move || keychain.set(store::CLIENT_SECRET, &name, &value)).await?;
         Ok(())
+    }
+
+    /// Sends the browser with the authorization request, and says it is waiting.
+    async fn send(
+        &self,
+        request: &AuthRequest,
+        options: &LoginOptions,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<Handoff, Error> {
+        let shown = http::display_url(&request.url);
+        let handoff = self
+            .show(request.url.clone(), &shown, options.open_browser, progress)
+            .await?;
+        progress(Progress::Waiting);
+        Ok(handoff)
     }
 
     /// Sends the browser on to `next` through a one-time loopback page ([`Handoff`]), so

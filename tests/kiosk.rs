@@ -105,6 +105,22 @@ async fn tool_gets_a_token(env: &Env, idp: &Idp) -> String {
     token
 }
 
+/// Runs `program ARGS` on the seat, which must be refused (exit 8, nothing printed), and
+/// returns what it said.
+async fn refused(env: &Env, program: &str, args: &[&str]) -> String {
+    let out = tokio::process::Command::new(program)
+        .args(args)
+        .envs(env.vars())
+        .env("LANYARD_CONFIG", &env.config)
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(8), "{stderr}");
+    assert!(String::from_utf8_lossy(&out.stdout).trim().is_empty());
+    stderr
+}
+
 /// The next seat event that `pick` accepts.
 async fn seat_event(
     events: &mut tokio::sync::broadcast::Receiver<UiEvent>,
@@ -211,34 +227,22 @@ async fn the_broker_request_ends_the_seat_session_and_nothing_remains() {
 
     // Another program on the seat running the same command line is not the partner app:
     // refused, and nobody is asked. (`timeout` runs the CLI as its child.)
-    let out = tokio::process::Command::new("timeout")
-        .args(["60", env!("CARGO_BIN_EXE_lanyard"), "token", "center"])
-        .envs(env.vars())
-        .env("LANYARD_CONFIG", &env.config)
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(8), "{stderr}");
+    let stderr = refused(
+        &env,
+        "timeout",
+        &["60", env!("CARGO_BIN_EXE_lanyard"), "token", "center"],
+    )
+    .await;
     assert!(
         stderr.contains("/usr/bin/timeout may not use center's tokens on this seat"),
         "{stderr}"
     );
-    assert!(String::from_utf8_lossy(&out.stdout).trim().is_empty());
 
     // An app the kiosk file does not name gets nothing, and nobody is asked. (A hard
     // link of the CLI under another name: another executable to the broker.)
     let stranger = PathBuf::from(env.path("partner-game"));
     std::fs::hard_link(env!("CARGO_BIN_EXE_lanyard"), &stranger).unwrap();
-    let out = tokio::process::Command::new(&stranger)
-        .args(["token", "center"])
-        .envs(env.vars())
-        .env("LANYARD_CONFIG", &env.config)
-        .output()
-        .await
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(8), "{stderr}");
+    let stderr = refused(&env, stranger.to_str().unwrap(), &["token", "center"]).await;
     assert!(stderr.contains("is not in allowed_apps"), "{stderr}");
     // Nor may it end the player's session.
     let out = tokio::process::Command::new(&stranger)

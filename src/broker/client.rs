@@ -138,7 +138,7 @@ pub fn token_blocking(path: &Path, account: &str, min_valid: u64) -> Result<Toke
     use std::io::{BufRead as _, Write as _};
     let stream =
         std::os::unix::net::UnixStream::connect(path).map_err(|e| connect_error(e, path))?;
-    ours(server_uid(&stream)?, path)?;
+    ours(super::peer::credentials(&stream)?.0, path)?;
     let mut frames = protocol::encode(&Request {
         id: 1,
         op: Op::Hello {
@@ -215,43 +215,6 @@ fn ours(uid: u32, path: &Path) -> Result<(), Error> {
         uid,
         own,
     })
-}
-
-/// The user serving a connected socket (std's `peer_cred` is not stable yet).
-fn server_uid(stream: &std::os::unix::net::UnixStream) -> std::io::Result<u32> {
-    use std::os::fd::AsRawFd as _;
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        let mut cred = libc::ucred {
-            pid: 0,
-            uid: 0,
-            gid: 0,
-        };
-        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-        // SAFETY: getsockopt writes at most `len` bytes into `cred`.
-        let rc = unsafe {
-            libc::getsockopt(
-                stream.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_PEERCRED,
-                (&mut cred as *mut libc::ucred).cast(),
-                &mut len,
-            )
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(cred.uid)
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    {
-        let (mut uid, mut gid) = (0, 0);
-        // SAFETY: getpeereid writes the two ids.
-        if unsafe { libc::getpeereid(stream.as_raw_fd(), &mut uid, &mut gid) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok(uid)
-    }
 }
 
 fn connect_error(e: std::io::Error, path: &Path) -> Error {

@@ -135,6 +135,44 @@ fn is_sh_c(exe: &Path, args: &[String]) -> bool {
 #[cfg(target_os = "linux")]
 pub use linux::{identify, server_of};
 
+/// The user and process at the other end of a connected socket, for blocking callers
+/// (std's `peer_cred` is not stable yet).
+pub fn credentials(stream: &std::os::unix::net::UnixStream) -> std::io::Result<(u32, Option<i32>)> {
+    use std::os::fd::AsRawFd as _;
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    {
+        let mut cred = libc::ucred {
+            pid: 0,
+            uid: 0,
+            gid: 0,
+        };
+        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+        // SAFETY: getsockopt writes at most `len` bytes into `cred`.
+        let rc = unsafe {
+            libc::getsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_PEERCRED,
+                (&raw mut cred).cast(),
+                &mut len,
+            )
+        };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok((cred.uid, Some(cred.pid).filter(|p| *p > 0)))
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    {
+        let (mut uid, mut gid) = (0, 0);
+        // SAFETY: getpeereid writes the two ids.
+        if unsafe { libc::getpeereid(stream.as_raw_fd(), &mut uid, &mut gid) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok((uid, None))
+    }
+}
+
 #[cfg(target_os = "linux")]
 mod linux {
     use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};

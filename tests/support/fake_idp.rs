@@ -305,17 +305,7 @@ fn sign(header: &Value, claims: &Value, signing: Signing, keys: &Keys) -> String
         URL_SAFE_NO_PAD.encode(header.to_string()),
         URL_SAFE_NO_PAD.encode(claims.to_string())
     );
-    let rsa = |key: &RsaKeyPair| {
-        let mut sig = vec![0; key.public().modulus_len()];
-        key.sign(
-            &RSA_PKCS1_SHA256,
-            &ring::rand::SystemRandom::new(),
-            input.as_bytes(),
-            &mut sig,
-        )
-        .unwrap();
-        sig
-    };
+    let rsa = |key: &RsaKeyPair| rs256(key, &input);
     let signature = match signing {
         Signing::Good => rsa(&keys.good),
         Signing::OtherKey => rsa(&keys.other),
@@ -340,7 +330,11 @@ pub fn signed(header: &Value, claims: &Value, signing: Signing) -> String {
 
 /// `input` (`header.payload`, base64url) with the provider's RS256 signature appended.
 pub fn sign_input(input: &str) -> String {
-    let key = load_key("rsa-a.pem");
+    let sig = rs256(&load_key("rsa-a.pem"), input);
+    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+}
+
+fn rs256(key: &RsaKeyPair, input: &str) -> Vec<u8> {
     let mut sig = vec![0; key.public().modulus_len()];
     key.sign(
         &RSA_PKCS1_SHA256,
@@ -349,7 +343,7 @@ pub fn sign_input(input: &str) -> String {
         &mut sig,
     )
     .unwrap();
-    format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    sig
 }
 
 /// The fake provider's key set, as its jwks_uri serves it.
