@@ -119,6 +119,18 @@ pub const PROGRAMS: &[(&str, Source)] = &[
         "apt-get",
         Source::Base("apt (required: every Debian and Ubuntu system has it)"),
     ),
+    (
+        "apt-cache",
+        Source::Base("apt (required: every Debian and Ubuntu system has it)"),
+    ),
+    ("dpkg", Source::Base("dpkg (essential)")),
+    // The Windows lane (`cargo xtask windows`), whose packages are windows::APT.
+    ("cargo", Source::Apt("cargo-web")),
+    (
+        "x86_64-w64-mingw32-gcc",
+        Source::Apt("gcc-mingw-w64-x86-64"),
+    ),
+    ("wine64", Source::Apt("wine64")),
 ];
 
 /// tauri-driver's version, and where it is installed (outside the user's cargo bin).
@@ -168,11 +180,13 @@ pub fn tauri_driver() -> anyhow::Result<()> {
 }
 
 pub fn apt() -> anyhow::Result<()> {
-    let missing: Vec<&str> = APT
-        .iter()
-        .map(|(p, _)| *p)
-        .filter(|p| !installed(p))
-        .collect();
+    let all: Vec<&str> = APT.iter().map(|(p, _)| *p).collect();
+    apt_packages(&all)
+}
+
+/// Installs those of `packages` that are missing (as root; else says how).
+pub fn apt_packages(packages: &[&str]) -> anyhow::Result<()> {
+    let missing: Vec<&str> = packages.iter().copied().filter(|p| !installed(p)).collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -380,7 +394,8 @@ mod tests {
         for (name, source) in PROGRAMS {
             if let Source::Apt(package) = source {
                 assert!(
-                    APT.iter().any(|(p, _)| p == package),
+                    APT.iter().any(|(p, _)| p == package)
+                        || super::super::windows::APT.contains(package),
                     "{name} comes from {package}, which `cargo xtask deps` does not install"
                 );
             }
@@ -450,9 +465,13 @@ mod tests {
         let Ok(out) = Command::new("dpkg-query").args(["-L", package]).output() else {
             return false;
         };
+        // In a bin directory (or as the variant Debian's alternatives link the name to),
+        // or a loader such as Wine's /usr/lib/wine/wine64.
         String::from_utf8_lossy(&out.stdout).lines().any(|l| {
-            l.rsplit_once('/')
-                .is_some_and(|(dir, file)| file == name && dir.ends_with("bin"))
+            l.rsplit_once('/').is_some_and(|(dir, file)| {
+                let named = file == name || file.starts_with(&format!("{name}-"));
+                named && (dir.ends_with("bin") || dir.starts_with("/usr/lib"))
+            })
         })
     }
 

@@ -22,6 +22,7 @@ mod fuzz;
 mod keyring;
 mod screenshots;
 mod test;
+mod windows;
 
 use std::path::PathBuf;
 use std::process::{Command, ExitCode};
@@ -43,6 +44,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("screenshots") => screenshots::run(),
         Some("bundle") => bundle::run(&args[1..]),
+        Some("windows") => windows::run(&args[1..]),
         Some("keyring-session") => return keyring::run(&args[1..]),
         _ => {
             eprintln!(
@@ -54,7 +56,8 @@ fn main() -> ExitCode {
                  deps [--list]              install what is missing (--list: what provides each program)\n  \
                  bench [agent|desktop]      measure the agent and the app (docs/benchmarks.md)\n  \
                  dist                       build the shipping `lanyard` binary into target/dist\n  \
-                 fuzz [SECONDS]             fuzz the agent's frame decoder (default 60 s)"
+                 fuzz [SECONDS]             fuzz the agent's frame decoder (default 60 s)\n  \
+                 windows [check|build]      Lanyard for Windows, built here and run under Wine"
             );
             return ExitCode::from(2);
         }

@@ -1,0 +1,219 @@
+//! `cargo xtask windows [check|build|test]`: Lanyard for Windows, built on this machine and
+//! run under Wine.
+//!
+//! The machine's Rust (rustup) has no Windows standard library and cannot fetch one, so the
+//! lane builds std from source with Debian's own Rust:
+//! - `rustc-web` and `cargo-web` (bookworm-security) install `/usr/bin/rustc` and
+//!   `/usr/bin/cargo`, beside rustup's, which stays first on PATH;
+//! - their standard library's source, `rust-web-src`, comes from the next Debian release
+//!   (it is `Architecture: all`): downloaded with apt's own options pointed at a sources
+//!   list of this task's, without touching the system's, unpacked into
+//!   `/usr/local/lib/lanyard/rust-src`, and linked where rustc looks for it
+//!   (`/usr/lib/rustlib/src/rust`);
+//! - MinGW-w64 links, and `-Zbuild-std` (with `RUSTC_BOOTSTRAP=1`) builds std for
+//!   `x86_64-pc-windows-gnu`.
+//!
+//! Wine 8 runs the result. Rust's std imports `ProcessPrng` from `bcryptprimitives.dll`,
+//! which Wine 8 lacks: `xtask/windows/bcryptprimitives.c`, built with MinGW into the Wine
+//! prefix's system32, provides it over advapi32's `SystemFunction036`.
+//!
+//! Everything is installed here, idempotently: nothing by hand.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context as _, bail};
+
+pub const TARGET: &str = "x86_64-pc-windows-gnu";
+/// The Debian packages of the lane.
+pub const APT: &[&str] = &["rustc-web", "cargo-web", "gcc-mingw-w64-x86-64", "wine64"];
+/// Where rustc (Debian's, sysroot /usr) looks for the standard library's source.
+const SRC_LINK: &str = "/usr/lib/rustlib/src/rust";
+/// Where the unpacked source lives.
+const SRC_HOME: &str = "/usr/local/lib/lanyard/rust-src";
+/// Wine 8's 64-bit loader.
+pub const WINE: &str = "/usr/lib/wine/wine64";
+
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    toolchain()?;
+    match args.first().map(String::as_str) {
+        None | Some("check") => check(),
+        Some("build") => build(&["--bin", "lanyard"]).map(drop),
+        Some(other) => bail!("unknown windows task `{other}`: check or build"),
+    }
+}
+
+/// `cargo check` of the library and the command line for Windows.
+pub fn check() -> anyhow::Result<()> {
+    super::run(&mut cargo(&["check", "-p", "lanyard", "--lib", "--bins"]))
+}
+
+/// `cargo build ARGS` for Windows; the target directory's profile directory.
+pub fn build(args: &[&str]) -> anyhow::Result<PathBuf> {
+    super::run(&mut cargo(&[&["build"], args].concat()))?;
+    Ok(target_dir().join(TARGET).join("debug"))
+}
+
+/// The lane's own target directory: another compiler, so nothing is shared with the
+/// host build but the sources.
+pub fn target_dir() -> PathBuf {
+    super::root().join("target/windows")
+}
+
+/// Debian's cargo, building std for Windows.
+fn cargo(args: &[&str]) -> Command {
+    let mut cmd = Command::new("/usr/bin/cargo");
+    let path = std::env::var("PATH").unwrap_or_default();
+    cmd.args(args)
+        .args(["-Zbuild-std=std,panic_abort", "--target", TARGET])
+        .current_dir(super::root())
+        // Debian's rustc and cargo, not rustup's.
+        .env("PATH", format!("/usr/bin:{path}"))
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .env_remove("CARGO")
+        .env_remove("RUSTC")
+        .env("RUSTC_BOOTSTRAP", "1")
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env(
+            "CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER",
+            "x86_64-w64-mingw32-gcc",
+        )
+        .env("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER", WINE)
+        .env("WINEPREFIX", wine_prefix())
+        .env("WINEDEBUG", "-all")
+        // No Mono or Gecko installer prompts when the prefix is first made.
+        .env("WINEDLLOVERRIDES", "mscoree,mshtml=");
+    cmd
+}
+
+pub fn wine_prefix() -> PathBuf {
+    super::root().join("target/wine")
+}
+
+/// Installs the lane's toolchain where it is missing.
+pub fn toolchain() -> anyhow::Result<()> {
+    super::deps::apt_packages(APT)?;
+    rust_src()?;
+    wine()
+}
+
+/// The standard library's source, matching `/usr/bin/rustc`'s version.
+fn rust_src() -> anyhow::Result<()> {
+    let version = rustc_version()?;
+    let home = Path::new(SRC_HOME).join(&version);
+    let unpacked = home.join("usr/lib/rustlib/src/rust");
+    if !unpacked.join("library/std/Cargo.toml").exists() {
+        download_src(&version, &home)?;
+    }
+    let link = Path::new(SRC_LINK);
+    if std::fs::read_link(link).ok().as_deref() != Some(unpacked.as_path()) {
+        if let Some(dir) = link.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let _ = std::fs::remove_file(link);
+        std::os::unix::fs::symlink(&unpacked, link)
+            .with_context(|| format!("linking {} to {}", link.display(), unpacked.display()))?;
+    }
+    Ok(())
+}
+
+/// `/usr/bin/rustc`'s Debian version, e.g. `1.96.0+dfsg1-1~deb12u2`.
+fn rustc_version() -> anyhow::Result<String> {
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f=${Version}", "rustc-web"])
+        .output()?;
+    let version = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    if version.is_empty() {
+        bail!("rustc-web is not installed");
+    }
+    Ok(version)
+}
+
+/// Downloads rust-web-src from Debian's next release with apt's own options pointed at a
+/// sources list of ours (the system's sources stay as they are), and unpacks it.
+fn download_src(version: &str, home: &Path) -> anyhow::Result<()> {
+    let apt = super::root().join("target/tools/apt-trixie");
+    std::fs::create_dir_all(apt.join("lists/partial"))?;
+    std::fs::create_dir_all(apt.join("archives/partial"))?;
+    let sources = apt.join("sources.list");
+    std::fs::write(
+        &sources,
+        "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main\n",
+    )?;
+    let options = |cmd: &mut Command| {
+        cmd.arg("-o")
+            .arg(format!("Dir::Etc::sourcelist={}", sources.display()))
+            .args(["-o", "Dir::Etc::sourceparts=-"])
+            .arg("-o")
+            .arg(format!("Dir::State::Lists={}", apt.join("lists").display()))
+            .arg("-o")
+            .arg(format!(
+                "Dir::Cache::Archives={}",
+                apt.join("archives").display()
+            ))
+            .args(["-o", "APT::Get::List-Cleanup=0"]);
+    };
+    let mut update = Command::new("apt-get");
+    update.arg("-qq");
+    options(&mut update);
+    super::run(update.arg("update"))?;
+    // The source of the same upstream release as the compiler.
+    let upstream = version.split('+').next().unwrap_or(version);
+    let mut policy = Command::new("apt-cache");
+    options(&mut policy);
+    let shown = policy.args(["madison", "rust-web-src"]).output()?;
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    let wanted = shown
+        .lines()
+        .filter_map(|l| l.split('|').nth(1).map(str::trim))
+        .find(|v| v.starts_with(upstream))
+        .with_context(|| format!("Debian's next release has no rust-web-src {upstream}:\n{shown}"))?
+        .to_owned();
+    let mut download = Command::new("apt-get");
+    download.arg("-qq");
+    options(&mut download);
+    download
+        .args(["download", &format!("rust-web-src={wanted}")])
+        .current_dir(&apt);
+    super::run(&mut download)?;
+    let deb = std::fs::read_dir(&apt)?
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("rust-web-src_") && n.ends_with(".deb"))
+        })
+        .context("apt downloaded no rust-web-src")?;
+    std::fs::create_dir_all(home)?;
+    super::run(Command::new("dpkg").arg("-x").arg(&deb).arg(home))
+}
+
+/// A Wine prefix with `bcryptprimitives.dll`'s `ProcessPrng`.
+fn wine() -> anyhow::Result<()> {
+    let prefix = wine_prefix();
+    let system32 = prefix.join("drive_c/windows/system32");
+    if !system32.exists() {
+        super::run(
+            Command::new(WINE)
+                .args(["wineboot", "--init"])
+                .env("WINEPREFIX", &prefix)
+                .env("WINEDEBUG", "-all")
+                .env("WINEDLLOVERRIDES", "mscoree,mshtml="),
+        )
+        .context("making the Wine prefix")?;
+    }
+    let dll = system32.join("bcryptprimitives.dll");
+    if !dll.exists() {
+        let source = super::root().join("xtask/windows/bcryptprimitives.c");
+        super::run(
+            Command::new("x86_64-w64-mingw32-gcc")
+                .args(["-shared", "-O2", "-o"])
+                .arg(&dll)
+                .arg(&source)
+                .arg("-ladvapi32"),
+        )
+        .context("building the ProcessPrng shim")?;
+    }
+    Ok(())
+}
