@@ -9,6 +9,7 @@
 //! - `cargo xtask bench` measures the agent beside oidc-agent (docs/benchmarks.md).
 //! - `cargo xtask dist`  builds the shipping `lanyard` binary into target/dist.
 //! - `cargo xtask fuzz`  fuzzes the agent's frame decoder (cargo-fuzz, libFuzzer).
+//! - `cargo xtask windows`  the Windows toolchain, and a check for x86_64-pc-windows-gnu.
 //!
 //! Everything a fresh Debian/Ubuntu machine needs is installed from here, so that the
 //! README's two commands are the whole set-up.
