@@ -98,20 +98,9 @@ struct Shared {
 }
 
 async fn serve(listener: TcpListener, shared: Arc<Shared>) {
-    let slots = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-    let mut backoff = std::time::Duration::from_millis(50);
+    let mut accepting = loopback::Accepting::new(MAX_CONNECTIONS);
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(_) => {
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(std::time::Duration::from_secs(2));
-                continue;
-            }
-        };
-        let Ok(permit) = slots.clone().try_acquire_owned() else {
-            continue;
-        };
+        let (stream, permit) = accepting.next(&listener).await;
         let shared = shared.clone();
         tokio::spawn(async move {
             answer(stream, &shared).await;

@@ -90,32 +90,11 @@ impl Listener {
         let (tx, mut rx) = mpsc::channel::<(Request, TcpStream)>(16);
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
-        let slots = std::sync::Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
-        let mut backoff = Duration::from_millis(50);
+        let mut accepting = Accepting::new(MAX_CONNECTIONS);
         loop {
             tokio::select! {
                 _ = &mut deadline => return Err(Error::Timeout(timeout)),
-                accepted = self.listener.accept() => {
-                    let stream = match accepted {
-                        Ok((stream, _)) => stream,
-                        Err(e) => {
-                            // Out of descriptors and the like: pause (longer each time)
-                            // rather than spin, still bound by the deadline.
-                            tracing::warn!(error = %e, "the loopback listener could not accept");
-                            tokio::select! {
-                                _ = &mut deadline => return Err(Error::Timeout(timeout)),
-                                _ = tokio::time::sleep(backoff) => {}
-                            }
-                            backoff = (backoff * 2).min(Duration::from_secs(2));
-                            continue;
-                        }
-                    };
-                    // Connections that send nothing hold a slot until READ_TIMEOUT; beyond
-                    // the cap they are closed at once instead of piling up.
-                    let Ok(permit) = slots.clone().try_acquire_owned() else {
-                        drop(stream);
-                        continue;
-                    };
+                (stream, permit) = accepting.next(&self.listener) => {
                     let tx = tx.clone();
                     tokio::spawn(async move {
                         let mut stream = stream;
@@ -161,6 +140,49 @@ impl Callback {
 struct Request {
     path: String,
     params: Params,
+}
+
+/// Accepting on a loopback port, the same way for the redirect listener and the one-time
+/// page: at most `max` connections being read at once (more are closed as they come, so
+/// connections that send nothing cannot pile up), and a pause, longer each time, after a
+/// failed accept (out of descriptors and the like) rather than a spin.
+pub(super) struct Accepting {
+    slots: std::sync::Arc<tokio::sync::Semaphore>,
+    backoff: Duration,
+}
+
+impl Accepting {
+    pub(super) fn new(max: usize) -> Accepting {
+        Accepting {
+            slots: std::sync::Arc::new(tokio::sync::Semaphore::new(max)),
+            backoff: Duration::from_millis(50),
+        }
+    }
+
+    /// The next connection, with its slot (held until the connection is done with).
+    /// Cancel-safe: a caller may select it against a deadline.
+    pub(super) async fn next(
+        &mut self,
+        listener: &TcpListener,
+    ) -> (TcpStream, tokio::sync::OwnedSemaphorePermit) {
+        loop {
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => {
+                    self.backoff = Duration::from_millis(50);
+                    stream
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "a loopback listener could not accept");
+                    tokio::time::sleep(self.backoff).await;
+                    self.backoff = (self.backoff * 2).min(Duration::from_secs(2));
+                    continue;
+                }
+            };
+            if let Ok(permit) = self.slots.clone().try_acquire_owned() {
+                return (stream, permit);
+            }
+        }
+    }
 }
 
 /// One request's path and parameters, read within [`READ_TIMEOUT`].
