@@ -1,0 +1,292 @@
+//! Access tokens: the stored one while it lasts, else a refresh, one at a time.
+//!
+//! A rotated refresh token is in the store before the access token that came with it is
+//! handed out, and a failed refresh keeps the old tokens.
+
+use serde_json::{Map, Value};
+
+use super::{
+    Lanyard, check_id_token, identity_claims, load_tokens, now, run_blocking, save_tokens,
+};
+use crate::config::{Account, ResponseType, StoreKind};
+use crate::error::Error;
+use crate::flow::{self, Target};
+use crate::secret::Secret;
+use crate::store::{Record, Status, Tokens};
+use crate::validate;
+
+/// An access token handed out by [`Lanyard::token`].
+#[derive(Debug)]
+pub struct AccessToken {
+    pub token: Secret,
+    pub expires_at: Option<u64>,
+    pub refreshed: bool,
+    /// Something the caller should show: a short lifetime, a failed refresh.
+    pub warning: Option<String>,
+}
+
+impl Lanyard {
+    /// An access token valid for at least `min_valid` seconds, refreshed if need be.
+    pub async fn token(&self, name: &str, min_valid: u64) -> Result<AccessToken, Error> {
+        self.token_for(name, min_valid, &Target::default()).await
+    }
+
+    /// A token for `target`. The sign-in's own token is stored and refreshed when it runs
+    /// short; a narrower one (down-scoping) comes from a refresh each time and is not
+    /// stored: the agent keeps it in memory. Either way the refresh token may rotate.
+    pub async fn token_for(
+        &self,
+        name: &str,
+        min_valid: u64,
+        target: &Target,
+    ) -> Result<AccessToken, Error> {
+        let account = self.config.account(name)?;
+        if let Some(audience) = &target.audience
+            && !account.resources.contains(audience)
+        {
+            return Err(Error::UnknownAudience {
+                account: name.to_owned(),
+                audience: audience.clone(),
+            });
+        }
+        let lock = self.account_lock(name);
+        let _one_at_a_time = lock.lock().await;
+        let kind = self.store_kind(account);
+        let need = |reason: &str| Error::SignInNeeded {
+            account: name.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let mut record = self
+            .records
+            .load(kind, name)
+            .ok_or_else(|| need("not signed in"))?;
+        if let Status::SignInNeeded { reason } = &record.status {
+            return Err(need(reason));
+        }
+        if record.response_type == ResponseType::IdToken {
+            return Err(Error::NoAccessToken {
+                account: name.to_owned(),
+            });
+        }
+        // RFC 6749 section 6: a refresh may narrow the scope, never widen it.
+        let ungranted = target.ungranted(&record.scopes);
+        if !ungranted.is_empty() {
+            return Err(Error::ScopeNotGranted {
+                account: name.to_owned(),
+                scopes: ungranted.join(" "),
+                granted: record.scopes.join(" "),
+            });
+        }
+        let secrets = self.secrets(kind).await?;
+        let Some(tokens) = load_tokens(secrets.clone(), name).await? else {
+            // The keychain answers but has nothing: the sign-in is gone for good (the
+            // keychain was reset, or was a session's only), and the record says so.
+            let reason = "no tokens are stored for this account (the keychain no longer has them)";
+            record.status = Status::SignInNeeded {
+                reason: reason.to_owned(),
+            };
+            self.records.save(kind, &record)?;
+            return Err(need(reason));
+        };
+        if !tokens.issued_to(
+            &account.issuer,
+            &account.client_id,
+            (&record.issuer, &record.client_id),
+        ) {
+            // The account was pointed at another provider or client since: its refresh
+            // token must not travel there, nor its access token be handed out for it.
+            let reason = format!(
+                "the account now names issuer {} and client {}, not the ones it signed in with",
+                account.issuer, account.client_id
+            );
+            record.status = Status::SignInNeeded {
+                reason: reason.clone(),
+            };
+            self.records.save(kind, &record)?;
+            return Err(need(&reason));
+        }
+        let current = tokens
+            .access_token
+            .clone()
+            .ok_or_else(|| need("no access token is stored"))?;
+        let now = now();
+        let remaining = tokens.expires_at.map(|e| e.saturating_sub(now));
+        if target.is_default() && remaining.is_none_or(|r| r >= min_valid) {
+            return Ok(AccessToken {
+                token: current,
+                expires_at: tokens.expires_at,
+                refreshed: false,
+                warning: None,
+            });
+        }
+        let Some(refresh_token) = tokens.refresh_token.clone() else {
+            return Err(need(
+                "the access token is about to expire and the provider gave no refresh token",
+            ));
+        };
+
+        let refreshed = self
+            .refresh(account, kind, &record, &refresh_token, target)
+            .await;
+        let (response, claims) = match refreshed {
+            Ok(ok) => ok,
+            Err(RefreshError::InvalidGrant) => {
+                let reason =
+                    "the provider no longer accepts the refresh token (invalid_grant)".to_owned();
+                record.status = Status::SignInNeeded {
+                    reason: reason.clone(),
+                };
+                self.records.save(kind, &record)?;
+                return Err(need(&reason));
+            }
+            Err(RefreshError::Other(e)) if e.kind() == crate::Kind::Rejected => return Err(e),
+            // A narrower token the provider will not give (invalid_scope, invalid_target):
+            // its own words say why, and the stored tokens are untouched.
+            Err(RefreshError::Other(e)) if !target.is_default() => return Err(e),
+            Err(RefreshError::Other(e)) => {
+                let error = Error::RefreshFailed {
+                    account: name.to_owned(),
+                    source: Box::new(e),
+                };
+                return match remaining {
+                    Some(r) if r > 0 => Ok(AccessToken {
+                        token: current,
+                        expires_at: tokens.expires_at,
+                        refreshed: false,
+                        warning: Some(format!(
+                            "{error}; the current token is still valid for {r} s"
+                        )),
+                    }),
+                    _ => Err(error),
+                };
+            }
+        };
+        let now = self::now();
+        let expires_at = response.expires_at(now);
+        // Rotation: a new refresh token replaces the old one; else the old one stays.
+        let refresh_token = response.refresh_token.clone().or(tokens.refresh_token);
+        let new = if target.is_default() {
+            Tokens {
+                access_token: Some(response.access_token.clone()),
+                expires_at,
+                refresh_token,
+                id_token: response.id_token.clone().or(tokens.id_token),
+                issuer: Some(account.issuer.clone()),
+                client_id: Some(account.client_id.clone()),
+            }
+        } else {
+            // A narrower token is not the sign-in's: the stored tokens stay but for the
+            // refresh token.
+            Tokens {
+                refresh_token,
+                ..tokens
+            }
+        };
+        record.refreshable = new.refresh_token.is_some();
+        if target.is_default() {
+            record.access_token_expires_at = new.expires_at;
+            if let Some(claims) = claims {
+                record.id_token_claims = identity_claims(claims);
+            }
+        }
+        // The keychain and the record file are written at once, off the async threads
+        // (the record is synced to disk): the token waits for both, and nobody else does.
+        let records = self.records.clone();
+        let (saved, recorded) = tokio::join!(
+            save_tokens(secrets, name, &new),
+            run_blocking(move || records.save(kind, &record))
+        );
+        saved?;
+        recorded?;
+        tracing::info!(account = %name, rotated = response.refresh_token.is_some(), "refreshed the access token");
+        let warning = expires_at.map(|e| e.saturating_sub(now)).filter(|r| *r < min_valid).map(|r| {
+            format!("the provider issued a token valid for {r} s, less than the {min_valid} s asked for")
+        });
+        Ok(AccessToken {
+            token: response.access_token,
+            expires_at,
+            refreshed: true,
+            warning,
+        })
+    }
+
+    async fn refresh(
+        &self,
+        account: &Account,
+        kind: StoreKind,
+        record: &Record,
+        refresh_token: &Secret,
+        target: &Target,
+    ) -> Result<(flow::TokenResponse, Option<Map<String, Value>>), RefreshError> {
+        let client_secret = self.client_secret(account, kind).await?;
+        let provider = self.discover(account).await?;
+        let auth =
+            flow::client_auth(account, &provider, client_secret.as_ref()).map_err(Error::from)?;
+        let response = flow::refresh(&self.http, &provider, &auth, refresh_token, target)
+            .await
+            .map_err(|e| match e {
+                flow::Error::Http(h) if h.oauth_error() == Some("invalid_grant") => {
+                    RefreshError::InvalidGrant
+                }
+                other => RefreshError::Other(other.into()),
+            })?;
+        // Core 12.2: a new ID token must be valid and keep the sign-in's iss and sub.
+        let claims = match &response.id_token {
+            Some(id_token) => {
+                let claims = check_id_token(
+                    &provider,
+                    account,
+                    id_token,
+                    None,
+                    None,
+                    Some(&response.access_token),
+                )
+                .await?;
+                validate::refreshed(&record.issuer, &record.subject, &claims)
+                    .map_err(Error::from)?;
+                Some(claims.claims)
+            }
+            None => None,
+        };
+        Ok((response, claims))
+    }
+
+    /// A service token for the account's confidential client itself (client credentials
+    /// grant). It is not stored: each call asks the provider.
+    pub async fn client_credentials(
+        &self,
+        name: &str,
+        scope: Option<&str>,
+    ) -> Result<AccessToken, Error> {
+        let account = self.config.account(name)?;
+        let client_secret = self.client_secret(account, StoreKind::Keychain).await?;
+        let Some(client_secret) = client_secret else {
+            return Err(flow::Error::NoSecret {
+                account: name.to_owned(),
+                method: "the client credentials grant",
+            }
+            .into());
+        };
+        let provider = self.discover(account).await?;
+        let auth = flow::client_auth(account, &provider, Some(&client_secret))?;
+        let response = flow::client_credentials(&self.http, &provider, &auth, scope).await?;
+        tracing::info!(account = %name, "issued a client credentials token");
+        Ok(AccessToken {
+            expires_at: response.expires_at(now()),
+            token: response.access_token,
+            refreshed: false,
+            warning: None,
+        })
+    }
+}
+
+enum RefreshError {
+    InvalidGrant,
+    Other(Error),
+}
+
+impl From<Error> for RefreshError {
+    fn from(e: Error) -> RefreshError {
+        RefreshError::Other(e)
+    }
+}
