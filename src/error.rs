@@ -68,6 +68,9 @@ pub enum Error {
         #[source]
         source: Box<Error>,
     },
+    /// Another process's refresh of the account failed while this one waited for it.
+    #[error("{message}")]
+    RefreshFailedMeanwhile { account: String, message: String },
 }
 
 /// What kind of failure, for exit codes and wire error codes.
@@ -149,6 +152,7 @@ impl Error {
             | Error::ScopeNotGranted { .. }
             | Error::SchemeNeedsApp { .. } => Kind::Config,
             Error::RefreshFailed { source, .. } => source.kind(),
+            Error::RefreshFailedMeanwhile { .. } => Kind::Provider,
             Error::Agent(crate::broker::client::Error::Agent(body)) => {
                 use crate::broker::protocol::Code;
                 match body.code {

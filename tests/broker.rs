@@ -60,12 +60,12 @@ impl Raw {
     }
 }
 
-fn me() -> String {
+pub(crate) fn me() -> String {
     std::env::current_exe().unwrap().display().to_string()
 }
 
 /// An account signed in (directly, before any agent runs) against `idp`.
-async fn signed_in(idp: &Idp, name: &str) -> Env {
+pub(crate) async fn signed_in(idp: &Idp, name: &str) -> Env {
     let env = Env::new();
     env.account(
         name,

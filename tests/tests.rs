@@ -20,5 +20,8 @@ mod hostile;
 mod kiosk;
 /// Lanyard's ID-token verifier beside openidconnect's, as a differential oracle.
 mod oracle;
+/// The provider down, hanging or answering garbage while tools ask at once; processes
+/// that refresh together without the agent.
+mod outage;
 /// The five seed providers as presets, each against its emulation.
 mod presets;

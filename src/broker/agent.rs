@@ -18,6 +18,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
+use super::flight::{Cached, JUST_REFRESHED, Served, Slot, backoff, refresh_delay};
 use super::policy::{Decision, PolicyFile};
 use super::protocol::{AccountState, Code, ErrorBody, Event, Identity, TokenReply};
 use crate::flow::Target;
@@ -94,29 +95,6 @@ struct Inner {
     // A std mutex: held only to look up or insert a slot, never across an await.
     slots: Mutex<HashMap<String, HashMap<Target, Arc<Slot>>>>,
 }
-
-#[derive(Default)]
-struct Slot {
-    cached: Mutex<Option<Cached>>,
-    /// Held while asking `session` for a token: the single flight.
-    flight: tokio::sync::Mutex<()>,
-    /// The task that refreshes ahead of expiry; replaced (and aborted) on each new token.
-    refresher: Mutex<Option<tokio::task::JoinHandle<()>>>,
-}
-
-#[derive(Clone)]
-struct Cached {
-    token: Secret,
-    expires_at: Option<u64>,
-    /// When the provider issued it to this agent (a refresh), if it did.
-    refreshed_at: Option<tokio::time::Instant>,
-}
-
-/// A token refreshed this recently is as fresh as the provider makes them: requests that
-/// waited on that refresh take it even if it lives shorter than they asked for, rather
-/// than each refreshing again. It is also the floor between two refreshes of one slot:
-/// a provider whose tokens expire at once (`expires_in` 0) is not asked again sooner.
-const JUST_REFRESHED: Duration = Duration::from_secs(10);
 
 impl Agent {
     pub fn new(lanyard: Lanyard, data_dir: Option<PathBuf>, approver: Option<Approver>) -> Agent {
@@ -310,11 +288,12 @@ impl Agent {
     ) -> Result<TokenReply, ErrorBody> {
         self.known(account)?;
         self.authorize(account, peer).await?;
-        let cached = self.fetch(account, min_valid, &target.normalized()).await?;
+        let served = self.fetch(account, min_valid, &target.normalized()).await?;
         Ok(TokenReply {
-            access_token: cached.token.expose().to_owned(),
+            access_token: served.cached.token.expose().to_owned(),
             token_type: "Bearer".into(),
-            expires_at: cached.expires_at,
+            expires_at: served.cached.expires_at,
+            warning: served.warning,
         })
     }
 
@@ -322,7 +301,7 @@ impl Agent {
     /// token"): no app asks, so no policy applies; the audit log still records it.
     pub async fn owner_token(&self, account: &str) -> Result<(Secret, Option<u64>), ErrorBody> {
         self.known(account)?;
-        let cached = self.fetch(account, 60, &Target::default()).await?;
+        let cached = self.fetch(account, 60, &Target::default()).await?.cached;
         let owner = Peer {
             uid: super::server::own_uid(),
             pid: Some(std::process::id() as i32),
@@ -771,24 +750,31 @@ impl Agent {
     }
 
     /// A token valid for `min_valid` more seconds: from memory, or through one flight.
+    /// Everyone who waited on the flight gets its outcome; after a failure, later requests
+    /// get it too until the back-off ends (see [`super::flight`]).
     async fn fetch(
         &self,
         account: &str,
         min_valid: u64,
         target: &Target,
-    ) -> Result<Cached, ErrorBody> {
+    ) -> Result<Served, ErrorBody> {
         let slot = self.slot(account, target);
-        if let Some(cached) = fresh(&slot, min_valid) {
-            return Ok(cached);
+        if let Some(cached) = slot.fresh(min_valid) {
+            return Ok(Served::plain(cached));
+        }
+        let arrived = tokio::time::Instant::now();
+        if let Some(answer) = slot.shared_failure(arrived) {
+            return answer;
         }
         let _flight = slot.flight.lock().await;
-        if let Some(cached) = fresh(&slot, min_valid) {
-            return Ok(cached);
+        if let Some(cached) = slot.fresh(min_valid) {
+            return Ok(Served::plain(cached));
+        }
+        if let Some(answer) = slot.shared_failure(arrived) {
+            return answer;
         }
         if slot
-            .cached
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+            .cached()
             .as_ref()
             .and_then(|c| c.refreshed_at)
             .is_some_and(|t| t.elapsed() < JUST_REFRESHED)
@@ -811,10 +797,24 @@ impl Agent {
                     expires_at: token.expires_at,
                     refreshed_at: token.refreshed.then(tokio::time::Instant::now),
                 };
-                *slot.cached.lock().unwrap_or_else(|e| e.into_inner()) = Some(cached.clone());
+                *slot.cached() = Some(cached.clone());
+                if let Some(message) = token.refresh_failed {
+                    // The refresh failed and the current token still lasts a while.
+                    let error = ErrorBody {
+                        code: Code::ProviderError,
+                        message,
+                        hint: None,
+                    };
+                    return slot.failed(error, true);
+                }
+                slot.succeeded();
+                let served = Served {
+                    cached,
+                    warning: token.warning,
+                };
                 if !target.is_default() {
                     // Narrower tokens are asked for again when they run out.
-                    return Ok(cached);
+                    return Ok(served);
                 }
                 if token.refreshed {
                     let _ = self.inner.events.send(Event::Refreshed {
@@ -823,7 +823,7 @@ impl Agent {
                     });
                 }
                 self.schedule_refresh(account, &slot, token.expires_at);
-                Ok(cached)
+                Ok(served)
             }
             Err(e) => {
                 if e.kind() == Kind::SignInNeeded {
@@ -832,41 +832,43 @@ impl Agent {
                         reason: e.to_string(),
                     });
                 }
-                Err(body(&e))
+                let error = body(&e);
+                let transient = error.code == Code::ProviderError;
+                slot.failed(error, transient)
             }
         }
     }
 
-    /// Refreshes ahead of expiry; on a transient failure, tries again with backoff while
-    /// the current token lasts.
+    /// Refreshes ahead of expiry; after a failure, tries again when the slot's back-off
+    /// ends, while the current token lasts.
     fn schedule_refresh(&self, account: &str, slot: &Slot, expires_at: Option<u64>) {
         let Some(expires_at) = expires_at else { return };
         let agent = self.clone();
         let account = account.to_owned();
         let task = tokio::spawn(async move {
-            let mut backoff = Duration::from_secs(15);
+            let lifetime = expires_at.saturating_sub(session::now());
+            // Short-lived tokens refresh at half-life rather than in a tight loop, and
+            // never sooner than the floor (a token that expires at once).
+            let ahead = REFRESH_AHEAD.min(lifetime / 2);
+            tokio::time::sleep(refresh_delay(lifetime, ahead)).await;
+            let own = Target::default();
             loop {
-                let now = session::now();
-                let lifetime = expires_at.saturating_sub(now);
-                // Short-lived tokens refresh at half-life rather than in a tight loop, and
-                // never sooner than the floor (a token that expires at once).
-                let ahead = REFRESH_AHEAD.min(lifetime / 2);
-                tokio::time::sleep(refresh_delay(lifetime, ahead)).await;
-                let own = Target::default();
                 let slot = agent.slot(&account, &own);
-                *slot.cached.lock().unwrap_or_else(|e| e.into_inner()) = None;
-                match agent.fetch(&account, ahead + 1, &own).await {
-                    Ok(_) => return, // fetch scheduled the next refresh
+                let failed = match agent.fetch(&account, ahead + 1, &own).await {
+                    // A new token: fetch scheduled the next refresh.
+                    Ok(_) if slot.retry_at().is_none() => return,
+                    Ok(served) => served.warning.unwrap_or_default(),
                     Err(e) if e.code == Code::SignInNeeded => return,
-                    Err(e) => {
-                        tracing::warn!(account = %account, error = %e.message, "refresh ahead of expiry failed; retrying");
-                        if session::now() >= expires_at {
-                            return;
-                        }
-                        tokio::time::sleep(backoff).await;
-                        backoff = (backoff * 2).min(Duration::from_secs(300));
-                    }
+                    Err(e) => e.message,
+                };
+                tracing::warn!(account = %account, error = %failed, "refresh ahead of expiry failed; retrying");
+                if session::now() >= expires_at {
+                    return;
                 }
+                let retry_at = slot
+                    .retry_at()
+                    .unwrap_or_else(|| tokio::time::Instant::now() + backoff(1));
+                tokio::time::sleep_until(retry_at).await;
             }
         });
         if let Some(old) = slot
@@ -878,12 +880,6 @@ impl Agent {
             old.abort();
         }
     }
-}
-
-/// How long until a token with `lifetime` seconds left is refreshed, `ahead` seconds
-/// before it runs out: never sooner than [`JUST_REFRESHED`].
-fn refresh_delay(lifetime: u64, ahead: u64) -> Duration {
-    Duration::from_secs(lifetime.saturating_sub(ahead)).max(JUST_REFRESHED)
 }
 
 /// What a `login` request asks for.
@@ -916,20 +912,6 @@ impl Drop for SignInUnderWay {
 /// The policy entry under which ID tokens are granted, apart from access tokens.
 pub fn id_token_grant(account: &str) -> String {
     format!("{account}#id_token")
-}
-
-fn fresh(slot: &Slot, min_valid: u64) -> Option<Cached> {
-    let cached = slot
-        .cached
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .clone()?;
-    let remaining = cached.expires_at.map(|e| e.saturating_sub(session::now()));
-    let just_refreshed = cached
-        .refreshed_at
-        .is_some_and(|t| t.elapsed() < JUST_REFRESHED);
-    let ok = remaining.is_none_or(|r| r >= min_valid || (just_refreshed && r > 0));
-    ok.then_some(cached)
 }
 
 /// The wire error for a library error.
@@ -983,11 +965,5 @@ mod tests {
             assert!(slots["work"].len() <= MAX_NARROWER + 2, "{i}");
         }
         assert!(Arc::ptr_eq(&own, &agent.slot("work", &Target::default())));
-    }
-
-    #[test]
-    fn the_refresh_floor_holds_for_tokens_that_expire_at_once() {
-        assert_eq!(refresh_delay(0, 0), JUST_REFRESHED);
-        assert_eq!(refresh_delay(3600, 120), Duration::from_secs(3480));
     }
 }

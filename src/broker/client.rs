@@ -192,13 +192,15 @@ impl protocol::Progress {
 }
 
 impl From<TokenReply> for crate::session::AccessToken {
-    /// A token the agent handed out; it refreshes and warns on its own side.
+    /// A token the agent handed out; it refreshes on its own side, and says why in
+    /// `warning` when the token is not what was asked for.
     fn from(reply: TokenReply) -> crate::session::AccessToken {
         crate::session::AccessToken {
             token: crate::secret::Secret::new(reply.access_token),
             expires_at: reply.expires_at,
             refreshed: false,
-            warning: None,
+            warning: reply.warning,
+            refresh_failed: None,
         }
     }
 }

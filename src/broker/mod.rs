@@ -4,12 +4,14 @@
 //! - [`server`]: accepts connections, checks peer credentials, reads frames with limits;
 //! - [`peer`]: who is asking: the program behind a connection, looking through the CLI;
 //! - [`agent`]: the state behind it — cached tokens, single-flight refresh, approvals;
+//! - `flight`: one cached token, its single flight, and the last failure shared;
 //! - [`policy`]: which app may have which account's tokens (a pure decision);
 //! - [`client`]: the Rust client other programs (and `lanyard token`) use;
 //! - [`oidc_agent`]: oidc-agent's IPC on a second socket, for its existing clients.
 
 pub mod agent;
 pub mod client;
+mod flight;
 pub mod oidc_agent;
 pub mod peer;
 pub mod policy;

@@ -186,6 +186,10 @@ pub struct TokenReply {
     pub token_type: String,
     /// Unix seconds.
     pub expires_at: Option<u64>,
+    /// Why the token is not what was asked for: it lives shorter than `min_valid`, or the
+    /// refresh failed and this is the current token, still valid for a while.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 /// What `accounts` answers, one per account.
@@ -678,6 +682,7 @@ mod tests {
                 access_token: "t".into(),
                 token_type: "Bearer".into(),
                 expires_at: Some(5),
+                warning: None,
             },
         );
         assert_eq!(

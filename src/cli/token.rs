@@ -57,9 +57,6 @@ pub async fn run(open: &Opener, args: Args) -> Result<(), Error> {
         };
         open.token(&args.name, args.min_valid, &target).await?
     };
-    if let Some(warning) = &token.warning {
-        eprintln!("lanyard: warning: {warning}");
-    }
     let format = if args.json { Format::Json } else { args.format };
     print(&args.name, format, &token);
     Ok(())
@@ -108,7 +105,12 @@ pub fn fast(args: &[std::ffi::OsString]) -> Option<i32> {
     Some(0)
 }
 
+/// Prints the token in `format` on stdout, and what it comes with (a short lifetime, a
+/// failed refresh) on stderr.
 fn print(name: &str, format: Format, token: &session::AccessToken) {
+    if let Some(warning) = &token.warning {
+        eprintln!("lanyard: warning: {warning}");
+    }
     let expires_at = token.expires_at;
     // Printing the token is this command's purpose.
     let value = token.token.expose();

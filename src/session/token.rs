@@ -3,6 +3,8 @@
 //! A rotated refresh token is in the store before the access token that came with it is
 //! handed out, and a failed refresh keeps the old tokens.
 
+use std::sync::Arc;
+
 use serde_json::{Map, Value};
 
 use super::{
@@ -12,7 +14,7 @@ use crate::config::{Account, ResponseType, StoreKind};
 use crate::error::Error;
 use crate::flow::{self, Target};
 use crate::secret::Secret;
-use crate::store::{Record, Status, Tokens};
+use crate::store::{AccountLock, Record, Secrets, Status, Tokens};
 use crate::validate;
 
 /// An access token handed out by [`Lanyard::token`].
@@ -23,6 +25,9 @@ pub struct AccessToken {
     pub refreshed: bool,
     /// Something the caller should show: a short lifetime, a failed refresh.
     pub warning: Option<String>,
+    /// Why a refresh failed, when the token is the stored one handed out because it is
+    /// still valid; `warning` says so too.
+    pub refresh_failed: Option<String>,
 }
 
 impl Lanyard {
@@ -56,68 +61,53 @@ impl Lanyard {
             account: name.to_owned(),
             reason: reason.to_owned(),
         };
-        let mut record = self
-            .records
-            .load(kind, name)
-            .ok_or_else(|| need("not signed in"))?;
-        if let Status::SignInNeeded { reason } = &record.status {
-            return Err(need(reason));
+        let looked = self.signed_in(account, kind, target).await?;
+        if let Some(token) = stored_if_fresh(&looked.tokens, target, min_valid) {
+            return Ok(token);
         }
-        if record.response_type == ResponseType::IdToken {
-            return Err(Error::NoAccessToken {
-                account: name.to_owned(),
-            });
-        }
-        // RFC 6749 section 6: a refresh may narrow the scope, never widen it.
-        let ungranted = target.ungranted(&record.scopes);
-        if !ungranted.is_empty() {
-            return Err(Error::ScopeNotGranted {
-                account: name.to_owned(),
-                scopes: ungranted.join(" "),
-                granted: record.scopes.join(" "),
-            });
-        }
-        let secrets = self.secrets(kind).await?;
-        let Some(tokens) = load_tokens(secrets.clone(), name).await? else {
-            // The keychain answers but has nothing: the sign-in is gone for good (the
-            // keychain was reset, or was a session's only), and the record says so.
-            let reason = "no tokens are stored for this account (the keychain no longer has them)";
-            record.status = Status::SignInNeeded {
-                reason: reason.to_owned(),
-            };
-            self.records.save(kind, &record)?;
-            return Err(need(reason));
+        // The refresh token is needed. One process at a time holds it, from reading it to
+        // storing the one that replaces it; what was read before the lock may be stale.
+        let looked_at = looked.tokens.access_token.clone();
+        let mut held = self.lock_refresh(kind, name).await;
+        let SignedIn {
+            mut record,
+            tokens,
+            secrets,
+        } = match held {
+            Some(_) => self.signed_in(account, kind, target).await?,
+            None => looked,
         };
-        if !tokens.issued_to(
-            &account.issuer,
-            &account.client_id,
-            (&record.issuer, &record.client_id),
-        ) {
-            // The account was pointed at another provider or client since: its refresh
-            // token must not travel there, nor its access token be handed out for it.
-            let reason = format!(
-                "the account now names issuer {} and client {}, not the ones it signed in with",
-                account.issuer, account.client_id
-            );
-            record.status = Status::SignInNeeded {
-                reason: reason.clone(),
-            };
-            self.records.save(kind, &record)?;
-            return Err(need(&reason));
-        }
         let current = tokens
             .access_token
             .clone()
             .ok_or_else(|| need("no access token is stored"))?;
-        let now = now();
-        let remaining = tokens.expires_at.map(|e| e.saturating_sub(now));
-        if target.is_default() && remaining.is_none_or(|r| r >= min_valid) {
-            return Ok(AccessToken {
-                token: current,
-                expires_at: tokens.expires_at,
-                refreshed: false,
-                warning: None,
-            });
+        let remaining = tokens.expires_at.map(|e| e.saturating_sub(now()));
+        if target.is_default() {
+            if let Some(token) = stored_if_fresh(&tokens, target, min_valid) {
+                return Ok(token);
+            }
+            if looked_at.as_ref().map(Secret::expose) != Some(current.expose())
+                && let Some(r) = remaining.filter(|r| *r > 0)
+            {
+                // Another process refreshed while this one waited: the provider gave it
+                // what it gives, and asking again would not give more.
+                return Ok(AccessToken {
+                    token: current,
+                    expires_at: tokens.expires_at,
+                    refreshed: false,
+                    warning: Some(short_lifetime(r, min_valid)),
+                    refresh_failed: None,
+                });
+            }
+        }
+        if let Some(message) = held.as_mut().and_then(AccountLock::failed_while_waiting) {
+            // Another process's refresh failed while this one waited for it: that is this
+            // one's outcome too, known without asking a provider that is down again.
+            let error = Error::RefreshFailedMeanwhile {
+                account: name.to_owned(),
+                message,
+            };
+            return still_valid(error, current, tokens.expires_at, remaining);
         }
         let Some(refresh_token) = tokens.refresh_token.clone() else {
             return Err(need(
@@ -148,19 +138,17 @@ impl Lanyard {
                     account: name.to_owned(),
                     source: Box::new(e),
                 };
-                return match remaining {
-                    Some(r) if r > 0 => Ok(AccessToken {
-                        token: current,
-                        expires_at: tokens.expires_at,
-                        refreshed: false,
-                        warning: Some(format!(
-                            "{error}; the current token is still valid for {r} s"
-                        )),
-                    }),
-                    _ => Err(error),
-                };
+                if let Some(held) = &mut held
+                    && error.kind() == crate::Kind::Provider
+                {
+                    held.note_failure(&error.to_string());
+                }
+                return still_valid(error, current, tokens.expires_at, remaining);
             }
         };
+        if let Some(held) = &mut held {
+            held.note_success();
+        }
         let now = self::now();
         let expires_at = response.expires_at(now);
         // Rotation: a new refresh token replaces the old one; else the old one stays.
@@ -199,14 +187,16 @@ impl Lanyard {
         saved?;
         recorded?;
         tracing::info!(account = %name, rotated = response.refresh_token.is_some(), "refreshed the access token");
-        let warning = expires_at.map(|e| e.saturating_sub(now)).filter(|r| *r < min_valid).map(|r| {
-            format!("the provider issued a token valid for {r} s, less than the {min_valid} s asked for")
-        });
+        let warning = expires_at
+            .map(|e| e.saturating_sub(now))
+            .filter(|r| *r < min_valid)
+            .map(|r| short_lifetime(r, min_valid));
         Ok(AccessToken {
             token: response.access_token,
             expires_at,
             refreshed: true,
             warning,
+            refresh_failed: None,
         })
     }
 
@@ -276,8 +266,153 @@ impl Lanyard {
             token: response.access_token,
             refreshed: false,
             warning: None,
+            refresh_failed: None,
         })
     }
+
+    /// The account's record and stored tokens, checked: signed in, for this client, with
+    /// access tokens and the scopes `target` asks for.
+    async fn signed_in(
+        &self,
+        account: &Account,
+        kind: StoreKind,
+        target: &Target,
+    ) -> Result<SignedIn, Error> {
+        let name = account.name.as_str();
+        let need = |reason: &str| Error::SignInNeeded {
+            account: name.to_owned(),
+            reason: reason.to_owned(),
+        };
+        let mut record = self
+            .records
+            .load(kind, name)
+            .ok_or_else(|| need("not signed in"))?;
+        if let Status::SignInNeeded { reason } = &record.status {
+            return Err(need(reason));
+        }
+        if record.response_type == ResponseType::IdToken {
+            return Err(Error::NoAccessToken {
+                account: name.to_owned(),
+            });
+        }
+        // RFC 6749 section 6: a refresh may narrow the scope, never widen it.
+        let ungranted = target.ungranted(&record.scopes);
+        if !ungranted.is_empty() {
+            return Err(Error::ScopeNotGranted {
+                account: name.to_owned(),
+                scopes: ungranted.join(" "),
+                granted: record.scopes.join(" "),
+            });
+        }
+        let secrets = self.secrets(kind).await?;
+        let Some(tokens) = load_tokens(secrets.clone(), name).await? else {
+            // The keychain answers but has nothing: the sign-in is gone for good (the
+            // keychain was reset, or was a session's only), and the record says so.
+            let reason = "no tokens are stored for this account (the keychain no longer has them)";
+            record.status = Status::SignInNeeded {
+                reason: reason.to_owned(),
+            };
+            self.records.save(kind, &record)?;
+            return Err(need(reason));
+        };
+        if !tokens.issued_to(
+            &account.issuer,
+            &account.client_id,
+            (&record.issuer, &record.client_id),
+        ) {
+            // The account was pointed at another provider or client since: its refresh
+            // token must not travel there, nor its access token be handed out for it.
+            let reason = format!(
+                "the account now names issuer {} and client {}, not the ones it signed in with",
+                account.issuer, account.client_id
+            );
+            record.status = Status::SignInNeeded {
+                reason: reason.clone(),
+            };
+            self.records.save(kind, &record)?;
+            return Err(need(&reason));
+        }
+        if tokens.access_token.is_none() {
+            return Err(need("no access token is stored"));
+        }
+        Ok(SignedIn {
+            record,
+            tokens,
+            secrets,
+        })
+    }
+
+    /// The account's refresh lock, for accounts kept on disk; `None` for memory accounts
+    /// (one process has them) or when the lock cannot be had, which is logged: the
+    /// refresh goes ahead, as it did before there were locks.
+    async fn lock_refresh(&self, kind: StoreKind, name: &str) -> Option<AccountLock> {
+        if kind == StoreKind::Memory {
+            return None;
+        }
+        let path = self.records.lock_path(name)?;
+        let locked = tokio::task::spawn_blocking(move || AccountLock::acquire(&path)).await;
+        match locked {
+            Ok(Ok(lock)) => Some(lock),
+            Ok(Err(e)) => {
+                tracing::warn!(account = %name, error = %e, "cannot take the account's refresh lock; refreshing without it");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(account = %name, error = %e, "cannot take the account's refresh lock; refreshing without it");
+                None
+            }
+        }
+    }
+}
+
+/// What [`Lanyard::signed_in`] found.
+struct SignedIn {
+    record: Record,
+    tokens: Tokens,
+    secrets: Arc<dyn Secrets>,
+}
+
+/// The stored token, if it is the one asked for and valid for `min_valid` more seconds.
+fn stored_if_fresh(tokens: &Tokens, target: &Target, min_valid: u64) -> Option<AccessToken> {
+    let remaining = tokens.expires_at.map(|e| e.saturating_sub(now()));
+    if !target.is_default() || remaining.is_some_and(|r| r < min_valid) {
+        return None;
+    }
+    Some(AccessToken {
+        token: tokens.access_token.clone()?,
+        expires_at: tokens.expires_at,
+        refreshed: false,
+        warning: None,
+        refresh_failed: None,
+    })
+}
+
+/// The outcome of a failed refresh: the current token while it lasts, with the failure
+/// as a warning; else the failure.
+fn still_valid(
+    error: Error,
+    current: Secret,
+    expires_at: Option<u64>,
+    remaining: Option<u64>,
+) -> Result<AccessToken, Error> {
+    match remaining {
+        Some(r) if r > 0 => Ok(AccessToken {
+            token: current,
+            expires_at,
+            refreshed: false,
+            warning: Some(format!(
+                "{error}; the current token is still valid for {r} s"
+            )),
+            refresh_failed: Some(error.to_string()),
+        }),
+        _ => Err(error),
+    }
+}
+
+fn short_lifetime(remaining: u64, min_valid: u64) -> String {
+    format!(
+        "the provider issued a token valid for {remaining} s, less than the {min_valid} s asked for"
+    )
 }
 
 enum RefreshError {

@@ -5,13 +5,16 @@
 //! file: there is no plaintext fallback, and a keychain that cannot be used is an error
 //! that says what to install or unlock. Non-secret state about a sign-in (who, until when,
 //! which claims) is a [`Record`], kept by [`Records`] in the data directory, or in memory
-//! for memory accounts, so that a kiosk leaves nothing behind.
+//! for memory accounts, so that a kiosk leaves nothing behind. An [`AccountLock`] lets one
+//! process at a time refresh an account.
 
 mod keychain;
+mod lock;
 mod memory;
 mod records;
 
 pub use keychain::Keychain;
+pub use lock::AccountLock;
 pub use memory::Memory;
 pub use records::{Record, Records, Status, write_private};
 

@@ -126,6 +126,8 @@ impl Records {
         }
     }
 
+    /// Forgets the account's record, and its refresh lock: a signed-out account leaves no
+    /// file behind. (A process still waiting on the lock finds no refresh token after it.)
     pub fn remove(&self, kind: StoreKind, account: &str) -> Result<(), Error> {
         match kind {
             StoreKind::Memory => {
@@ -133,13 +135,21 @@ impl Records {
                 Ok(())
             }
             StoreKind::Keychain => match self.path(account) {
-                Some(path) => match std::fs::remove_file(&path) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::State {
-                        path: path.display().to_string(),
-                        message: e.to_string(),
-                    }),
-                    _ => Ok(()),
-                },
+                Some(path) => {
+                    if let Some(lock) = self.lock_path(account)
+                        && let Err(e) = std::fs::remove_file(&lock)
+                        && e.kind() != std::io::ErrorKind::NotFound
+                    {
+                        tracing::warn!(account, error = %e, "cannot delete the refresh lock file");
+                    }
+                    match std::fs::remove_file(&path) {
+                        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::State {
+                            path: path.display().to_string(),
+                            message: e.to_string(),
+                        }),
+                        _ => Ok(()),
+                    }
+                }
                 None => Ok(()),
             },
         }
@@ -172,6 +182,17 @@ impl Records {
                 .as_ref()?
                 .join("accounts")
                 .join(format!("{account}.json")),
+        )
+    }
+
+    /// Where `account`'s refresh lock is (see [`super::AccountLock`]); `None` without a
+    /// data directory.
+    pub fn lock_path(&self, account: &str) -> Option<PathBuf> {
+        Some(
+            self.dir
+                .as_ref()?
+                .join("locks")
+                .join(format!("{account}.lock")),
         )
     }
 
@@ -215,7 +236,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub(super) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     let mut builder = std::fs::DirBuilder::new();
     builder.recursive(true);
     #[cfg(unix)]
@@ -263,8 +284,11 @@ mod tests {
             assert_eq!(mode(&dir.path().join("accounts")), 0o700);
             assert_eq!(mode(&dir.path().join("accounts/work.json")), 0o600);
         }
+        let lock = records.lock_path("work").unwrap();
+        drop(super::super::AccountLock::acquire(&lock).unwrap());
         records.remove(StoreKind::Keychain, "work").unwrap();
         assert_eq!(records.load(StoreKind::Keychain, "work"), None);
+        assert!(!lock.exists(), "the refresh lock goes with the record");
         records.remove(StoreKind::Keychain, "work").unwrap();
     }
 

@@ -18,6 +18,13 @@
 // A test-only route, GET /_test/events, lists the provider events seen so far (grant
 // revoked, end session, token consumed, center_uuid:… of authorization requests) so tests
 // can check what the provider did without reaching into its memory.
+//
+// Fault switch, for tests of a provider that is down: GET /_test/fault?path=P&mode=M makes
+// requests to P (a path under the issuer, such as /token) fail from then on: `hang` (the
+// connection is accepted and never answered), `hold` (like hang, until the mode changes:
+// then the held requests are served), `500`, `reset` (the connection is reset) or
+// `garbage` (200 with a body that is not JSON); `off` ends it. GET /_test/hits?path=P
+// says how many requests reached P so far, faulty or not.
 
 import fs from 'node:fs';
 import http from 'node:http';
@@ -278,6 +285,9 @@ const tls = args.tls ? makeCertificates(args.tls) : null;
 const scheme = tls ? 'https' : 'http';
 const events = [];
 const tokenTimes = [];
+const faults = new Map(); // path -> mode
+const held = new Map(); // path -> [release]
+const hits = new Map(); // path -> count
 
 const server = (tls ? https.createServer(tls) : http.createServer()).listen(port, '127.0.0.1', () => {
   const actual = server.address().port;
@@ -305,6 +315,24 @@ const server = (tls ? https.createServer(tls) : http.createServer()).listen(port
       // How long the token endpoint took over each request, in ms: the provider's own share
       // of a refresh, for the benchmark.
       if (req.url === '/_test/token_times' || req.url === `${prefix}/_test/token_times`) return json(res, 200, tokenTimes);
+      const test = new URL(req.url, 'http://x');
+      if (test.pathname === '/_test/fault' || test.pathname === `${prefix}/_test/fault`) {
+        const path = test.searchParams.get('path');
+        const mode = test.searchParams.get('mode');
+        if (!path || !['hang', 'hold', '500', 'reset', 'garbage', 'off'].includes(mode)) {
+          return json(res, 400, { error: 'path and mode (hang, hold, 500, reset, garbage, off) are required' });
+        }
+        if (mode === 'off') faults.delete(path); else faults.set(path, mode);
+        if (mode !== 'hold') {
+          const waiting = held.get(path) ?? [];
+          held.delete(path);
+          for (const release of waiting) release();
+        }
+        return json(res, 200, { path, mode });
+      }
+      if (test.pathname === '/_test/hits' || test.pathname === `${prefix}/_test/hits`) {
+        return json(res, 200, { hits: hits.get(test.searchParams.get('path')) ?? 0 });
+      }
       if (req.url === `${prefix}/_test/avatar.png`) {
         res.writeHead(200, { 'content-type': 'image/png' });
         return res.end(fs.readFileSync(new URL('../fixtures/avatar.png', import.meta.url)));
@@ -314,6 +342,20 @@ const server = (tls ? https.createServer(tls) : http.createServer()).listen(port
       req.originalUrl = req.url;
       req.url = req.url.slice(prefix.length) || '/';
       const url = new URL(req.url, issuer);
+      hits.set(url.pathname, (hits.get(url.pathname) ?? 0) + 1);
+      const fault = faults.get(url.pathname);
+      if (fault === 'hang') return undefined;
+      if (fault === 'hold') {
+        if (!held.has(url.pathname)) held.set(url.pathname, []);
+        held.get(url.pathname).push(() => callback(req, res));
+        return undefined;
+      }
+      if (fault === '500') return json(res, 500, { error: 'server_error', error_description: 'the fault switch is on' });
+      if (fault === 'reset') return req.socket.resetAndDestroy();
+      if (fault === 'garbage') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        return res.end('<html><body>502 Bad Gateway</body></html>');
+      }
       if (url.pathname === (profile.routes?.token ?? '/token') && req.method === 'POST') {
         const start = process.hrtime.bigint();
         res.on('finish', () => tokenTimes.push(Number(process.hrtime.bigint() - start) / 1e6));

@@ -73,6 +73,39 @@ impl Idp {
         body.json().await.unwrap()
     }
 
+    /// Turns the provider's fault switch for `path` (under the issuer, such as `/token`):
+    /// `hang`, `hold`, `500`, `reset`, `garbage`, or `off` (which also releases the
+    /// requests held).
+    pub async fn fault(&self, path: &str, mode: &str) {
+        let response = self
+            .client()
+            .get(format!("{}/_test/fault", self.issuer))
+            .query(&[("path", path), ("mode", mode)])
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "{}",
+            response.text().await.unwrap()
+        );
+    }
+
+    /// How many requests reached `path` so far, faulty or not.
+    pub async fn hits(&self, path: &str) -> u64 {
+        let body: Value = self
+            .client()
+            .get(format!("{}/_test/hits", self.issuer))
+            .query(&[("path", path)])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        body["hits"].as_u64().unwrap()
+    }
+
     /// A raw refresh at the token endpoint, as an attacker holding an old token would try.
     pub async fn try_refresh(&self, client_id: &str, refresh_token: &str) -> Value {
         let response = self
@@ -261,8 +294,8 @@ impl Env {
         self.lanyard_with_stdin(args, "").await
     }
 
-    pub async fn lanyard_with_stdin(&self, args: &[&str], stdin: &str) -> Run {
-        use tokio::io::AsyncWriteExt as _;
+    /// `lanyard ARGS` in this environment, all of its standard streams piped.
+    pub fn command(&self, args: &[&str]) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_lanyard"));
         cmd.args(args)
             .env("LANYARD_CONFIG", &self.config)
@@ -273,7 +306,12 @@ impl Env {
         for (k, v) in &self.vars {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().unwrap();
+        cmd
+    }
+
+    pub async fn lanyard_with_stdin(&self, args: &[&str], stdin: &str) -> Run {
+        use tokio::io::AsyncWriteExt as _;
+        let mut child = self.command(args).spawn().unwrap();
         let mut input = child.stdin.take().unwrap();
         input.write_all(stdin.as_bytes()).await.unwrap();
         drop(input);
