@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 
 use crate::broker::{me, signed_in};
-use crate::support::{AgentProc, Env, Idp, Run};
+use crate::support::{AgentProc, Env, Idp, Run, stored_tokens};
 
 /// Lanyard's HTTP timeout (`http::TOTAL_TIMEOUT`): the longest one flight can take.
 const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -157,26 +157,9 @@ async fn processes_started_together_refresh_once() {
     let env = signed_in(&idp, "o-direct").await;
     let consumed = |events: &[String], name: &str| events.iter().filter(|e| *e == name).count();
     assert_eq!(consumed(&idp.events().await, "refresh_token.consumed"), 0);
-    let lock = Path::new(&env.path("data")).join("lanyard/locks/o-direct.lock");
 
-    idp.fault("/token", "hold").await;
     let before = idp.hits("/token").await;
-    let release = async {
-        let waited =
-            wait_for(|| async { idp.hits("/token").await > before && blocked_on(&lock) == 7 })
-                .await;
-        let hits = idp.hits("/token").await - before;
-        idp.fault("/token", "off").await;
-        assert!(
-            waited,
-            "not 7 processes waiting on the lock ({} waiting; {hits} refreshes at the provider)",
-            blocked_on(&lock)
-        );
-        assert_eq!(hits, 1, "one process asks the provider while seven wait");
-    };
-    let tools =
-        join_all((0..8).map(|_| env.lanyard(&["token", "o-direct", "--min-valid", "99999"])));
-    let (runs, ()) = tokio::join!(tools, release);
+    let runs = eight_at_once(&idp, &env, "o-direct", "off").await;
 
     let events = idp.events().await;
     assert_eq!(consumed(&events, "refresh_token.consumed"), 1, "{events:?}");
@@ -200,6 +183,93 @@ async fn processes_started_together_refresh_once() {
     assert_eq!(idp.hits("/token").await, before + 2);
     let events = idp.events().await;
     assert_eq!(consumed(&events, "grant.revoked"), 0, "{events:?}");
+}
+
+/// Eight `lanyard token` processes without an agent, each needing a refresh. The
+/// provider holds the first refresh until the seven others wait on the account's lock,
+/// then switches to `then` (`off`: the refresh goes through; `500`: it fails).
+async fn eight_at_once(idp: &Idp, env: &Env, account: &str, then: &str) -> Vec<Run> {
+    let lock = Path::new(&env.path("data")).join(format!("lanyard/locks/{account}.lock"));
+    idp.fault("/token", "hold").await;
+    let before = idp.hits("/token").await;
+    let release = async {
+        let waited =
+            wait_for(|| async { idp.hits("/token").await > before && blocked_on(&lock) == 7 })
+                .await;
+        let hits = idp.hits("/token").await - before;
+        idp.fault("/token", then).await;
+        assert!(
+            waited,
+            "not 7 processes waiting on the lock ({} waiting; {hits} refreshes at the provider)",
+            blocked_on(&lock)
+        );
+        assert_eq!(hits, 1, "one process asks the provider while seven wait");
+    };
+    let tools = join_all((0..8).map(|_| async move {
+        env.lanyard(&["token", account, "--min-valid", "99999"])
+            .await
+    }));
+    let (runs, ()) = tokio::join!(tools, release);
+    runs
+}
+
+/// Processes that waited on another's refresh, which failed, get that failure (here, the
+/// still-valid token with the warning) without asking the provider again one by one.
+#[tokio::test]
+async fn processes_that_waited_share_a_failed_refresh() {
+    let idp = Idp::start(false);
+    let env = signed_in(&idp, "o-direct-500").await;
+    let token = env.lanyard(&["token", "o-direct-500"]).await;
+    let token = token.assert_ok().stdout.trim().to_owned();
+    let before = idp.hits("/token").await;
+    let runs = eight_at_once(&idp, &env, "o-direct-500", "500").await;
+    assert_eq!(
+        idp.hits("/token").await,
+        before + 1,
+        "one attempt for eight"
+    );
+    let runs: Vec<_> = runs.into_iter().map(|r| (r, Duration::ZERO)).collect();
+    all_got_the_current_token(&runs, &token);
+    idp.fault("/token", "off").await;
+    // The failure is not remembered past the wait: the next process tries again.
+    env.lanyard(&["token", "o-direct-500", "--min-valid", "99999"])
+        .await
+        .assert_ok();
+    assert_eq!(idp.hits("/token").await, before + 2);
+}
+
+/// `invalid_grant` is shared like any outcome, and final until a sign-in: after the
+/// provider revokes the grant, twenty tools at once cost it one refresh attempt, the
+/// agent stops handing out the token it still holds, and later tools cost nothing.
+#[tokio::test]
+async fn a_revoked_sign_in_is_told_to_everyone_at_once() {
+    let idp = Idp::start(false);
+    let (env, _agent, _token) = agent_with_token(&idp, "o-revoked").await;
+    // Someone uses the stored refresh token first: the provider rotates it, so Lanyard's
+    // is spent, and using it again revokes the grant.
+    let stored = stored_tokens("o-revoked").unwrap();
+    let spent = stored["refresh_token"].as_str().unwrap();
+    let stolen = idp.try_refresh("lanyard-public", spent).await;
+    assert!(stolen["access_token"].is_string(), "{stolen}");
+    let before = idp.hits("/token").await;
+    let runs = tools_at_once(&env, "o-revoked", 20).await;
+    for (run, _) in &runs {
+        run.assert_fails(3, "sign-in needed");
+    }
+    assert_eq!(
+        idp.hits("/token").await,
+        before + 1,
+        "one attempt for twenty"
+    );
+    env.lanyard(&["token", "o-revoked"])
+        .await
+        .assert_fails(3, "sign-in needed");
+    assert_eq!(idp.hits("/token").await, before + 1);
+    // A sign-in ends it.
+    env.lanyard(&["login", "o-revoked"]).await.assert_ok();
+    env.lanyard(&["token", "o-revoked", "--min-valid", "99999"])
+        .await
+        .assert_ok();
 }
 
 /// A process killed while it holds the lock does not leave the account locked.

@@ -826,15 +826,19 @@ impl Agent {
                 Ok(served)
             }
             Err(e) => {
+                let error = body(&e);
+                let transient = error.code == Code::ProviderError;
+                let answer = slot.failed(error, transient);
                 if e.kind() == Kind::SignInNeeded {
+                    // The tokens held here go with the sign-in: no tool gets them now.
+                    // Until a sign-in, `session` answers so without asking the provider.
+                    self.forget(account);
                     let _ = self.inner.events.send(Event::SignInNeeded {
                         account: account.to_owned(),
                         reason: e.to_string(),
                     });
                 }
-                let error = body(&e);
-                let transient = error.code == Code::ProviderError;
-                slot.failed(error, transient)
+                answer
             }
         }
     }

@@ -22,7 +22,7 @@
 // Fault switch, for tests of a provider that is down: GET /_test/fault?path=P&mode=M makes
 // requests to P (a path under the issuer, such as /token) fail from then on: `hang` (the
 // connection is accepted and never answered), `hold` (like hang, until the mode changes:
-// then the held requests are served), `500`, `reset` (the connection is reset) or
+// then the held requests are answered as the new mode says), `500`, `reset` (the connection is reset) or
 // `garbage` (200 with a body that is not JSON); `off` ends it. GET /_test/hits?path=P
 // says how many requests reached P so far, faulty or not.
 
@@ -288,6 +288,7 @@ const tokenTimes = [];
 const faults = new Map(); // path -> mode
 const held = new Map(); // path -> [release]
 const hits = new Map(); // path -> count
+let callback; // the provider's request handler, once it listens
 
 const server = (tls ? https.createServer(tls) : http.createServer()).listen(port, '127.0.0.1', () => {
   const actual = server.address().port;
@@ -308,7 +309,7 @@ const server = (tls ? https.createServer(tls) : http.createServer()).listen(port
     };
   }
   const keys = jose.createRemoteJWKSet(new URL(`${issuer}${profile.routes?.jwks ?? '/jwks'}`));
-  const callback = provider.callback();
+  callback = provider.callback();
   server.on('request', async (req, res) => {
     try {
       if (req.url === '/_test/events' || req.url === `${prefix}/_test/events`) return json(res, 200, events);
@@ -326,7 +327,7 @@ const server = (tls ? https.createServer(tls) : http.createServer()).listen(port
         if (mode !== 'hold') {
           const waiting = held.get(path) ?? [];
           held.delete(path);
-          for (const release of waiting) release();
+          for (const release of waiting) release(mode);
         }
         return json(res, 200, { path, mode });
       }
@@ -343,19 +344,7 @@ const server = (tls ? https.createServer(tls) : http.createServer()).listen(port
       req.url = req.url.slice(prefix.length) || '/';
       const url = new URL(req.url, issuer);
       hits.set(url.pathname, (hits.get(url.pathname) ?? 0) + 1);
-      const fault = faults.get(url.pathname);
-      if (fault === 'hang') return undefined;
-      if (fault === 'hold') {
-        if (!held.has(url.pathname)) held.set(url.pathname, []);
-        held.get(url.pathname).push(() => callback(req, res));
-        return undefined;
-      }
-      if (fault === '500') return json(res, 500, { error: 'server_error', error_description: 'the fault switch is on' });
-      if (fault === 'reset') return req.socket.resetAndDestroy();
-      if (fault === 'garbage') {
-        res.writeHead(200, { 'content-type': 'application/json' });
-        return res.end('<html><body>502 Bad Gateway</body></html>');
-      }
+      if (faulty(url.pathname, faults.get(url.pathname), req, res)) return undefined;
       if (url.pathname === (profile.routes?.token ?? '/token') && req.method === 'POST') {
         const start = process.hrtime.bigint();
         res.on('finish', () => tokenTimes.push(Number(process.hrtime.bigint() - start) / 1e6));
@@ -372,6 +361,30 @@ const server = (tls ? https.createServer(tls) : http.createServer()).listen(port
   });
   process.stdout.write(`${JSON.stringify({ issuer, port: actual })}\n`);
 });
+
+// Answers a request to `path` as the fault switch's `mode` says, or returns false to let
+// the provider answer it. A held request is answered, when the mode changes, as the new
+// mode says.
+function faulty(path, mode, req, res) {
+  switch (mode) {
+    case 'hang': return true;
+    case 'hold':
+      if (!held.has(path)) held.set(path, []);
+      held.get(path).push((next) => faulty(path, next, req, res) || callback(req, res));
+      return true;
+    case '500':
+      json(res, 500, { error: 'server_error', error_description: 'the fault switch is on' });
+      return true;
+    case 'reset':
+      req.socket.resetAndDestroy();
+      return true;
+    case 'garbage':
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end('<html><body>502 Bad Gateway</body></html>');
+      return true;
+    default: return false;
+  }
+}
 
 // Hep.gg's userinfo: a bearer JWT access token, verified with the provider's own keys.
 async function jwtUserinfo(req, res, keys, issuer) {
