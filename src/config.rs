@@ -131,14 +131,7 @@ impl Kiosk {
         if let Some(path) = std::env::var_os("LANYARD_KIOSK_CONFIG") {
             return PathBuf::from(path);
         }
-        if cfg!(target_os = "macos") {
-            PathBuf::from("/Library/Application Support/Lanyard/kiosk.toml")
-        } else if cfg!(windows) {
-            let base = std::env::var_os("ProgramData").unwrap_or_else(|| "C:\\ProgramData".into());
-            PathBuf::from(base).join("Lanyard").join("kiosk.toml")
-        } else {
-            PathBuf::from("/etc/lanyard/kiosk.toml")
-        }
+        crate::platform::managed_dir().join("kiosk.toml")
     }
 
     /// The kiosk file, if kiosk mode is on: its accounts are the only ones offered, each

@@ -27,7 +27,7 @@ use crate::kiosk::{Seat, SeatView, Trigger};
 use crate::preset::{self, Branding, Preset};
 use crate::session::{self, Lanyard, Progress};
 use crate::store::{Record, Records, Status};
-use crate::{Error, discovery, http};
+use crate::{Error, discovery, http, platform};
 
 /// Where the app keeps its state; every field defaults as the CLI's does.
 #[derive(Debug, Clone, Default)]
@@ -501,7 +501,7 @@ impl Desktop {
     }
 
     /// Serves the broker on `listener` and keeps the views current.
-    fn serve(&self, listener: tokio::net::UnixListener) {
+    fn serve(&self, listener: crate::platform::Listener) {
         let desktop = self;
         let agent = self.inner.agent.clone();
         desktop.remember_providers();
@@ -1107,7 +1107,7 @@ async fn seat_ended(hold: &mut Option<crate::kiosk::Hold>) {
 }
 
 /// Binds the broker's socket, asking a headless agent there to make way.
-async fn bind_or_take_over(socket: &Path) -> Result<tokio::net::UnixListener, Failure> {
+async fn bind_or_take_over(socket: &Path) -> Result<crate::platform::Listener, Failure> {
     Ok(match broker::bind(socket).await {
         Err(BindError::Running(_)) => {
             take_over(socket).await?;
@@ -1135,13 +1135,13 @@ fn modified(path: &Path) -> Option<std::time::SystemTime> {
 
 /// Asks the headless agent at `socket` to stop, and waits until it has let go.
 async fn take_over(socket: &Path) -> Result<(), Failure> {
-    let stream = tokio::net::UnixStream::connect(socket).await.map_err(|e| {
+    let stream = platform::connect(socket).await.map_err(|e| {
         Failure::new(format!(
             "cannot reach the agent at {}: {e}",
             socket.display()
         ))
     })?;
-    let (uid, pid, exe) = broker::peer::server_of(&stream).map_err(|e| {
+    let (user, pid, exe) = platform::server_of(&stream).map_err(|e| {
         Failure::new(format!(
             "cannot identify the agent at {}: {e}",
             socket.display()
@@ -1152,66 +1152,30 @@ async fn take_over(socket: &Path) -> Result<(), Failure> {
         message: format!("another Lanyard app is serving {}", socket.display()),
         hint: Some("use the window that is open already (see the tray)".into()),
     };
-    let Some(pid) = pid.filter(|_| uid == broker::server::own_uid()) else {
+    let Some(pid) = pid.filter(|_| user == platform::own_user()) else {
         return Err(busy());
     };
     let is_cli = exe
         .as_deref()
         .and_then(Path::file_name)
-        .is_some_and(|n| n == "lanyard");
+        .is_some_and(|n| n == platform::CLI);
     if !is_cli {
         return Err(busy());
     }
     tracing::info!(pid, "taking over from the headless agent");
-    // SAFETY: kill with a pid read from the socket's peer credentials and a valid signal.
-    unsafe { libc::kill(pid, libc::SIGTERM) };
+    platform::terminate(pid);
     // The agent finishes what it is doing, removes its socket and exits.
-    let patience = Duration::from_millis(TAKE_OVER_MS as u64);
-    if tokio::time::timeout(patience, exited(pid)).await.is_ok() {
+    if platform::exited(pid, TAKE_OVER).await {
         return Ok(());
     }
     Err(Failure {
         message: format!("the headless agent (pid {pid}) did not stop"),
-        hint: Some(format!("stop it yourself: kill {pid}")),
+        hint: Some(format!("stop it yourself: {}", platform::stop_command(pid))),
     })
 }
 
 /// How long a headless agent gets to finish its requests and exit.
-const TAKE_OVER_MS: i32 = 5000;
-
-/// Resolves when process `pid` has exited: its pidfd becomes readable (Linux), else it
-/// no longer answers signal 0.
-async fn exited(pid: i32) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::{FromRawFd as _, OwnedFd};
-        // SAFETY: pidfd_open takes a pid and flags, and returns a new descriptor or -1.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
-        if fd >= 0 {
-            // SAFETY: a non-negative result is a descriptor this process now owns.
-            let owned = unsafe { OwnedFd::from_raw_fd(fd) };
-            let waited = tokio::task::spawn_blocking(move || {
-                use std::os::fd::AsRawFd as _;
-                let mut poll = libc::pollfd {
-                    fd: owned.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                };
-                // SAFETY: one valid pollfd; readable means the process has exited. Bounded,
-                // so the thread is never stuck on a process that will not exit.
-                unsafe { libc::poll(&mut poll, 1, TAKE_OVER_MS) }
-            })
-            .await;
-            if waited.is_ok_and(|n| n > 0) {
-                return;
-            }
-        }
-    }
-    // SAFETY: signal 0 only checks that the process exists.
-    while unsafe { libc::kill(pid, 0) } == 0 {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+const TAKE_OVER: Duration = Duration::from_secs(5);
 
 fn provider_name(account: &Account) -> String {
     match account.preset.as_deref().and_then(preset::find) {

@@ -55,6 +55,7 @@ pub mod flow;
 pub mod http;
 pub mod jose;
 pub mod kiosk;
+pub mod platform;
 pub mod preset;
 pub mod secret;
 pub mod session;

@@ -303,7 +303,7 @@ impl Agent {
         self.known(account)?;
         let cached = self.fetch(account, 60, &Target::default()).await?.cached;
         let owner = Peer {
-            uid: super::server::own_uid(),
+            user: crate::platform::own_user(),
             pid: Some(std::process::id() as i32),
             app: "(copied in the Lanyard app)".into(),
             through: None,

@@ -11,11 +11,10 @@ use std::path::Path;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::UnixStream;
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
 
 use crate::flow::Target;
+use crate::platform::{self, ClientConnection, User};
 
 use super::protocol::{
     self, AccountState, ErrorBody, Identity, Op, Outcome, ProgressFrame, Request, Response,
@@ -29,9 +28,13 @@ pub enum Error {
     NotRunning(String),
     /// The socket is served by another user: nothing it says can be trusted.
     #[error(
-        "the agent at {path} runs as uid {uid}, not as you (uid {own}): it is not your agent, so Lanyard will not talk to it; remove that socket, or set LANYARD_SOCK to your own agent's"
+        "the agent at {path} runs as {user}, not as you ({own}): it is not your agent, so Lanyard will not talk to it; remove that socket, or set LANYARD_SOCK to your own agent's"
     )]
-    WrongServer { path: String, uid: u32, own: u32 },
+    WrongServer {
+        path: String,
+        user: String,
+        own: String,
+    },
     #[error("the agent's connection failed: {0}")]
     Io(#[from] std::io::Error),
     #[error("the agent sent something this client cannot read: {0}")]
@@ -41,19 +44,19 @@ pub enum Error {
 }
 
 pub struct Client {
-    reader: BufReader<OwnedReadHalf>,
-    writer: OwnedWriteHalf,
+    reader: BufReader<ReadHalf<ClientConnection>>,
+    writer: WriteHalf<ClientConnection>,
     next_id: u64,
 }
 
 impl Client {
     /// Connects and says hello.
     pub async fn connect(path: &Path) -> Result<Client, Error> {
-        let stream = UnixStream::connect(path)
+        let stream = platform::connect(path)
             .await
             .map_err(|e| connect_error(e, path))?;
-        ours(stream.peer_cred()?.uid(), path)?;
-        let (read, writer) = stream.into_split();
+        ours(platform::server_user(&stream)?, path)?;
+        let (read, writer) = tokio::io::split(stream);
         let mut client = Client {
             reader: BufReader::new(read),
             writer,
@@ -136,9 +139,8 @@ impl Client {
 /// or logging is set up.
 pub fn token_blocking(path: &Path, account: &str, min_valid: u64) -> Result<TokenReply, Error> {
     use std::io::{BufRead as _, Write as _};
-    let stream =
-        std::os::unix::net::UnixStream::connect(path).map_err(|e| connect_error(e, path))?;
-    ours(super::peer::credentials(&stream)?.0, path)?;
+    let stream = platform::connect_blocking(path).map_err(|e| connect_error(e, path))?;
+    ours(platform::blocking_server_user(&stream)?, path)?;
     let mut frames = protocol::encode(&Request {
         id: 1,
         op: Op::Hello {
@@ -207,15 +209,15 @@ impl From<TokenReply> for crate::session::AccessToken {
 
 /// The agent must run as this user: a socket another user serves (one made first in a
 /// shared directory) could hand out forged tokens or learn what is asked.
-fn ours(uid: u32, path: &Path) -> Result<(), Error> {
-    let own = super::server::own_uid();
-    if uid == own {
+fn ours(user: User, path: &Path) -> Result<(), Error> {
+    let own = platform::own_user();
+    if user == own {
         return Ok(());
     }
     Err(Error::WrongServer {
         path: path.display().to_string(),
-        uid,
-        own,
+        user: user.to_string(),
+        own: own.to_string(),
     })
 }
 

@@ -16,17 +16,17 @@ use crypto_box::aead::{Aead, AeadCore, OsRng};
 use crypto_box::{PublicKey, SalsaBox, SecretKey};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{UnixListener, UnixStream};
 
 use super::agent::Agent;
 use super::peer::Peer;
 use super::server::{self, FRAME_TIMEOUT};
+use crate::platform::{self, Connection, Listener, User};
 
 const MAX_MESSAGE: usize = 64 * 1024;
 
 /// Serves oidc-agent clients until `shutdown` completes.
-pub async fn run(listener: UnixListener, agent: Agent, shutdown: impl Future<Output = ()>) {
-    let uid = server::own_uid();
+pub async fn run(listener: Listener, agent: Agent, shutdown: impl Future<Output = ()>) {
+    let user = platform::own_user();
     let clis = agent.clis().clone();
     let limits = server::Limits {
         max: server::MAX_CONNECTIONS,
@@ -35,12 +35,12 @@ pub async fn run(listener: UnixListener, agent: Agent, shutdown: impl Future<Out
             .into_bytes(),
     };
     server::accept(listener, &clis, limits, shutdown, move |stream, peer| {
-        serve(stream, peer, agent.clone(), uid)
+        serve(stream, peer, agent.clone(), user.clone())
     })
     .await;
 }
 
-async fn serve(mut stream: UnixStream, peer: std::io::Result<Peer>, agent: Agent, uid: u32) {
+async fn serve(mut stream: Connection, peer: std::io::Result<Peer>, agent: Agent, user: User) {
     let peer = match peer {
         Ok(peer) => peer,
         Err(e) => {
@@ -52,7 +52,7 @@ async fn serve(mut stream: UnixStream, peer: std::io::Result<Peer>, agent: Agent
     else {
         return;
     };
-    if peer.uid != uid {
+    if peer.user != user {
         let _ = stream
             .write_all(
                 failure("this agent serves its own user only")
@@ -181,7 +181,7 @@ fn failure_with(error: &str, hint: Option<&str>) -> Value {
 /// Reads until `complete` says the bytes so far are a whole message (oidc-agent's IPC has
 /// no framing), within the frame time limit and the size limit.
 async fn read_message(
-    stream: &mut UnixStream,
+    stream: &mut Connection,
     complete: impl Fn(&[u8]) -> bool,
 ) -> Option<Vec<u8>> {
     let mut buf = Vec::new();

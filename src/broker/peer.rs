@@ -13,18 +13,20 @@
 //! and any path an embedder names ([`Clis::with`]). A program merely named `lanyard`
 //! elsewhere is an app like any other.
 //!
-//! Process ids can be reused. Each process read is pinned with a pidfd (the socket's own,
-//! `SO_PEERPIDFD`, where the kernel has it) and checked to be alive after its executable was
-//! read, and each parent is checked to still be the child's parent once pinned: a client
-//! that exits mid-way is refused, never named after whatever took its pid.
+//! Process ids can be reused. The process table comes from [`platform::peer_of`], in which
+//! each process read is pinned (a pidfd, a process handle) and checked to be alive after
+//! its executable was read, and each parent to still be the child's parent once pinned: a
+//! client that exits mid-way is refused, never named after whatever took its pid.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-/// Who is asking, from the socket's peer credentials.
+use crate::platform::{self, CLI, Processes};
+
+/// Who is asking, from the connection's peer credentials.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Peer {
-    pub uid: u32,
+    pub user: platform::User,
     /// The named app's process.
     pub pid: Option<i32>,
     /// The executable path that names the app in the policy.
@@ -36,13 +38,6 @@ pub struct Peer {
 /// The `lanyard` command lines this broker recognises, by canonical path.
 #[derive(Debug, Clone, Default)]
 pub struct Clis(Arc<Vec<PathBuf>>);
-
-/// The CLI's file name on this platform.
-const CLI: &str = if cfg!(windows) {
-    "lanyard.exe"
-} else {
-    "lanyard"
-};
 
 impl Clis {
     /// The CLIs of this installation: the running executable if it is the CLI, the one
@@ -78,13 +73,6 @@ impl Clis {
     pub fn contains(&self, exe: &Path) -> bool {
         self.0.iter().any(|p| p == exe)
     }
-}
-
-/// What the ancestor walk needs to know of a process.
-pub trait Processes {
-    fn exe(&self, pid: i32) -> Option<PathBuf>;
-    fn parent(&self, pid: i32) -> Option<i32>;
-    fn args(&self, pid: i32) -> Vec<String>;
 }
 
 /// How far up the walk goes: a CLI run by a CLI run by a shell wrapper is already deep.
@@ -128,224 +116,30 @@ fn is_sh_c(exe: &Path, args: &[String]) -> bool {
     let shell = exe
         .file_name()
         .and_then(|n| n.to_str())
+        .map(|n| if cfg!(windows) { n.trim_end_matches(".exe") } else { n })
         .is_some_and(|n| SHELLS.contains(&n));
     shell && args.get(1).is_some_and(|a| a == "-c")
 }
 
-#[cfg(target_os = "linux")]
-pub use linux::{identify, server_of};
-
-/// The user and process at the other end of a connected socket, for blocking callers
-/// (std's `peer_cred` is not stable yet).
-pub fn credentials(stream: &std::os::unix::net::UnixStream) -> std::io::Result<(u32, Option<i32>)> {
-    use std::os::fd::AsRawFd as _;
-    #[cfg(any(target_os = "linux", target_os = "android"))]
-    {
-        let mut cred = libc::ucred {
-            pid: 0,
-            uid: 0,
-            gid: 0,
-        };
-        let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-        // SAFETY: getsockopt writes at most `len` bytes into `cred`.
-        let rc = unsafe {
-            libc::getsockopt(
-                stream.as_raw_fd(),
-                libc::SOL_SOCKET,
-                libc::SO_PEERCRED,
-                (&raw mut cred).cast(),
-                &mut len,
-            )
-        };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok((cred.uid, Some(cred.pid).filter(|p| *p > 0)))
-    }
-    #[cfg(not(any(target_os = "linux", target_os = "android")))]
-    {
-        let (mut uid, mut gid) = (0, 0);
-        // SAFETY: getpeereid writes the two ids.
-        if unsafe { libc::getpeereid(stream.as_raw_fd(), &mut uid, &mut gid) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        Ok((uid, None))
-    }
-}
-
-#[cfg(target_os = "linux")]
-mod linux {
-    use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
-    use std::path::PathBuf;
-
-    use tokio::net::UnixStream;
-
-    use super::{Clis, Peer, Processes, caller};
-
-    /// Names the peer of `stream`.
-    pub fn identify(stream: &UnixStream, clis: &Clis) -> std::io::Result<Peer> {
-        let cred = stream.peer_cred()?;
-        let unknown = |pid: Option<i32>| Peer {
-            uid: cred.uid(),
-            pid,
+/// Names the peer of an accepted connection.
+pub fn identify(stream: &platform::Connection, clis: &Clis) -> std::io::Result<Peer> {
+    let process = platform::peer_of(stream)?;
+    let (Some(pid), Some(exe)) = (process.pid, process.exe) else {
+        return Ok(Peer {
+            user: process.user,
+            pid: process.pid,
             app: "unknown".into(),
             through: None,
-        };
-        let Some(pid) = cred.pid().filter(|p| *p > 0) else {
-            return Ok(unknown(None));
-        };
-        let refused = |why: String| std::io::Error::other(format!("client pid {pid}: {why}"));
-        let pin = Pidfd::of_peer(stream)
-            .or_else(|| Pidfd::open(pid))
-            .ok_or_else(|| refused("the client exited before it could be identified".into()))?;
-        let exe = Proc.exe(pid);
-        if !pin.alive() {
-            return Err(refused(
-                "the client exited before it could be identified".into(),
-            ));
-        }
-        let Some(exe) = exe else {
-            return Ok(unknown(Some(pid)));
-        };
-        let pinned = Pinned {
-            child: (pid, pin),
-            parents: std::cell::RefCell::new(Vec::new()),
-        };
-        let (app_pid, app, through) = caller(&pinned, clis, pid, exe).map_err(refused)?;
-        Ok(Peer {
-            uid: cred.uid(),
-            pid: Some(app_pid),
-            app: app.display().to_string(),
-            through: through.map(|p| p.display().to_string()),
-        })
-    }
-
-    /// The process serving `stream` (a broker found at a socket): its user, pid and
-    /// executable, without any walk.
-    pub fn server_of(stream: &UnixStream) -> std::io::Result<(u32, Option<i32>, Option<PathBuf>)> {
-        let cred = stream.peer_cred()?;
-        let exe = cred.pid().and_then(|pid| Proc.exe(pid));
-        Ok((cred.uid(), cred.pid(), exe))
-    }
-
-    /// /proc as it is: no pinning.
-    struct Proc;
-
-    impl Processes for Proc {
-        fn exe(&self, pid: i32) -> Option<PathBuf> {
-            std::fs::read_link(format!("/proc/{pid}/exe")).ok()
-        }
-
-        fn parent(&self, pid: i32) -> Option<i32> {
-            // The field after the parenthesised name, which may itself hold spaces and ')'.
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            stat.rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()
-        }
-
-        fn args(&self, pid: i32) -> Vec<String> {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|raw| {
-                    raw.split(|b| *b == 0)
-                        .map(|a| String::from_utf8_lossy(a).into_owned())
-                        .collect()
-                })
-                .unwrap_or_default()
-        }
-    }
-
-    /// /proc read under pidfds: every process the walk reads is alive, and each parent
-    /// still the parent of the process below it, after the read. A read that cannot be
-    /// vouched for answers `None`, and the walk refuses.
-    struct Pinned {
-        child: (i32, Pidfd),
-        /// Pidfds of the ancestors read so far, by pid.
-        parents: std::cell::RefCell<Vec<(i32, Pidfd)>>,
-    }
-
-    impl Pinned {
-        fn alive(&self, pid: i32) -> bool {
-            if pid == self.child.0 {
-                return self.child.1.alive();
-            }
-            self.parents
-                .borrow()
-                .iter()
-                .any(|(p, fd)| *p == pid && fd.alive())
-        }
-    }
-
-    impl Processes for Pinned {
-        fn exe(&self, pid: i32) -> Option<PathBuf> {
-            let exe = Proc.exe(pid)?;
-            self.alive(pid).then_some(exe)
-        }
-
-        fn parent(&self, pid: i32) -> Option<i32> {
-            let parent = Proc.parent(pid)?;
-            if parent <= 0 {
-                // No parent visible (another pid namespace): nothing to name.
-                return None;
-            }
-            let pin = Pidfd::open(parent)?;
-            // Pinned after it was read: still `pid`'s parent, with `pid` alive, means the
-            // pidfd holds that parent and not a process that took its pid since.
-            if Proc.parent(pid) != Some(parent) || !self.alive(pid) {
-                return None;
-            }
-            self.parents.borrow_mut().push((parent, pin));
-            Some(parent)
-        }
-
-        fn args(&self, pid: i32) -> Vec<String> {
-            let args = Proc.args(pid);
-            if self.alive(pid) { args } else { Vec::new() }
-        }
-    }
-
-    struct Pidfd(OwnedFd);
-
-    impl Pidfd {
-        /// The socket peer's own pidfd (Linux 6.5 and later): no race at all.
-        fn of_peer(stream: &UnixStream) -> Option<Pidfd> {
-            let mut fd: libc::c_int = -1;
-            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-            // SAFETY: getsockopt writes at most `len` bytes into `fd`.
-            let rc = unsafe {
-                libc::getsockopt(
-                    stream.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_PEERPIDFD,
-                    (&mut fd as *mut libc::c_int).cast(),
-                    &mut len,
-                )
-            };
-            // SAFETY: a descriptor the kernel just gave this process.
-            (rc == 0 && fd >= 0).then(|| Pidfd(unsafe { OwnedFd::from_raw_fd(fd) }))
-        }
-
-        fn open(pid: i32) -> Option<Pidfd> {
-            // SAFETY: pidfd_open takes a pid and flags, and returns a new descriptor or -1.
-            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
-            // SAFETY: a non-negative result is a descriptor this process now owns.
-            (fd >= 0).then(|| Pidfd(unsafe { OwnedFd::from_raw_fd(fd) }))
-        }
-
-        /// The process has not exited: its pidfd is not readable yet.
-        fn alive(&self) -> bool {
-            let mut poll = libc::pollfd {
-                fd: self.0.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd, no waiting.
-            unsafe { libc::poll(&mut poll, 1, 0) == 0 }
-        }
-    }
+        });
+    };
+    let (app_pid, app, through) = caller(&*process.processes, clis, pid, exe)
+        .map_err(|why| std::io::Error::other(format!("client pid {pid}: {why}")))?;
+    Ok(Peer {
+        user: process.user,
+        pid: Some(app_pid),
+        app: app.display().to_string(),
+        through: through.map(|p| p.display().to_string()),
+    })
 }
 
 #[cfg(test)]

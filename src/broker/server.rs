@@ -10,9 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
-use tokio::net::{UnixListener, UnixStream};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
 use tokio::sync::{Semaphore, broadcast};
 use tokio::task::JoinSet;
 
@@ -20,6 +18,10 @@ use super::agent::Agent;
 use super::peer::{self, Clis, Peer};
 use super::protocol::{self, Code, EventFrame, Op, ProgressFrame, Response};
 use crate::flow::Target;
+use crate::platform::{self, Connection, Listener, User};
+
+type OwnedReadHalf = ReadHalf<Connection>;
+type OwnedWriteHalf = WriteHalf<Connection>;
 
 /// A connection that sends nothing for this long is closed.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(300);
@@ -31,13 +33,13 @@ pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 pub const MAX_CONNECTIONS: usize = 1024;
 
 /// Serves until `shutdown` completes, then stops accepting and ends every connection.
-pub async fn run(listener: UnixListener, agent: Agent, shutdown: impl Future<Output = ()>) {
+pub async fn run(listener: Listener, agent: Agent, shutdown: impl Future<Output = ()>) {
     run_with(listener, agent, MAX_CONNECTIONS, shutdown).await;
 }
 
 /// [`run`], serving at most `limit` connections at once.
 pub async fn run_with(
-    listener: UnixListener,
+    listener: Listener,
     agent: Agent,
     limit: usize,
     shutdown: impl Future<Output = ()>,
@@ -48,10 +50,10 @@ pub async fn run_with(
         format!("the agent is serving {limit} connections already; try again"),
     ));
     let clis = agent.clis().clone();
-    let uid = own_uid();
+    let user = platform::own_user();
     let limits = Limits { max: limit, busy };
     accept(listener, &clis, limits, shutdown, move |stream, peer| {
-        serve(stream, peer, agent.clone(), uid)
+        serve(stream, peer, agent.clone(), user.clone())
     })
     .await;
 }
@@ -68,13 +70,13 @@ pub struct Limits {
 /// `limits.max` is told so and closed at once, so a client that holds every slot blocks
 /// neither accepting nor shutdown. All connections end at shutdown.
 pub async fn accept<F, Fut>(
-    listener: UnixListener,
+    mut listener: Listener,
     clis: &Clis,
     limits: Limits,
     shutdown: impl Future<Output = ()>,
     handle: F,
 ) where
-    F: Fn(UnixStream, std::io::Result<Peer>) -> Fut,
+    F: Fn(Connection, std::io::Result<Peer>) -> Fut,
     Fut: Future<Output = ()> + Send + 'static,
 {
     let slots = Arc::new(Semaphore::new(limits.max));
@@ -88,7 +90,7 @@ pub async fn accept<F, Fut>(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
             accepted = listener.accept() => {
                 let stream = match accepted {
-                    Ok((stream, _)) => {
+                    Ok(stream) => {
                         backoff = ACCEPT_BACKOFF;
                         stream
                     }
@@ -125,7 +127,7 @@ pub async fn accept<F, Fut>(
 /// The first pause after a failed `accept`.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-async fn serve(stream: UnixStream, peer: std::io::Result<Peer>, agent: Agent, uid: u32) {
+async fn serve(stream: Connection, peer: std::io::Result<Peer>, agent: Agent, user: User) {
     let peer = match peer {
         Ok(peer) => peer,
         Err(e) => {
@@ -133,10 +135,10 @@ async fn serve(stream: UnixStream, peer: std::io::Result<Peer>, agent: Agent, ui
             return;
         }
     };
-    let (read, mut write) = stream.into_split();
+    let (read, mut write) = tokio::io::split(stream);
     let mut reader = BufReader::with_capacity(8 * 1024, read);
-    if peer.uid != uid {
-        tracing::warn!(uid = peer.uid, pid = ?peer.pid, "refused a client of another user");
+    if peer.user != user {
+        tracing::warn!(user = %peer.user, pid = ?peer.pid, "refused a client of another user");
         // Answer its first request (its hello), so that the refusal is what it reads.
         let first = tokio::time::timeout(Duration::from_secs(2), read_frame(&mut reader)).await;
         let id = match first {
@@ -413,11 +415,6 @@ async fn read_frame(reader: &mut BufReader<OwnedReadHalf>) -> Result<Option<Vec<
     }
 }
 
-pub fn own_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
-}
-
 #[cfg(test)]
 mod tests {
     use std::path::Path;
@@ -441,14 +438,14 @@ mod tests {
     async fn a_client_holding_every_slot_blocks_neither_others_nor_shutdown() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("agent.sock");
-        let listener = UnixListener::bind(&path).unwrap();
+        let listener = Listener::bind(&path).unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(run_with(listener, agent(dir.path()), 2, async {
             let _ = stopped.await;
         }));
-        let _first = UnixStream::connect(&path).await.unwrap();
-        let _second = UnixStream::connect(&path).await.unwrap();
-        let third = UnixStream::connect(&path).await.unwrap();
+        let _first = platform::connect(&path).await.unwrap();
+        let _second = platform::connect(&path).await.unwrap();
+        let third = platform::connect(&path).await.unwrap();
         let mut line = String::new();
         tokio::time::timeout(
             Duration::from_secs(10),

@@ -30,7 +30,7 @@ pub struct Keychain {
 impl Keychain {
     pub fn open() -> Result<Keychain, Error> {
         Ok(Keychain {
-            store: platform_store().map_err(unavailable)?,
+            store: crate::platform::keychain_store().map_err(unavailable)?,
         })
     }
 
@@ -61,28 +61,6 @@ impl Secrets for Keychain {
             Err(e) => Err(classify(e)),
         }
     }
-}
-
-#[cfg(target_os = "linux")]
-fn platform_store() -> keyring_core::Result<Arc<CredentialStore>> {
-    Ok(zbus_secret_service_keyring_store::Store::new()?)
-}
-
-#[cfg(target_os = "macos")]
-fn platform_store() -> keyring_core::Result<Arc<CredentialStore>> {
-    Ok(apple_native_keyring_store::keychain::Store::new()?)
-}
-
-#[cfg(windows)]
-fn platform_store() -> keyring_core::Result<Arc<CredentialStore>> {
-    Ok(windows_native_keyring_store::Store::new()?)
-}
-
-#[cfg(not(any(target_os = "linux", target_os = "macos", windows)))]
-fn platform_store() -> keyring_core::Result<Arc<CredentialStore>> {
-    Err(keyring_core::Error::NotSupportedByStore(
-        "no keychain support on this platform".into(),
-    ))
 }
 
 fn unavailable(e: keyring_core::Error) -> Error {

@@ -1,0 +1,62 @@
+//! Everything that differs by operating system, behind one surface: one file per OS
+//! (`unix.rs` for Linux and macOS, `windows.rs`), each defining the same items. Code
+//! above this module is one copy for every OS.
+//!
+//! | | Unix | Windows |
+//! |---|---|---|
+//! | the broker's transport ([`Listener`], [`Connection`], [`connect`]) | a Unix socket, 0600, in a directory of the user's own that nobody else may write | a named pipe whose DACL grants the user only, created as the first instance so no other process can squat the name, refusing remote clients |
+//! | who is at the other end ([`peer_of`], [`server_user`]) | `SO_PEERCRED` and /proc, each read pinned by a pidfd (Linux); `getpeereid` (macOS) | `GetNamedPipeClientProcessId`, `QueryFullProcessImageNameW`, the process token's user SID, each process held by a handle |
+//! | the default endpoint ([`default_endpoint`]) | `$XDG_RUNTIME_DIR/lanyard/agent.sock`, else `/tmp/lanyard-UID/agent.sock` | `\\.\pipe\lanyard-USER` |
+//! | a headless agent making way for the app ([`terminate`], [`exited`]) | SIGTERM, then a pidfd | `TerminateProcess`, then the process handle |
+//! | managed files ([`managed_dir`]) | `/etc/lanyard`; macOS `/Library/Application Support/Lanyard` | `%ProgramData%\Lanyard` |
+//! | the keychain ([`keychain_store`]) | the Secret Service; macOS Keychain Services | Credential Manager |
+//!
+//! A user is a [`User`]: a uid on Unix, a SID string on Windows.
+
+#[cfg(unix)]
+mod unix;
+#[cfg(unix)]
+pub use unix::*;
+
+#[cfg(windows)]
+mod windows;
+#[cfg(windows)]
+pub use windows::*;
+
+use std::path::PathBuf;
+
+/// Why the broker's endpoint cannot be served.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("an agent is already running at {0}")]
+    Running(String),
+    #[error(
+        "the socket's directory {path} {why}; another user could reach or replace the socket there: remove the directory (Lanyard makes it afresh), or set LANYARD_SOCK to a socket in a directory of your own with mode 0700"
+    )]
+    Unsafe { path: String, why: String },
+    #[error("cannot listen at {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// The process at the other end of a broker connection, with a view of the process table
+/// in which it and every ancestor read are pinned (see [`Processes`]).
+pub struct PeerProcess {
+    pub user: User,
+    pub pid: Option<i32>,
+    /// `None` when it cannot be read (another user's process, say).
+    pub exe: Option<PathBuf>,
+    pub processes: Box<dyn Processes>,
+}
+
+/// The process table, as far as naming a caller needs it. Each answer is about the process
+/// that had the pid when the connection was identified, or `None`.
+pub trait Processes {
+    fn exe(&self, pid: i32) -> Option<PathBuf>;
+    fn parent(&self, pid: i32) -> Option<i32>;
+    /// The command line; empty when it cannot be read.
+    fn args(&self, pid: i32) -> Vec<String>;
+}
