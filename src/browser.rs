@@ -105,10 +105,7 @@ impl Seat {
         let name = crate::secret::random(12)
             .map_err(|_| std::io::Error::other("no randomness for the profile's name"))?;
         let profile = std::env::temp_dir().join(format!("lanyard-seat-{}", name.expose()));
-        let mut builder = std::fs::DirBuilder::new();
-        #[cfg(unix)]
-        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-        builder.create(&profile)?;
+        crate::platform::private_dir_builder().create(&profile)?;
         Ok(Seat {
             kind,
             profile,

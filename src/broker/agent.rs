@@ -700,10 +700,8 @@ impl Agent {
             decision: decision.to_owned(),
             time,
         });
-        let mut options = std::fs::OpenOptions::new();
+        let mut options = crate::platform::private_file_options();
         options.create(true).append(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         // The data directory may not exist yet: the first decision of a fresh install.
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);

@@ -116,7 +116,13 @@ fn is_sh_c(exe: &Path, args: &[String]) -> bool {
     let shell = exe
         .file_name()
         .and_then(|n| n.to_str())
-        .map(|n| if cfg!(windows) { n.trim_end_matches(".exe") } else { n })
+        .map(|n| {
+            if cfg!(windows) {
+                n.trim_end_matches(".exe")
+            } else {
+                n
+            }
+        })
         .is_some_and(|n| SHELLS.contains(&n));
     shell && args.get(1).is_some_and(|a| a == "-c")
 }

@@ -9,7 +9,7 @@
 //! | the default endpoint ([`default_endpoint`]) | `$XDG_RUNTIME_DIR/lanyard/agent.sock`, else `/tmp/lanyard-UID/agent.sock` | `\\.\pipe\lanyard-USER` |
 //! | a headless agent making way for the app ([`terminate`], [`exited`]) | SIGTERM, then a pidfd | `TerminateProcess`, then the process handle |
 //! | managed files ([`managed_dir`]) | `/etc/lanyard`; macOS `/Library/Application Support/Lanyard` | `%ProgramData%\Lanyard` |
-//! | the keychain ([`keychain_store`]) | the Secret Service; macOS Keychain Services | Credential Manager |
+//! | the keychain ([`keychain_store`], [`KEYCHAIN_ITEM_MAX`]) | the Secret Service; macOS Keychain Services | Credential Manager, whose items hold 2,560 bytes: larger values are kept in parts |
 //!
 //! A user is a [`User`]: a uid on Unix, a SID string on Windows.
 

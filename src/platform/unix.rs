@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{BindError, PeerProcess};
 #[cfg(not(target_os = "linux"))]
 use super::Processes;
+use super::{BindError, PeerProcess};
 
 /// A user: the uid. Shown as `uid 1000`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +23,9 @@ pub fn own_user() -> User {
     // SAFETY: geteuid has no preconditions and cannot fail.
     User(unsafe { libc::geteuid() })
 }
+
+/// The most UTF-16 units one keychain item holds, where there is a limit that tokens reach.
+pub const KEYCHAIN_ITEM_MAX: Option<usize> = None;
 
 /// The command line's file name.
 pub const CLI: &str = "lanyard";
@@ -68,6 +71,20 @@ pub fn keychain_store() -> keyring_core::Result<Arc<keyring_core::CredentialStor
     }
 }
 
+/// A directory builder whose directories only the user may enter (0700).
+pub fn private_dir_builder() -> std::fs::DirBuilder {
+    let mut builder = std::fs::DirBuilder::new();
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+}
+
+/// Open options whose new files only the user may read (0600).
+pub fn private_file_options() -> std::fs::OpenOptions {
+    let mut options = std::fs::OpenOptions::new();
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options
+}
+
 /// A connection the broker accepted.
 pub type Connection = tokio::net::UnixStream;
 /// A connection to the broker.
@@ -100,13 +117,13 @@ pub fn prepare(path: &Path) -> Result<(), BindError> {
     let Some(dir) = path.parent() else {
         return Ok(());
     };
-    let mut builder = std::fs::DirBuilder::new();
-    builder.recursive(true);
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    builder.create(dir).map_err(|source| BindError::Io {
-        path: path.display().to_string(),
-        source,
-    })?;
+    private_dir_builder()
+        .recursive(true)
+        .create(dir)
+        .map_err(|source| BindError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
     private_dir(dir, dir == default_dir())
 }
 
@@ -209,7 +226,9 @@ fn credentials(stream: &std::os::unix::net::UnixStream) -> std::io::Result<(u32,
 }
 
 /// The process serving the broker at the other end: its user, pid and executable.
-pub fn server_of(stream: &ClientConnection) -> std::io::Result<(User, Option<i32>, Option<PathBuf>)> {
+pub fn server_of(
+    stream: &ClientConnection,
+) -> std::io::Result<(User, Option<i32>, Option<PathBuf>)> {
     let cred = stream.peer_cred()?;
     #[cfg(target_os = "linux")]
     let exe = cred.pid().and_then(linux::exe);

@@ -865,7 +865,7 @@ impl Lanyard {
         {
             return Ok(keychain);
         }
-        let keychain: Arc<dyn Secrets> = Arc::new(run_blocking(Keychain::open).await?);
+        let keychain = run_blocking(Keychain::open).await?.into_secrets();
         *self.keychain.lock().unwrap_or_else(|e| e.into_inner()) = Some(keychain.clone());
         Ok(keychain)
     }

@@ -34,6 +34,15 @@ impl Keychain {
         })
     }
 
+    /// The keychain as a store of secrets of any size: where one item holds less than an
+    /// account's tokens (Credential Manager), larger values are kept in parts.
+    pub fn into_secrets(self) -> Arc<dyn super::Secrets> {
+        match crate::platform::KEYCHAIN_ITEM_MAX {
+            Some(max) => Arc::new(super::chunked::Chunked::new(self, max)),
+            None => Arc::new(self),
+        }
+    }
+
     fn entry(&self, service: &str, account: &str) -> Result<Entry, Error> {
         self.store.build(service, account, None).map_err(classify)
     }

@@ -53,11 +53,12 @@ impl AccountLock {
         if let Some(dir) = path.parent() {
             create_private_dir(dir)?;
         }
-        let mut options = std::fs::OpenOptions::new();
-        options.read(true).write(true).create(true).truncate(false);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        let file = options.open(path)?;
+        let file = crate::platform::private_file_options()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
         let waited_since = match file.try_lock() {
             Ok(()) => None,
             Err(std::fs::TryLockError::WouldBlock) => {

@@ -8,6 +8,7 @@
 //! for memory accounts, so that a kiosk leaves nothing behind. An [`AccountLock`] lets one
 //! process at a time refresh an account.
 
+mod chunked;
 mod keychain;
 mod lock;
 mod memory;
