@@ -980,9 +980,15 @@ mod tests {
 
     #[test]
     fn kiosk_table_with_durations_and_defaults() {
-        let config = parse(
-            "[kiosk]\nidle_timeout = \"90s\"\nidle_warning = 30\nmax_session = \"4h\"\nallowed_apps = [\"/opt/game\"]\nbrowser = \"/usr/bin/firefox-esr\"\n",
-        )
+        // An absolute path on this platform.
+        let game = if cfg!(windows) {
+            r"C:\\Games\\game.exe"
+        } else {
+            "/opt/game"
+        };
+        let config = parse(&format!(
+            "[kiosk]\nidle_timeout = \"90s\"\nidle_warning = 30\nmax_session = \"4h\"\nallowed_apps = [\"{game}\"]\nbrowser = \"/usr/bin/firefox-esr\"\n",
+        ))
         .unwrap();
         let kiosk = config.kiosk.unwrap();
         assert_eq!(kiosk.idle_timeout, Some(std::time::Duration::from_secs(90)));
@@ -991,7 +997,7 @@ mod tests {
             kiosk.max_session,
             Some(std::time::Duration::from_secs(4 * 3600))
         );
-        assert_eq!(kiosk.allowed_apps, ["/opt/game"]);
+        assert_eq!(kiosk.allowed_apps, [game.replace(r"\\", r"\")]);
         assert!(matches!(kiosk.browser, SeatBrowser::Firefox { .. }));
         assert!(kiosk.device_flow);
         let never = parse("[kiosk]\nidle_timeout = 0\nmax_session = \"0\"\n").unwrap();

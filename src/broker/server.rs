@@ -437,7 +437,11 @@ mod tests {
     #[tokio::test]
     async fn a_client_holding_every_slot_blocks_neither_others_nor_shutdown() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("agent.sock");
+        let path = if cfg!(windows) {
+            format!(r"\\.\pipe\lanyard-test-{}", std::process::id()).into()
+        } else {
+            dir.path().join("agent.sock")
+        };
         let listener = Listener::bind(&path).unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(run_with(listener, agent(dir.path()), 2, async {

@@ -23,7 +23,7 @@ use tokio::net::windows::named_pipe::{
     ClientOptions, NamedPipeClient, NamedPipeServer, ServerOptions,
 };
 use windows_sys::Win32::Foundation::{
-    ERROR_PIPE_BUSY, FILETIME, HANDLE, LocalFree, WAIT_OBJECT_0, WAIT_TIMEOUT,
+    ERROR_FILE_NOT_FOUND, ERROR_PIPE_BUSY, FILETIME, HANDLE, LocalFree, WAIT_OBJECT_0, WAIT_TIMEOUT,
 };
 use windows_sys::Win32::Security::Authorization::{
     ConvertSidToStringSidW, ConvertStringSecurityDescriptorToSecurityDescriptorW, SDDL_REVISION_1,
@@ -206,12 +206,13 @@ pub fn prepare(_path: &Path) -> Result<(), BindError> {
     Ok(())
 }
 
-/// Whether any process serves the pipe's name.
+/// Whether any process serves the pipe's name: asked without connecting, so no instance
+/// of it is used up.
 pub fn exists(path: &Path) -> bool {
-    match ClientOptions::new().open(path) {
-        Ok(_) => true,
-        Err(e) => e.raw_os_error() == Some(ERROR_PIPE_BUSY as i32),
-    }
+    let name = wide(path.as_os_str());
+    // SAFETY: a NUL-terminated pipe name; waits at most 1 ms.
+    let free = unsafe { WaitNamedPipeW(name.as_ptr(), 1) } != 0;
+    free || std::io::Error::last_os_error().raw_os_error() != Some(ERROR_FILE_NOT_FOUND as i32)
 }
 
 /// Nothing is left behind by a broker that died: the pipe goes with it.
@@ -510,4 +511,62 @@ fn token_user(process: HANDLE) -> std::io::Result<User> {
 /// `text` as a NUL-terminated UTF-16 string.
 fn wide(text: &OsStr) -> Vec<u16> {
     text.encode_wide().chain(Some(0)).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both ends of the pipe name each other: the server sees this process (its user, pid
+    /// and executable), the client sees a server of its own user; a second server on the
+    /// name is refused.
+    #[tokio::test]
+    async fn the_pipe_names_both_ends_and_cannot_be_squatted() {
+        let path = PathBuf::from(format!(r"\\.\pipe\lanyard-unit-{}", std::process::id()));
+        let mut listener = Listener::bind(&path).unwrap();
+        if under_wine() {
+            // Wine 8 ignores FILE_FLAG_FIRST_PIPE_INSTANCE (and pipe DACLs): only Windows
+            // itself can show the name cannot be squatted. docs/windows.md says so.
+            eprintln!("under Wine: the first-instance check is not enforced, not checked");
+        } else {
+            assert!(Listener::bind(&path).is_err(), "a second first instance");
+        }
+        assert!(exists(&path));
+        assert!(!exists(Path::new(r"\\.\pipe\lanyard-nobody-serves-this")));
+
+        let client = connect(&path).await.unwrap();
+        let server = listener.accept().await.unwrap();
+        let me = own_user();
+        assert!(me.0.starts_with("S-1-"), "{me}");
+        assert_eq!(server_user(&client).unwrap(), me);
+        let peer = peer_of(&server).unwrap();
+        assert_eq!(peer.user, me);
+        assert_eq!(peer.pid, Some(std::process::id() as i32));
+        let exe = std::env::current_exe().unwrap();
+        assert_eq!(
+            peer.exe.map(|p| p.display().to_string().to_lowercase()),
+            Some(exe.display().to_string().to_lowercase())
+        );
+        let (user, pid, _) = server_of(&client).unwrap();
+        assert_eq!((user, pid), (me.clone(), Some(std::process::id() as i32)));
+
+        // The blocking client, as `lanyard token`'s fast path connects.
+        let accepting = tokio::spawn(async move { listener.accept().await.map(drop) });
+        let blocking = tokio::task::spawn_blocking(move || {
+            let pipe = connect_blocking(&path)?;
+            blocking_server_user(&pipe)
+        });
+        assert_eq!(blocking.await.unwrap().unwrap(), me);
+        accepting.await.unwrap().unwrap();
+    }
+
+    /// Whether this runs under Wine: its ntdll exports `wine_get_version`.
+    fn under_wine() -> bool {
+        use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleA, GetProcAddress};
+        // SAFETY: NUL-terminated names; ntdll is always loaded.
+        unsafe {
+            let ntdll = GetModuleHandleA(c"ntdll.dll".as_ptr().cast());
+            !ntdll.is_null() && GetProcAddress(ntdll, c"wine_get_version".as_ptr().cast()).is_some()
+        }
+    }
 }

@@ -39,8 +39,14 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         None | Some("check") => check(),
         Some("build") => build(&["--bin", "lanyard"]).map(drop),
-        Some(other) => bail!("unknown windows task `{other}`: check or build"),
+        Some("unit") => unit(),
+        Some(other) => bail!("unknown windows task `{other}`: check, build or unit"),
     }
+}
+
+/// The library's unit tests, built for Windows and run under Wine (cargo's runner).
+pub fn unit() -> anyhow::Result<()> {
+    super::run(&mut cargo(&["test", "-p", "lanyard", "--lib"]))
 }
 
 /// `cargo check` of the library and the command line for Windows.
