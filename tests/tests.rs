@@ -25,3 +25,5 @@ mod oracle;
 mod outage;
 /// The five seed providers as presets, each against its emulation.
 mod presets;
+/// The Windows lane: lanyard.exe under Wine, against the real provider.
+mod windows;

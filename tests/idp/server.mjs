@@ -4,7 +4,7 @@
 //
 // Usage: node server.mjs [--port N] [--tls DIR] [--access-token-ttl S]
 //                        [--profile default|hepgg|hackclub|propper|hello|ggleap|ggleap-beta]
-//                        [--exact-port N] [--mallory-picture URL]
+//                        [--exact-port N] [--mallory-picture URL] [--access-token-size N]
 //
 // --port 0 (the default) picks a free port. --tls DIR makes a private CA and a leaf
 // certificate for 127.0.0.1 in DIR (ca.pem, for the client's trust store) and serves https.
@@ -12,7 +12,8 @@
 // scopes and claims (custom ones too), response types, client authentication, token
 // formats. --exact-port is the loopback port ggLeap's client registered exactly.
 // --mallory-picture is the `picture` claim of the user mallory: a URL a hostile provider
-// might aim an app's picture fetch at.
+// might aim an app's picture fetch at. --access-token-size pads every access token to N
+// characters: the large tokens that overflow a Credential Manager item (2,560 bytes).
 // When the provider listens it prints one JSON line on stdout: {"issuer": "...", "port": N}.
 //
 // A test-only route, GET /_test/events, lists the provider events seen so far (grant
@@ -40,6 +41,7 @@ const port = Number(args.port ?? 0);
 const accessTokenTtl = Number(args['access-token-ttl'] ?? 3600);
 const profileName = args.profile ?? 'default';
 const exactPort = Number(args['exact-port'] ?? 0);
+const accessTokenSize = Number(args['access-token-size'] ?? 0);
 
 // Users that sign in through the devInteractions login form (any password is accepted).
 const USERS = {
@@ -302,10 +304,10 @@ const server = (tls ? https.createServer(tls) : http.createServer()).listen(port
     provider.on(name, () => events.push(name));
   }
   provider.on('server_error', (_ctx, error) => process.stderr.write(`server_error: ${error?.stack ?? error}\n`));
-  if (profile.accessTokenPrefix) {
+  if (profile.accessTokenPrefix || accessTokenSize) {
     const generate = provider.AccessToken.prototype.generateTokenId;
     provider.AccessToken.prototype.generateTokenId = function prefixed() {
-      return `${profile.accessTokenPrefix}${generate.call(this)}`;
+      return `${profile.accessTokenPrefix ?? ''}${generate.call(this)}`.padEnd(accessTokenSize, 'x');
     };
   }
   const keys = jose.createRemoteJWKSet(new URL(`${issuer}${profile.routes?.jwks ?? '/jwks'}`));

@@ -17,14 +17,21 @@ pub fn run(extra: &[String]) -> anyhow::Result<()> {
     super::run(super::cargo().args(["test", "--workspace", "--no-run"]))?;
     // The desktop tests drive the app's binary, which `cargo test` does not build.
     super::run(super::cargo().args(["build", "-p", "lanyard-desktop"]))?;
+    // The Windows lane: the library's unit tests under Wine, then lanyard.exe and its test
+    // programs, which the end-to-end tests (tests/windows.rs) run under Wine.
+    super::windows::toolchain()?;
+    super::windows::unit()?;
+    let windows = super::windows::lane()?;
     let extra: Vec<&str> = extra
         .iter()
         .map(String::as_str)
         .skip_while(|a| *a == "--")
         .collect();
-    super::run(&mut super::cargo_in_keyring_session(
-        &[&["test", "--workspace"], extra.as_slice()].concat(),
-    )?)?;
+    super::run(
+        super::cargo_in_keyring_session(&[&["test", "--workspace"], extra.as_slice()].concat())?
+            .env("LANYARD_WINDOWS_BIN", &windows)
+            .env("WINEPREFIX", super::windows::wine_prefix()),
+    )?;
     // The whole run (CI's) also builds and checks the desktop app's .deb.
     if extra.is_empty() {
         super::bundle::run(&[])?;

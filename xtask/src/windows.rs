@@ -40,8 +40,40 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         None | Some("check") => check(),
         Some("build") => build(&["--bin", "lanyard"]).map(drop),
         Some("unit") => unit(),
-        Some(other) => bail!("unknown windows task `{other}`: check, build or unit"),
+        Some("lane") => lane().map(drop),
+        Some(other) => bail!("unknown windows task `{other}`: check, build, unit or lane"),
     }
+}
+
+/// What the end-to-end tests of the Windows lane run under Wine: `lanyard.exe`, and the
+/// test programs that play a Windows tool (`pipeclient.exe`) and another program reading
+/// Credential Manager (`credread.exe`). Returns their directory.
+pub fn lane() -> anyhow::Result<PathBuf> {
+    let bin = build(&["--bin", "lanyard"])?;
+    for helper in ["pipeclient", "credread"] {
+        let source = super::root().join(format!("xtask/windows/{helper}.c"));
+        let exe = bin.join(format!("{helper}.exe"));
+        let fresh = |p: &Path| p.metadata().and_then(|m| m.modified()).ok();
+        if fresh(&exe) < fresh(&source) || !exe.exists() {
+            super::run(
+                Command::new("x86_64-w64-mingw32-gcc")
+                    .args(["-O2", "-Wall", "-o"])
+                    .arg(&exe)
+                    .arg(&source)
+                    .arg("-ladvapi32"),
+            )
+            .with_context(|| format!("building {helper}.exe"))?;
+        }
+    }
+    // Lanyard's own state in the prefix is thrown away: each run starts signed out.
+    let users = wine_prefix().join("drive_c/users");
+    for user in std::fs::read_dir(&users).into_iter().flatten().flatten() {
+        let state = user.path().join("AppData/Roaming/lanyard");
+        if state.exists() {
+            std::fs::remove_dir_all(&state)?;
+        }
+    }
+    Ok(bin)
 }
 
 /// The library's unit tests, built for Windows and run under Wine (cargo's runner).

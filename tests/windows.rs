@@ -1,0 +1,246 @@
+//! The Windows lane: `lanyard.exe`, built on this machine for x86_64-pc-windows-gnu, run
+//! under Wine against the real test provider on 127.0.0.1 (Wine's sockets are the host's).
+//! Tokens go to Wine's Credential Manager and are read back by another Windows program;
+//! the broker serves a Windows tool on its named pipe. What Wine cannot show is listed in
+//! docs/windows.md.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::support::{Env, Idp, Run};
+
+/// Wine's 64-bit loader.
+const WINE: &str = "/usr/lib/wine/wine64";
+
+/// The Windows programs `cargo xtask test` built, and the Wine prefix they run in.
+struct Wine {
+    bin: PathBuf,
+    prefix: PathBuf,
+}
+
+impl Wine {
+    fn new() -> Wine {
+        let var = |name: &str| {
+            std::env::var_os(name).map(PathBuf::from).unwrap_or_else(|| {
+                panic!("{name} is not set: run the Windows lane with `cargo xtask test`, which builds lanyard.exe")
+            })
+        };
+        Wine {
+            bin: var("LANYARD_WINDOWS_BIN"),
+            prefix: var("WINEPREFIX"),
+        }
+    }
+
+    /// `PROGRAM.exe ARGS` under Wine, in `env`'s environment.
+    fn command(&self, env: &Env, program: &str, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(WINE);
+        cmd.arg(self.bin.join(format!("{program}.exe")))
+            .args(args)
+            .env("WINEPREFIX", &self.prefix)
+            .env("WINEDEBUG", "-all")
+            .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
+            .env("LANYARD_CONFIG", &env.config)
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        for (k, v) in env.vars() {
+            cmd.env(k, v);
+        }
+        cmd
+    }
+
+    async fn run(&self, env: &Env, program: &str, args: &[&str]) -> Run {
+        let out = tokio::time::timeout(
+            std::time::Duration::from_secs(120),
+            self.command(env, program, args).output(),
+        )
+        .await
+        .unwrap_or_else(|_| panic!("{program} {args:?} finished within 2 minutes"))
+        .unwrap();
+        Run {
+            code: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    async fn lanyard(&self, env: &Env, args: &[&str]) -> Run {
+        self.run(env, "lanyard", args).await
+    }
+
+    /// An account's tokens as another program reads them from Credential Manager: the
+    /// item `ACCOUNT.lanyard`, joined from its parts when it has them (and how many).
+    async fn stored(&self, env: &Env, account: &str) -> Option<(Value, usize)> {
+        let item = self
+            .run(env, "credread", &[&format!("{account}.lanyard")])
+            .await;
+        if item.code == 1 {
+            return None;
+        }
+        assert_eq!(item.code, 0, "{item:?}");
+        let Some(header) = item.stdout.strip_prefix("\u{0}lanyard-parts:") else {
+            return Some((serde_json::from_str(&item.stdout).unwrap(), 1));
+        };
+        let (generation, count) = header.split_once(':').unwrap();
+        let count: usize = count.parse().unwrap();
+        let mut whole = String::new();
+        for i in 0..count {
+            let part = self
+                .run(
+                    env,
+                    "credread",
+                    &[&format!("{account}#{generation}.{i}.lanyard")],
+                )
+                .await;
+            assert_eq!(part.code, 0, "part {i}: {part:?}");
+            whole.push_str(&part.stdout);
+        }
+        Some((serde_json::from_str(&whole).unwrap(), count))
+    }
+}
+
+/// Sign-in through the browser, a 6 KB access token kept in Credential Manager (in parts),
+/// refresh with rotation, the broker on its named pipe serving a Windows tool that must be
+/// approved first, and sign-out.
+#[tokio::test]
+async fn lanyard_exe_signs_in_keeps_tokens_brokers_and_signs_out() {
+    let wine = Wine::new();
+    let idp = Idp::start_with(false, &["--access-token-size", "6144"]);
+    // Wine's prefix outlives a run: an account name of this run's own.
+    let name = format!("win-{}", std::process::id());
+    let mut env = Env::new();
+    env.account(
+        &name,
+        &format!(
+            "issuer = \"{}\"\nclient_id = \"lanyard-public\"",
+            idp.issuer
+        ),
+    );
+    let pipe = format!(r"\\.\pipe\lanyard-test-{name}");
+    env.set("LANYARD_SOCK", &pipe);
+
+    // Sign in: lanyard.exe opens $BROWSER (the test's browser driver, a host program
+    // Wine starts) and receives the redirect on its loopback listener.
+    let run = wine.lanyard(&env, &["login", &name]).await;
+    assert!(
+        run.assert_ok()
+            .stdout
+            .contains(&format!("Signed in to {name} as Alice Example")),
+        "{run:?}"
+    );
+    let (stored, parts) = wine.stored(&env, &name).await.expect("tokens are stored");
+    assert!(
+        parts >= 5,
+        "a 6 KB token takes parts of 2,560 bytes: {parts}"
+    );
+    let access = stored["access_token"].as_str().unwrap().to_owned();
+    assert_eq!(access.len(), 6144);
+    let refresh = stored["refresh_token"].as_str().unwrap().to_owned();
+
+    // The token, whole, works at the provider.
+    let run = wine.lanyard(&env, &["token", &name, "--json"]).await;
+    let token = run.assert_ok().json()["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(token, access);
+    assert_eq!(idp.userinfo(&token).await["sub"], "alice");
+
+    // Refresh with rotation: the new refresh token is the one Credential Manager holds.
+    let run = wine
+        .lanyard(&env, &["token", &name, "--min-valid", "99999"])
+        .await;
+    let refreshed = run.assert_ok().stdout.trim().to_owned();
+    assert_ne!(refreshed, token);
+    assert_eq!(idp.userinfo(&refreshed).await["sub"], "alice");
+    let (stored, _) = wine.stored(&env, &name).await.unwrap();
+    assert_eq!(stored["access_token"], refreshed.as_str());
+    let rotated = stored["refresh_token"].as_str().unwrap().to_owned();
+    assert_ne!(rotated, refresh, "the provider rotated the refresh token");
+    assert_eq!(
+        idp.try_refresh("lanyard-public", &refresh).await["error"],
+        "invalid_grant",
+        "the old one is spent"
+    );
+
+    // The broker on its named pipe, and a Windows tool that is not lanyard.exe: refused
+    // until approved, then served.
+    let mut agent = wine.command(&env, "lanyard", &["agent"]).spawn().unwrap();
+    let mut said = tokio::io::BufReader::new(agent.stderr.take().unwrap());
+    let listening = tokio::time::timeout(std::time::Duration::from_secs(60), async {
+        use tokio::io::AsyncBufReadExt as _;
+        let mut line = String::new();
+        while said.read_line(&mut line).await.unwrap() > 0 {
+            if line.contains("listening at") {
+                return line;
+            }
+            line.clear();
+        }
+        panic!("the agent exited")
+    })
+    .await
+    .expect("the agent listens within a minute");
+    assert!(listening.contains(&pipe), "{listening}");
+    tokio::spawn(async move {
+        use tokio::io::AsyncReadExt as _;
+        let mut rest = Vec::new();
+        let _ = said.read_to_end(&mut rest).await;
+    });
+
+    let answer = |run: &Run| -> Value {
+        let line = run
+            .stdout
+            .lines()
+            .nth(1)
+            .unwrap_or_else(|| panic!("{run:?}"));
+        serde_json::from_str(line).unwrap()
+    };
+    let run = wine.run(&env, "pipeclient", &[&pipe, &name]).await;
+    let refused = answer(&run);
+    assert_eq!(refused["error"]["code"], "approval_required", "{refused}");
+    let hint = refused["error"]["hint"].as_str().unwrap().to_owned();
+    assert!(hint.to_lowercase().contains("pipeclient.exe"), "{hint}");
+    // The hint is the command to run: `lanyard allow ACCOUNT "PATH"`.
+    let app = hint
+        .split_once(&format!("allow {name} "))
+        .map(|(_, app)| app.trim_matches('"').to_owned())
+        .unwrap_or_else(|| panic!("{hint}"));
+    wine.lanyard(&env, &["allow", &name, &app])
+        .await
+        .assert_ok();
+    let run = wine.run(&env, "pipeclient", &[&pipe, &name]).await;
+    let served = answer(&run);
+    assert_eq!(served["ok"]["access_token"], refreshed.as_str(), "{served}");
+    agent.kill().await.unwrap();
+
+    // Sign out: the provider's session ended in the browser and the refresh token
+    // revoked; nothing left in Credential Manager, the item's parts included.
+    let header = wine
+        .run(&env, "credread", &[&format!("{name}.lanyard")])
+        .await;
+    let generation = header.stdout.split(':').nth(1).unwrap().to_owned();
+    let run = wine.lanyard(&env, &["logout", &name]).await;
+    run.assert_ok();
+    assert_eq!(
+        idp.try_refresh("lanyard-public", &rotated).await["error"],
+        "invalid_grant",
+        "revoked"
+    );
+    assert!(
+        idp.events()
+            .await
+            .contains(&"end_session.success".to_owned())
+    );
+    assert!(wine.stored(&env, &name).await.is_none());
+    let part = wine
+        .run(
+            &env,
+            "credread",
+            &[&format!("{name}#{generation}.0.lanyard")],
+        )
+        .await;
+    assert_eq!(part.code, 1, "no part is left: {part:?}");
+}
