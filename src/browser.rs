@@ -2,15 +2,17 @@
 //!
 //! `$BROWSER` wins when set, read the way xdg-open and git read it: a `:`-separated list of
 //! commands tried in order, each split like a shell word list, with `%s` replaced by the
-//! URL or else the URL appended. Without it, the platform's opener (`xdg-open`, `open`,
-//! `explorer`). The browser runs detached with its standard streams closed: its output
-//! must not mix with Lanyard's, and Lanyard never waits for it to exit.
+//! URL or else the URL appended (on Windows the list is `;`-separated, as paths hold `:`).
+//! Without it, the platform's opener (`xdg-open`, `open`, `ShellExecuteW`). The browser
+//! runs detached with its standard streams closed: its output must not mix with
+//! Lanyard's, and Lanyard never waits for it to exit.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 
 use crate::config::SeatBrowser;
+use crate::platform;
 
 /// Where sign-in and sign-out pages open.
 pub trait Opener: Send + Sync {
@@ -42,12 +44,19 @@ impl Error {
 
 pub fn open(url: &str) -> Result<(), Error> {
     let commands: Vec<String> = match std::env::var("BROWSER") {
-        Ok(value) if !value.trim().is_empty() => value.split(':').map(str::to_owned).collect(),
-        _ => vec![platform_opener().to_owned()],
+        Ok(value) if !value.trim().is_empty() => value
+            .split(platform::BROWSER_SEPARATOR)
+            .map(str::to_owned)
+            .collect(),
+        _ => {
+            return platform::open_url(url).map_err(|e| Error {
+                tried: format!("{}: {e}", platform::OPENER),
+            });
+        }
     };
     let mut tried = Vec::new();
     for command in commands {
-        let Ok(mut words) = shell_words::split(&command) else {
+        let Some(mut words) = platform::split_command(&command) else {
             tried.push(format!("`{command}`: cannot parse"));
             continue;
         };
@@ -77,16 +86,6 @@ pub fn open(url: &str) -> Result<(), Error> {
     Err(Error {
         tried: tried.join("; "),
     })
-}
-
-fn platform_opener() -> &'static str {
-    if cfg!(target_os = "macos") {
-        "open"
-    } else if cfg!(windows) {
-        "explorer"
-    } else {
-        "xdg-open"
-    }
 }
 
 /// A kiosk seat's browser: started by Lanyard with a profile directory made for one seat

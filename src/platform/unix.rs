@@ -85,6 +85,34 @@ pub fn private_file_options() -> std::fs::OpenOptions {
     options
 }
 
+/// What separates the commands in `$BROWSER`.
+pub const BROWSER_SEPARATOR: char = ':';
+
+/// The platform's own way of opening a URL, for messages.
+pub const OPENER: &str = if cfg!(target_os = "macos") {
+    "open"
+} else {
+    "xdg-open"
+};
+
+/// A `$BROWSER` command as words, split the way a shell would.
+pub fn split_command(command: &str) -> Option<Vec<String>> {
+    shell_words::split(command).ok()
+}
+
+/// Opens `url` with the platform's opener, detached.
+pub fn open_url(url: &str) -> std::io::Result<()> {
+    let mut child = std::process::Command::new(OPENER)
+        .arg(url)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    // Reaped when it exits, so that a long-lived process keeps no zombie.
+    std::thread::spawn(move || child.wait());
+    Ok(())
+}
+
 /// A connection the broker accepted.
 pub type Connection = tokio::net::UnixStream;
 /// A connection to the broker.

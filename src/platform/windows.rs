@@ -117,6 +117,67 @@ pub fn private_file_options() -> std::fs::OpenOptions {
     std::fs::OpenOptions::new()
 }
 
+/// What separates the commands in `$BROWSER`: paths hold `:`.
+pub const BROWSER_SEPARATOR: char = ';';
+
+/// The platform's own way of opening a URL, for messages.
+pub const OPENER: &str = "ShellExecuteW";
+
+/// A `$BROWSER` command as words: split at spaces outside double quotes. Backslashes are
+/// path separators here, not escapes.
+pub fn split_command(command: &str) -> Option<Vec<String>> {
+    let (mut words, mut word, mut quoted, mut started) = (Vec::new(), String::new(), false, false);
+    for c in command.chars() {
+        match c {
+            '"' => (quoted, started) = (!quoted, true),
+            c if c.is_whitespace() && !quoted => {
+                if started {
+                    words.push(std::mem::take(&mut word));
+                    started = false;
+                }
+            }
+            c => {
+                word.push(c);
+                started = true;
+            }
+        }
+    }
+    if quoted {
+        return None;
+    }
+    if started {
+        words.push(word);
+    }
+    Some(words)
+}
+
+/// Opens `url` in the user's default browser (`ShellExecuteW` with the `open` verb).
+pub fn open_url(url: &str) -> std::io::Result<()> {
+    use windows_sys::Win32::UI::Shell::ShellExecuteW;
+    use windows_sys::Win32::UI::WindowsAndMessaging::SW_SHOWNORMAL;
+    let (verb, target) = (wide(OsStr::new("open")), wide(OsStr::new(url)));
+    // SAFETY: NUL-terminated strings; no window handle, parameters or directory.
+    let result = unsafe {
+        ShellExecuteW(
+            std::ptr::null_mut(),
+            verb.as_ptr(),
+            target.as_ptr(),
+            std::ptr::null(),
+            std::ptr::null(),
+            SW_SHOWNORMAL,
+        )
+    };
+    // Values above 32 mean success; the rest are error codes.
+    if result as usize > 32 {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "ShellExecuteW failed with code {}",
+            result as usize
+        )))
+    }
+}
+
 /// A connection the broker accepted.
 pub type Connection = NamedPipeServer;
 /// A connection to the broker.
@@ -520,6 +581,21 @@ mod tests {
     /// Both ends of the pipe name each other: the server sees this process (its user, pid
     /// and executable), the client sees a server of its own user; a second server on the
     /// name is refused.
+    #[test]
+    fn browser_commands_split_at_spaces_outside_quotes() {
+        let words = split_command(r#""C:\Program Files\Firefox\firefox.exe" -private-window %s"#);
+        assert_eq!(
+            words.unwrap(),
+            [
+                r"C:\Program Files\Firefox\firefox.exe",
+                "-private-window",
+                "%s"
+            ]
+        );
+        assert_eq!(split_command(r#""unclosed"#), None);
+        assert_eq!(split_command(r#"a "" b"#).unwrap(), ["a", "", "b"]);
+    }
+
     #[tokio::test]
     async fn the_pipe_names_both_ends_and_cannot_be_squatted() {
         let path = PathBuf::from(format!(r"\\.\pipe\lanyard-unit-{}", std::process::id()));
