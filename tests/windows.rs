@@ -32,11 +32,15 @@ impl Wine {
         }
     }
 
-    /// `PROGRAM.exe ARGS` under Wine, in `env`'s environment.
+    /// `PROGRAM.exe ARGS` under Wine, in `env`'s environment; `cmd` is Wine's own
+    /// `cmd.exe`, a Windows program that runs others.
     fn command(&self, env: &Env, program: &str, args: &[&str]) -> tokio::process::Command {
         let mut cmd = tokio::process::Command::new(WINE);
-        cmd.arg(self.bin.join(format!("{program}.exe")))
-            .args(args)
+        match program {
+            "cmd" => cmd.arg("cmd"),
+            _ => cmd.arg(self.bin.join(format!("{program}.exe"))),
+        };
+        cmd.args(args)
             .env("WINEPREFIX", &self.prefix)
             .env("WINEDEBUG", "-all")
             .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
@@ -69,6 +73,20 @@ impl Wine {
 
     async fn lanyard(&self, env: &Env, args: &[&str]) -> Run {
         self.run(env, "lanyard", args).await
+    }
+
+    /// `lanyard.exe ARGS` run by `cmd.exe /c`, as a Windows tool runs it.
+    async fn lanyard_from_cmd(&self, env: &Env, args: &[&str]) -> Run {
+        // Wine's drive Z: is the host's root.
+        let exe = format!(
+            "Z:{}",
+            self.bin
+                .join("lanyard.exe")
+                .display()
+                .to_string()
+                .replace('/', "\\")
+        );
+        self.run(env, "cmd", &[&["/c", &exe], args].concat()).await
     }
 
     /// An account's tokens as another program reads them from Credential Manager: the
@@ -214,6 +232,22 @@ async fn lanyard_exe_signs_in_keeps_tokens_brokers_and_signs_out() {
     let run = wine.run(&env, "pipeclient", &[&pipe, &name]).await;
     let served = answer(&run);
     assert_eq!(served["ok"]["access_token"], refreshed.as_str(), "{served}");
+
+    // lanyard.exe through the agent (its fast path), run by cmd.exe: the agent looks
+    // through the command line and names cmd.exe, refused until allowed.
+    let run = wine.lanyard_from_cmd(&env, &["token", &name]).await;
+    run.assert_fails(8, "cmd.exe");
+    let app = run
+        .stderr
+        .split_once(&format!("lanyard allow {name} "))
+        .map(|(_, rest)| rest.split('`').next().unwrap().trim_matches('"').to_owned())
+        .unwrap_or_else(|| panic!("{run:?}"));
+    assert!(app.to_lowercase().ends_with(r"\cmd.exe"), "{app}");
+    wine.lanyard(&env, &["allow", &name, &app])
+        .await
+        .assert_ok();
+    let run = wine.lanyard_from_cmd(&env, &["token", &name]).await;
+    assert_eq!(run.assert_ok().stdout.trim(), refreshed);
     agent.kill().await.unwrap();
 
     // Sign out: the provider's session ended in the browser and the refresh token

@@ -62,16 +62,19 @@ impl Clis {
         for path in paths {
             if let Ok(path) = std::fs::canonicalize(&path)
                 && path.is_file()
-                && !all.contains(&path)
             {
-                all.push(path);
+                let path = platform::as_named(path);
+                if !all.contains(&path) {
+                    all.push(path);
+                }
             }
         }
         Clis(Arc::new(all))
     }
 
+    /// Whether `exe`, as the OS names a process's executable, is one of these.
     pub fn contains(&self, exe: &Path) -> bool {
-        self.0.iter().any(|p| p == exe)
+        self.0.iter().any(|p| platform::same_path(p, exe))
     }
 }
 

@@ -85,6 +85,16 @@ pub fn private_file_options() -> std::fs::OpenOptions {
     options
 }
 
+/// A canonical path as the OS names a process's executable (/proc/PID/exe): as it is.
+pub fn as_named(path: PathBuf) -> PathBuf {
+    path
+}
+
+/// Whether two such paths name the same file: paths are case-sensitive.
+pub fn same_path(a: &Path, b: &Path) -> bool {
+    a == b
+}
+
 /// What separates the commands in `$BROWSER`.
 pub const BROWSER_SEPARATOR: char = ':';
 

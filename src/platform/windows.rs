@@ -117,6 +117,20 @@ pub fn private_file_options() -> std::fs::OpenOptions {
     std::fs::OpenOptions::new()
 }
 
+/// A canonical path as the OS names a process's executable (`QueryFullProcessImageNameW`):
+/// without the `\\?\` that `std::fs::canonicalize` puts before a drive letter.
+pub fn as_named(path: PathBuf) -> PathBuf {
+    match path.to_str().and_then(|p| p.strip_prefix(r"\\?\")) {
+        Some(plain) if plain.as_bytes().get(1) == Some(&b':') => PathBuf::from(plain),
+        _ => path,
+    }
+}
+
+/// Whether two such paths name the same file: Windows paths are case-insensitive.
+pub fn same_path(a: &Path, b: &Path) -> bool {
+    a.as_os_str().eq_ignore_ascii_case(b.as_os_str())
+}
+
 /// What separates the commands in `$BROWSER`: paths hold `:`.
 pub const BROWSER_SEPARATOR: char = ';';
 
@@ -581,6 +595,24 @@ mod tests {
     /// Both ends of the pipe name each other: the server sees this process (its user, pid
     /// and executable), the client sees a server of its own user; a second server on the
     /// name is refused.
+    #[test]
+    fn executables_are_named_as_windows_names_them() {
+        assert_eq!(
+            as_named(PathBuf::from(r"\\?\C:\Tools\lanyard.exe")),
+            PathBuf::from(r"C:\Tools\lanyard.exe")
+        );
+        let unc = PathBuf::from(r"\\?\UNC\server\share\lanyard.exe");
+        assert_eq!(as_named(unc.clone()), unc);
+        assert!(same_path(
+            Path::new(r"C:\Tools\LANYARD.EXE"),
+            Path::new(r"c:\tools\lanyard.exe")
+        ));
+        assert!(!same_path(
+            Path::new(r"C:\Tools\lanyard.exe"),
+            Path::new(r"C:\Tools\lanyard2.exe")
+        ));
+    }
+
     #[test]
     fn browser_commands_split_at_spaces_outside_quotes() {
         let words = split_command(r#""C:\Program Files\Firefox\firefox.exe" -private-window %s"#);
