@@ -9,7 +9,8 @@
 //! - `cargo xtask bench` measures the agent beside oidc-agent (docs/benchmarks.md).
 //! - `cargo xtask dist`  builds the shipping `lanyard` binary into target/dist.
 //! - `cargo xtask fuzz`  fuzzes the agent's frame decoder (cargo-fuzz, libFuzzer).
-//! - `cargo xtask windows`  the Windows toolchain, and a check for x86_64-pc-windows-gnu.
+//! - `cargo xtask windows`  the Windows toolchain; check, build and unit tests under Wine.
+//! - `cargo xtask macos`    a type-check for aarch64-apple-darwin.
 //!
 //! Everything a fresh Debian/Ubuntu machine needs is installed from here, so that the
 //! README's two commands are the whole set-up.
@@ -21,6 +22,7 @@ mod deps;
 mod dist;
 mod fuzz;
 mod keyring;
+mod macos;
 mod screenshots;
 mod test;
 mod windows;
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Some("screenshots") => screenshots::run(),
         Some("bundle") => bundle::run(&args[1..]),
         Some("windows") => windows::run(&args[1..]),
+        Some("macos") => macos::run(&args[1..]),
         Some("keyring-session") => return keyring::run(&args[1..]),
         _ => {
             eprintln!(
@@ -58,7 +61,8 @@ fn main() -> ExitCode {
                  bench [agent|desktop]      measure the agent and the app (docs/benchmarks.md)\n  \
                  dist                       build the shipping `lanyard` binary into target/dist\n  \
                  fuzz [SECONDS]             fuzz the agent's frame decoder (default 60 s)\n  \
-                 windows [check|build]      Lanyard for Windows, built here and run under Wine"
+                 windows [check|build|unit|lane]  Lanyard for Windows, built here and run under Wine
+                 macos [check]              a type-check of the library and CLI for macOS"
             );
             return ExitCode::from(2);
         }

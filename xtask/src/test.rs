@@ -22,6 +22,8 @@ pub fn run(extra: &[String]) -> anyhow::Result<()> {
     super::windows::toolchain()?;
     super::windows::unit()?;
     let windows = super::windows::lane()?;
+    // macOS, as far as this machine allows: a type-check.
+    super::macos::check()?;
     let extra: Vec<&str> = extra
         .iter()
         .map(String::as_str)

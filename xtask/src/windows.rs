@@ -98,12 +98,12 @@ pub fn target_dir() -> PathBuf {
     super::root().join("target/windows")
 }
 
-/// Debian's cargo, building std for Windows.
-fn cargo(args: &[&str]) -> Command {
+/// Debian's cargo, building std from source for `target` into `target_dir`.
+pub fn debian_cargo(args: &[&str], target: &str, target_dir: &Path) -> Command {
     let mut cmd = Command::new("/usr/bin/cargo");
     let path = std::env::var("PATH").unwrap_or_default();
     cmd.args(args)
-        .args(["-Zbuild-std=std,panic_abort", "--target", TARGET])
+        .args(["-Zbuild-std=std,panic_abort", "--target", target])
         .current_dir(super::root())
         // Debian's rustc and cargo, not rustup's.
         .env("PATH", format!("/usr/bin:{path}"))
@@ -111,16 +111,22 @@ fn cargo(args: &[&str]) -> Command {
         .env_remove("CARGO")
         .env_remove("RUSTC")
         .env("RUSTC_BOOTSTRAP", "1")
-        .env("CARGO_TARGET_DIR", target_dir())
-        .env(
-            "CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER",
-            "x86_64-w64-mingw32-gcc",
-        )
-        .env("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER", WINE)
-        .env("WINEPREFIX", wine_prefix())
-        .env("WINEDEBUG", "-all")
-        // No Mono or Gecko installer prompts when the prefix is first made.
-        .env("WINEDLLOVERRIDES", "mscoree,mshtml=");
+        .env("CARGO_TARGET_DIR", target_dir);
+    cmd
+}
+
+/// Debian's cargo, building std for Windows.
+fn cargo(args: &[&str]) -> Command {
+    let mut cmd = debian_cargo(args, TARGET, &target_dir());
+    cmd.env(
+        "CARGO_TARGET_X86_64_PC_WINDOWS_GNU_LINKER",
+        "x86_64-w64-mingw32-gcc",
+    )
+    .env("CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER", WINE)
+    .env("WINEPREFIX", wine_prefix())
+    .env("WINEDEBUG", "-all")
+    // No Mono or Gecko installer prompts when the prefix is first made.
+    .env("WINEDLLOVERRIDES", "mscoree,mshtml=");
     cmd
 }
 
@@ -136,7 +142,7 @@ pub fn toolchain() -> anyhow::Result<()> {
 }
 
 /// The standard library's source, matching `/usr/bin/rustc`'s version.
-fn rust_src() -> anyhow::Result<()> {
+pub fn rust_src() -> anyhow::Result<()> {
     let version = rustc_version()?;
     let home = Path::new(SRC_HOME).join(&version);
     let unpacked = home.join("usr/lib/rustlib/src/rust");
