@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::platform;
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Policy {
     #[serde(default)]
@@ -37,15 +39,23 @@ pub enum Decision {
 }
 
 impl Policy {
+    /// What is decided for `app`, an executable's path as the OS names it; paths compare
+    /// as the OS compares them (case-insensitively on Windows).
     pub fn decide(&self, account: &str, app: &str) -> Decision {
         let Some(rules) = self.accounts.get(account) else {
             return Decision::Unknown;
         };
-        if rules.denied.contains(app) {
+        let has = |set: &BTreeSet<String>| {
+            set.contains(app)
+                || set
+                    .iter()
+                    .any(|a| platform::same_path(Path::new(a), Path::new(app)))
+        };
+        if has(&rules.denied) {
             Decision::Deny
-        } else if rules.always.contains(app) {
+        } else if has(&rules.always) {
             Decision::Allow
-        } else if rules.once.contains(app) {
+        } else if has(&rules.once) {
             Decision::AllowOnce
         } else {
             Decision::Unknown
@@ -55,9 +65,10 @@ impl Policy {
     /// Records a decision; the newest one for an app replaces any older.
     pub fn set(&mut self, account: &str, app: &str, decision: Decision) {
         let rules = self.accounts.entry(account.to_owned()).or_default();
-        rules.always.remove(app);
-        rules.once.remove(app);
-        rules.denied.remove(app);
+        let other = |a: &String| !platform::same_path(Path::new(a), Path::new(app));
+        rules.always.retain(other);
+        rules.once.retain(other);
+        rules.denied.retain(other);
         let _ = match decision {
             Decision::Allow => rules.always.insert(app.to_owned()),
             Decision::AllowOnce => rules.once.insert(app.to_owned()),
@@ -69,7 +80,9 @@ impl Policy {
     /// Uses up a one-time grant.
     pub fn consume_once(&mut self, account: &str, app: &str) {
         if let Some(rules) = self.accounts.get_mut(account) {
-            rules.once.remove(app);
+            rules
+                .once
+                .retain(|a| !platform::same_path(Path::new(a), Path::new(app)));
         }
     }
 }
@@ -108,6 +121,18 @@ impl PolicyFile {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Windows names an executable in whatever case; a decision holds for the file.
+    #[cfg(windows)]
+    #[test]
+    fn windows_paths_compare_without_case() {
+        let mut policy = Policy::default();
+        policy.set("w", r"C:\Tools\App.exe", Decision::Allow);
+        assert_eq!(policy.decide("w", r"c:\tools\app.exe"), Decision::Allow);
+        policy.set("w", r"c:\TOOLS\app.exe", Decision::Deny);
+        assert!(policy.accounts["w"].always.is_empty());
+        assert_eq!(policy.decide("w", r"C:\Tools\App.exe"), Decision::Deny);
+    }
 
     #[test]
     fn decisions() {
