@@ -57,9 +57,22 @@ impl Wine {
     }
 
     async fn run(&self, env: &Env, program: &str, args: &[&str]) -> Run {
+        self.run_with_stdin(env, program, args, "").await
+    }
+
+    async fn run_with_stdin(&self, env: &Env, program: &str, args: &[&str], stdin: &str) -> Run {
+        use tokio::io::AsyncWriteExt as _;
+        let mut child = self
+            .command(env, program, args)
+            .stdin(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut input = child.stdin.take().unwrap();
+        input.write_all(stdin.as_bytes()).await.unwrap();
+        drop(input);
         let out = tokio::time::timeout(
             std::time::Duration::from_secs(120),
-            self.command(env, program, args).output(),
+            child.wait_with_output(),
         )
         .await
         .unwrap_or_else(|_| panic!("{program} {args:?} finished within 2 minutes"))
@@ -133,7 +146,7 @@ async fn lanyard_exe_signs_in_keeps_tokens_brokers_and_signs_out() {
     env.account(
         &name,
         &format!(
-            "issuer = \"{}\"\nclient_id = \"lanyard-public\"",
+            "issuer = \"{}\"\nclient_id = \"lanyard-public\"\ngit_hosts = [\"git.example.test\"]",
             idp.issuer
         ),
     );
@@ -249,6 +262,26 @@ async fn lanyard_exe_signs_in_keeps_tokens_brokers_and_signs_out() {
     let run = wine.lanyard_from_cmd(&env, &["token", &name]).await;
     assert_eq!(run.assert_ok().stdout.trim(), refreshed);
     agent.kill().await.unwrap();
+
+    // The credential helpers kubectl and git run, as Windows programs (without the agent).
+    let run = wine.lanyard(&env, &["kubectl-credential", &name]).await;
+    let credential = run.assert_ok().json();
+    assert_eq!(credential["kind"], "ExecCredential");
+    assert_eq!(credential["status"]["token"], refreshed.as_str());
+    let run = wine
+        .run_with_stdin(
+            &env,
+            "lanyard",
+            &["git-credential", "--account", &name, "get"],
+            "protocol=https\nhost=git.example.test\n\n",
+        )
+        .await;
+    assert!(
+        run.assert_ok()
+            .stdout
+            .contains(&format!("password={refreshed}")),
+        "{run:?}"
+    );
 
     // Sign out: the provider's session ended in the browser and the refresh token
     // revoked; nothing left in Credential Manager, the item's parts included.
