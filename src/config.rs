@@ -31,6 +31,10 @@ use serde::Deserialize;
 use toml::Spanned;
 use url::Url;
 
+pub use crate::settings::{ClientAuth, ResponseMode, ResponseType};
+
+use crate::preset::Preset;
+
 /// Scopes asked for when an account names none.
 pub const DEFAULT_SCOPES: &str = "openid profile email offline_access";
 
@@ -194,45 +198,6 @@ pub struct Account {
     pub git_hosts: Vec<String>,
 }
 
-/// What the authorization response carries (OpenID Connect Core 3.1 and 3.2).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResponseType {
-    /// An authorization code, redeemed with PKCE: access, refresh and ID tokens.
-    Code,
-    /// An ID token only: who the person is, and no token to call APIs with.
-    IdToken,
-}
-
-/// How the browser brings the response back (OAuth 2.0 Multiple Response Types and
-/// Form Post Response Mode).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ResponseMode {
-    Query,
-    FormPost,
-    Fragment,
-}
-
-impl ResponseType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResponseType::Code => "code",
-            ResponseType::IdToken => "id_token",
-        }
-    }
-}
-
-impl ResponseMode {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ResponseMode::Query => "query",
-            ResponseMode::FormPost => "form_post",
-            ResponseMode::Fragment => "fragment",
-        }
-    }
-}
-
 /// Where the provider sends the browser back to (RFC 8252 section 7).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Redirect {
@@ -251,14 +216,6 @@ pub enum StoreKind {
     Keychain,
     /// Process memory only; nothing is written anywhere.
     Memory,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClientAuth {
-    None,
-    ClientSecretBasic,
-    ClientSecretPost,
 }
 
 impl fmt::Display for Redirect {
@@ -510,6 +467,36 @@ pub struct NewAccount {
 }
 
 impl NewAccount {
+    /// The account a user gets from `preset`; `issuer` overrides the preset's (a
+    /// staging environment, or a test emulation of the provider).
+    pub fn from_preset(
+        preset: &Preset,
+        name: &str,
+        client_id: &str,
+        issuer: Option<&str>,
+        center: Option<&str>,
+        port: Option<u16>,
+    ) -> NewAccount {
+        let mut extra_params = std::collections::BTreeMap::new();
+        if let (Some(param), Some(center)) = (preset.center_param, center) {
+            extra_params.insert(param.to_owned(), center.to_owned());
+        }
+        NewAccount {
+            name: name.to_owned(),
+            preset: Some(preset.id.to_owned()),
+            issuer: issuer.unwrap_or(preset.issuer).to_owned(),
+            client_id: client_id.to_owned(),
+            scopes: Some(preset.default_scopes.to_owned()),
+            port: port.or(preset.fixed_port),
+            client_auth: Some(preset.client_auth),
+            response_type: (preset.response_type != ResponseType::Code)
+                .then_some(preset.response_type),
+            response_mode: (preset.response_mode != ResponseMode::Query)
+                .then_some(preset.response_mode),
+            extra_params,
+        }
+    }
+
     fn to_toml(&self) -> String {
         let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
         let mut out = format!("\n[accounts.{}]\n", self.name);

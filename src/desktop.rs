@@ -822,7 +822,7 @@ impl Desktop {
                     .map(str::trim)
                     .filter(|c| !c.is_empty());
                 (
-                    preset.account(&name, &client_id, issuer, center, None),
+                    NewAccount::from_preset(preset, &name, &client_id, issuer, center, None),
                     Some(preset),
                 )
             }

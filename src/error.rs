@@ -59,7 +59,7 @@ pub enum Error {
     #[error("the agent: {0}")]
     Agent(#[from] crate::broker::client::Error),
     #[error(transparent)]
-    Bind(#[from] crate::broker::BindError),
+    Bind(#[from] crate::platform::BindError),
     #[error(
         "{account}: refreshing the access token failed ({source}); the refresh token is kept, try again later"
     )]

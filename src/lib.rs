@@ -59,6 +59,7 @@ pub mod platform;
 pub mod preset;
 pub mod secret;
 pub mod session;
+pub mod settings;
 pub mod store;
 pub mod validate;
 

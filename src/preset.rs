@@ -9,7 +9,7 @@
 
 use serde::Serialize;
 
-use crate::config::{ClientAuth, ResponseMode, ResponseType};
+use crate::settings::{ClientAuth, ResponseMode, ResponseType};
 
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Preset {
@@ -230,37 +230,6 @@ pub const PRESETS: &[Preset] = &[
         ..GGLEAP
     },
 ];
-
-impl Preset {
-    /// The account a user gets from this preset; `issuer` overrides the preset's (a
-    /// staging environment, or a test emulation of the provider).
-    pub fn account(
-        &self,
-        name: &str,
-        client_id: &str,
-        issuer: Option<&str>,
-        center: Option<&str>,
-        port: Option<u16>,
-    ) -> crate::config::NewAccount {
-        let mut extra_params = std::collections::BTreeMap::new();
-        if let (Some(param), Some(center)) = (self.center_param, center) {
-            extra_params.insert(param.to_owned(), center.to_owned());
-        }
-        crate::config::NewAccount {
-            name: name.to_owned(),
-            preset: Some(self.id.to_owned()),
-            issuer: issuer.unwrap_or(self.issuer).to_owned(),
-            client_id: client_id.to_owned(),
-            scopes: Some(self.default_scopes.to_owned()),
-            port: port.or(self.fixed_port),
-            client_auth: Some(self.client_auth),
-            response_type: (self.response_type != ResponseType::Code).then_some(self.response_type),
-            response_mode: (self.response_mode != ResponseMode::Query)
-                .then_some(self.response_mode),
-            extra_params,
-        }
-    }
-}
 
 pub fn find(id: &str) -> Option<&'static Preset> {
     PRESETS.iter().find(|p| p.id == id)

@@ -121,7 +121,8 @@ fn add(lanyard: &Lanyard, args: AddArgs) -> Result<(), Error> {
                     format!("unknown preset `{id}`; known: {}", preset::ids()),
                 )
             })?;
-            let account = preset.account(
+            let account = crate::config::NewAccount::from_preset(
+                preset,
                 &args.name,
                 &args.client_id,
                 args.issuer.as_deref(),
