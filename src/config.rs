@@ -893,6 +893,14 @@ fn key_at(text: &str, offset: usize) -> String {
 mod tests {
     use super::*;
 
+    /// Each preset's issuer is one the accounts file accepts.
+    #[test]
+    fn every_preset_issuer_passes_the_issuer_check() {
+        for p in crate::preset::PRESETS {
+            assert!(check_issuer(p.issuer).is_ok(), "{}", p.id);
+        }
+    }
+
     fn parse(text: &str) -> Result<Config, Error> {
         Config::parse(Path::new("/etc/lanyard.toml"), text)
     }

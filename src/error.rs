@@ -56,8 +56,14 @@ pub enum Error {
     SignInUnderWay { account: String },
     #[error("{account}: sign-in needed: {reason}; run `lanyard login {account}`")]
     SignInNeeded { account: String, reason: String },
-    #[error("the agent: {0}")]
-    Agent(#[from] crate::broker::client::Error),
+    /// A failure talking to the agent, or the agent's own answer; `kind` is what it means
+    /// here (see `broker::client::Error::kind`).
+    #[error("the agent: {source}")]
+    Agent {
+        kind: Kind,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     #[error(transparent)]
     Bind(#[from] crate::platform::BindError),
     #[error(
@@ -153,24 +159,8 @@ impl Error {
             | Error::SchemeNeedsApp { .. } => Kind::Config,
             Error::RefreshFailed { source, .. } => source.kind(),
             Error::RefreshFailedMeanwhile { .. } => Kind::Provider,
-            Error::Agent(crate::broker::client::Error::Agent(body)) => {
-                use crate::broker::protocol::Code;
-                match body.code {
-                    Code::ApprovalRequired | Code::Denied | Code::WrongUser => Kind::Denied,
-                    Code::SignInNeeded => Kind::SignInNeeded,
-                    Code::ProviderError => Kind::Provider,
-                    Code::Rejected => Kind::Rejected,
-                    Code::KeychainUnavailable => Kind::Keychain,
-                    Code::UnknownAccount
-                    | Code::BadRequest
-                    | Code::NoAccessToken
-                    | Code::NotSupported => Kind::Config,
-                    Code::Busy => Kind::Other,
-                    _ => Kind::Other,
-                }
-            }
-            Error::Agent(crate::broker::client::Error::WrongServer { .. }) => Kind::Rejected,
-            Error::Agent(_) | Error::Bind(_) => Kind::Other,
+            Error::Agent { kind, .. } => *kind,
+            Error::Bind(_) => Kind::Other,
         }
     }
 }

@@ -17,7 +17,7 @@ use crate::flow::Target;
 use crate::platform::{self, ClientConnection, User};
 
 use super::protocol::{
-    self, AccountState, ErrorBody, Identity, Op, Outcome, ProgressFrame, Request, Response,
+    self, AccountState, Code, ErrorBody, Identity, Op, Outcome, ProgressFrame, Request, Response,
     TokenReply,
 };
 
@@ -41,6 +41,38 @@ pub enum Error {
     Protocol(String),
     #[error("{}{}", .0.message, .0.hint.as_deref().map(|h| format!("; run `{h}`")).unwrap_or_default())]
     Agent(ErrorBody),
+}
+
+impl Error {
+    /// What this failure means to a caller (the exit code of `lanyard token`).
+    pub fn kind(&self) -> crate::Kind {
+        use crate::Kind;
+        match self {
+            Error::Agent(body) => match body.code {
+                Code::ApprovalRequired | Code::Denied | Code::WrongUser => Kind::Denied,
+                Code::SignInNeeded => Kind::SignInNeeded,
+                Code::ProviderError => Kind::Provider,
+                Code::Rejected => Kind::Rejected,
+                Code::KeychainUnavailable => Kind::Keychain,
+                Code::UnknownAccount
+                | Code::BadRequest
+                | Code::NoAccessToken
+                | Code::NotSupported => Kind::Config,
+                _ => Kind::Other,
+            },
+            Error::WrongServer { .. } => Kind::Rejected,
+            _ => Kind::Other,
+        }
+    }
+}
+
+impl From<Error> for crate::Error {
+    fn from(e: Error) -> crate::Error {
+        crate::Error::Agent {
+            kind: e.kind(),
+            source: Box::new(e),
+        }
+    }
 }
 
 pub struct Client {

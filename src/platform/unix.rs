@@ -525,7 +525,15 @@ mod tests {
     use std::os::unix::fs::PermissionsExt as _;
 
     use super::*;
-    use crate::broker::bind;
+
+    /// What `broker::bind` does with a path no agent serves.
+    async fn bind(path: &Path) -> Result<Listener, BindError> {
+        prepare(path)?;
+        Listener::bind(path).map_err(|source| BindError::Io {
+            path: path.display().to_string(),
+            source,
+        })
+    }
 
     async fn refusal(path: &Path) -> String {
         match bind(path).await {
