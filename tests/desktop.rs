@@ -462,27 +462,11 @@ async fn the_tray_signs_in_and_out_notifies_and_outlives_the_window() {
 
 /// The pid of the process serving this test's broker socket (its peer credentials).
 pub(crate) fn broker_pid(env: &Env) -> i32 {
-    use std::os::fd::AsRawFd as _;
     let sock = std::os::unix::net::UnixStream::connect(env.path("agent.sock")).unwrap();
-    let mut cred = libc::ucred {
-        pid: 0,
-        uid: 0,
-        gid: 0,
-    };
-    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
-    // SAFETY: getsockopt writes at most `len` bytes into `cred`.
-    let rc = unsafe {
-        libc::getsockopt(
-            sock.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_PEERCRED,
-            (&raw mut cred).cast(),
-            &mut len,
-        )
-    };
-    assert_eq!(rc, 0, "{}", std::io::Error::last_os_error());
-    assert!(cred.pid > 0, "the broker's pid");
-    cred.pid
+    sock.set_nonblocking(true).unwrap();
+    let sock = tokio::net::UnixStream::from_std(sock).unwrap();
+    let (_, pid, _) = lanyard::platform::server_of(&sock).unwrap();
+    pid.expect("the broker's pid")
 }
 
 /// Waits for process `pid` to exit: its pidfd becomes readable.

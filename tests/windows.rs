@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde_json::Value;
 
-use crate::support::{Env, Idp, Run};
+use crate::support::{self, Env, Idp, Run};
 
 /// Wine's 64-bit loader.
 const WINE: &str = "/usr/lib/wine/wine64";
@@ -61,27 +61,9 @@ impl Wine {
     }
 
     async fn run_with_stdin(&self, env: &Env, program: &str, args: &[&str], stdin: &str) -> Run {
-        use tokio::io::AsyncWriteExt as _;
-        let mut child = self
-            .command(env, program, args)
-            .stdin(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut input = child.stdin.take().unwrap();
-        input.write_all(stdin.as_bytes()).await.unwrap();
-        drop(input);
-        let out = tokio::time::timeout(
-            std::time::Duration::from_secs(120),
-            child.wait_with_output(),
-        )
-        .await
-        .unwrap_or_else(|_| panic!("{program} {args:?} finished within 2 minutes"))
-        .unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        let mut cmd = self.command(env, program, args);
+        cmd.stdin(std::process::Stdio::piped());
+        support::run_with_stdin(cmd, stdin).await
     }
 
     async fn lanyard(&self, env: &Env, args: &[&str]) -> Run {

@@ -310,23 +310,7 @@ impl Env {
     }
 
     pub async fn lanyard_with_stdin(&self, args: &[&str], stdin: &str) -> Run {
-        use tokio::io::AsyncWriteExt as _;
-        let mut child = self.command(args).spawn().unwrap();
-        let mut input = child.stdin.take().unwrap();
-        input.write_all(stdin.as_bytes()).await.unwrap();
-        drop(input);
-        let out = tokio::time::timeout(
-            std::time::Duration::from_secs(120),
-            child.wait_with_output(),
-        )
-        .await
-        .expect("lanyard finished within 2 minutes")
-        .unwrap();
-        Run {
-            code: out.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        }
+        run_with_stdin(self.command(args), stdin).await
     }
 
     /// The person's own phone in a device flow: the test's browser opens `url` (the
@@ -443,6 +427,28 @@ impl Env {
         let mut out = vec![];
         walk(&Path::new(&self.path("data")).join("lanyard"), &mut out);
         out
+    }
+}
+
+/// Runs `cmd` (its standard streams piped) with `stdin` as its input, for at most two
+/// minutes.
+pub async fn run_with_stdin(mut cmd: tokio::process::Command, stdin: &str) -> Run {
+    use tokio::io::AsyncWriteExt as _;
+    let mut child = cmd.spawn().unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.as_bytes()).await.unwrap();
+    drop(input);
+    let out = tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        child.wait_with_output(),
+    )
+    .await
+    .unwrap_or_else(|_| panic!("{cmd:?} finished within 2 minutes"))
+    .unwrap();
+    Run {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
     }
 }
 

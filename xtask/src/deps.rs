@@ -131,6 +131,8 @@ pub const PROGRAMS: &[(&str, Source)] = &[
         Source::Apt("gcc-mingw-w64-x86-64"),
     ),
     ("wine64", Source::Apt("wine64")),
+    // The macOS type-check (`cargo xtask macos`), whose packages are macos::APT.
+    ("clang", Source::Apt("clang")),
 ];
 
 /// tauri-driver's version, and where it is installed (outside the user's cargo bin).
@@ -395,7 +397,8 @@ mod tests {
             if let Source::Apt(package) = source {
                 assert!(
                     APT.iter().any(|(p, _)| p == package)
-                        || super::super::windows::APT.contains(package),
+                        || super::super::windows::APT.contains(package)
+                        || super::super::macos::APT.contains(package),
                     "{name} comes from {package}, which `cargo xtask deps` does not install"
                 );
             }

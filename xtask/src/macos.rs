@@ -10,6 +10,8 @@
 use std::process::Command;
 
 pub const TARGET: &str = "aarch64-apple-darwin";
+/// The Debian packages of the check, beside the Windows lane's Rust.
+pub const APT: &[&str] = &["clang", "musl-dev"];
 
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
@@ -20,7 +22,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 
 /// Installs what the check needs where it is missing, and runs it.
 pub fn check() -> anyhow::Result<()> {
-    super::deps::apt_packages(&["clang", "musl-dev"])?;
+    super::deps::apt_packages(APT)?;
     super::deps::apt_packages(super::windows::APT)?;
     super::windows::rust_src()?;
     super::run(&mut cargo(&["check", "-p", "lanyard", "--lib", "--bins"])?)
