@@ -45,11 +45,13 @@ impl Policy {
         let Some(rules) = self.accounts.get(account) else {
             return Decision::Unknown;
         };
+        // An exact match first; a scan only where paths ignore case.
         let has = |set: &BTreeSet<String>| {
             set.contains(app)
-                || set
-                    .iter()
-                    .any(|a| platform::same_path(Path::new(a), Path::new(app)))
+                || (platform::PATHS_IGNORE_CASE
+                    && set
+                        .iter()
+                        .any(|a| platform::same_path(Path::new(a), Path::new(app))))
         };
         if has(&rules.denied) {
             Decision::Deny

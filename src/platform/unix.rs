@@ -90,6 +90,9 @@ pub fn as_named(path: PathBuf) -> PathBuf {
     path
 }
 
+/// Paths are case-sensitive here.
+pub const PATHS_IGNORE_CASE: bool = false;
+
 /// Whether two such paths name the same file: paths are case-sensitive.
 pub fn same_path(a: &Path, b: &Path) -> bool {
     a == b

@@ -126,6 +126,9 @@ pub fn as_named(path: PathBuf) -> PathBuf {
     }
 }
 
+/// Windows paths are case-insensitive.
+pub const PATHS_IGNORE_CASE: bool = true;
+
 /// Whether two such paths name the same file: Windows paths are case-insensitive.
 pub fn same_path(a: &Path, b: &Path) -> bool {
     a.as_os_str().eq_ignore_ascii_case(b.as_os_str())
