@@ -8,7 +8,7 @@
 //! Lanyard's, and Lanyard never waits for it to exit.
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Mutex;
 
 use crate::config::SeatBrowser;
@@ -95,7 +95,7 @@ pub fn open(url: &str) -> Result<(), Error> {
 pub struct Seat {
     kind: SeatBrowser,
     profile: PathBuf,
-    children: Mutex<Vec<Child>>,
+    children: Mutex<Vec<platform::Group>>,
 }
 
 impl Seat {
@@ -121,7 +121,8 @@ impl Seat {
         let children =
             std::mem::take(&mut *self.children.lock().unwrap_or_else(|e| e.into_inner()));
         for child in children {
-            stop(child);
+            // Five seconds to quit (a browser saves its state), then it is killed.
+            child.stop(std::time::Duration::from_secs(5));
         }
         match std::fs::remove_dir_all(&self.profile) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
@@ -171,10 +172,8 @@ impl Opener for Seat {
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
-            // Its own process group: closing the seat stops the browser's helpers too.
-            #[cfg(unix)]
-            std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-            match cmd.spawn() {
+            // Its own group: closing the seat stops the browser's helpers too.
+            match platform::Group::spawn(&mut cmd) {
                 Ok(child) => {
                     self.children
                         .lock()
@@ -188,33 +187,5 @@ impl Opener for Seat {
         Err(Error {
             tried: tried.join("; "),
         })
-    }
-}
-
-/// Asks a browser (and its process group) to quit, waits for it (five seconds at most),
-/// then kills whatever of the group is left.
-fn stop(mut child: Child) {
-    if let Ok(Some(_)) = child.try_wait() {
-        return;
-    }
-    #[cfg(unix)]
-    {
-        let group = child.id() as i32;
-        // SAFETY: signals the process group this seat started; no memory is involved.
-        unsafe { libc::killpg(group, libc::SIGTERM) };
-        let (exited, wait) = std::sync::mpsc::channel();
-        let waiter = std::thread::spawn(move || {
-            let _ = child.wait();
-            let _ = exited.send(());
-        });
-        let _ = wait.recv_timeout(std::time::Duration::from_secs(5));
-        // SAFETY: as above; the browser's helpers, or a browser that would not quit.
-        unsafe { libc::killpg(group, libc::SIGKILL) };
-        let _ = waiter.join();
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = child.kill();
-        let _ = child.wait();
     }
 }

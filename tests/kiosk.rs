@@ -677,7 +677,7 @@ async fn the_desktops_idle_monitor_keeps_a_busy_player_signed_in() {
             .unwrap()
             .build()
             .unwrap();
-        lanyard::kiosk::dbus::DbusIdle::on(connection).expect("the monitor answers")
+        lanyard::platform::linux_idle::dbus::DbusIdle::on(connection).expect("the monitor answers")
     })
     .await
     .unwrap();

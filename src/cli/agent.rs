@@ -60,7 +60,7 @@ pub async fn run(
     };
     let mut main_stopped = stopped;
     tokio::spawn(async move {
-        shutdown().await;
+        crate::platform::shutdown_requested().await;
         let _ = stop.send(true);
     });
     broker::server::run(listener, agent, async move {
@@ -75,24 +75,4 @@ pub async fn run(
         let _ = std::fs::remove_file(compat_path);
     }
     Ok(())
-}
-
-async fn shutdown() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut term) => tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            },
-            Err(_) => {
-                let _ = tokio::signal::ctrl_c().await;
-            }
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }

@@ -1,14 +1,17 @@
 //! Everything that differs by operating system, behind one surface: one file per OS
-//! (`unix.rs` for Linux and macOS, `windows.rs`), each defining the same items. Code
+//! (`unix/` for Linux and macOS, `windows/`), each defining the same items. Code
 //! above this module is one copy for every OS.
 //!
 //! | | Unix | Windows |
 //! |---|---|---|
 //! | the broker's transport ([`Listener`], [`Connection`], [`connect`]) | a Unix socket, 0600, in a directory of the user's own that nobody else may write | a named pipe whose DACL grants the user only, created as the first instance so no other process can squat the name, refusing remote clients |
-//! | who is at the other end ([`peer_of`], [`server_user`]) | `SO_PEERCRED` and /proc, each read pinned by a pidfd (Linux); `getpeereid` (macOS) | `GetNamedPipeClientProcessId`, `QueryFullProcessImageNameW`, the process token's user SID, each process held by a handle |
+//! | who is at the other end ([`peer_of`], [`server_user`]) | `SO_PEERCRED` and /proc, each read pinned by a pidfd (Linux); `LOCAL_PEERPID` and libproc, each read checked against the process's start time (macOS) | `GetNamedPipeClientProcessId`, `QueryFullProcessImageNameW`, the process token's user SID, each process held by a handle |
 //! | the default endpoint ([`default_endpoint`]) | `$XDG_RUNTIME_DIR/lanyard/agent.sock`, else `/tmp/lanyard-UID/agent.sock` | `\\.\pipe\lanyard-USER` |
 //! | a headless agent making way for the app ([`terminate`], [`exited`]) | SIGTERM, then a pidfd | `TerminateProcess`, then the process handle |
+//! | a kiosk browser and its helpers ([`Group`]) | a process group: SIGTERM, then SIGKILL | a job object (killed when Lanyard exits), started suspended until it is in the job |
+//! | a request to stop ([`shutdown_requested`]) | SIGTERM, Ctrl-C | Ctrl-C, Ctrl-Break, the console closing, log-off, shutdown |
 //! | managed files ([`managed_dir`]) | `/etc/lanyard`; macOS `/Library/Application Support/Lanyard` | `%ProgramData%\Lanyard` |
+//! | the seat's idle time ([`idle_probe`]) | the compositor's idle monitor on D-Bus, or X11's screen-saver extension (Linux); none on macOS yet | `GetLastInputInfo` |
 //! | the keychain ([`keychain_store`], [`KEYCHAIN_ITEM_MAX`]) | the Secret Service; macOS Keychain Services | Credential Manager, whose items hold 2,560 bytes: larger values are kept in parts |
 //!
 //! A user is a [`User`]: a uid on Unix, a SID string on Windows.
@@ -24,6 +27,7 @@ mod windows;
 pub use windows::*;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 /// Why the broker's endpoint cannot be served.
 #[derive(Debug, thiserror::Error)]
@@ -59,4 +63,18 @@ pub trait Processes {
     fn parent(&self, pid: i32) -> Option<i32>;
     /// The command line; empty when it cannot be read.
     fn args(&self, pid: i32) -> Vec<String>;
+}
+
+/// How long since the seat last saw input from anyone (keyboard, mouse, gamepad), if the
+/// platform can tell. [`idle_probe`] gives this desktop's: the compositor's idle monitor on
+/// D-Bus or X11's screen-saver extension on Linux, `GetLastInputInfo` on Windows; macOS has
+/// none yet.
+pub trait IdleProbe: Send + Sync {
+    fn idle(&self) -> Option<Duration>;
+}
+
+impl std::fmt::Debug for dyn IdleProbe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("IdleProbe")
+    }
 }

@@ -1,11 +1,16 @@
 //! Linux and macOS: the broker on a Unix socket, peers by their credentials.
 
+#[cfg(target_os = "linux")]
+mod linux;
+#[cfg(target_os = "linux")]
+pub mod linux_idle;
+#[cfg(target_os = "macos")]
+mod macos;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-#[cfg(not(target_os = "linux"))]
-use super::Processes;
 use super::{BindError, PeerProcess};
 
 /// A user: the uid. Shown as `uid 1000`.
@@ -271,47 +276,85 @@ pub fn server_of(
     stream: &ClientConnection,
 ) -> std::io::Result<(User, Option<i32>, Option<PathBuf>)> {
     let cred = stream.peer_cred()?;
-    #[cfg(target_os = "linux")]
-    let exe = cred.pid().and_then(linux::exe);
-    #[cfg(not(target_os = "linux"))]
-    let exe = None;
-    Ok((User(cred.uid()), cred.pid(), exe))
+    Ok((User(cred.uid()), cred.pid(), cred.pid().and_then(os::exe)))
 }
 
 /// The process at the other end of an accepted connection. On Linux every process read is
 /// pinned with a pidfd (the socket's own, `SO_PEERPIDFD`, where the kernel has it) and
-/// checked to be alive after its executable was read: a client that exits mid-way is
-/// refused, never named after whatever took its pid.
+/// checked to be alive after its executable was read; on macOS each read is checked
+/// against the process's start time. Either way a client that exits mid-way is refused,
+/// never named after whatever took its pid.
 pub fn peer_of(stream: &Connection) -> std::io::Result<PeerProcess> {
+    os::peer_of(stream)
+}
+
+#[cfg(target_os = "linux")]
+use linux as os;
+#[cfg(target_os = "macos")]
+use macos as os;
+
+/// The seat's idle probe on this desktop, if any (Linux: see [`linux_idle`]; macOS has
+/// none yet).
+pub fn idle_probe() -> Option<Arc<dyn super::IdleProbe>> {
     #[cfg(target_os = "linux")]
     {
-        linux::peer_of(stream)
+        linux_idle::idle_probe()
     }
     #[cfg(not(target_os = "linux"))]
     {
-        // macOS: the user; naming the process (LOCAL_PEERPID, proc_pidpath) is not done yet.
-        Ok(PeerProcess {
-            user: User(stream.peer_cred()?.uid()),
-            pid: None,
-            exe: None,
-            processes: Box::new(NoProcesses),
-        })
+        None
     }
 }
 
-#[cfg(not(target_os = "linux"))]
-struct NoProcesses;
+/// A process started at the head of its own process group, so that stopping it stops
+/// whatever it started too (a browser's helpers).
+pub struct Group(std::process::Child);
 
-#[cfg(not(target_os = "linux"))]
-impl Processes for NoProcesses {
-    fn exe(&self, _: i32) -> Option<PathBuf> {
-        None
+impl Group {
+    pub fn spawn(cmd: &mut std::process::Command) -> std::io::Result<Group> {
+        std::os::unix::process::CommandExt::process_group(cmd, 0);
+        cmd.spawn().map(Group)
     }
-    fn parent(&self, _: i32) -> Option<i32> {
-        None
+
+    pub fn id(&self) -> u32 {
+        self.0.id()
     }
-    fn args(&self, _: i32) -> Vec<String> {
-        Vec::new()
+
+    /// Asks the group to quit (SIGTERM), waits for its head `patience` at most, then kills
+    /// whatever of the group is left (SIGKILL).
+    pub fn stop(self, patience: Duration) {
+        let mut child = self.0;
+        let group = child.id() as i32;
+        if !matches!(child.try_wait(), Ok(None)) {
+            // The head is gone and reaped; its group id may be anyone's by now.
+            return;
+        }
+        // SAFETY: signals the process group this process started; no memory is involved.
+        unsafe { libc::killpg(group, libc::SIGTERM) };
+        let (exited, wait) = std::sync::mpsc::channel();
+        let waiter = std::thread::spawn(move || {
+            let _ = child.wait();
+            let _ = exited.send(());
+        });
+        let _ = wait.recv_timeout(patience);
+        // SAFETY: as above. The head may be reaped by now, but a group id is not reused
+        // while any member of the group lives, so this reaches only its helpers.
+        unsafe { libc::killpg(group, libc::SIGKILL) };
+        let _ = waiter.join();
+    }
+}
+
+/// Resolves when the person or the system asks this process to stop: SIGTERM or Ctrl-C.
+pub async fn shutdown_requested() {
+    use tokio::signal::unix::{SignalKind, signal};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        },
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 
@@ -347,180 +390,31 @@ pub async fn exited(pid: i32, patience: Duration) -> bool {
     true
 }
 
-#[cfg(target_os = "linux")]
-mod linux {
-    use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
-    use std::path::PathBuf;
-
-    use tokio::net::UnixStream;
-
-    use super::super::{PeerProcess, Processes};
-    use super::User;
-
-    pub fn peer_of(stream: &UnixStream) -> std::io::Result<PeerProcess> {
-        let cred = stream.peer_cred()?;
-        let Some(pid) = cred.pid().filter(|p| *p > 0) else {
-            return Ok(PeerProcess {
-                user: User(cred.uid()),
-                pid: None,
-                exe: None,
-                processes: Box::new(Proc),
-            });
+/// A command line as macOS's `KERN_PROCARGS2` lays it out: argc, the executable's path,
+/// NUL padding, then the arguments, each NUL-terminated (here so that Linux tests it too).
+#[cfg(any(target_os = "macos", test))]
+fn parse_procargs(buf: &[u8]) -> Vec<String> {
+    let Some((argc, rest)) = buf.split_first_chunk::<4>() else {
+        return Vec::new();
+    };
+    let argc = i32::from_ne_bytes(*argc).max(0) as usize;
+    // The executable's path, then NUL padding.
+    let Some(end) = rest.iter().position(|b| *b == 0) else {
+        return Vec::new();
+    };
+    let mut rest = &rest[end..];
+    while let [0, tail @ ..] = rest {
+        rest = tail;
+    }
+    let mut args = Vec::with_capacity(argc);
+    while args.len() < argc {
+        let Ok(arg) = std::ffi::CStr::from_bytes_until_nul(rest) else {
+            break;
         };
-        let gone = || {
-            std::io::Error::other(format!(
-                "client pid {pid}: the client exited before it could be identified"
-            ))
-        };
-        let pin = Pidfd::of_peer(stream)
-            .or_else(|| Pidfd::open(pid))
-            .ok_or_else(gone)?;
-        let exe = Proc.exe(pid);
-        if !pin.alive() {
-            return Err(gone());
-        }
-        Ok(PeerProcess {
-            user: User(cred.uid()),
-            pid: Some(pid),
-            exe,
-            processes: Box::new(Pinned {
-                child: (pid, pin),
-                parents: std::cell::RefCell::new(Vec::new()),
-            }),
-        })
+        rest = &rest[arg.to_bytes_with_nul().len()..];
+        args.push(arg.to_string_lossy().into_owned());
     }
-
-    pub fn exe(pid: i32) -> Option<PathBuf> {
-        Proc.exe(pid)
-    }
-
-    /// /proc as it is: no pinning.
-    struct Proc;
-
-    impl Processes for Proc {
-        fn exe(&self, pid: i32) -> Option<PathBuf> {
-            std::fs::read_link(format!("/proc/{pid}/exe")).ok()
-        }
-
-        fn parent(&self, pid: i32) -> Option<i32> {
-            // The field after the parenthesised name, which may itself hold spaces and ')'.
-            let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-            stat.rsplit_once(')')?
-                .1
-                .split_whitespace()
-                .nth(1)?
-                .parse()
-                .ok()
-        }
-
-        fn args(&self, pid: i32) -> Vec<String> {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|raw| {
-                    raw.split(|b| *b == 0)
-                        .map(|a| String::from_utf8_lossy(a).into_owned())
-                        .collect()
-                })
-                .unwrap_or_default()
-        }
-    }
-
-    /// /proc read under pidfds: every process the walk reads is alive, and each parent
-    /// still the parent of the process below it, after the read. A read that cannot be
-    /// vouched for answers `None`, and the walk refuses.
-    struct Pinned {
-        child: (i32, Pidfd),
-        /// Pidfds of the ancestors read so far, by pid.
-        parents: std::cell::RefCell<Vec<(i32, Pidfd)>>,
-    }
-
-    impl Pinned {
-        fn alive(&self, pid: i32) -> bool {
-            if pid == self.child.0 {
-                return self.child.1.alive();
-            }
-            self.parents
-                .borrow()
-                .iter()
-                .any(|(p, fd)| *p == pid && fd.alive())
-        }
-    }
-
-    impl Processes for Pinned {
-        fn exe(&self, pid: i32) -> Option<PathBuf> {
-            let exe = Proc.exe(pid)?;
-            self.alive(pid).then_some(exe)
-        }
-
-        fn parent(&self, pid: i32) -> Option<i32> {
-            let parent = Proc.parent(pid)?;
-            if parent <= 0 {
-                // No parent visible (another pid namespace): nothing to name.
-                return None;
-            }
-            let pin = Pidfd::open(parent)?;
-            // Pinned after it was read: still `pid`'s parent, with `pid` alive, means the
-            // pidfd holds that parent and not a process that took its pid since.
-            if Proc.parent(pid) != Some(parent) || !self.alive(pid) {
-                return None;
-            }
-            self.parents.borrow_mut().push((parent, pin));
-            Some(parent)
-        }
-
-        fn args(&self, pid: i32) -> Vec<String> {
-            let args = Proc.args(pid);
-            if self.alive(pid) { args } else { Vec::new() }
-        }
-    }
-
-    pub struct Pidfd(OwnedFd);
-
-    impl Pidfd {
-        /// The socket peer's own pidfd (Linux 6.5 and later): no race at all.
-        fn of_peer(stream: &UnixStream) -> Option<Pidfd> {
-            let mut fd: libc::c_int = -1;
-            let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
-            // SAFETY: getsockopt writes at most `len` bytes into `fd`.
-            let rc = unsafe {
-                libc::getsockopt(
-                    stream.as_raw_fd(),
-                    libc::SOL_SOCKET,
-                    libc::SO_PEERPIDFD,
-                    (&mut fd as *mut libc::c_int).cast(),
-                    &mut len,
-                )
-            };
-            // SAFETY: a descriptor the kernel just gave this process.
-            (rc == 0 && fd >= 0).then(|| Pidfd(unsafe { OwnedFd::from_raw_fd(fd) }))
-        }
-
-        pub fn open(pid: i32) -> Option<Pidfd> {
-            // SAFETY: pidfd_open takes a pid and flags, and returns a new descriptor or -1.
-            let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
-            // SAFETY: a non-negative result is a descriptor this process now owns.
-            (fd >= 0).then(|| Pidfd(unsafe { OwnedFd::from_raw_fd(fd) }))
-        }
-
-        /// The process has not exited: its pidfd is not readable yet.
-        fn alive(&self) -> bool {
-            self.poll(0) == 0
-        }
-
-        /// Waits up to `ms` milliseconds for the process to exit; whether it did.
-        pub fn wait(&self, ms: i32) -> bool {
-            self.poll(ms) > 0
-        }
-
-        fn poll(&self, ms: i32) -> i32 {
-            let mut poll = libc::pollfd {
-                fd: self.0.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd; readable means the process has exited.
-            unsafe { libc::poll(&mut poll, 1, ms) }
-        }
-    }
+    args
 }
 
 #[cfg(test)]
@@ -544,6 +438,52 @@ mod tests {
             Err(e) => panic!("refused, but not as unsafe: {e}"),
             Ok(_) => panic!("bound in {}", path.display()),
         }
+    }
+
+    #[test]
+    fn procargs_are_read_as_the_kernel_lays_them_out() {
+        let mut buf = 2i32.to_ne_bytes().to_vec();
+        buf.extend_from_slice(b"/usr/bin/python3\0\0\0\0python3\0script.py\0PATH=/usr/bin\0");
+        assert_eq!(parse_procargs(&buf), ["python3", "script.py"]);
+        assert!(parse_procargs(b"\x01\0").is_empty());
+        assert!(parse_procargs(&5i32.to_ne_bytes()).is_empty());
+    }
+
+    /// A group's head and what it started are all gone once the group is stopped, even
+    /// when they ignore the polite signal: the shell and its `sleep` ignore SIGTERM.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn stopping_a_group_ends_what_its_head_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let pid_file = dir.path().join("helper.pid");
+        let mut cmd = std::process::Command::new("sh");
+        cmd.arg("-c")
+            .arg(r#"trap "" TERM; sleep 600 & echo $! > "$0.tmp"; mv "$0.tmp" "$0"; wait"#)
+            .arg(&pid_file);
+        let group = Group::spawn(&mut cmd).unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let helper: i32 = loop {
+            if let Ok(text) = std::fs::read_to_string(&pid_file) {
+                break text.trim().parse().unwrap();
+            }
+            assert!(std::time::Instant::now() < deadline, "the shell never ran");
+            std::thread::yield_now();
+        };
+        let running = |pid: i32| {
+            std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|stat| {
+                !stat
+                    .rsplit_once(')')
+                    .unwrap()
+                    .1
+                    .trim_start()
+                    .starts_with('Z')
+            })
+        };
+        assert!(running(helper));
+        let head = group.id() as i32;
+        group.stop(Duration::from_millis(200));
+        assert!(!running(helper), "the helper outlived its group");
+        assert!(!running(head), "the head outlived its group");
     }
 
     #[tokio::test]

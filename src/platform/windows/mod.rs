@@ -1,0 +1,292 @@
+//! Windows: the broker on a named pipe, peers by their process and its token.
+//!
+//! The pipe `\\.\pipe\lanyard-USER` is created with a DACL that grants the current user
+//! alone, as the first instance (`FILE_FLAG_FIRST_PIPE_INSTANCE`: if any process holds the
+//! name already, Lanyard does not serve there), and refuses remote clients. A client
+//! checks that the server runs as its own user before it sends anything, and connects at
+//! the identification level, so a server cannot act as the client.
+//!
+//! Each process the broker reads while naming a caller is held by a handle, which keeps
+//! its pid from being reused, and checked to be alive after its executable was read; a
+//! parent is checked to be older than its child, so a process that took a dead parent's
+//! pid is never named.
+
+mod pipe;
+mod process;
+
+pub use pipe::*;
+pub use process::{Group, exited, terminate};
+
+use std::ffi::OsStr;
+use std::os::windows::ffi::OsStrExt as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use windows_sys::Win32::System::Threading::GetCurrentProcess;
+
+use process::token_user;
+
+/// A user: the SID of the user's account, as a string (`S-1-5-21-…`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User(pub String);
+
+impl std::fmt::Display for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "the user {}", self.0)
+    }
+}
+
+/// The user this process runs as: its token's user. A token that cannot be read gives a
+/// user no peer matches, so every check that compares users fails closed.
+pub fn own_user() -> User {
+    // SAFETY: the pseudo-handle of the current process needs no closing.
+    token_user(unsafe { GetCurrentProcess() })
+        .unwrap_or_else(|e| User(format!("(unreadable: {e})")))
+}
+
+/// The command line's file name.
+pub const CLI: &str = "lanyard.exe";
+
+/// `\\.\pipe\lanyard-USER`: the user's name, in the characters a pipe name may hold.
+pub fn default_endpoint() -> PathBuf {
+    let name: String = std::env::var("USERNAME")
+        .unwrap_or_default()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let name = if name.is_empty() { own_user().0 } else { name };
+    PathBuf::from(format!(r"\\.\pipe\lanyard-{name}"))
+}
+
+/// `%ProgramData%\Lanyard`: where the administrator's files (the managed kiosk file) live.
+pub fn managed_dir() -> PathBuf {
+    let base = std::env::var_os("ProgramData").unwrap_or_else(|| r"C:\ProgramData".into());
+    PathBuf::from(base).join("Lanyard")
+}
+
+/// Credential Manager holds 2,560 bytes per item: 1,280 UTF-16 units, as passwords are
+/// stored (see `store::chunked`).
+pub const KEYCHAIN_ITEM_MAX: Option<usize> = Some(1280);
+
+/// Credential Manager.
+pub fn keychain_store() -> keyring_core::Result<Arc<keyring_core::CredentialStore>> {
+    Ok(windows_native_keyring_store::Store::new()?)
+}
+
+/// The command a person runs to stop process `pid`.
+pub fn stop_command(pid: i32) -> String {
+    format!("taskkill /PID {pid} /F")
+}
+
+/// A directory builder for the user's own directories. Under the user's profile
+/// (`%LOCALAPPDATA%`, `%TEMP%`) a new directory inherits an ACL that grants the user,
+/// SYSTEM and administrators only.
+pub fn private_dir_builder() -> std::fs::DirBuilder {
+    std::fs::DirBuilder::new()
+}
+
+/// Open options for the user's own files: as [`private_dir_builder`], the ACL comes from
+/// the user's profile directory.
+pub fn private_file_options() -> std::fs::OpenOptions {
+    std::fs::OpenOptions::new()
+}
+
+/// A canonical path as the OS names a process's executable (`QueryFullProcessImageNameW`):
+/// without the `\\?\` that `std::fs::canonicalize` puts before a drive letter.
+pub fn as_named(path: PathBuf) -> PathBuf {
+    match path.to_str().and_then(|p| p.strip_prefix(r"\\?\")) {
+        Some(plain) if plain.as_bytes().get(1) == Some(&b':') => PathBuf::from(plain),
+        _ => path,
+    }
+}
+
+/// Windows paths are case-insensitive.
+pub const PATHS_IGNORE_CASE: bool = true;
+
+/// Whether two such paths name the same file: Windows paths are case-insensitive.
+pub fn same_path(a: &Path, b: &Path) -> bool {
+    a.as_os_str().eq_ignore_ascii_case(b.as_os_str())
+}
+
+/// What separates the commands in `$BROWSER`: paths hold `:`.
+pub const BROWSER_SEPARATOR: char = ';';
+
+/// The platform's own way of opening a URL, for messages.
+pub const OPENER: &str = "ShellExecuteW";
+
+/// A `$BROWSER` command as words: split at spaces outside double quotes. Backslashes are
+/// path separators here, not escapes.
+pub fn split_command(command: &str) -> Option<Vec<String>> {
+    let (mut words, mut word, mut quoted, mut started) = (Vec::new(), String::new(), false, false);
+    for c in command.chars() {
+        match c {
+            '"' => (quoted, started) = (!quoted, true),
+            c if c.is_whitespace() && !quoted => {
+                if started {
+                    words.push(std::mem::take(&mut word));
+                    started = false;
+                }
+            }
+            c => {
+                word.push(c);
+                started = true;
+            }
+        }
+    }
+    if quoted {
+        return None;
+    }
+    if started {
+        words.push(word);
+    }
+    Some(words)
+}
+
+/// Opens `url` in the user's default browser (`ShellExecuteW` with the `open` verb).
+pub fn open_url(url: &str) -> std::io::Result<()> {
+    use windows_sys::Win32::UI::Shell::ShellExecuteW;
+    use windows_sys::Win32::UI::WindowsAndMessaging::SW_SHOWNORMAL;
+    let (verb, target) = (wide(OsStr::new("open")), wide(OsStr::new(url)));
+    // SAFETY: NUL-terminated strings; no window handle, parameters or directory.
+    let result = unsafe {
+        ShellExecuteW(
+            std::ptr::null_mut(),
+            verb.as_ptr(),
+            target.as_ptr(),
+            std::ptr::null(),
+            std::ptr::null(),
+            SW_SHOWNORMAL,
+        )
+    };
+    // Values above 32 mean success; the rest are error codes.
+    if result as usize > 32 {
+        Ok(())
+    } else {
+        Err(std::io::Error::other(format!(
+            "ShellExecuteW failed with code {}",
+            result as usize
+        )))
+    }
+}
+
+/// The seat's idle time: `GetLastInputInfo`, the last input in this session.
+pub fn idle_probe() -> Option<Arc<dyn super::IdleProbe>> {
+    Some(Arc::new(LastInput))
+}
+
+struct LastInput;
+
+impl super::IdleProbe for LastInput {
+    fn idle(&self) -> Option<Duration> {
+        use windows_sys::Win32::System::SystemInformation::GetTickCount;
+        use windows_sys::Win32::UI::Input::KeyboardAndMouse::{GetLastInputInfo, LASTINPUTINFO};
+        let mut info = LASTINPUTINFO {
+            cbSize: std::mem::size_of::<LASTINPUTINFO>() as u32,
+            dwTime: 0,
+        };
+        // SAFETY: a LASTINPUTINFO with its size set.
+        if unsafe { GetLastInputInfo(&mut info) } == 0 {
+            return None;
+        }
+        // Both are milliseconds since boot in 32 bits, wrapping every 49.7 days.
+        // SAFETY: no preconditions.
+        let now = unsafe { GetTickCount() };
+        Some(Duration::from_millis(now.wrapping_sub(info.dwTime).into()))
+    }
+}
+
+/// Resolves when the person or the system asks this process to stop: Ctrl-C or Ctrl-Break,
+/// its console closing, the user logging off or the system shutting down.
+pub async fn shutdown_requested() {
+    use tokio::signal::windows;
+    let (Ok(mut c), Ok(mut brk), Ok(mut close), Ok(mut logoff), Ok(mut shutdown)) = (
+        windows::ctrl_c(),
+        windows::ctrl_break(),
+        windows::ctrl_close(),
+        windows::ctrl_logoff(),
+        windows::ctrl_shutdown(),
+    ) else {
+        let _ = tokio::signal::ctrl_c().await;
+        return;
+    };
+    tokio::select! {
+        _ = c.recv() => {}
+        _ = brk.recv() => {}
+        _ = close.recv() => {}
+        _ = logoff.recv() => {}
+        _ = shutdown.recv() => {}
+    }
+}
+
+/// `text` as a NUL-terminated UTF-16 string.
+fn wide(text: &OsStr) -> Vec<u16> {
+    text.encode_wide().chain(Some(0)).collect()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    #[test]
+    fn executables_are_named_as_windows_names_them() {
+        assert_eq!(
+            as_named(PathBuf::from(r"\\?\C:\Tools\lanyard.exe")),
+            PathBuf::from(r"C:\Tools\lanyard.exe")
+        );
+        let unc = PathBuf::from(r"\\?\UNC\server\share\lanyard.exe");
+        assert_eq!(as_named(unc.clone()), unc);
+        assert!(same_path(
+            Path::new(r"C:\Tools\LANYARD.EXE"),
+            Path::new(r"c:\tools\lanyard.exe")
+        ));
+        assert!(!same_path(
+            Path::new(r"C:\Tools\lanyard.exe"),
+            Path::new(r"C:\Tools\lanyard2.exe")
+        ));
+    }
+
+    /// The seat's idle time is read, and is no longer than the time since boot.
+    #[test]
+    fn idle_time_comes_from_the_last_input() {
+        use windows_sys::Win32::System::SystemInformation::GetTickCount64;
+        let idle = idle_probe()
+            .unwrap()
+            .idle()
+            .expect("GetLastInputInfo answers");
+        // SAFETY: no preconditions.
+        let up = Duration::from_millis(unsafe { GetTickCount64() });
+        assert!(idle <= up, "idle {idle:?} since boot {up:?}");
+    }
+
+    #[test]
+    fn browser_commands_split_at_spaces_outside_quotes() {
+        let words = split_command(r#""C:\Program Files\Firefox\firefox.exe" -private-window %s"#);
+        assert_eq!(
+            words.unwrap(),
+            [
+                r"C:\Program Files\Firefox\firefox.exe",
+                "-private-window",
+                "%s"
+            ]
+        );
+        assert_eq!(split_command(r#""unclosed"#), None);
+        assert_eq!(split_command(r#"a "" b"#).unwrap(), ["a", "", "b"]);
+    }
+
+    /// Whether this runs under Wine: its ntdll exports `wine_get_version`.
+    pub(crate) fn under_wine() -> bool {
+        use windows_sys::Win32::System::LibraryLoader::{GetModuleHandleA, GetProcAddress};
+        // SAFETY: NUL-terminated names; ntdll is always loaded.
+        unsafe {
+            let ntdll = GetModuleHandleA(c"ntdll.dll".as_ptr().cast());
+            !ntdll.is_null() && GetProcAddress(ntdll, c"wine_get_version".as_ptr().cast()).is_some()
+        }
+    }
+}
