@@ -1,0 +1,205 @@
+//! The accounts file: which providers to sign in with, and how.
+//!
+//! The file is TOML, found at `$LANYARD_CONFIG` or else `config.toml` in the platform's
+//! config directory. It is parsed once into [`Config`] and validated whole: a bad value is
+//! reported with the file, line and key at fault. This module reads the file and nothing
+//! else; it never holds a secret (client secrets live in the keychain, see `store`).
+//! `parse` checks the file and says where it is wrong, `kiosk` reads the managed seat's
+//! `[kiosk]` table, and `edit` adds and removes accounts.
+//!
+//! ```toml
+//! [accounts.work]
+//! issuer = "https://login.example.com"
+//! client_id = "lanyard"
+//! scopes = "openid profile email offline_access"   # the default
+//! redirect = "loopback"                             # or "loopback:PORT", or a private-use
+//!                                                   # scheme URI: "dev.lanyard:/callback"
+//! extra_params = { center_uuid = "…" }
+//! prompt = "login"
+//! max_age = 3600
+//! store = "keychain"                                # or "memory"
+//! response_type = "code"                            # or "id_token" (no access token)
+//! response_mode = "query"                           # or "form_post", "fragment"
+//! resources = ["https://api.example.com"]           # RFC 8707, for `token --audience`
+//! git_hosts = ["git.example.com"]                   # where `git-credential` answers (https)
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub use crate::settings::{ClientAuth, ResponseMode, ResponseType};
+
+mod edit;
+mod kiosk;
+mod parse;
+#[cfg(test)]
+mod tests;
+
+pub use edit::NewAccount;
+pub use kiosk::{Kiosk, SeatBrowser};
+pub use parse::check_issuer;
+use parse::line_column;
+
+/// Scopes asked for when an account names none.
+pub const DEFAULT_SCOPES: &str = "openid profile email offline_access";
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {key}: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        /// The dotted key at fault, e.g. `accounts.work.issuer`.
+        key: String,
+        message: String,
+    },
+    #[error(
+        "no account named `{name}` in {path}; add a section [accounts.{name}] with `issuer` and `client_id`"
+    )]
+    UnknownAccount { name: String, path: PathBuf },
+    #[error(
+        "cannot find a config directory for this user; set LANYARD_CONFIG to the accounts file"
+    )]
+    NoConfigDir,
+}
+
+/// The whole accounts file.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Where the file is (or would be); named in error messages.
+    pub path: PathBuf,
+    pub accounts: BTreeMap<String, Account>,
+    /// The `[kiosk]` table: only in the managed kiosk file (see [`Kiosk::path`]).
+    pub kiosk: Option<Kiosk>,
+}
+
+/// One `[accounts.NAME]` section, validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Account {
+    pub name: String,
+    /// Compared byte for byte with the provider's discovery document.
+    pub issuer: String,
+    pub client_id: String,
+    pub scopes: Vec<String>,
+    pub redirect: Redirect,
+    pub extra_params: BTreeMap<String, String>,
+    pub prompt: Option<String>,
+    pub max_age: Option<u64>,
+    pub store: StoreKind,
+    /// How to authenticate at the token endpoint; `None` means follow discovery.
+    pub client_auth: Option<ClientAuth>,
+    pub response_type: ResponseType,
+    pub response_mode: ResponseMode,
+    /// Also ask the provider's introspection endpoint about the ID token (Hellō).
+    pub introspect: bool,
+    /// The preset the account was made from, for display and branding.
+    pub preset: Option<String>,
+    /// RFC 8707 resource indicators asked for at sign-in; tokens for one of them (an
+    /// audience) come from a refresh that names it.
+    pub resources: Vec<String>,
+    /// The git hosts (`host` or `host:port`, lowercase) that `lanyard git-credential`
+    /// gives the account's token to, over https only. Empty: none.
+    pub git_hosts: Vec<String>,
+}
+
+/// Where the provider sends the browser back to (RFC 8252 section 7).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Redirect {
+    /// `http://127.0.0.1:PORT/callback`; port 0 asks the OS for a free one.
+    Loopback { port: u16 },
+    /// A private-use URI scheme (RFC 8252 section 7.1), e.g. `dev.lanyard:/callback`: the
+    /// OS hands the URL to the desktop app registered for the scheme. Sign-out comes back
+    /// to the same scheme with the path `/logged-out`.
+    Scheme { uri: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreKind {
+    /// The OS keychain; non-secret state in the data directory.
+    Keychain,
+    /// Process memory only; nothing is written anywhere.
+    Memory,
+}
+
+impl fmt::Display for Redirect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Redirect::Loopback { port: 0 } => f.write_str("loopback"),
+            Redirect::Loopback { port } => write!(f, "loopback:{port}"),
+            Redirect::Scheme { uri } => f.write_str(uri),
+        }
+    }
+}
+
+impl fmt::Display for StoreKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StoreKind::Keychain => "keychain",
+            StoreKind::Memory => "memory",
+        })
+    }
+}
+
+impl Config {
+    /// The path of the accounts file: `$LANYARD_CONFIG`, else the platform default.
+    pub fn default_path() -> Result<PathBuf, Error> {
+        if let Some(path) = std::env::var_os("LANYARD_CONFIG") {
+            return Ok(PathBuf::from(path));
+        }
+        let dirs = directories::ProjectDirs::from("", "", "lanyard").ok_or(Error::NoConfigDir)?;
+        Ok(dirs.config_dir().join("config.toml"))
+    }
+
+    /// Reads and validates the file. A missing file is an empty config.
+    pub fn load(path: &Path) -> Result<Config, Error> {
+        match std::fs::read_to_string(path) {
+            Ok(text) => {
+                let config = Config::parse(path, &text)?;
+                if config.kiosk.is_some() {
+                    // A player must not be able to turn kiosk mode on or off, nor loosen it.
+                    let (line, column) = line_column(&text, text.find("kiosk").unwrap_or(0));
+                    return Err(Error::Invalid {
+                        path: path.to_owned(),
+                        line,
+                        column,
+                        key: "kiosk".into(),
+                        message: format!(
+                            "kiosk settings are read only from the managed kiosk file ({})",
+                            Kiosk::path().display()
+                        ),
+                    });
+                }
+                Ok(config)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Config {
+                path: path.to_owned(),
+                accounts: BTreeMap::new(),
+                kiosk: None,
+            }),
+            Err(source) => Err(Error::Read {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    }
+
+    pub fn account(&self, name: &str) -> Result<&Account, Error> {
+        self.accounts
+            .get(name)
+            .ok_or_else(|| Error::UnknownAccount {
+                name: name.to_owned(),
+                path: self.path.clone(),
+            })
+    }
+}
