@@ -3,8 +3,12 @@
 //! [`Lanyard`] ties the other modules together and owns the policy of what is stored
 //! when: nothing is written until every check of a sign-in has passed; a rotated refresh
 //! token is in the store before the access token that came with it is handed out; a
-//! failed refresh keeps the old tokens. The CLI calls these functions and renders the
-//! results; so will the broker and the desktop app.
+//! failed refresh keeps the old tokens. The CLI, the broker and the desktop app call these
+//! functions and render the results.
+//!
+//! `login` signs in (browser or device flow), `token` hands out access tokens and refreshes
+//! them, `logout` signs out; what they share (the stores, discovery, ID token checks) is
+//! here.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -12,29 +16,22 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use crate::config::{Account, Config, Redirect, ResponseMode, ResponseType, StoreKind};
+use crate::config::{Account, Config, StoreKind};
 use crate::discovery::Provider;
 use crate::error::Error;
 use crate::flow::handoff::Handoff;
-use crate::flow::loopback::{Listener, Page};
 use crate::flow::scheme::Inbox;
-use crate::flow::{self, AuthRequest, Overrides, Params};
-use crate::secret::{self, Secret};
-use crate::store::{self, Keychain, Memory, Record, Records, Secrets, Status, Tokens};
+use crate::secret::Secret;
+use crate::store::{self, Keychain, Memory, Record, Records, Secrets, Tokens};
 use crate::{browser, http, validate};
 
+mod login;
+mod logout;
 mod token;
 
+pub use login::LoginOptions;
+pub use logout::{END_SESSION_TIMEOUT, EndSession, Logout};
 pub use token::AccessToken;
-
-/// The warning when the provider's sign-out page never sent the browser back.
-const NO_END_SESSION_ANSWER: &str = "the browser did not come back from the provider's sign-out page; the provider session may still be active";
-
-/// The warning when the one-time sign-out page was asked for twice.
-const STOLEN: &str = "the provider session was not ended: the one-time sign-out page was opened twice, perhaps by another program on this computer; sign out at the provider yourself";
-
-/// How long `logout` waits for the provider to send the browser back.
-pub const END_SESSION_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// What a sign-in is doing, for a progress display.
 #[derive(Debug)]
@@ -62,34 +59,6 @@ pub enum Progress<'a> {
     Finishing,
 }
 
-pub struct LoginOptions {
-    pub open_browser: bool,
-    pub timeout: Duration,
-    pub prompt: Option<String>,
-}
-
-/// What [`Lanyard::logout`] did.
-#[derive(Debug, Default)]
-pub struct Logout {
-    pub was_signed_in: bool,
-    pub revoked: Vec<&'static str>,
-    pub end_session: EndSession,
-    pub warnings: Vec<String>,
-}
-
-#[derive(Debug, Default, PartialEq, Eq)]
-pub enum EndSession {
-    /// `--local`: the provider was not told.
-    #[default]
-    Skipped,
-    /// The provider has no `end_session_endpoint`.
-    NotOffered,
-    /// The browser came back from the provider's logout.
-    Ended,
-    /// The browser did not come back in time; the provider session may remain.
-    NoAnswer,
-}
-
 pub struct Lanyard {
     config: Config,
     http: http::Client,
@@ -107,15 +76,6 @@ pub struct Lanyard {
     inbox: Option<Arc<Inbox>>,
     /// Where sign-in pages open: the person's browser, or a kiosk seat's.
     opener: Arc<dyn browser::Opener>,
-}
-
-/// A sign-in's starting point ([`Lanyard::sign_in`]).
-struct SignIn<'a> {
-    account: &'a Account,
-    kind: StoreKind,
-    secrets: Arc<dyn Secrets>,
-    client_secret: Option<Secret>,
-    provider: Arc<Provider>,
 }
 
 /// How long a discovery document is trusted before it is fetched again.
@@ -151,558 +111,12 @@ impl Lanyard {
         self.store_override.unwrap_or(account.store)
     }
 
-    /// Signs in through the browser. Stores tokens and the record only if every check passes.
-    pub async fn login(
-        &self,
-        name: &str,
-        options: &LoginOptions,
-        progress: &(dyn Fn(Progress<'_>) + Sync),
-    ) -> Result<Record, Error> {
-        let SignIn {
-            account,
-            kind,
-            secrets,
-            client_secret,
-            provider,
-        } = self.sign_in(name).await?;
-        let overrides = Overrides {
-            prompt: options.prompt.clone(),
-        };
-        let listener = match &account.redirect {
-            Redirect::Loopback { port } => Listener::bind(*port).await?,
-            Redirect::Scheme { uri } => {
-                let inbox = self.scheme_inbox(account, uri)?;
-                let request = AuthRequest::new(&provider, account, uri, &overrides)?;
-                // In the inbox before the browser opens: the link may come back at once.
-                let mut waiting = inbox.expect(request.state.expose());
-                let mut handoff = self.send(&request, options, progress).await?;
-                let params = tokio::select! {
-                    params = tokio::time::timeout(options.timeout, waiting.recv()) => params
-                        .ok()
-                        .flatten()
-                        .ok_or(flow::loopback::Error::Timeout(options.timeout))?,
-                    () = handoff.stolen() => return Err(flow::Error::HandoffStolen.into()),
-                };
-                progress(Progress::Finishing);
-                let (secret, params) = (client_secret.as_ref(), &params);
-                return self
-                    .finish_login(account, kind, &provider, &request, params, secret, secrets)
-                    .await;
-            }
-        };
-        let request = AuthRequest::new(&provider, account, &listener.uri("/callback"), &overrides)?;
-        let mut handoff = self.send(&request, options, progress).await?;
-        let waited = listener.wait(
-            "/callback",
-            &request.state,
-            options.timeout,
-            account.response_mode == ResponseMode::Fragment,
-        );
-        let callback = tokio::select! {
-            callback = waited => callback?,
-            () = handoff.stolen() => return Err(flow::Error::HandoffStolen.into()),
-        };
-        progress(Progress::Finishing);
-        let outcome = self
-            .finish_login(
-                account,
-                kind,
-                &provider,
-                &request,
-                &callback.params,
-                client_secret.as_ref(),
-                secrets,
-            )
-            .await;
-        let message = match &outcome {
-            Ok(record) => format!(
-                "You are signed in to {name} as {}. You can close this tab.",
-                display_name(&record.claims()).unwrap_or(&record.subject)
-            ),
-            Err(e) => format!("{e}"),
-        };
-        let title = if outcome.is_ok() {
-            "Signed in"
-        } else {
-            "Sign-in failed"
-        };
-        callback
-            .finish(&Page {
-                ok: outcome.is_ok(),
-                title,
-                message: &message,
-            })
-            .await;
-        outcome
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn finish_login(
-        &self,
-        account: &Account,
-        kind: StoreKind,
-        provider: &Provider,
-        request: &AuthRequest,
-        params: &Params,
-        client_secret: Option<&Secret>,
-        secrets: Arc<dyn Secrets>,
-    ) -> Result<Record, Error> {
-        let artifact = request.check_response(provider, params)?;
-        // The code flow redeems the code for tokens; the ID-token flow has its token already.
-        let (response, id_token) = match request.response_type {
-            ResponseType::Code => {
-                let auth = flow::client_auth(account, provider, client_secret)?;
-                let response =
-                    flow::exchange(&self.http, provider, &auth, &artifact, request).await?;
-                let id_token = response.id_token.clone().ok_or(flow::Error::NoIdToken)?;
-                (Some(response), id_token)
-            }
-            ResponseType::IdToken => (None, artifact),
-        };
-        self.keep(
-            account,
-            kind,
-            provider,
-            response,
-            id_token,
-            (Some(&request.nonce), account.max_age),
-            secrets,
-        )
-        .await
-    }
-
-    /// Checks a sign-in's tokens (ID token, introspection, userinfo) and, when every check
-    /// passes, stores them and the record.
-    #[allow(clippy::too_many_arguments)]
-    async fn keep(
-        &self,
-        account: &Account,
-        kind: StoreKind,
-        provider: &Provider,
-        response: Option<flow::TokenResponse>,
-        id_token: Secret,
-        (nonce, max_age): (Option<&Secret>, Option<u64>),
-        secrets: Arc<dyn Secrets>,
-    ) -> Result<Record, Error> {
-        let now = now();
-        let access_token = response.as_ref().map(|r| &r.access_token);
-        let claims =
-            check_id_token(provider, account, &id_token, nonce, max_age, access_token).await?;
-        if account.introspect {
-            let nonce = nonce.ok_or_else(|| {
-                flow::Error::Introspection(
-                    "this sign-in carried no nonce for the introspection check".into(),
-                )
-            })?;
-            let url = provider
-                .metadata
-                .introspection_endpoint
-                .as_ref()
-                .ok_or_else(|| {
-                    flow::Error::Introspection(
-                        "the provider's discovery document has no introspection_endpoint".into(),
-                    )
-                })?;
-            flow::introspect_id_token(
-                &self.http,
-                url,
-                &account.client_id,
-                &id_token,
-                nonce,
-                claims.subject(),
-            )
-            .await?;
-        }
-        let userinfo = match (&provider.metadata.userinfo_endpoint, access_token) {
-            (Some(url), Some(access_token)) => {
-                let userinfo =
-                    flow::userinfo(&self.http, provider, url, access_token, &account.client_id)
-                        .await?;
-                validate::userinfo(&claims, &userinfo)?;
-                Some(userinfo)
-            }
-            _ => None,
-        };
-        let access_token_claims = match access_token {
-            Some(token) => jwt_claims(provider, token).await,
-            None => None,
-        };
-        let scopes = granted_scopes(response.as_ref(), &claims.claims, account);
-        let tokens = Tokens {
-            access_token: access_token.cloned(),
-            expires_at: response.as_ref().and_then(|r| r.expires_at(now)),
-            refresh_token: response.as_ref().and_then(|r| r.refresh_token.clone()),
-            id_token: Some(id_token),
-            issuer: Some(provider.issuer().to_owned()),
-            client_id: Some(account.client_id.clone()),
-        };
-        let record = Record {
-            account: account.name.clone(),
-            issuer: provider.issuer().to_owned(),
-            client_id: account.client_id.clone(),
-            subject: claims.subject().to_owned(),
-            signed_in_at: now,
-            access_token_expires_at: tokens.expires_at,
-            id_token_expires_at: Some(claims.expires_at()),
-            refreshable: tokens.refresh_token.is_some(),
-            scopes,
-            store: kind.to_string(),
-            response_type: account.response_type,
-            id_token_claims: identity_claims(claims.claims),
-            userinfo,
-            access_token_claims,
-            status: Status::SignedIn,
-        };
-        save_tokens(secrets, &account.name, &tokens).await?;
-        self.records.save(kind, &record)?;
-        tracing::info!(account = %account.name, subject = %record.subject, "signed in");
-        Ok(record)
-    }
-
-    /// Whether `name`'s provider offers the device flow (scan-to-sign-in).
-    pub async fn offers_device_flow(&self, name: &str) -> Result<bool, Error> {
-        let account = self.config.account(name)?;
-        let provider = self.discover(account).await?;
-        Ok(provider.metadata.device_authorization_endpoint.is_some())
-    }
-
-    /// Signs in with the device authorization grant (RFC 8628): `progress` gets the code
-    /// to show, then the tokens are checked and stored as for a browser sign-in. Nothing
-    /// is stored unless every check passes.
-    pub async fn login_device(
-        &self,
-        name: &str,
-        progress: &(dyn Fn(Progress<'_>) + Sync),
-    ) -> Result<Record, Error> {
-        let SignIn {
-            account,
-            kind,
-            secrets,
-            client_secret,
-            provider,
-        } = self.sign_in(name).await?;
-        let endpoint = provider
-            .metadata
-            .device_authorization_endpoint
-            .clone()
-            .ok_or_else(|| {
-                flow::Error::Device(format!(
-                    "{} offers no device authorization endpoint; sign in in the browser",
-                    account.issuer
-                ))
-            })?;
-        let auth = flow::client_auth(account, &provider, client_secret.as_ref())?;
-        let scope = account.scopes.join(" ");
-        let mut params = vec![("scope", scope.as_str())];
-        params.extend(
-            account
-                .extra_params
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        );
-        let authorization = flow::device::start(&self.http, &endpoint, &auth, &params).await?;
-        progress(Progress::DeviceCode {
-            user_code: &authorization.user_code,
-            verification_uri: authorization.verification_uri.as_str(),
-            verification_uri_complete: authorization
-                .verification_uri_complete
-                .as_ref()
-                .map(url::Url::as_str),
-            expires_in: authorization.expires_in,
-        });
-        progress(Progress::Waiting);
-        let response = flow::device::wait(&self.http, &provider, &auth, &authorization).await?;
-        progress(Progress::Finishing);
-        let id_token = response.id_token.clone().ok_or(flow::Error::NoIdToken)?;
-        self.keep(
-            account,
-            kind,
-            &provider,
-            Some(response),
-            id_token,
-            // No nonce in RFC 8628. No max_age either: the person signs in on their own
-            // device, where the provider decides whether to ask for credentials again;
-            // the seat never sees them.
-            (None, None),
-            secrets,
-        )
-        .await
-    }
-
-    /// Signs out: revokes the tokens where the provider offers it, deletes them and the
-    /// record, and (unless `local`) ends the provider's session in the browser.
-    ///
-    /// Forgetting is not conditional on anything else: a provider that cannot be reached,
-    /// a client secret that cannot be read, a refused revocation each become a warning in
-    /// the report, and the tokens and record are deleted all the same. Only a failure to
-    /// delete them is an error.
-    pub async fn logout(
-        &self,
-        name: &str,
-        local: bool,
-        open_browser: bool,
-        progress: &(dyn Fn(Progress<'_>) + Sync),
-    ) -> Result<Logout, Error> {
-        let account = self.config.account(name)?;
-        let kind = self.store_kind(account);
-        // Not while a refresh runs: it would find the tokens gone and write the record
-        // back as "sign-in needed" after this deletes it.
-        let lock = self.account_lock(name);
-        let one_at_a_time = lock.lock().await;
-        let mut report = Logout::default();
-        let secrets = self.secrets(kind).await;
-        let tokens = match &secrets {
-            Ok(secrets) => load_tokens(secrets.clone(), name)
-                .await
-                .unwrap_or_else(|e| {
-                    report
-                        .warnings
-                        .push(format!("could not read the tokens to revoke them: {e}"));
-                    None
-                }),
-            Err(_) => None,
-        };
-        let record = self.records.load(kind, name);
-        report.was_signed_in = tokens.is_some() || record.is_some();
-        // Tokens issued by another provider or to another client than the account names
-        // now are not sent to this one, to revoke or as an `id_token_hint`.
-        let tokens = tokens.filter(|t| {
-            let (issuer, client) = record
-                .as_ref()
-                .map_or((account.issuer.as_str(), account.client_id.as_str()), |r| {
-                    (r.issuer.as_str(), r.client_id.as_str())
-                });
-            let ours = t.issued_to(&account.issuer, &account.client_id, (issuer, client));
-            if !ours {
-                report.warnings.push(format!(
-                    "the stored tokens belong to {} (client {}), not to the provider the account names now; they were forgotten without being sent to {}",
-                    t.issuer.as_deref().unwrap_or(issuer),
-                    t.client_id.as_deref().unwrap_or(client),
-                    account.issuer
-                ));
-            }
-            ours
-        });
-        let provider = if local {
-            None
-        } else {
-            match self.discover(account).await {
-                Ok(p) => Some(p),
-                Err(e) => {
-                    report.warnings.push(format!(
-                        "could not reach the provider to revoke or end the session: {e}"
-                    ));
-                    None
-                }
-            }
-        };
-        if let (Some(provider), Some(tokens)) = (&provider, &tokens)
-            && let Some(url) = &provider.metadata.revocation_endpoint
-        {
-            self.revoke_all(account, kind, provider, url, tokens, &mut report)
-                .await;
-        }
-        let id_token = tokens.as_ref().and_then(|t| t.id_token.clone());
-        // The record first: without it no token is handed out, even if the keychain
-        // should fail to delete the tokens below.
-        let removed = self.records.remove(kind, name);
-        self.records.forget_pictures(name);
-        let deleted = match secrets {
-            Ok(secrets) => {
-                let name = name.to_owned();
-                run_blocking(move || secrets.delete(store::TOKENS, &name)).await
-            }
-            Err(e) => Err(match e {
-                Error::Store(e) => e,
-                other => store::Error::Failed(other.to_string()),
-            }),
-        };
-        drop(one_at_a_time);
-        deleted?;
-        removed?;
-        tracing::info!(account = %name, "signed out locally");
-        if let Some(provider) = &provider {
-            report.end_session = match &provider.metadata.end_session_endpoint {
-                None => EndSession::NotOffered,
-                Some(endpoint) if matches!(account.redirect, Redirect::Scheme { .. }) => {
-                    self.end_session_by_scheme(
-                        account,
-                        endpoint,
-                        id_token.as_ref(),
-                        &mut report,
-                        open_browser,
-                        progress,
-                    )
-                    .await?
-                }
-                Some(endpoint) => {
-                    // Providers that match redirect URIs exactly (ggLeap) match this one too.
-                    let port = match account.redirect {
-                        Redirect::Loopback { port } => port,
-                        Redirect::Scheme { .. } => 0,
-                    };
-                    let listener = Listener::bind(port).await?;
-                    let state = secret::random(16).map_err(|_| flow::Error::Random)?;
-                    let landing = listener.uri("/logged-out");
-                    let next = flow::end_session_url(
-                        endpoint,
-                        id_token.as_ref(),
-                        &account.client_id,
-                        &landing,
-                        &state,
-                    );
-                    let mut handoff = self
-                        .show(next, &http::display_url(endpoint), open_browser, progress)
-                        .await?;
-                    progress(Progress::Waiting);
-                    let waited = listener.wait("/logged-out", &state, END_SESSION_TIMEOUT, false);
-                    let landed = tokio::select! {
-                        landed = waited => landed.ok(),
-                        () = handoff.stolen() => {
-                            report.warnings.push(STOLEN.into());
-                            None
-                        }
-                    };
-                    match landed {
-                        Some(callback) => {
-                            let message =
-                                format!("You are signed out of {name}. You can close this tab.");
-                            callback
-                                .finish(&Page {
-                                    ok: true,
-                                    title: "Signed out",
-                                    message: &message,
-                                })
-                                .await;
-                            EndSession::Ended
-                        }
-                        None => {
-                            report.warnings.push(NO_END_SESSION_ANSWER.into());
-                            EndSession::NoAnswer
-                        }
-                    }
-                }
-            };
-        }
-        Ok(report)
-    }
-
-    /// Revokes the refresh and access tokens, best effort: each failure is a warning.
-    async fn revoke_all(
-        &self,
-        account: &Account,
-        kind: StoreKind,
-        provider: &Provider,
-        url: &url::Url,
-        tokens: &Tokens,
-        report: &mut Logout,
-    ) {
-        let client_secret = match self.client_secret(account, kind).await {
-            Ok(secret) => secret,
-            Err(e) => {
-                report.warnings.push(format!(
-                    "could not read the client secret to revoke the tokens: {e}"
-                ));
-                return;
-            }
-        };
-        let auth = match flow::client_auth(account, provider, client_secret.as_ref()) {
-            Ok(auth) => auth,
-            Err(e) => {
-                report
-                    .warnings
-                    .push(format!("could not revoke the tokens: {e}"));
-                return;
-            }
-        };
-        let pending = [
-            ("refresh_token", tokens.refresh_token.as_ref()),
-            ("access_token", tokens.access_token.as_ref()),
-        ];
-        for (hint, token) in pending {
-            let Some(token) = token else { continue };
-            match flow::revoke(&self.http, url, &auth, token, hint).await {
-                Ok(()) => report.revoked.push(hint),
-                // RFC 7009 section 2.2.1: this provider cannot revoke such tokens
-                // (self-contained JWT access tokens); this one lapses at its expiry.
-                Err(flow::Error::Http(e)) if e.oauth_error() == Some("unsupported_token_type") => {
-                    report.warnings.push(format!(
-                        "the provider cannot revoke its {hint}s; this one stays valid until it expires"
-                    ))
-                }
-                Err(e) => report
-                    .warnings
-                    .push(format!("revoking the {hint} failed: {e}")),
-            }
-        }
-    }
-
-    /// Ends the provider's session for an account whose redirects come back by scheme:
-    /// the provider sends the browser to `SCHEME:/logged-out`, which the app receives.
-    async fn end_session_by_scheme(
-        &self,
-        account: &Account,
-        endpoint: &url::Url,
-        id_token: Option<&Secret>,
-        report: &mut Logout,
-        open_browser: bool,
-        progress: &(dyn Fn(Progress<'_>) + Sync),
-    ) -> Result<EndSession, Error> {
-        let Redirect::Scheme { uri } = &account.redirect else {
-            return Ok(EndSession::Skipped);
-        };
-        let Ok(inbox) = self.scheme_inbox(account, uri) else {
-            report.warnings.push(
-                "the provider session was not ended: its sign-out page returns to the desktop app; sign out there"
-                    .into(),
-            );
-            return Ok(EndSession::Skipped);
-        };
-        let scheme = uri.split(':').next().unwrap_or_default();
-        let landing = format!("{scheme}:/logged-out");
-        let state = secret::random(16).map_err(|_| flow::Error::Random)?;
-        let mut waiting = inbox.expect(state.expose());
-        let next = flow::end_session_url(endpoint, id_token, &account.client_id, &landing, &state);
-        let mut handoff = self
-            .show(next, &http::display_url(endpoint), open_browser, progress)
-            .await?;
-        progress(Progress::Waiting);
-        let landed = tokio::select! {
-            landed = tokio::time::timeout(END_SESSION_TIMEOUT, waiting.recv()) => landed,
-            () = handoff.stolen() => {
-                report.warnings.push(STOLEN.into());
-                Ok(None)
-            }
-        };
-        match landed {
-            Ok(Some(_)) => Ok(EndSession::Ended),
-            _ => {
-                report.warnings.push(NO_END_SESSION_ANSWER.into());
-                Ok(EndSession::NoAnswer)
-            }
-        }
-    }
-
     /// Where this session receives private-use scheme redirects: only the desktop app
     /// has such an inbox (the OS hands it the URLs).
     fn scheme_inbox(&self, account: &Account, uri: &str) -> Result<Arc<Inbox>, Error> {
         self.inbox.clone().ok_or_else(|| Error::SchemeNeedsApp {
             account: account.name.clone(),
             uri: uri.to_owned(),
-        })
-    }
-
-    /// What every sign-in needs before the person is sent anywhere: the store must work,
-    /// the client secret be there, and the provider be discovered afresh.
-    async fn sign_in<'a>(&'a self, name: &str) -> Result<SignIn<'a>, Error> {
-        let account = self.config.account(name)?;
-        let kind = self.store_kind(account);
-        Ok(SignIn {
-            account,
-            kind,
-            secrets: self.secrets(kind).await?,
-            client_secret: self.client_secret(account, kind).await?,
-            provider: self.discover_afresh(account).await?,
         })
     }
 
@@ -776,21 +190,6 @@ impl Lanyard {
         let name = account.name.clone();
         run_blocking(move || keychain.set(store::CLIENT_SECRET, &name, &value)).await?;
         Ok(())
-    }
-
-    /// Sends the browser with the authorization request, and says it is waiting.
-    async fn send(
-        &self,
-        request: &AuthRequest,
-        options: &LoginOptions,
-        progress: &(dyn Fn(Progress<'_>) + Sync),
-    ) -> Result<Handoff, Error> {
-        let shown = http::display_url(&request.url);
-        let handoff = self
-            .show(request.url.clone(), &shown, options.open_browser, progress)
-            .await?;
-        progress(Progress::Waiting);
-        Ok(handoff)
     }
 
     /// Sends the browser on to `next` through a one-time loopback page ([`Handoff`]), so
@@ -939,37 +338,6 @@ async fn load_tokens(
     let name = name.to_owned();
     let stored = run_blocking(move || secrets.get(store::TOKENS, &name)).await?;
     stored.as_ref().map(Tokens::from_secret).transpose()
-}
-
-/// The scopes granted: the token response's `scope`, else the ID token's `scope` claim
-/// (a string, or an array as Hellō sends it), else what was asked for.
-fn granted_scopes(
-    response: Option<&flow::TokenResponse>,
-    claims: &Map<String, Value>,
-    account: &Account,
-) -> Vec<String> {
-    if let Some(scope) = response.and_then(|r| r.scope.as_ref()) {
-        return scope.split_whitespace().map(str::to_owned).collect();
-    }
-    match claims.get("scope") {
-        Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
-        _ => account.scopes.clone(),
-    }
-}
-
-/// The claims of a JWT access token (Hep.gg issues them), if its signature verifies with
-/// the provider's keys; an opaque token, or one that does not verify, has none to show.
-async fn jwt_claims(provider: &Provider, token: &Secret) -> Option<Map<String, Value>> {
-    if token.expose().split('.').count() != 3 {
-        return None;
-    }
-    let (_, payload) = provider.verify(token.expose()).await.ok()?;
-    serde_json::from_slice(&payload).ok()
 }
 
 /// The claims worth keeping: all but the one-time values of the sign-in itself.

@@ -1,0 +1,373 @@
+//! Signing in: through the browser (loopback or a private-use scheme redirect) or with the
+//! device flow. Nothing is stored until every check of the response has passed.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use super::{Lanyard, Progress, check_id_token, display_name, identity_claims, now, save_tokens};
+use crate::config::{Account, Redirect, ResponseMode, ResponseType, StoreKind};
+use crate::discovery::Provider;
+use crate::error::Error;
+use crate::flow::handoff::Handoff;
+use crate::flow::loopback::{Listener, Page};
+use crate::flow::{self, AuthRequest, Overrides, Params};
+use crate::secret::Secret;
+use crate::store::{Record, Secrets, Status, Tokens};
+use crate::{http, validate};
+
+pub struct LoginOptions {
+    pub open_browser: bool,
+    pub timeout: Duration,
+    pub prompt: Option<String>,
+}
+
+/// A sign-in's starting point ([`Lanyard::sign_in`]).
+struct SignIn<'a> {
+    account: &'a Account,
+    kind: StoreKind,
+    secrets: Arc<dyn Secrets>,
+    client_secret: Option<Secret>,
+    provider: Arc<Provider>,
+}
+
+/// The scopes granted: the token response's `scope`, else the ID token's `scope` claim
+/// (a string, or an array as Hellō sends it), else what was asked for.
+fn granted_scopes(
+    response: Option<&flow::TokenResponse>,
+    claims: &Map<String, Value>,
+    account: &Account,
+) -> Vec<String> {
+    if let Some(scope) = response.and_then(|r| r.scope.as_ref()) {
+        return scope.split_whitespace().map(str::to_owned).collect();
+    }
+    match claims.get("scope") {
+        Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+        Some(Value::Array(a)) => a
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
+        _ => account.scopes.clone(),
+    }
+}
+
+/// The claims of a JWT access token (Hep.gg issues them), if its signature verifies with
+/// the provider's keys; an opaque token, or one that does not verify, has none to show.
+async fn jwt_claims(provider: &Provider, token: &Secret) -> Option<Map<String, Value>> {
+    if token.expose().split('.').count() != 3 {
+        return None;
+    }
+    let (_, payload) = provider.verify(token.expose()).await.ok()?;
+    serde_json::from_slice(&payload).ok()
+}
+
+impl Lanyard {
+    /// Signs in through the browser. Stores tokens and the record only if every check passes.
+    pub async fn login(
+        &self,
+        name: &str,
+        options: &LoginOptions,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<Record, Error> {
+        let SignIn {
+            account,
+            kind,
+            secrets,
+            client_secret,
+            provider,
+        } = self.sign_in(name).await?;
+        let overrides = Overrides {
+            prompt: options.prompt.clone(),
+        };
+        let listener = match &account.redirect {
+            Redirect::Loopback { port } => Listener::bind(*port).await?,
+            Redirect::Scheme { uri } => {
+                let inbox = self.scheme_inbox(account, uri)?;
+                let request = AuthRequest::new(&provider, account, uri, &overrides)?;
+                // In the inbox before the browser opens: the link may come back at once.
+                let mut waiting = inbox.expect(request.state.expose());
+                let mut handoff = self.send(&request, options, progress).await?;
+                let params = tokio::select! {
+                    params = tokio::time::timeout(options.timeout, waiting.recv()) => params
+                        .ok()
+                        .flatten()
+                        .ok_or(flow::loopback::Error::Timeout(options.timeout))?,
+                    () = handoff.stolen() => return Err(flow::Error::HandoffStolen.into()),
+                };
+                progress(Progress::Finishing);
+                let (secret, params) = (client_secret.as_ref(), &params);
+                return self
+                    .finish_login(account, kind, &provider, &request, params, secret, secrets)
+                    .await;
+            }
+        };
+        let request = AuthRequest::new(&provider, account, &listener.uri("/callback"), &overrides)?;
+        let mut handoff = self.send(&request, options, progress).await?;
+        let waited = listener.wait(
+            "/callback",
+            &request.state,
+            options.timeout,
+            account.response_mode == ResponseMode::Fragment,
+        );
+        let callback = tokio::select! {
+            callback = waited => callback?,
+            () = handoff.stolen() => return Err(flow::Error::HandoffStolen.into()),
+        };
+        progress(Progress::Finishing);
+        let outcome = self
+            .finish_login(
+                account,
+                kind,
+                &provider,
+                &request,
+                &callback.params,
+                client_secret.as_ref(),
+                secrets,
+            )
+            .await;
+        let message = match &outcome {
+            Ok(record) => format!(
+                "You are signed in to {name} as {}. You can close this tab.",
+                display_name(&record.claims()).unwrap_or(&record.subject)
+            ),
+            Err(e) => format!("{e}"),
+        };
+        let title = if outcome.is_ok() {
+            "Signed in"
+        } else {
+            "Sign-in failed"
+        };
+        callback
+            .finish(&Page {
+                ok: outcome.is_ok(),
+                title,
+                message: &message,
+            })
+            .await;
+        outcome
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn finish_login(
+        &self,
+        account: &Account,
+        kind: StoreKind,
+        provider: &Provider,
+        request: &AuthRequest,
+        params: &Params,
+        client_secret: Option<&Secret>,
+        secrets: Arc<dyn Secrets>,
+    ) -> Result<Record, Error> {
+        let artifact = request.check_response(provider, params)?;
+        // The code flow redeems the code for tokens; the ID-token flow has its token already.
+        let (response, id_token) = match request.response_type {
+            ResponseType::Code => {
+                let auth = flow::client_auth(account, provider, client_secret)?;
+                let response =
+                    flow::exchange(&self.http, provider, &auth, &artifact, request).await?;
+                let id_token = response.id_token.clone().ok_or(flow::Error::NoIdToken)?;
+                (Some(response), id_token)
+            }
+            ResponseType::IdToken => (None, artifact),
+        };
+        self.keep(
+            account,
+            kind,
+            provider,
+            response,
+            id_token,
+            (Some(&request.nonce), account.max_age),
+            secrets,
+        )
+        .await
+    }
+
+    /// Checks a sign-in's tokens (ID token, introspection, userinfo) and, when every check
+    /// passes, stores them and the record.
+    #[allow(clippy::too_many_arguments)]
+    async fn keep(
+        &self,
+        account: &Account,
+        kind: StoreKind,
+        provider: &Provider,
+        response: Option<flow::TokenResponse>,
+        id_token: Secret,
+        (nonce, max_age): (Option<&Secret>, Option<u64>),
+        secrets: Arc<dyn Secrets>,
+    ) -> Result<Record, Error> {
+        let now = now();
+        let access_token = response.as_ref().map(|r| &r.access_token);
+        let claims =
+            check_id_token(provider, account, &id_token, nonce, max_age, access_token).await?;
+        if account.introspect {
+            let nonce = nonce.ok_or_else(|| {
+                flow::Error::Introspection(
+                    "this sign-in carried no nonce for the introspection check".into(),
+                )
+            })?;
+            let url = provider
+                .metadata
+                .introspection_endpoint
+                .as_ref()
+                .ok_or_else(|| {
+                    flow::Error::Introspection(
+                        "the provider's discovery document has no introspection_endpoint".into(),
+                    )
+                })?;
+            flow::introspect_id_token(
+                &self.http,
+                url,
+                &account.client_id,
+                &id_token,
+                nonce,
+                claims.subject(),
+            )
+            .await?;
+        }
+        let userinfo = match (&provider.metadata.userinfo_endpoint, access_token) {
+            (Some(url), Some(access_token)) => {
+                let userinfo =
+                    flow::userinfo(&self.http, provider, url, access_token, &account.client_id)
+                        .await?;
+                validate::userinfo(&claims, &userinfo)?;
+                Some(userinfo)
+            }
+            _ => None,
+        };
+        let access_token_claims = match access_token {
+            Some(token) => jwt_claims(provider, token).await,
+            None => None,
+        };
+        let scopes = granted_scopes(response.as_ref(), &claims.claims, account);
+        let tokens = Tokens {
+            access_token: access_token.cloned(),
+            expires_at: response.as_ref().and_then(|r| r.expires_at(now)),
+            refresh_token: response.as_ref().and_then(|r| r.refresh_token.clone()),
+            id_token: Some(id_token),
+            issuer: Some(provider.issuer().to_owned()),
+            client_id: Some(account.client_id.clone()),
+        };
+        let record = Record {
+            account: account.name.clone(),
+            issuer: provider.issuer().to_owned(),
+            client_id: account.client_id.clone(),
+            subject: claims.subject().to_owned(),
+            signed_in_at: now,
+            access_token_expires_at: tokens.expires_at,
+            id_token_expires_at: Some(claims.expires_at()),
+            refreshable: tokens.refresh_token.is_some(),
+            scopes,
+            store: kind.to_string(),
+            response_type: account.response_type,
+            id_token_claims: identity_claims(claims.claims),
+            userinfo,
+            access_token_claims,
+            status: Status::SignedIn,
+        };
+        save_tokens(secrets, &account.name, &tokens).await?;
+        self.records.save(kind, &record)?;
+        tracing::info!(account = %account.name, subject = %record.subject, "signed in");
+        Ok(record)
+    }
+
+    /// Whether `name`'s provider offers the device flow (scan-to-sign-in).
+    pub async fn offers_device_flow(&self, name: &str) -> Result<bool, Error> {
+        let account = self.config.account(name)?;
+        let provider = self.discover(account).await?;
+        Ok(provider.metadata.device_authorization_endpoint.is_some())
+    }
+
+    /// Signs in with the device authorization grant (RFC 8628): `progress` gets the code
+    /// to show, then the tokens are checked and stored as for a browser sign-in. Nothing
+    /// is stored unless every check passes.
+    pub async fn login_device(
+        &self,
+        name: &str,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<Record, Error> {
+        let SignIn {
+            account,
+            kind,
+            secrets,
+            client_secret,
+            provider,
+        } = self.sign_in(name).await?;
+        let endpoint = provider
+            .metadata
+            .device_authorization_endpoint
+            .clone()
+            .ok_or_else(|| {
+                flow::Error::Device(format!(
+                    "{} offers no device authorization endpoint; sign in in the browser",
+                    account.issuer
+                ))
+            })?;
+        let auth = flow::client_auth(account, &provider, client_secret.as_ref())?;
+        let scope = account.scopes.join(" ");
+        let mut params = vec![("scope", scope.as_str())];
+        params.extend(
+            account
+                .extra_params
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        );
+        let authorization = flow::device::start(&self.http, &endpoint, &auth, &params).await?;
+        progress(Progress::DeviceCode {
+            user_code: &authorization.user_code,
+            verification_uri: authorization.verification_uri.as_str(),
+            verification_uri_complete: authorization
+                .verification_uri_complete
+                .as_ref()
+                .map(url::Url::as_str),
+            expires_in: authorization.expires_in,
+        });
+        progress(Progress::Waiting);
+        let response = flow::device::wait(&self.http, &provider, &auth, &authorization).await?;
+        progress(Progress::Finishing);
+        let id_token = response.id_token.clone().ok_or(flow::Error::NoIdToken)?;
+        self.keep(
+            account,
+            kind,
+            &provider,
+            Some(response),
+            id_token,
+            // No nonce in RFC 8628. No max_age either: the person signs in on their own
+            // device, where the provider decides whether to ask for credentials again;
+            // the seat never sees them.
+            (None, None),
+            secrets,
+        )
+        .await
+    }
+
+    /// What every sign-in needs before the person is sent anywhere: the store must work,
+    /// the client secret be there, and the provider be discovered afresh.
+    async fn sign_in<'a>(&'a self, name: &str) -> Result<SignIn<'a>, Error> {
+        let account = self.config.account(name)?;
+        let kind = self.store_kind(account);
+        Ok(SignIn {
+            account,
+            kind,
+            secrets: self.secrets(kind).await?,
+            client_secret: self.client_secret(account, kind).await?,
+            provider: self.discover_afresh(account).await?,
+        })
+    }
+
+    /// Sends the browser with the authorization request, and says it is waiting.
+    async fn send(
+        &self,
+        request: &AuthRequest,
+        options: &LoginOptions,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<Handoff, Error> {
+        let shown = http::display_url(&request.url);
+        let handoff = self
+            .show(request.url.clone(), &shown, options.open_browser, progress)
+            .await?;
+        progress(Progress::Waiting);
+        Ok(handoff)
+    }
+}

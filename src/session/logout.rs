@@ -1,0 +1,301 @@
+//! Signing out: revoke the tokens, end the provider session in the browser where the
+//! provider offers it, and forget the account, keeping going past each failure and saying
+//! what could not be done.
+
+use std::time::Duration;
+
+use super::{Lanyard, Progress, load_tokens, run_blocking};
+use crate::config::{Account, Redirect, StoreKind};
+use crate::discovery::Provider;
+use crate::error::Error;
+use crate::flow::loopback::{Listener, Page};
+use crate::secret::{self, Secret};
+use crate::store::{self, Tokens};
+use crate::{flow, http};
+
+/// The warning when the provider's sign-out page never sent the browser back.
+const NO_END_SESSION_ANSWER: &str = "the browser did not come back from the provider's sign-out page; the provider session may still be active";
+
+/// The warning when the one-time sign-out page was asked for twice.
+const STOLEN: &str = "the provider session was not ended: the one-time sign-out page was opened twice, perhaps by another program on this computer; sign out at the provider yourself";
+
+/// How long `logout` waits for the provider to send the browser back.
+pub const END_SESSION_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// What [`Lanyard::logout`] did.
+#[derive(Debug, Default)]
+pub struct Logout {
+    pub was_signed_in: bool,
+    pub revoked: Vec<&'static str>,
+    pub end_session: EndSession,
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Default, PartialEq, Eq)]
+pub enum EndSession {
+    /// `--local`: the provider was not told.
+    #[default]
+    Skipped,
+    /// The provider has no `end_session_endpoint`.
+    NotOffered,
+    /// The browser came back from the provider's logout.
+    Ended,
+    /// The browser did not come back in time; the provider session may remain.
+    NoAnswer,
+}
+
+impl Lanyard {
+    /// Signs out: revokes the tokens where the provider offers it, deletes them and the
+    /// record, and (unless `local`) ends the provider's session in the browser.
+    ///
+    /// Forgetting is not conditional on anything else: a provider that cannot be reached,
+    /// a client secret that cannot be read, a refused revocation each become a warning in
+    /// the report, and the tokens and record are deleted all the same. Only a failure to
+    /// delete them is an error.
+    pub async fn logout(
+        &self,
+        name: &str,
+        local: bool,
+        open_browser: bool,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<Logout, Error> {
+        let account = self.config.account(name)?;
+        let kind = self.store_kind(account);
+        // Not while a refresh runs: it would find the tokens gone and write the record
+        // back as "sign-in needed" after this deletes it.
+        let lock = self.account_lock(name);
+        let one_at_a_time = lock.lock().await;
+        let mut report = Logout::default();
+        let secrets = self.secrets(kind).await;
+        let tokens = match &secrets {
+            Ok(secrets) => load_tokens(secrets.clone(), name)
+                .await
+                .unwrap_or_else(|e| {
+                    report
+                        .warnings
+                        .push(format!("could not read the tokens to revoke them: {e}"));
+                    None
+                }),
+            Err(_) => None,
+        };
+        let record = self.records.load(kind, name);
+        report.was_signed_in = tokens.is_some() || record.is_some();
+        // Tokens issued by another provider or to another client than the account names
+        // now are not sent to this one, to revoke or as an `id_token_hint`.
+        let tokens = tokens.filter(|t| {
+            let (issuer, client) = record
+                .as_ref()
+                .map_or((account.issuer.as_str(), account.client_id.as_str()), |r| {
+                    (r.issuer.as_str(), r.client_id.as_str())
+                });
+            let ours = t.issued_to(&account.issuer, &account.client_id, (issuer, client));
+            if !ours {
+                report.warnings.push(format!(
+                    "the stored tokens belong to {} (client {}), not to the provider the account names now; they were forgotten without being sent to {}",
+                    t.issuer.as_deref().unwrap_or(issuer),
+                    t.client_id.as_deref().unwrap_or(client),
+                    account.issuer
+                ));
+            }
+            ours
+        });
+        let provider = if local {
+            None
+        } else {
+            match self.discover(account).await {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    report.warnings.push(format!(
+                        "could not reach the provider to revoke or end the session: {e}"
+                    ));
+                    None
+                }
+            }
+        };
+        if let (Some(provider), Some(tokens)) = (&provider, &tokens)
+            && let Some(url) = &provider.metadata.revocation_endpoint
+        {
+            self.revoke_all(account, kind, provider, url, tokens, &mut report)
+                .await;
+        }
+        let id_token = tokens.as_ref().and_then(|t| t.id_token.clone());
+        // The record first: without it no token is handed out, even if the keychain
+        // should fail to delete the tokens below.
+        let removed = self.records.remove(kind, name);
+        self.records.forget_pictures(name);
+        let deleted = match secrets {
+            Ok(secrets) => {
+                let name = name.to_owned();
+                run_blocking(move || secrets.delete(store::TOKENS, &name)).await
+            }
+            Err(e) => Err(match e {
+                Error::Store(e) => e,
+                other => store::Error::Failed(other.to_string()),
+            }),
+        };
+        drop(one_at_a_time);
+        deleted?;
+        removed?;
+        tracing::info!(account = %name, "signed out locally");
+        if let Some(provider) = &provider {
+            report.end_session = match &provider.metadata.end_session_endpoint {
+                None => EndSession::NotOffered,
+                Some(endpoint) if matches!(account.redirect, Redirect::Scheme { .. }) => {
+                    self.end_session_by_scheme(
+                        account,
+                        endpoint,
+                        id_token.as_ref(),
+                        &mut report,
+                        open_browser,
+                        progress,
+                    )
+                    .await?
+                }
+                Some(endpoint) => {
+                    // Providers that match redirect URIs exactly (ggLeap) match this one too.
+                    let port = match account.redirect {
+                        Redirect::Loopback { port } => port,
+                        Redirect::Scheme { .. } => 0,
+                    };
+                    let listener = Listener::bind(port).await?;
+                    let state = secret::random(16).map_err(|_| flow::Error::Random)?;
+                    let landing = listener.uri("/logged-out");
+                    let next = flow::end_session_url(
+                        endpoint,
+                        id_token.as_ref(),
+                        &account.client_id,
+                        &landing,
+                        &state,
+                    );
+                    let mut handoff = self
+                        .show(next, &http::display_url(endpoint), open_browser, progress)
+                        .await?;
+                    progress(Progress::Waiting);
+                    let waited = listener.wait("/logged-out", &state, END_SESSION_TIMEOUT, false);
+                    let landed = tokio::select! {
+                        landed = waited => landed.ok(),
+                        () = handoff.stolen() => {
+                            report.warnings.push(STOLEN.into());
+                            None
+                        }
+                    };
+                    match landed {
+                        Some(callback) => {
+                            let message =
+                                format!("You are signed out of {name}. You can close this tab.");
+                            callback
+                                .finish(&Page {
+                                    ok: true,
+                                    title: "Signed out",
+                                    message: &message,
+                                })
+                                .await;
+                            EndSession::Ended
+                        }
+                        None => {
+                            report.warnings.push(NO_END_SESSION_ANSWER.into());
+                            EndSession::NoAnswer
+                        }
+                    }
+                }
+            };
+        }
+        Ok(report)
+    }
+
+    /// Revokes the refresh and access tokens, best effort: each failure is a warning.
+    async fn revoke_all(
+        &self,
+        account: &Account,
+        kind: StoreKind,
+        provider: &Provider,
+        url: &url::Url,
+        tokens: &Tokens,
+        report: &mut Logout,
+    ) {
+        let client_secret = match self.client_secret(account, kind).await {
+            Ok(secret) => secret,
+            Err(e) => {
+                report.warnings.push(format!(
+                    "could not read the client secret to revoke the tokens: {e}"
+                ));
+                return;
+            }
+        };
+        let auth = match flow::client_auth(account, provider, client_secret.as_ref()) {
+            Ok(auth) => auth,
+            Err(e) => {
+                report
+                    .warnings
+                    .push(format!("could not revoke the tokens: {e}"));
+                return;
+            }
+        };
+        let pending = [
+            ("refresh_token", tokens.refresh_token.as_ref()),
+            ("access_token", tokens.access_token.as_ref()),
+        ];
+        for (hint, token) in pending {
+            let Some(token) = token else { continue };
+            match flow::revoke(&self.http, url, &auth, token, hint).await {
+                Ok(()) => report.revoked.push(hint),
+                // RFC 7009 section 2.2.1: this provider cannot revoke such tokens
+                // (self-contained JWT access tokens); this one lapses at its expiry.
+                Err(flow::Error::Http(e)) if e.oauth_error() == Some("unsupported_token_type") => {
+                    report.warnings.push(format!(
+                        "the provider cannot revoke its {hint}s; this one stays valid until it expires"
+                    ))
+                }
+                Err(e) => report
+                    .warnings
+                    .push(format!("revoking the {hint} failed: {e}")),
+            }
+        }
+    }
+
+    /// Ends the provider's session for an account whose redirects come back by scheme:
+    /// the provider sends the browser to `SCHEME:/logged-out`, which the app receives.
+    async fn end_session_by_scheme(
+        &self,
+        account: &Account,
+        endpoint: &url::Url,
+        id_token: Option<&Secret>,
+        report: &mut Logout,
+        open_browser: bool,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<EndSession, Error> {
+        let Redirect::Scheme { uri } = &account.redirect else {
+            return Ok(EndSession::Skipped);
+        };
+        let Ok(inbox) = self.scheme_inbox(account, uri) else {
+            report.warnings.push(
+                "the provider session was not ended: its sign-out page returns to the desktop app; sign out there"
+                    .into(),
+            );
+            return Ok(EndSession::Skipped);
+        };
+        let scheme = uri.split(':').next().unwrap_or_default();
+        let landing = format!("{scheme}:/logged-out");
+        let state = secret::random(16).map_err(|_| flow::Error::Random)?;
+        let mut waiting = inbox.expect(state.expose());
+        let next = flow::end_session_url(endpoint, id_token, &account.client_id, &landing, &state);
+        let mut handoff = self
+            .show(next, &http::display_url(endpoint), open_browser, progress)
+            .await?;
+        progress(Progress::Waiting);
+        let landed = tokio::select! {
+            landed = tokio::time::timeout(END_SESSION_TIMEOUT, waiting.recv()) => landed,
+            () = handoff.stolen() => {
+                report.warnings.push(STOLEN.into());
+                Ok(None)
+            }
+        };
+        match landed {
+            Ok(Some(_)) => Ok(EndSession::Ended),
+            _ => {
+                report.warnings.push(NO_END_SESSION_ANSWER.into());
+                Ok(EndSession::NoAnswer)
+            }
+        }
+    }
+}
