@@ -1,0 +1,176 @@
+//! The approval prompts the window shows when an app asks for a token, and the Apps page:
+//! what the policy remembers and the activity log.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::sync::{broadcast, oneshot};
+
+use super::{ActivityEntry, AppRule, Desktop, Failure, UiEvent};
+use crate::broker::agent::{ApprovalRequest, Approver, BoxFuture};
+use crate::broker::policy::Decision;
+
+/// Prompts waiting for the person, by id.
+pub(super) struct Approvals {
+    pending: Mutex<HashMap<u64, oneshot::Sender<Decision>>>,
+    next: AtomicU64,
+    pub(super) events: broadcast::Sender<UiEvent>,
+    pub(super) timeout: Duration,
+    /// Provider names by account, for the prompt (kept current by `reload`).
+    pub(super) providers: Mutex<HashMap<String, String>>,
+}
+
+/// Removes a prompt when its request ends however it ends: answered, timed out (the
+/// agent drops the future), or the client went away.
+struct PromptGuard {
+    approvals: Arc<Approvals>,
+    id: u64,
+}
+
+impl Drop for PromptGuard {
+    fn drop(&mut self) {
+        let was_pending = self
+            .approvals
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id)
+            .is_some();
+        if was_pending {
+            let _ = self.approvals.events.send(UiEvent::ApprovalClosed {
+                id: self.id,
+                decision: "denied",
+            });
+        }
+    }
+}
+
+impl Approvals {
+    pub(super) fn new(events: broadcast::Sender<UiEvent>, timeout: Duration) -> Arc<Approvals> {
+        Arc::new(Approvals {
+            pending: Mutex::new(HashMap::new()),
+            next: AtomicU64::new(0),
+            events,
+            timeout,
+            providers: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub(super) fn approver(self: &Arc<Approvals>) -> Approver {
+        let approvals = self.clone();
+        Arc::new(move |request: ApprovalRequest| -> BoxFuture<Decision> {
+            let approvals = approvals.clone();
+            Box::pin(async move {
+                let id = approvals.next.fetch_add(1, Ordering::Relaxed) + 1;
+                let (tx, rx) = oneshot::channel();
+                approvals
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(id, tx);
+                let _guard = PromptGuard {
+                    approvals: approvals.clone(),
+                    id,
+                };
+                let provider = approvals
+                    .providers
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&request.account)
+                    .cloned()
+                    .unwrap_or_else(|| request.account.clone());
+                let _ = approvals.events.send(UiEvent::Approval {
+                    id,
+                    account: request.account,
+                    provider,
+                    app: request.app,
+                    pid: request.pid,
+                    through: request.through,
+                    timeout_secs: approvals.timeout.as_secs(),
+                });
+                // A dropped sender (the app is closing) denies.
+                rx.await.unwrap_or(Decision::Deny)
+            })
+        })
+    }
+}
+
+impl Desktop {
+    /// Answers prompt `id`: `allow` (always), `once` or `deny`. False if it is gone.
+    pub fn answer(&self, id: u64, decision: &str) -> Result<bool, Failure> {
+        let (decision, shown) = match decision {
+            "allow" => (Decision::Allow, "allowed"),
+            "once" => (Decision::AllowOnce, "allowed_once"),
+            "deny" => (Decision::Deny, "denied"),
+            other => {
+                return Err(Failure::new(format!(
+                    "unknown answer `{other}`: allow, once or deny"
+                )));
+            }
+        };
+        let Some(tx) = self
+            .inner
+            .approvals
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&id)
+        else {
+            return Ok(false);
+        };
+        let _ = self.inner.approvals.events.send(UiEvent::ApprovalClosed {
+            id,
+            decision: shown,
+        });
+        Ok(tx.send(decision).is_ok())
+    }
+
+    /// Every app the policy names.
+    pub fn apps(&self) -> Result<Vec<AppRule>, Failure> {
+        let policy = self
+            .inner
+            .agent
+            .policy_file()
+            .load()
+            .map_err(Failure::new)?;
+        let mut rules = Vec::new();
+        for (account, r) in &policy.accounts {
+            for (decision, apps) in [
+                ("allowed", &r.always),
+                ("allowed_once", &r.once),
+                ("denied", &r.denied),
+            ] {
+                rules.extend(apps.iter().map(|app| AppRule {
+                    account: account.clone(),
+                    app: app.clone(),
+                    decision,
+                }));
+            }
+        }
+        Ok(rules)
+    }
+
+    /// Forgets what the policy says of `app` for `account`: it will be asked again.
+    pub fn revoke(&self, account: &str, app: &str) -> Result<Vec<AppRule>, Failure> {
+        let file = self.inner.agent.policy_file();
+        let mut policy = file.load().map_err(Failure::new)?;
+        policy.set(account, app, Decision::Unknown);
+        file.save(&policy).map_err(Failure::new)?;
+        self.apps()
+    }
+
+    /// The newest `limit` lines of the audit log, newest first.
+    pub fn activity(&self, limit: usize) -> Vec<ActivityEntry> {
+        let Some(path) = self.inner.agent.audit_path() else {
+            return Vec::new();
+        };
+        let text = std::fs::read_to_string(path).unwrap_or_default();
+        text.lines()
+            .rev()
+            .filter_map(|line| serde_json::from_str(line).ok())
+            .take(limit)
+            .collect()
+    }
+}
