@@ -7,7 +7,8 @@ use std::time::Duration;
 use serde::Deserialize;
 use url::Url;
 
-use super::{Error, TokenResponse, token_request};
+use super::token::token_request;
+use super::{Error, TokenResponse};
 use crate::discovery::Provider;
 use crate::http;
 use crate::secret::Secret;
