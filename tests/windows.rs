@@ -293,3 +293,151 @@ async fn lanyard_exe_signs_in_keeps_tokens_brokers_and_signs_out() {
         .await;
     assert_eq!(part.code, 1, "no part is left: {part:?}");
 }
+
+/// A fresh Wine prefix of a test's own, in which every process can be waited for
+/// (`wineserver -w`): what an installer leaves is this test's alone.
+struct Prefix {
+    dir: tempfile::TempDir,
+}
+
+impl Prefix {
+    fn new() -> Prefix {
+        let prefix = Prefix {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        prefix.wait_for(&["wineboot", "--init"]);
+        // Rust's std needs `ProcessPrng`, which Wine 8 lacks: the lane's shim.
+        let shim = "drive_c/windows/system32/bcryptprimitives.dll";
+        std::fs::copy(Wine::new().prefix.join(shim), prefix.dir.path().join(shim)).unwrap();
+        prefix
+    }
+
+    /// Runs `args` under Wine and waits until every process of the prefix has exited
+    /// (an NSIS uninstaller hands over to a copy of itself and returns at once).
+    fn wait_for(&self, args: &[&str]) -> std::process::Output {
+        let out = std::process::Command::new(WINE)
+            .args(args)
+            .env("WINEPREFIX", self.dir.path())
+            .env("WINEDEBUG", "-all")
+            .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
+            .output()
+            .unwrap();
+        let waited = std::process::Command::new("/usr/lib/wine/wineserver")
+            .arg("-w")
+            .env("WINEPREFIX", self.dir.path())
+            .status()
+            .unwrap();
+        assert!(waited.success());
+        out
+    }
+
+    /// A registry value as `reg query` shows it, or `None` when the key or value is gone.
+    fn reg(&self, key: &str, value: Option<&str>) -> Option<String> {
+        let mut args = vec!["reg", "query", key];
+        match value {
+            Some(v) => args.extend(["/v", v]),
+            None => args.push("/ve"),
+        }
+        let out = self.wait_for(&args);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let name = value.unwrap_or("(Default)");
+        // `    NAME    REG_SZ    DATA`, where DATA may be empty.
+        text.lines()
+            .map(|l| l.trim_start().trim_end_matches('\r'))
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_once("REG_"))
+            .and_then(|(_, rest)| rest.split_once("    "))
+            .map(|(_, data)| data.to_owned())
+            .filter(|_| out.status.success())
+    }
+
+    fn drive_c(&self) -> PathBuf {
+        self.dir.path().join("drive_c")
+    }
+}
+
+/// The installer, silent, as a center's tooling runs it: both programs, the `dev.lanyard:`
+/// scheme, the Start-menu entry, autostart when asked, PATH and the Apps & features entry
+/// with its quiet uninstall command; that command then removes every one of them, and the
+/// prefix's registry and files hold no trace of Lanyard.
+#[test]
+fn the_installer_installs_and_uninstalls_silently() {
+    let installer = std::env::var_os("LANYARD_WINDOWS_INSTALLER")
+        .map(PathBuf::from)
+        .expect("LANYARD_WINDOWS_INSTALLER is not set: `cargo xtask test` builds the installer");
+    let prefix = Prefix::new();
+    let dir = prefix.drive_c().join("Program Files/Lanyard");
+    let run = prefix.wait_for(&[installer.to_str().unwrap(), "/S", "/AUTOSTART"]);
+    assert!(run.status.success(), "{run:?}");
+
+    for file in [
+        "lanyard-desktop.exe",
+        "lanyard.exe",
+        "WebView2Loader.dll",
+        "uninstall.exe",
+    ] {
+        assert!(dir.join(file).is_file(), "{file} was not installed");
+    }
+    let app = r#""C:\Program Files\Lanyard\lanyard-desktop.exe""#;
+    let scheme = r"HKLM\Software\Classes\dev.lanyard";
+    assert_eq!(
+        prefix.reg(&format!(r"{scheme}\shell\open\command"), None),
+        Some(format!(r#"{app} "%1""#))
+    );
+    assert_eq!(
+        prefix.reg(scheme, Some("URL Protocol")),
+        Some(String::new())
+    );
+    let run_key = r"HKLM\Software\Microsoft\Windows\CurrentVersion\Run";
+    assert_eq!(
+        prefix.reg(run_key, Some("Lanyard")),
+        Some(format!("{app} --hidden"))
+    );
+    let uninstall = r"HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall\Lanyard";
+    let quiet = prefix.reg(uninstall, Some("QuietUninstallString")).unwrap();
+    assert_eq!(quiet, r#""C:\Program Files\Lanyard\uninstall.exe" /S"#);
+    assert_eq!(
+        prefix.reg(uninstall, Some("DisplayName")).as_deref(),
+        Some("Lanyard")
+    );
+    let env = r"HKLM\SYSTEM\CurrentControlSet\Control\Session Manager\Environment";
+    let path = prefix.reg(env, Some("Path")).unwrap();
+    assert!(
+        path.split(';').any(|p| p == r"C:\Program Files\Lanyard"),
+        "{path}"
+    );
+    let shortcut = prefix
+        .drive_c()
+        .join("ProgramData/Microsoft/Windows/Start Menu/Programs/Lanyard.lnk");
+    assert!(shortcut.is_file());
+    // The installed command line runs.
+    let version = prefix.wait_for(&[r"C:\Program Files\Lanyard\lanyard.exe", "--version"]);
+    let version = String::from_utf8_lossy(&version.stdout);
+    assert!(version.starts_with("lanyard "), "{version}");
+
+    // As Apps & features runs it.
+    let run = prefix.wait_for(&[r"C:\Program Files\Lanyard\uninstall.exe", "/S"]);
+    assert!(run.status.success(), "{run:?}");
+    assert!(!dir.exists(), "the install folder is left");
+    assert!(!shortcut.exists(), "the Start-menu entry is left");
+    assert_eq!(
+        prefix.reg(&format!(r"{scheme}\shell\open\command"), None),
+        None
+    );
+    assert_eq!(prefix.reg(run_key, Some("Lanyard")), None);
+    assert_eq!(prefix.reg(uninstall, Some("DisplayName")), None);
+    let path_after = prefix.reg(env, Some("Path")).unwrap();
+    assert!(
+        !path_after.to_lowercase().contains("lanyard"),
+        "{path_after}"
+    );
+    // No trace in the registry files (written out when the prefix's processes ended).
+    for hive in ["system.reg", "user.reg", "userdef.reg"] {
+        let text = std::fs::read_to_string(prefix.dir.path().join(hive)).unwrap_or_default();
+        let found: Vec<&str> = text
+            .lines()
+            .filter(|l| l.to_lowercase().contains("lanyard"))
+            .collect();
+        assert!(found.is_empty(), "{hive} still names Lanyard: {found:#?}");
+    }
+}

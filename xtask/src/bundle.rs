@@ -1,10 +1,16 @@
-//! `cargo xtask bundle [deb,appimage,…]`: the desktop app's installers (default: deb).
+//! `cargo xtask bundle [deb,nsis,appimage,…]`: the desktop app's installers (default: the
+//! .deb and the Windows installer).
 //!
 //! Builds the `lanyard` command line in release mode, then runs the Tauri CLI (an exact
 //! version from npm, installed into target/tools), which builds the app with its assets
 //! embedded and writes target/release/bundle/: the .deb installs both, `lanyard-desktop`
-//! and `lanyard`. AppImage bundling
-//! downloads linuxdeploy from GitHub, so it works only where that is reachable.
+//! and `lanyard`. AppImage bundling downloads linuxdeploy from GitHub, so it works only
+//! where that is reachable.
+//!
+//! `nsis` is the Windows installer, `bundle/nsis/Lanyard_VERSION_x64-setup.exe`. Tauri's
+//! own NSIS bundler downloads a plugin DLL from GitHub and checks its hash, so it cannot
+//! run here; the installer is our script (`src-tauri/windows/installer.nsi`) run by
+//! Debian's makensis over the Windows lane's release builds (`cargo xtask windows`).
 
 use std::process::Command;
 
@@ -13,15 +19,28 @@ use anyhow::Context as _;
 pub fn run(args: &[String]) -> anyhow::Result<()> {
     super::deps::run()?;
     let tauri = tauri_cli()?;
-    let bundles = args.first().map_or("deb", String::as_str);
-    // The package carries the command line too (tauri.conf.json `bundle.linux.deb.files`).
-    super::run(super::cargo().args(["build", "--release", "--bin", "lanyard"]))?;
-    // Wherever the target directory is (CARGO_TARGET_DIR): the config's relative path
-    // is right only for the default one.
+    let bundles = args.first().map_or("deb,nsis", String::as_str);
     let target = match std::env::var_os("CARGO_TARGET_DIR") {
         Some(dir) => super::root().join(dir),
         None => super::root().join("target"),
     };
+    let out = target.join("release/bundle");
+    if bundles.split(',').any(|b| b == "nsis") {
+        let setup = super::windows::release_installer(&out.join("nsis"))?;
+        eprintln!("xtask: {}", setup.display());
+    }
+    let bundles = bundles
+        .split(',')
+        .filter(|b| *b != "nsis")
+        .collect::<Vec<_>>()
+        .join(",");
+    if bundles.is_empty() {
+        return Ok(());
+    }
+    // The package carries the command line too (tauri.conf.json `bundle.linux.deb.files`).
+    super::run(super::cargo().args(["build", "--release", "--bin", "lanyard"]))?;
+    // Wherever the target directory is (CARGO_TARGET_DIR): the config's relative path
+    // is right only for the default one.
     let lanyard = target.join("release/lanyard").display().to_string();
     // (A path's Debug form is a JSON string for the paths cargo makes.)
     let files = format!(
@@ -29,11 +48,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     );
     super::run(
         Command::new(tauri)
-            .args(["build", "--bundles", bundles, "--config"])
+            .args(["build", "--bundles", &bundles, "--config"])
             .arg(files)
             .current_dir(super::root().join("src-tauri")),
     )?;
-    let out = target.join("release/bundle");
     eprintln!("xtask: bundles in {}", out.display());
     if bundles.split(',').any(|b| b == "deb") {
         check_deb(&out.join("deb"))?;

@@ -22,6 +22,9 @@ pub fn run(extra: &[String]) -> anyhow::Result<()> {
     super::windows::toolchain()?;
     super::windows::unit()?;
     let windows = super::windows::lane()?;
+    // The desktop app for Windows, and the installer tests/windows.rs installs under Wine.
+    super::windows::desktop()?;
+    let installer = super::windows::installer(&windows, &windows.join("bundle"))?;
     // macOS, as far as this machine allows: a type-check.
     super::macos::check()?;
     let extra: Vec<&str> = extra
@@ -32,11 +35,14 @@ pub fn run(extra: &[String]) -> anyhow::Result<()> {
     super::run(
         super::cargo_in_keyring_session(&[&["test", "--workspace"], extra.as_slice()].concat())?
             .env("LANYARD_WINDOWS_BIN", &windows)
+            .env("LANYARD_WINDOWS_INSTALLER", &installer)
             .env("WINEPREFIX", super::windows::wine_prefix()),
     )?;
     // The whole run (CI's) also builds and checks the desktop app's .deb.
+    // (The Windows installer the tests installed is the same script over the lane's
+    // debug builds; `cargo xtask bundle` makes it from release builds.)
     if extra.is_empty() {
-        super::bundle::run(&[])?;
+        super::bundle::run(&["deb".to_owned()])?;
     }
     Ok(())
 }

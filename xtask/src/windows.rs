@@ -26,7 +26,13 @@ use anyhow::{Context as _, bail};
 
 pub const TARGET: &str = "x86_64-pc-windows-gnu";
 /// The Debian packages of the lane.
-pub const APT: &[&str] = &["rustc-web", "cargo-web", "gcc-mingw-w64-x86-64", "wine64"];
+pub const APT: &[&str] = &[
+    "rustc-web",
+    "cargo-web",
+    "gcc-mingw-w64-x86-64",
+    "wine64",
+    "nsis",
+];
 /// Where rustc (Debian's, sysroot /usr) looks for the standard library's source.
 const SRC_LINK: &str = "/usr/lib/rustlib/src/rust";
 /// Where the unpacked source lives.
@@ -39,9 +45,19 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         None | Some("check") => check(),
         Some("build") => build(&["--bin", "lanyard"]).map(drop),
+        Some("desktop") => desktop().map(drop),
+        Some("installer") => {
+            let bin = desktop()?;
+            build(&["--bin", "lanyard"])?;
+            let setup = installer(&bin, &bin.join("bundle"))?;
+            eprintln!("xtask: {}", setup.display());
+            Ok(())
+        }
         Some("unit") => unit(),
         Some("lane") => lane().map(drop),
-        Some(other) => bail!("unknown windows task `{other}`: check, build, unit or lane"),
+        Some(other) => {
+            bail!("unknown windows task `{other}`: check, build, desktop, installer, unit or lane")
+        }
     }
 }
 
@@ -76,6 +92,70 @@ pub fn lane() -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
+/// `lanyard-desktop.exe`, the Tauri app on WebView2 (`webview2-com`), with its assets
+/// embedded; returns the directory it is in.
+pub fn desktop() -> anyhow::Result<PathBuf> {
+    build(&["-p", "lanyard-desktop", "--bin", "lanyard-desktop"])
+}
+
+/// The installer from release builds, as shipped: written to `out`.
+pub fn release_installer(out: &Path) -> anyhow::Result<PathBuf> {
+    toolchain()?;
+    build(&["--release", "--bin", "lanyard"])?;
+    let bin = build(&[
+        "--release",
+        "-p",
+        "lanyard-desktop",
+        "--bin",
+        "lanyard-desktop",
+    ])?;
+    installer(&bin, out)
+}
+
+/// The Windows installer (`src-tauri/windows/installer.nsi`, Debian's makensis) from the
+/// programs in `bin`, a profile directory of the lane's: they are stripped of their debug
+/// information first. Written to `out`; returns its path.
+pub fn installer(bin: &Path, out: &Path) -> anyhow::Result<PathBuf> {
+    let stage = bin.join("installer");
+    std::fs::create_dir_all(&stage)?;
+    std::fs::create_dir_all(out)?;
+    for exe in ["lanyard-desktop.exe", "lanyard.exe"] {
+        super::run(
+            Command::new("x86_64-w64-mingw32-strip")
+                .arg("-o")
+                .arg(stage.join(exe))
+                .arg(bin.join(exe)),
+        )?;
+    }
+    let version = desktop_version()?;
+    let setup = out.join(format!("Lanyard_{version}_x64-setup.exe"));
+    let define = |name: &str, value: &Path| format!("-D{name}={}", value.display());
+    super::run(
+        Command::new("makensis")
+            .args(["-V2", "-INPUTCHARSET", "UTF8"])
+            .arg(format!("-DVERSION={version}"))
+            .arg(define("APP_EXE", &stage.join("lanyard-desktop.exe")))
+            .arg(define("CLI_EXE", &stage.join("lanyard.exe")))
+            .arg(define("LOADER_DLL", &bin.join("WebView2Loader.dll")))
+            .arg(define("ICON", &super::root().join("icons/icon.ico")))
+            .arg(define("OUTFILE", &setup))
+            .arg(super::root().join("src-tauri/windows/installer.nsi")),
+    )
+    .context("building the Windows installer")?;
+    Ok(setup)
+}
+
+/// The desktop app's version, from its Cargo.toml.
+fn desktop_version() -> anyhow::Result<String> {
+    let manifest = std::fs::read_to_string(super::root().join("src-tauri/Cargo.toml"))?;
+    manifest
+        .lines()
+        .find_map(|l| l.strip_prefix("version = \""))
+        .and_then(|v| v.strip_suffix('"'))
+        .map(str::to_owned)
+        .context("no version in src-tauri/Cargo.toml")
+}
+
 /// The library's unit tests, built for Windows and run under Wine (cargo's runner).
 pub fn unit() -> anyhow::Result<()> {
     super::run(&mut cargo(&["test", "-p", "lanyard", "--lib"]))
@@ -89,7 +169,12 @@ pub fn check() -> anyhow::Result<()> {
 /// `cargo build ARGS` for Windows; the target directory's profile directory.
 pub fn build(args: &[&str]) -> anyhow::Result<PathBuf> {
     super::run(&mut cargo(&[&["build"], args].concat()))?;
-    Ok(target_dir().join(TARGET).join("debug"))
+    let profile = if args.contains(&"--release") {
+        "release"
+    } else {
+        "debug"
+    };
+    Ok(target_dir().join(TARGET).join(profile))
 }
 
 /// The lane's own target directory: another compiler, so nothing is shared with the
