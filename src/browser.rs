@@ -89,7 +89,7 @@ pub fn open(url: &str) -> Result<(), Error> {
 }
 
 /// A kiosk seat's browser: started by Lanyard with a profile directory made for one seat
-/// session (Chromium `--user-data-dir` and `--incognito`, Firefox `-profile` and
+/// session (Chromium `--user-data-dir` and `--incognito` or Edge's `--inprivate`, Firefox `-profile` and
 /// `-private-window`), so the provider's cookies live there and nowhere else. [`Seat::close`]
 /// stops the browser and deletes the profile.
 pub struct Seat {
@@ -131,6 +131,17 @@ impl Seat {
     }
 }
 
+/// Chromium's private-window switch.
+const PRIVATE: &str = "--incognito";
+
+fn is_edge(command: &str) -> bool {
+    let file = Path::new(command)
+        .file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    file.starts_with("msedge") || file.starts_with("microsoft-edge")
+}
+
 impl Drop for Seat {
     fn drop(&mut self) {
         let _ = self.close();
@@ -146,7 +157,7 @@ impl Opener for Seat {
                 commands,
                 vec![
                     format!("--user-data-dir={profile}"),
-                    "--incognito".into(),
+                    PRIVATE.into(),
                     "--no-first-run".into(),
                     "--no-default-browser-check".into(),
                     url.into(),
@@ -168,7 +179,12 @@ impl Opener for Seat {
         let mut tried = Vec::new();
         for command in commands {
             let mut cmd = Command::new(command);
-            cmd.args(&args)
+            let args = args.iter().map(|a| match a.as_str() {
+                // Edge spells Chromium's private mode its own way.
+                PRIVATE if is_edge(command) => "--inprivate",
+                other => other,
+            });
+            cmd.args(args)
                 .stdin(Stdio::null())
                 .stdout(Stdio::null())
                 .stderr(Stdio::null());
@@ -187,5 +203,60 @@ impl Opener for Seat {
         Err(Error {
             tried: tried.join("; "),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A seat's Chromium-family browser gets its own profile and private mode, in the
+    /// spelling of the browser at hand: Edge's `--inprivate`, the others' `--incognito`.
+    /// (A shell script named like each browser records what it was given.)
+    #[cfg(unix)]
+    #[test]
+    fn seat_browsers_get_a_private_window_in_their_own_spelling() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = tempfile::tempdir().unwrap();
+        for (name, private) in [("msedge", "--inprivate"), ("chromium", "--incognito")] {
+            let script = dir.path().join(name);
+            let record = dir.path().join(format!("{name}.args"));
+            std::fs::write(
+                &script,
+                format!(
+                    "#!/bin/sh\nprintf '%s\\n' \"$@\" > '{0}.tmp'\nmv '{0}.tmp' '{0}'\n",
+                    record.display()
+                ),
+            )
+            .unwrap();
+            std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+            let seat = Seat::new(SeatBrowser::Chromium {
+                commands: vec![script.display().to_string()],
+            })
+            .unwrap();
+            seat.open("https://id.example.com/authorize").unwrap();
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+            let args = loop {
+                if let Ok(args) = std::fs::read_to_string(&record) {
+                    break args;
+                }
+                assert!(std::time::Instant::now() < deadline, "{name} never ran");
+                std::thread::yield_now();
+            };
+            let args: Vec<&str> = args.lines().collect();
+            let profile = format!("--user-data-dir={}", seat.profile().display());
+            assert_eq!(
+                args,
+                [
+                    profile.as_str(),
+                    private,
+                    "--no-first-run",
+                    "--no-default-browser-check",
+                    "https://id.example.com/authorize"
+                ]
+            );
+            seat.close().unwrap();
+            assert!(!seat.profile().exists());
+        }
     }
 }

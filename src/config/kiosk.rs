@@ -15,7 +15,8 @@ use super::{Config, Error, StoreKind};
 /// max_session = "4h"        # the longest a seat session may last ("0": no limit)
 /// allowed_apps = ["/opt/partner/launcher"]   # may ask the broker for tokens
 /// session_apps = ["/opt/center/seat-agent"]  # may end the seat session (`end_session`)
-/// browser = "chromium"      # or "firefox", "system", or a command: "/usr/bin/chromium"
+/// browser = "chromium"      # or "edge", "chrome", "firefox", "system", or a command
+///                           # (default: Chromium on Linux; Edge, else Chrome, on Windows)
 /// device_flow = true        # offer scan-to-sign-in where the provider supports it
 /// ```
 #[derive(Debug, Clone, PartialEq)]
@@ -33,8 +34,9 @@ pub struct Kiosk {
 /// session and deleted after it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum SeatBrowser {
-    /// Chromium or Chrome: `--user-data-dir=PROFILE --incognito`. The first of `commands`
-    /// that can be started (distributions spell the same browser differently).
+    /// Chromium, Chrome or Edge: `--user-data-dir=PROFILE`, and `--incognito` (Edge:
+    /// `--inprivate`). The first of `commands` that can be started (distributions spell
+    /// the same browser differently; on Windows these are installed paths).
     Chromium { commands: Vec<String> },
     /// Firefox: `-profile PROFILE -private-window`.
     Firefox { commands: Vec<String> },
@@ -53,21 +55,71 @@ impl Kiosk {
         crate::platform::managed_dir().join("kiosk.toml")
     }
 
-    /// The kiosk file, if kiosk mode is on: its accounts are the only ones offered, each
-    /// forced to memory-only storage and a fresh sign-in (`prompt=login`, `max_age=0`).
+    /// The kiosk settings, if kiosk mode is on: the managed kiosk file, and on Windows the
+    /// policy under `HKLM\SOFTWARE\Policies\Lanyard` (see [`Kiosk::load_with`]). Its
+    /// accounts are the only ones offered, each forced to memory-only storage and a fresh
+    /// sign-in (`prompt=login`, `max_age=0`).
     pub fn load() -> Result<Option<Config>, Error> {
         Kiosk::load_from(&Kiosk::path())
     }
 
-    /// [`Kiosk::load`] from `path`.
+    /// [`Kiosk::load`] with the kiosk file at `path`.
     pub fn load_from(path: &Path) -> Result<Option<Config>, Error> {
-        let path = path.to_owned();
-        let text = match std::fs::read_to_string(&path) {
-            Ok(text) => text,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(Error::Read { path, source }),
+        let policy = crate::platform::kiosk_policy().map_err(|source| Error::Read {
+            path: PathBuf::from(crate::platform::POLICY.unwrap_or("the kiosk policy")),
+            source,
+        })?;
+        Kiosk::load_with(path, policy)
+    }
+
+    /// The kiosk file at `path` and the registry's `policy` (as a kiosk file's table);
+    /// kiosk mode is on when either exists. **The policy wins:** each of its `[kiosk]`
+    /// values replaces the file's, and each of its accounts replaces the file's account
+    /// of that name whole. The file is checked on its own first, so that its errors name
+    /// its lines; what fails after the merge is named by its registry value.
+    pub fn load_with(path: &Path, policy: Option<toml::Table>) -> Result<Option<Config>, Error> {
+        let text = match std::fs::read_to_string(path) {
+            Ok(text) => Some(text),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(source) => {
+                return Err(Error::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
         };
-        let mut config = Config::parse(&path, &text)?;
+        let mut config = match (text, policy) {
+            (None, None) => return Ok(None),
+            (Some(text), None) => Config::parse(path, &text)?,
+            (text, Some(policy)) => {
+                let source = crate::platform::POLICY.unwrap_or("the kiosk policy");
+                let as_text = |table: &toml::Table| {
+                    toml::to_string(table).map_err(|e| Error::Policy {
+                        place: source.into(),
+                        key: String::new(),
+                        message: e.to_string(),
+                    })
+                };
+                // The file alone first, so that its errors name its lines.
+                let (label, mut merged) = match &text {
+                    Some(text) => {
+                        Config::parse(path, text)?;
+                        let table: toml::Table =
+                            toml::from_str(text).map_err(|e| Error::Policy {
+                                place: path.display().to_string(),
+                                key: String::new(),
+                                message: e.to_string(),
+                            })?;
+                        (path, table)
+                    }
+                    None => (Path::new(source), toml::Table::new()),
+                };
+                overlay(&mut merged, policy);
+                // What fails now is the policy's, or the policy's with the file's values.
+                Config::parse(label, &as_text(&merged)?)
+                    .map_err(|e| Error::from_policy(source, e))?
+            }
+        };
         if config.kiosk.is_none() {
             config.kiosk = Some(
                 RawKiosk::default()
@@ -81,6 +133,22 @@ impl Kiosk {
             account.max_age = Some(0);
         }
         Ok(Some(config))
+    }
+}
+
+/// The policy over the file: its `[kiosk]` values replace the file's, its accounts the
+/// file's accounts of the same name.
+fn overlay(file: &mut toml::Table, policy: toml::Table) {
+    for (section, value) in policy {
+        let toml::Value::Table(values) = value else {
+            continue;
+        };
+        let into = file
+            .entry(section)
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(into) = into {
+            into.extend(values);
+        }
     }
 }
 
@@ -166,30 +234,27 @@ impl RawKiosk {
                 ));
             }
         }
-        let browser = match self.browser.as_deref().map(str::trim) {
-            None | Some("chromium") => SeatBrowser::Chromium {
-                commands: names(&["chromium", "chromium-browser"]),
-            },
-            Some("chrome") => SeatBrowser::Chromium {
-                commands: names(&["google-chrome", "google-chrome-stable"]),
-            },
-            Some("firefox") => SeatBrowser::Firefox {
-                commands: names(&["firefox", "firefox-esr"]),
-            },
+        let name = self.browser.as_deref().map(str::trim);
+        let browser = match name {
             Some("system") => SeatBrowser::System,
-            Some(command) => {
-                let name = Path::new(command)
-                    .file_name()
-                    .map(|n| n.to_string_lossy().to_lowercase())
-                    .unwrap_or_default();
-                let commands = vec![command.to_owned()];
-                if name.contains("firefox") {
-                    SeatBrowser::Firefox { commands }
-                } else {
-                    // Chromium, Chrome, Edge, Brave and the rest take Chromium's switches.
-                    SeatBrowser::Chromium { commands }
+            _ => match crate::platform::seat_browser_commands(name) {
+                Some(commands) if name == Some("firefox") => SeatBrowser::Firefox { commands },
+                Some(commands) => SeatBrowser::Chromium { commands },
+                None => {
+                    let command = name.unwrap_or_default();
+                    let file = Path::new(command)
+                        .file_name()
+                        .map(|n| n.to_string_lossy().to_lowercase())
+                        .unwrap_or_default();
+                    let commands = vec![command.to_owned()];
+                    if file.contains("firefox") {
+                        SeatBrowser::Firefox { commands }
+                    } else {
+                        // Chromium, Chrome, Edge, Brave and the rest take Chromium's switches.
+                        SeatBrowser::Chromium { commands }
+                    }
                 }
-            }
+            },
         };
         Ok(Kiosk {
             idle_timeout,
@@ -201,8 +266,4 @@ impl RawKiosk {
             device_flow: self.device_flow.unwrap_or(true),
         })
     }
-}
-
-fn names(names: &[&str]) -> Vec<String> {
-    names.iter().map(|&n| n.to_owned()).collect()
 }

@@ -71,6 +71,41 @@ pub enum Error {
         "cannot find a config directory for this user; set LANYARD_CONFIG to the accounts file"
     )]
     NoConfigDir,
+    /// A value of the registry's kiosk policy (Windows): `key` is its place under the
+    /// policy key, e.g. `idle_timeout` or `Accounts\work\issuer`.
+    #[error(
+        "{place}\\{key}: {message}; fix it where the policy is deployed (Group Policy or the center's tooling)"
+    )]
+    Policy {
+        place: String,
+        key: String,
+        message: String,
+    },
+}
+
+impl Error {
+    /// An error from checking the policy as a kiosk file: the same message, named by the
+    /// registry value rather than a line of a file that does not exist.
+    fn from_policy(source: &str, e: Error) -> Error {
+        match e {
+            Error::Invalid { key, message, .. } => {
+                let mut parts: Vec<&str> = key.split('.').collect();
+                match parts.first() {
+                    Some(&"kiosk") => {
+                        parts.remove(0);
+                    }
+                    Some(&"accounts") => parts[0] = "Accounts",
+                    _ => {}
+                }
+                Error::Policy {
+                    place: source.into(),
+                    key: parts.join("\\"),
+                    message,
+                }
+            }
+            other => other,
+        }
+    }
 }
 
 /// The whole accounts file.

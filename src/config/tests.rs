@@ -262,3 +262,124 @@ fn missing_file_is_empty_and_unknown_account_says_what_to_add() {
         "no account named `work` in /nonexistent/lanyard/config.toml; add a section [accounts.work] with `issuer` and `client_id`"
     );
 }
+
+/// The registry's policy (Windows) over the kiosk file: each of its values wins, each of
+/// its accounts replaces the file's whole, and either source alone turns kiosk mode on.
+#[test]
+fn the_registry_policy_wins_over_the_kiosk_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kiosk.toml");
+    let policy = |text: &str| -> toml::Table { toml::from_str(text).unwrap() };
+    assert!(Kiosk::load_with(&path, None).unwrap().is_none());
+
+    let only_policy = Kiosk::load_with(
+        &path,
+        Some(policy(
+            "[kiosk]\nidle_timeout = \"5m\"\n[accounts.seat]\nissuer = \"https://id.example.com\"\nclient_id = \"seat\"\n",
+        )),
+    )
+    .unwrap()
+    .unwrap();
+    let kiosk = only_policy.kiosk.as_ref().unwrap();
+    assert_eq!(
+        kiosk.idle_timeout,
+        Some(std::time::Duration::from_secs(300))
+    );
+    assert_eq!(only_policy.accounts["seat"].store, StoreKind::Memory);
+
+    let app = if cfg!(windows) {
+        r"C:\Partner\a.exe"
+    } else {
+        "/opt/partner/a"
+    };
+    std::fs::write(
+        &path,
+        format!("[kiosk]\nidle_timeout = \"10m\"\nmax_session = \"4h\"\nallowed_apps = ['{app}']\n\
+         [accounts.seat]\nissuer = \"https://old.example.com\"\nclient_id = \"old\"\nscopes = \"openid email\"\n\
+         [accounts.other]\nissuer = \"https://other.example.com\"\nclient_id = \"other\"\n"),
+    )
+    .unwrap();
+    let merged = Kiosk::load_with(
+        &path,
+        Some(policy(
+            "[kiosk]\nidle_timeout = 120\ndevice_flow = false\n[accounts.seat]\nissuer = \"https://id.example.com\"\nclient_id = \"seat\"\n",
+        )),
+    )
+    .unwrap()
+    .unwrap();
+    let kiosk = merged.kiosk.as_ref().unwrap();
+    assert_eq!(
+        kiosk.idle_timeout,
+        Some(std::time::Duration::from_secs(120))
+    );
+    assert_eq!(
+        kiosk.max_session,
+        Some(std::time::Duration::from_secs(4 * 3600))
+    );
+    assert_eq!(kiosk.allowed_apps, [app]);
+    assert!(!kiosk.device_flow);
+    let seat = &merged.accounts["seat"];
+    assert_eq!(
+        (seat.issuer.as_str(), seat.client_id.as_str()),
+        ("https://id.example.com", "seat")
+    );
+    assert_eq!(
+        seat.scopes.join(" "),
+        DEFAULT_SCOPES,
+        "replaced whole, not merged"
+    );
+    assert_eq!(merged.accounts["other"].client_id, "other");
+    assert_eq!(merged.path, path);
+
+    // A bad policy value is named by its place in the registry, not by a line.
+    let err = Kiosk::load_with(
+        &path,
+        Some(policy(
+            "[kiosk]\nidle_timeout = \"soon\"\n[accounts.seat]\nissuer = \"http://id.example.com\"\nclient_id = \"s\"\n",
+        )),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains(r"\Accounts\seat\issuer: ") || err.contains(r"\idle_timeout: "),
+        "{err}"
+    );
+    assert!(err.contains("Group Policy"), "{err}");
+    // A bad file is still named by its line.
+    std::fs::write(&path, "[kiosk]\nidle_timeout = \"soon\"\n").unwrap();
+    let err = Kiosk::load_with(&path, Some(toml::Table::new()))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("kiosk.toml:2:"), "{err}");
+}
+
+#[cfg(unix)]
+#[test]
+fn seat_browsers_by_name() {
+    let browser = |name: &str| {
+        parse(&format!("[kiosk]\nbrowser = \"{name}\"\n"))
+            .unwrap()
+            .kiosk
+            .unwrap()
+            .browser
+    };
+    let chromium = |c: &[&str]| SeatBrowser::Chromium {
+        commands: c.iter().map(|s| s.to_string()).collect(),
+    };
+    assert_eq!(
+        browser("edge"),
+        chromium(&["microsoft-edge", "microsoft-edge-stable"])
+    );
+    assert_eq!(
+        browser("chromium"),
+        chromium(&["chromium", "chromium-browser"])
+    );
+    assert_eq!(
+        browser("firefox"),
+        SeatBrowser::Firefox {
+            commands: vec!["firefox".into(), "firefox-esr".into()]
+        }
+    );
+    assert_eq!(browser("system"), SeatBrowser::System);
+    assert_eq!(browser("/opt/brave/brave"), chromium(&["/opt/brave/brave"]));
+}

@@ -157,8 +157,31 @@ fn desktop_version() -> anyhow::Result<String> {
 }
 
 /// The library's unit tests, built for Windows and run under Wine (cargo's runner).
+///
+/// When Wine's server dies under a test, the test program's output stops and Wine may
+/// still exit with 0: the run passes only if the harness said so itself.
 pub fn unit() -> anyhow::Result<()> {
-    super::run(&mut cargo(&["test", "-p", "lanyard", "--lib"]))
+    use std::io::BufRead as _;
+    let mut cmd = cargo(&["test", "-p", "lanyard", "--lib"]);
+    eprintln!("xtask: $ {cmd:?}");
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("cannot run cargo test for Windows")?;
+    let mut passed = false;
+    for line in std::io::BufReader::new(child.stdout.take().context("no stdout")?).lines() {
+        let line = line?;
+        println!("{line}");
+        passed |= line.starts_with("test result: ok.");
+    }
+    let status = child.wait()?;
+    if !status.success() {
+        bail!("the unit tests failed under Wine ({status})");
+    }
+    if !passed {
+        bail!("the unit tests under Wine ended without a result (did wineserver crash?)");
+    }
+    Ok(())
 }
 
 /// `cargo check` of the library and the command line for Windows.

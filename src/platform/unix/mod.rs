@@ -293,6 +293,69 @@ use linux as os;
 #[cfg(target_os = "macos")]
 use macos as os;
 
+/// Where the kiosk policy is read from besides the kiosk file: nowhere on Unix.
+pub const POLICY: Option<&str> = None;
+
+/// The kiosk policy besides the kiosk file: none on Unix (the file is the policy).
+pub fn kiosk_policy() -> std::io::Result<Option<toml::Table>> {
+    Ok(None)
+}
+
+/// The XDG autostart entry that starts the app at login (Linux).
+fn autostart_entry() -> Option<PathBuf> {
+    let base = directories::BaseDirs::new()?;
+    Some(base.config_dir().join("autostart/lanyard.desktop"))
+}
+
+/// Whether the app starts at login.
+pub fn autostart_enabled() -> bool {
+    autostart_entry().is_some_and(|p| p.exists())
+}
+
+/// Adds or removes the entry that starts `exe` (hidden in the tray) at login: an XDG
+/// autostart entry on Linux; macOS is not supported yet.
+pub fn set_autostart(enabled: bool, exe: &Path) -> std::io::Result<()> {
+    if !cfg!(target_os = "linux") {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "start at login is not supported on this system yet",
+        ));
+    }
+    let path = autostart_entry()
+        .ok_or_else(|| std::io::Error::other("this system has no config directory"))?;
+    let within =
+        |e: std::io::Error| std::io::Error::new(e.kind(), format!("{}: {e}", path.display()));
+    if !enabled {
+        return match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(within(e)),
+            _ => Ok(()),
+        };
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(within)?;
+    }
+    let exe = exe.display().to_string().replace('"', "\\\"");
+    let text = format!(
+        "[Desktop Entry]\nType=Application\nName=Lanyard\nComment=Sign-in helper and token broker\n\
+         Exec=\"{exe}\" --hidden\nIcon=lanyard-desktop\nX-GNOME-Autostart-enabled=true\n"
+    );
+    std::fs::write(&path, text).map_err(within)
+}
+
+/// The commands a kiosk seat tries for the browser named `name` (`None`: the default,
+/// Chromium), in order; `None` for a name that is not a known browser (it is a command
+/// itself). Distributions spell the same browser differently.
+pub fn seat_browser_commands(name: Option<&str>) -> Option<Vec<String>> {
+    let names: &[&str] = match name {
+        None | Some("chromium") => &["chromium", "chromium-browser"],
+        Some("chrome") => &["google-chrome", "google-chrome-stable"],
+        Some("edge") => &["microsoft-edge", "microsoft-edge-stable"],
+        Some("firefox") => &["firefox", "firefox-esr"],
+        Some(_) => return None,
+    };
+    Some(names.iter().map(|n| (*n).to_owned()).collect())
+}
+
 /// The seat's idle probe on this desktop, if any (Linux: see [`linux_idle`]; macOS has
 /// none yet).
 pub fn idle_probe() -> Option<Arc<dyn super::IdleProbe>> {

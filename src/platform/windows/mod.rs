@@ -13,6 +13,7 @@
 
 mod pipe;
 mod process;
+pub mod registry;
 
 pub use pipe::*;
 pub use process::{Group, exited, terminate};
@@ -176,6 +177,77 @@ pub fn open_url(url: &str) -> std::io::Result<()> {
     }
 }
 
+/// Where the kiosk policy is read from: what Group Policy and a center's tooling deploy.
+pub const POLICY: Option<&str> = Some(r"HKLM\SOFTWARE\Policies\Lanyard");
+
+/// The kiosk policy from the registry, as the TOML table a kiosk file would hold (see
+/// [`registry::policy`]); `None` without the key.
+pub fn kiosk_policy() -> std::io::Result<Option<toml::Table>> {
+    registry::policy(registry::HKEY_LOCAL_MACHINE, r"SOFTWARE\Policies\Lanyard")
+}
+
+/// The value under the user's Run key that starts the app at sign-in.
+const RUN_KEY: &str = r"Software\Microsoft\Windows\CurrentVersion\Run";
+
+/// Whether the app starts at this user's sign-in (the user's Run key; the installer's
+/// `/AUTOSTART` for every user is the machine's, and not changed from here).
+pub fn autostart_enabled() -> bool {
+    registry::text(registry::HKEY_CURRENT_USER, RUN_KEY, "Lanyard").is_some()
+}
+
+/// Starts `exe` (hidden in the tray) at this user's sign-in, or stops doing so.
+pub fn set_autostart(enabled: bool, exe: &Path) -> std::io::Result<()> {
+    if enabled {
+        let command = format!("\"{}\" --hidden", as_named(exe.to_owned()).display());
+        registry::set_text(registry::HKEY_CURRENT_USER, RUN_KEY, "Lanyard", &command)
+    } else {
+        registry::delete(registry::HKEY_CURRENT_USER, RUN_KEY, "Lanyard")
+    }
+}
+
+/// The commands a kiosk seat tries for the browser named `name` (`None`: the default),
+/// in order; `None` for a name that is not a known browser (it is a command itself).
+/// The default is Edge, or Chrome where Edge is missing, at their installed paths.
+pub fn seat_browser_commands(name: Option<&str>) -> Option<Vec<String>> {
+    let under = |var: &str, default: &str, rest: &str| {
+        let base = std::env::var(var).unwrap_or_else(|_| default.to_owned());
+        format!(r"{base}\{rest}")
+    };
+    let edge = || {
+        let rest = r"Microsoft\Edge\Application\msedge.exe";
+        vec![
+            under("ProgramFiles(x86)", r"C:\Program Files (x86)", rest),
+            under("ProgramFiles", r"C:\Program Files", rest),
+        ]
+    };
+    let chrome = || {
+        let rest = r"Google\Chrome\Application\chrome.exe";
+        vec![
+            under("ProgramFiles", r"C:\Program Files", rest),
+            under("ProgramFiles(x86)", r"C:\Program Files (x86)", rest),
+            under("LOCALAPPDATA", r"C:\Users\Default\AppData\Local", rest),
+        ]
+    };
+    Some(match name {
+        None | Some("chromium") => [edge(), chrome()].concat(),
+        Some("edge") => edge(),
+        Some("chrome") => chrome(),
+        Some("firefox") => vec![
+            under(
+                "ProgramFiles",
+                r"C:\Program Files",
+                r"Mozilla Firefox\firefox.exe",
+            ),
+            under(
+                "ProgramFiles(x86)",
+                r"C:\Program Files (x86)",
+                r"Mozilla Firefox\firefox.exe",
+            ),
+        ],
+        Some(_) => return None,
+    })
+}
+
 /// The seat's idle time: `GetLastInputInfo`, the last input in this session.
 pub fn idle_probe() -> Option<Arc<dyn super::IdleProbe>> {
     Some(Arc::new(LastInput))
@@ -263,6 +335,46 @@ pub(crate) mod tests {
         // SAFETY: no preconditions.
         let up = Duration::from_millis(unsafe { GetTickCount64() });
         assert!(idle <= up, "idle {idle:?} since boot {up:?}");
+    }
+
+    /// A seat's browser is Edge, or Chrome where Edge is missing, at their installed paths.
+    #[test]
+    fn the_seat_browser_is_edge_then_chrome() {
+        let commands = seat_browser_commands(None).unwrap();
+        assert!(
+            commands[0].ends_with(r"\Microsoft\Edge\Application\msedge.exe"),
+            "{commands:?}"
+        );
+        let first_chrome = commands
+            .iter()
+            .position(|c| c.ends_with(r"\chrome.exe"))
+            .unwrap();
+        assert!(
+            commands[..first_chrome]
+                .iter()
+                .all(|c| c.ends_with("msedge.exe"))
+        );
+        assert_eq!(seat_browser_commands(Some("system")), None);
+        assert!(seat_browser_commands(Some("firefox")).unwrap()[0].ends_with("firefox.exe"));
+    }
+
+    /// Start at sign-in is the user's Run value, which names the app and starts it hidden.
+    #[test]
+    fn autostart_is_the_users_run_value() {
+        let exe = Path::new(r"C:\Program Files\Lanyard\lanyard-desktop.exe");
+        let before = registry::text(registry::HKEY_CURRENT_USER, RUN_KEY, "Lanyard");
+        set_autostart(true, exe).unwrap();
+        assert!(autostart_enabled());
+        assert_eq!(
+            registry::text(registry::HKEY_CURRENT_USER, RUN_KEY, "Lanyard").as_deref(),
+            Some(r#""C:\Program Files\Lanyard\lanyard-desktop.exe" --hidden"#)
+        );
+        set_autostart(false, exe).unwrap();
+        assert!(!autostart_enabled());
+        set_autostart(false, exe).unwrap();
+        if let Some(value) = before {
+            registry::set_text(registry::HKEY_CURRENT_USER, RUN_KEY, "Lanyard", &value).unwrap();
+        }
     }
 
     #[test]
