@@ -130,7 +130,14 @@ pub const PROGRAMS: &[(&str, Source)] = &[
         "x86_64-w64-mingw32-gcc",
         Source::Apt("gcc-mingw-w64-x86-64"),
     ),
+    (
+        "x86_64-w64-mingw32-strip",
+        Source::Apt("binutils-mingw-w64-x86-64"),
+    ),
     ("wine64", Source::Apt("wine64")),
+    ("wineserver", Source::Apt("libwine")),
+    // The Windows installer.
+    ("makensis", Source::Apt("nsis")),
     // The macOS type-check (`cargo xtask macos`), whose packages are macos::APT.
     ("clang", Source::Apt("clang")),
 ];

@@ -30,7 +30,9 @@ pub const APT: &[&str] = &[
     "rustc-web",
     "cargo-web",
     "gcc-mingw-w64-x86-64",
+    "binutils-mingw-w64-x86-64",
     "wine64",
+    "libwine",
     "nsis",
 ];
 /// Where rustc (Debian's, sysroot /usr) looks for the standard library's source.
