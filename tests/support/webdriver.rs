@@ -250,6 +250,69 @@ impl Session {
         self.on_element(selector, "POST", "click", &json!({})).await;
     }
 
+    /// Presses the mouse button on `selector`'s element and holds it: [`Session::release`]
+    /// lets go. Whatever happens in between (the window redrawing) is what a person's
+    /// press meets.
+    pub async fn press(&self, selector: &str) {
+        self.wait_for(selector, "").await;
+        let found = self
+            .post(
+                "element",
+                &json!({"using": "css selector", "value": selector}),
+            )
+            .await;
+        let id = found[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("no element {selector}"));
+        let actions = json!({"actions": [{
+            "type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
+            "actions": [
+                {"type": "pointerMove", "duration": 0, "origin": {ELEMENT: id}, "x": 0, "y": 0},
+                {"type": "pointerDown", "button": 0},
+            ],
+        }]});
+        self.post("actions", &actions).await;
+    }
+
+    /// Lets go of the button [`Session::press`] holds.
+    pub async fn release(&self) {
+        let actions = json!({"actions": [{
+            "type": "pointer", "id": "mouse", "parameters": {"pointerType": "mouse"},
+            "actions": [{"type": "pointerUp", "button": 0}],
+        }]});
+        self.post("actions", &actions).await;
+    }
+
+    /// Counts the model's events of `kind` the window receives from now on:
+    /// [`Session::events_seen`] waits on the count.
+    pub async fn count_events(&self, kind: &str) {
+        // Counted once the page's own listeners have run (the next task): by then the
+        // window has redrawn for the event.
+        let script = "const [kind, done] = arguments; window.__seen = window.__seen ?? {}; \
+            const seen = window.__seen[kind] = { n: 0, waiters: [] }; \
+            window.__TAURI__.event.listen('lanyard://event', (e) => { \
+              if (e.payload.type !== kind) return; \
+              setTimeout(() => { seen.n += 1; seen.waiters = seen.waiters.filter((w) => !w()); }); \
+            }).then(() => done(true));";
+        self.post("execute/async", &json!({"script": script, "args": [kind]}))
+            .await;
+    }
+
+    /// Waits until the window has received (and handled) at least `n` events of `kind`
+    /// since [`Session::count_events`].
+    pub async fn events_seen(&self, kind: &str, n: u64) {
+        let script = "const [kind, n, done] = arguments; const seen = window.__seen[kind]; \
+            const enough = () => seen.n >= n && (done(true), true); \
+            if (!enough()) seen.waiters.push(enough);";
+        let seen = self
+            .post(
+                "execute/async",
+                &json!({"script": script, "args": [kind, n]}),
+            )
+            .await;
+        assert_eq!(seen, json!(true), "the window never got {n} {kind} events");
+    }
+
     /// Types into an input (after clearing it).
     pub async fn fill(&self, selector: &str, text: &str) {
         self.on_element(selector, "POST", "clear", &json!({})).await;

@@ -22,6 +22,18 @@ export function h(tag, attrs = {}, ...children) {
   return el;
 }
 
+/**
+ * Puts `content` in `parent`, unless what is there is already equal to it. A redraw that
+ * changes nothing then leaves the elements in place, so a press under way on one of them
+ * is not lost (a click needs the same element under the button's press and its release).
+ * Equal nodes have equal handlers only when everything a handler reads is in the
+ * attributes: give elements the data (`data-account`) their handlers act on.
+ */
+export function show(parent, content) {
+  if (parent.childNodes.length === 1 && parent.firstChild.isEqualNode(content)) return;
+  parent.replaceChildren(content);
+}
+
 /** "59 min", "1 h 5 min", "40 s", or "expired". */
 export function remaining(expiresAt) {
   const left = Math.round(expiresAt - Date.now() / 1000);

@@ -4,7 +4,7 @@
 // the backend; this only shows what its events say.
 
 import { call, onEvent } from './api.js';
-import { h, remaining, errorBox } from './dom.js';
+import { h, remaining, errorBox, show } from './dom.js';
 import { providerButton } from './views.js';
 
 const state = {
@@ -35,7 +35,7 @@ function render() {
   else if (state.busy) content = busyScreen();
   else if (seat.active && signedIn.length) content = activeScreen(signedIn, seat);
   else content = welcomeScreen();
-  main.replaceChildren(content);
+  show(main, content);
   renderIdleWarning(seat);
 }
 
@@ -61,7 +61,7 @@ function busyScreen() {
   return h('section', { class: 'kiosk-screen', 'data-screen': 'kiosk-busy', 'aria-busy': 'true' },
     h('h1', {}, 'Finish signing in in the browser window'),
     h('p', { class: 'kiosk-lead' }, 'Type your own username and password there. This seat forgets them, and you, when the session ends.'),
-    h('button', { type: 'button', class: 'kiosk-secondary', id: 'kiosk-cancel', onclick: () => call('cancel', { account: state.busy.account }) }, 'Cancel'));
+    h('button', { type: 'button', class: 'kiosk-secondary', id: 'kiosk-cancel', 'data-account': state.busy.account, onclick: () => call('cancel', { account: state.busy.account }) }, 'Cancel'));
 }
 
 function deviceScreen() {
@@ -76,7 +76,7 @@ function deviceScreen() {
         h('p', { class: 'kiosk-lead' }, 'and enter'),
         h('p', { class: 'user-code', id: 'user-code' }, d.user_code),
         h('p', { class: 'muted' }, 'The code is good for ', h('span', { 'data-expires': d.expires_at }, remaining(d.expires_at)), '.'))),
-    h('button', { type: 'button', class: 'kiosk-secondary', id: 'kiosk-cancel', onclick: () => call('cancel', { account: d.account }) }, 'Cancel'));
+    h('button', { type: 'button', class: 'kiosk-secondary', id: 'kiosk-cancel', 'data-account': d.account, onclick: () => call('cancel', { account: d.account }) }, 'Cancel'));
 }
 
 function activeScreen(signedIn, seat) {

@@ -7,7 +7,7 @@ import { h, remaining, when, errorBox } from './dom.js';
 export function providerButton(account, onClick) {
   const b = account.button;
   return h('button', {
-    type: 'button', id: 'sign-in', class: 'provider-button', 'data-preset': account.preset,
+    type: 'button', id: 'sign-in', class: 'provider-button', 'data-account': account.name, 'data-preset': account.preset,
     style: { '--brand-bg': b.background, '--brand-fg': b.foreground },
     onclick: onClick,
   }, b.mark ? h('span', { class: 'mark', 'aria-hidden': 'true' }, b.mark) : null, b.label);
