@@ -64,18 +64,35 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 }
 
 /// What the end-to-end tests of the Windows lane run under Wine: `lanyard.exe`, and the
-/// test programs that play a Windows tool (`pipeclient.exe`) and another program reading
-/// Credential Manager (`credread.exe`). Returns their directory.
+/// test programs that play a Windows tool (`pipeclient.exe`), another program reading
+/// Credential Manager (`credread.exe`), the kiosk app without its window (`seat.exe`)
+/// and Edge on a seat (`seatbrowser.exe`). Returns their directory.
 pub fn lane() -> anyhow::Result<PathBuf> {
-    let bin = build(&["--bin", "lanyard"])?;
-    for helper in ["pipeclient", "credread"] {
+    let bin = build(&[
+        "-p",
+        "lanyard",
+        "--bin",
+        "lanyard",
+        "-p",
+        "lanyard-test-seat",
+        "--bin",
+        "seat",
+    ])?;
+    // (The seat browser takes its arguments as UTF-16: `wmain`, hence `-municode`.)
+    for (helper, unicode) in [
+        ("pipeclient", false),
+        ("credread", false),
+        ("seatbrowser", true),
+    ] {
         let source = super::root().join(format!("xtask/windows/{helper}.c"));
         let exe = bin.join(format!("{helper}.exe"));
         let fresh = |p: &Path| p.metadata().and_then(|m| m.modified()).ok();
         if fresh(&exe) < fresh(&source) || !exe.exists() {
             super::run(
                 Command::new("x86_64-w64-mingw32-gcc")
-                    .args(["-O2", "-Wall", "-o"])
+                    .args(["-O2", "-Wall"])
+                    .args(unicode.then_some("-municode"))
+                    .arg("-o")
                     .arg(&exe)
                     .arg(&source)
                     .arg("-ladvapi32"),
