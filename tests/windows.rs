@@ -10,6 +10,8 @@ use serde_json::Value;
 
 use crate::support::{self, Env, Idp, Run};
 
+mod seat;
+
 /// Wine's 64-bit loader.
 const WINE: &str = "/usr/lib/wine/wine64";
 
@@ -349,6 +351,39 @@ impl Prefix {
             .and_then(|(_, rest)| rest.split_once("    "))
             .map(|(_, data)| data.to_owned())
             .filter(|_| out.status.success())
+    }
+
+    /// `program ARGS` under Wine in this prefix, its output piped.
+    fn command(&self, program: &std::path::Path, args: &[&str]) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(WINE);
+        cmd.arg(program)
+            .args(args)
+            .env("WINEPREFIX", self.dir.path())
+            .env("WINEDEBUG", "-all")
+            .env("WINEDLLOVERRIDES", "mscoree,mshtml=")
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        cmd
+    }
+
+    async fn run(&self, program: &std::path::Path, args: &[&str]) -> Run {
+        let mut cmd = self.command(program, args);
+        cmd.stdin(std::process::Stdio::piped());
+        support::run_with_stdin(cmd, "").await
+    }
+
+    /// Sets a registry value (as policy tooling does), once nothing else runs.
+    fn reg_add(&self, key: &str, name: &str, kind: &str, data: &str) {
+        let out = self.wait_for(&["reg", "add", key, "/v", name, "/t", kind, "/d", data, "/f"]);
+        assert!(out.status.success(), "reg add {key} {name}: {out:?}");
+    }
+
+    fn reg_delete(&self, key: &str, name: &str) {
+        let out = self.wait_for(&["reg", "delete", key, "/v", name, "/f"]);
+        assert!(out.status.success(), "reg delete {key} {name}: {out:?}");
     }
 
     fn drive_c(&self) -> PathBuf {

@@ -10,11 +10,15 @@
 //   LANYARD_TEST_BROWSER_PROFILE a Chromium profile directory kept between runs, so the
 //                                provider's session cookie survives (default: a fresh one)
 //   LANYARD_TEST_BROWSER_LOG     a file to which one JSON line per run is appended: the pages
-//                                seen ("login", "consent", "logout") and the final URL
+//                                seen ("login", "consent", "logout"), the final URL and the
+//                                command line's arguments
 //   CHROMIUM                     the browser binary (default /usr/bin/chromium)
 //
 // Switches a kiosk passes are honoured the way Chromium does: `--user-data-dir=DIR` is the
 // profile (created by Lanyard for the seat session, and left in place); others are ignored.
+// With LANYARD_TEST_BROWSER_OUTSIDE set, Chromium keeps its profile elsewhere (as when
+// unset) and DIR is only logged: a Windows seat's stand-in for Edge owns DIR, and Chromium,
+// running on the host, is outside the seat's job that stops what writes there.
 //
 // A device-flow verification URL (RFC 8628, no redirect URI: the test plays the player's
 // phone) is followed through the provider's code confirmation, login and consent pages
@@ -44,7 +48,8 @@ const logFile = process.env.LANYARD_TEST_BROWSER_LOG;
 const seen = [];
 
 function log(entry) {
-  if (logFile) fs.appendFileSync(logFile, `${JSON.stringify(entry)}\n`);
+  // With the switches it was given, so tests can check the command line a kiosk uses.
+  if (logFile) fs.appendFileSync(logFile, `${JSON.stringify({ ...entry, argv })}\n`);
 }
 
 async function main() {
@@ -52,8 +57,9 @@ async function main() {
   const start = new URL(url);
   const device = start.searchParams.has('user_code') || start.pathname.endsWith('/device');
 
-  const fresh = !userDataDir && !process.env.LANYARD_TEST_BROWSER_PROFILE;
-  const profile = userDataDir ?? process.env.LANYARD_TEST_BROWSER_PROFILE
+  const ownDir = process.env.LANYARD_TEST_BROWSER_OUTSIDE ? undefined : userDataDir;
+  const fresh = !ownDir && !process.env.LANYARD_TEST_BROWSER_PROFILE;
+  const profile = ownDir ?? process.env.LANYARD_TEST_BROWSER_PROFILE
     ?? fs.mkdtempSync(path.join(os.tmpdir(), 'lanyard-chromium-'));
   let page;
   const context = await chromium.launchPersistentContext(profile, {

@@ -1,0 +1,388 @@
+//! A Windows kiosk seat under Wine, as a center runs one: the kiosk file in
+//! `%ProgramData%\Lanyard`, policy in `HKLM\SOFTWARE\Policies\Lanyard`, the seat browser
+//! found at Edge's own path, and every way a seat session ends. Wine has no WebView2, so
+//! `seat.exe` runs the app's model without its window and does what its buttons do; Edge
+//! is `seatbrowser.exe`, which hands the page it is given to the test's Chromium.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+
+use super::{Prefix, Wine};
+use crate::support::{self, Env, Idp};
+
+/// `seat.exe` running in the prefix, with its answers and events as they come.
+struct Seat {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    pipe: String,
+}
+
+/// How long anything on the seat may take: a bound on a hung run, not a way to sync.
+const BOUND: Duration = Duration::from_secs(120);
+
+impl Seat {
+    async fn start(prefix: &Prefix, env: &Env) -> Seat {
+        let mut child = prefix
+            .command(&Wine::new().bin.join("seat.exe"), &[])
+            .env(
+                "LANYARD_TEST_SEAT_BROWSER",
+                support::root().join("tests/idp/browser.mjs"),
+            )
+            .env("LANYARD_TEST_BROWSER_LOG", env.path("browser.log"))
+            // Chromium's own profile, on the host (see seatbrowser.c).
+            .env("LANYARD_TEST_BROWSER_PROFILE", env.path("chromium-profile"))
+            .env("RUST_LOG", "info")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            // Its log goes with the test's output.
+            .stderr(std::process::Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let stdin = child.stdin.take().unwrap();
+        let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let mut seat = Seat {
+            child,
+            stdin,
+            lines,
+            pipe: String::new(),
+        };
+        let ready = seat
+            .next(|l| l.get("ready").is_some() || l.get("failed").is_some())
+            .await;
+        seat.pipe = ready["ready"]
+            .as_str()
+            .unwrap_or_else(|| panic!("the seat did not start: {ready}"))
+            .to_owned();
+        seat
+    }
+
+    async fn send(&mut self, command: &str) {
+        self.stdin
+            .write_all(format!("{command}\n").as_bytes())
+            .await
+            .unwrap();
+        self.stdin.flush().await.unwrap();
+    }
+
+    /// The next line `pick` accepts (lines before it are passed over).
+    async fn next(&mut self, pick: impl Fn(&Value) -> bool) -> Value {
+        let wait = async {
+            while let Some(line) = self.lines.next_line().await.unwrap() {
+                let value: Value = serde_json::from_str(&line)
+                    .unwrap_or_else(|e| panic!("seat.exe said {line:?}: {e}"));
+                if pick(&value) {
+                    return value;
+                }
+            }
+            panic!("seat.exe exited")
+        };
+        tokio::time::timeout(BOUND, wait)
+            .await
+            .expect("seat.exe never said it")
+    }
+
+    /// The player presses "Sign in with …" and signs in in the seat's browser.
+    async fn sign_in(&mut self) {
+        self.send("sign_in center").await;
+        let answer = self
+            .next(|l| l.get("done").is_some() || l.get("failed").is_some())
+            .await;
+        assert_eq!(answer["done"]["name"], "Alice Example", "{answer}");
+    }
+
+    /// Waits for the seat session to end, and checks why.
+    async fn ended(&mut self, trigger: &str) -> Value {
+        let seat = self
+            .next(|l| {
+                l["event"]["type"] == "seat"
+                    && l["event"]["seat"]["active"] == false
+                    && !l["event"]["seat"]["last_ended"].is_null()
+            })
+            .await;
+        let seat = &seat["event"]["seat"];
+        assert_eq!(seat["last_ended"], trigger, "{seat}");
+        assert_eq!(seat["warnings"], serde_json::json!([]), "{seat}");
+        seat.clone()
+    }
+
+    /// `quit`, as the app quits: the seat session ends first, then the program exits.
+    async fn quit(mut self) {
+        self.send("quit").await;
+        let quit = self.next(|l| l.get("quit").is_some()).await;
+        assert_eq!(quit["quit"], true);
+        let status = tokio::time::timeout(BOUND, self.child.wait())
+            .await
+            .expect("seat.exe exits after quitting")
+            .unwrap();
+        assert!(status.success(), "{status}");
+    }
+}
+
+/// The partner app on the seat, a Windows program, asks the seat's broker for the token.
+async fn partner_token(prefix: &Prefix, seat: &Seat) -> Result<String, Value> {
+    let run = prefix.run(&partner(prefix), &[&seat.pipe, "center"]).await;
+    let answer: Value = run
+        .stdout
+        .lines()
+        .nth(1)
+        .and_then(|l| serde_json::from_str(l).ok())
+        .unwrap_or_else(|| panic!("{run:?}"));
+    match answer["ok"]["access_token"].as_str() {
+        Some(token) => Ok(token.to_owned()),
+        None => Err(answer["error"].clone()),
+    }
+}
+
+/// Where the test installs the partner app (`pipeclient.exe`) in the prefix.
+fn partner(prefix: &Prefix) -> PathBuf {
+    prefix.drive_c().join("Games/Partner/partner.exe")
+}
+
+/// Where a session began: the browser's runs and the provider's events so far.
+struct Mark {
+    runs: usize,
+    revoked: usize,
+    ended: usize,
+}
+
+impl Mark {
+    async fn take(env: &Env, idp: &Idp) -> Mark {
+        let events = idp.events().await;
+        let count = |name: &str| events.iter().filter(|e| *e == name).count();
+        Mark {
+            runs: env.browser_runs().len(),
+            revoked: count("grant.revoked"),
+            ended: count("end_session.success"),
+        }
+    }
+
+    /// The player's grant was revoked and their provider session ended since the mark.
+    async fn signed_out_at_the_provider(&self, idp: &Idp) {
+        let events = idp.events().await;
+        let count = |name: &str| events.iter().filter(|e| *e == name).count();
+        assert!(
+            count("grant.revoked") > self.revoked,
+            "not revoked: {events:?}"
+        );
+        assert!(
+            count("end_session.success") > self.ended,
+            "session not ended: {events:?}"
+        );
+    }
+}
+
+/// What each session must leave: the player's browser profile deleted (Edge got its
+/// InPrivate switch and that profile), the token refused by the broker, nothing in
+/// Credential Manager, the refresh token revoked and the provider's session ended in
+/// the seat's browser.
+async fn session_left_nothing(prefix: &Prefix, env: &Env, idp: &Idp, seat: &Seat, mark: &Mark) {
+    let sign_in = env.browser_run(mark.runs).await;
+    assert!(
+        sign_in.get("error").is_none(),
+        "the browser failed: {sign_in}"
+    );
+    let argv: Vec<&str> = sign_in["argv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(argv.contains(&"--inprivate"), "Edge's own switch: {argv:?}");
+    let profile = PathBuf::from(sign_in["profile"].as_str().expect("a profile of its own"));
+    assert!(
+        profile.starts_with(prefix.dir.path().join("dosdevices/c:/users")),
+        "{}",
+        profile.display()
+    );
+    assert!(
+        !profile.exists(),
+        "the seat's browser profile {} is left",
+        profile.display()
+    );
+    signed_out_in_the_browser(env, mark.runs + 1).await;
+    let refused = partner_token(prefix, seat).await.unwrap_err();
+    assert_eq!(refused["code"], "sign_in_needed", "{refused}");
+    let stored = prefix
+        .run(&Wine::new().bin.join("credread.exe"), &["center.lanyard"])
+        .await;
+    assert_eq!(
+        stored.code, 1,
+        "Credential Manager holds the player: {stored:?}"
+    );
+    mark.signed_out_at_the_provider(idp).await;
+}
+
+/// The browser's run `n` showed the provider's logout page, in the seat browser of the
+/// sign-in before it.
+async fn signed_out_in_the_browser(env: &Env, n: usize) {
+    let run = env.browser_run(n).await;
+    let seen = run["seen"].as_array().cloned().unwrap_or_default();
+    assert!(
+        seen.contains(&Value::from("logout")),
+        "the provider's logout page was not shown: {run}"
+    );
+    // In the player's own seat browser: the profile they signed in with.
+    let sign_in = env.browser_run(n - 1).await;
+    assert_eq!(run["profile"], sign_in["profile"], "{run}");
+}
+
+/// Five players on one Windows seat, each session ended a different way: the End session
+/// button, the center's seat software through the broker, quitting the app, the maximum
+/// length and idling out (those two set by registry policy, over the file's "never").
+/// After each, nothing of the player is left; at the end, nothing in the whole prefix
+/// (its registry hives, its files, Credential Manager) holds any of their tokens.
+#[tokio::test(flavor = "multi_thread")]
+async fn windows_seat_sessions_end_by_every_trigger_and_leave_nothing() {
+    let wine = Wine::new();
+    let prefix = tokio::task::block_in_place(Prefix::new);
+    let idp = Idp::start(false);
+    let env = Env::new();
+
+    // Edge where Edge installs, the partner app, and the kiosk file where IT puts it.
+    let edge = prefix
+        .drive_c()
+        .join("Program Files (x86)/Microsoft/Edge/Application");
+    std::fs::create_dir_all(&edge).unwrap();
+    std::fs::copy(wine.bin.join("seatbrowser.exe"), edge.join("msedge.exe")).unwrap();
+    std::fs::create_dir_all(partner(&prefix).parent().unwrap()).unwrap();
+    std::fs::copy(wine.bin.join("pipeclient.exe"), partner(&prefix)).unwrap();
+    let kiosk = prefix.drive_c().join("ProgramData/Lanyard");
+    std::fs::create_dir_all(&kiosk).unwrap();
+    let app = r"C:\\Games\\Partner\\partner.exe";
+    std::fs::write(
+        kiosk.join("kiosk.toml"),
+        format!(
+            "[kiosk]\nallowed_apps = [\"{app}\"]\nsession_apps = [\"{app}\"]\nidle_timeout = 0\nmax_session = 0\n\n\
+             [accounts.center]\nissuer = \"{}\"\nclient_id = \"lanyard-public\"\nscopes = \"openid profile email offline_access\"\n",
+            idp.issuer
+        ),
+    )
+    .unwrap();
+    let mut tokens = Vec::new();
+
+    // 1. The End session button.
+    let mut seat = Seat::start(&prefix, &env).await;
+    let mark = Mark::take(&env, &idp).await;
+    seat.sign_in().await;
+    let token = partner_token(&prefix, &seat)
+        .await
+        .expect("the partner app is served");
+    assert_eq!(idp.userinfo(&token).await["sub"], "alice");
+    tokens.push(token);
+    seat.send("end_session").await;
+    seat.ended("button").await;
+    session_left_nothing(&prefix, &env, &idp, &seat, &mark).await;
+
+    // 2. The center's seat software, through the broker.
+    let mark = Mark::take(&env, &idp).await;
+    seat.sign_in().await;
+    tokens.push(partner_token(&prefix, &seat).await.unwrap());
+    let run = prefix
+        .run(&partner(&prefix), &[&seat.pipe, "--end-session"])
+        .await;
+    assert!(run.stdout.contains(r#""ok""#), "{run:?}");
+    seat.ended("broker").await;
+    session_left_nothing(&prefix, &env, &idp, &seat, &mark).await;
+
+    // 3. Quitting the app.
+    let mark = Mark::take(&env, &idp).await;
+    seat.sign_in().await;
+    tokens.push(partner_token(&prefix, &seat).await.unwrap());
+    let pipe = seat.pipe.clone();
+    seat.quit().await;
+    signed_out_in_the_browser(&env, mark.runs + 1).await;
+    mark.signed_out_at_the_provider(&idp).await;
+
+    // 4. The maximum length, from policy: the registry's value beats the file's "never".
+    let policy = r"HKLM\SOFTWARE\Policies\Lanyard";
+    tokio::task::block_in_place(|| {
+        prefix.reg_add(policy, "max_session", "REG_SZ", "4s");
+    });
+    let mut seat = Seat::start(&prefix, &env).await;
+    assert_eq!(seat.pipe, pipe, "the same pipe, the user's");
+    let mark = Mark::take(&env, &idp).await;
+    seat.sign_in().await;
+    tokens.push(partner_token(&prefix, &seat).await.unwrap());
+    seat.ended("max_session").await;
+    session_left_nothing(&prefix, &env, &idp, &seat, &mark).await;
+    seat.quit().await;
+
+    // 5. Idling out: nobody touches the seat (Windows' GetLastInputInfo says so), the
+    //    warning shows, then the session ends.
+    tokio::task::block_in_place(|| {
+        prefix.reg_delete(policy, "max_session");
+        prefix.reg_add(policy, "idle_timeout", "REG_SZ", "6s");
+        prefix.reg_add(policy, "idle_warning", "REG_SZ", "3s");
+    });
+    let mut seat = Seat::start(&prefix, &env).await;
+    let mark = Mark::take(&env, &idp).await;
+    seat.sign_in().await;
+    tokens.push(partner_token(&prefix, &seat).await.unwrap());
+    let warned = seat
+        .next(|l| l["event"]["type"] == "seat" && !l["event"]["seat"]["idle_ends_at"].is_null())
+        .await;
+    assert_eq!(warned["event"]["seat"]["active"], true, "{warned}");
+    seat.ended("idle").await;
+    session_left_nothing(&prefix, &env, &idp, &seat, &mark).await;
+    seat.quit().await;
+
+    // The residue scan: every process of the prefix gone and its registry written out,
+    // then no file in it (hives included) holds a token, no seat profile or Lanyard data
+    // directory is left, and Credential Manager's store names no Lanyard item.
+    tokio::task::block_in_place(|| prefix.wait_for(&["cmd", "/c", "exit"]));
+    let files = tokio::task::block_in_place(|| every_file(prefix.dir.path()));
+    for file in &files {
+        let bytes = std::fs::read(file).unwrap_or_default();
+        let text = String::from_utf8_lossy(&bytes);
+        for token in &tokens {
+            assert!(
+                !text.contains(token.as_str()),
+                "{} holds a player's token",
+                file.display()
+            );
+        }
+        assert!(
+            !text.contains("alice@example.test"),
+            "{} names the player",
+            file.display()
+        );
+        let name = file.to_string_lossy().to_lowercase();
+        assert!(
+            !name.contains("lanyard-seat-"),
+            "a seat profile is left: {}",
+            file.display()
+        );
+        assert!(
+            !name.contains("appdata/roaming/lanyard") && !name.contains("appdata/local/lanyard"),
+            "the seat wrote Lanyard data: {}",
+            file.display()
+        );
+    }
+    let user = std::fs::read_to_string(prefix.dir.path().join("user.reg")).unwrap();
+    let credentials: Vec<&str> = user
+        .lines()
+        .filter(|l| l.to_lowercase().contains("lanyard"))
+        .collect();
+    assert!(
+        credentials.is_empty(),
+        "the user's hive names Lanyard: {credentials:#?}"
+    );
+}
+
+/// Every file under `dir`, not following links (a prefix links to the host's root).
+fn every_file(dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => out.extend(every_file(&entry.path())),
+            Ok(t) if t.is_file() => out.push(entry.path()),
+            _ => {}
+        }
+    }
+    out
+}
