@@ -10,6 +10,8 @@ use serde_json::Value;
 
 use crate::support::{self, Env, Idp, Run};
 
+mod app;
+mod desktop;
 mod seat;
 
 /// Wine's 64-bit loader.
@@ -300,6 +302,21 @@ async fn lanyard_exe_signs_in_keeps_tokens_brokers_and_signs_out() {
 /// (`wineserver -w`): what an installer leaves is this test's alone.
 struct Prefix {
     dir: tempfile::TempDir,
+}
+
+/// A prefix's processes end before its folder goes: a failed test leaves none running, and
+/// no wineserver is left to write its registry into a deleted folder.
+impl Drop for Prefix {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("/usr/lib/wine/wineserver")
+            .arg("-k")
+            .env("WINEPREFIX", self.dir.path())
+            .status();
+        let _ = std::process::Command::new("/usr/lib/wine/wineserver")
+            .arg("-w")
+            .env("WINEPREFIX", self.dir.path())
+            .status();
+    }
 }
 
 impl Prefix {

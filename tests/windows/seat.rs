@@ -1,130 +1,51 @@
 //! A Windows kiosk seat under Wine, as a center runs one: the kiosk file in
 //! `%ProgramData%\Lanyard`, policy in `HKLM\SOFTWARE\Policies\Lanyard`, the seat browser
 //! found at Edge's own path, and every way a seat session ends. Wine has no WebView2, so
-//! `seat.exe` runs the app's model without its window and does what its buttons do; Edge
+//! `app.exe` runs the app's model without its window and does what its buttons do; Edge
 //! is `seatbrowser.exe`, which hands the page it is given to the test's Chromium.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 
+use super::app::App;
 use super::{Prefix, Wine};
 use crate::support::{self, Env, Idp};
 
-/// `seat.exe` running in the prefix, with its answers and events as they come.
-struct Seat {
-    child: tokio::process::Child,
-    stdin: tokio::process::ChildStdin,
-    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
-    pipe: String,
+/// The seat: the app in kiosk mode, its browser the stand-in for Edge.
+async fn start_seat(prefix: &Prefix, env: &Env) -> App {
+    App::start(
+        prefix,
+        &[
+            (
+                "LANYARD_TEST_SEAT_BROWSER",
+                support::root()
+                    .join("tests/idp/browser.mjs")
+                    .display()
+                    .to_string(),
+            ),
+            ("LANYARD_TEST_BROWSER_LOG", env.path("browser.log")),
+            // Chromium's own profile, on the host (see seatbrowser.c).
+            ("LANYARD_TEST_BROWSER_PROFILE", env.path("chromium-profile")),
+        ],
+    )
+    .await
 }
 
-/// How long anything on the seat may take: a bound on a hung run, not a way to sync.
-const BOUND: Duration = Duration::from_secs(120);
-
-impl Seat {
-    async fn start(prefix: &Prefix, env: &Env) -> Seat {
-        let mut child = prefix
-            .command(&Wine::new().bin.join("seat.exe"), &[])
-            .env(
-                "LANYARD_TEST_SEAT_BROWSER",
-                support::root().join("tests/idp/browser.mjs"),
-            )
-            .env("LANYARD_TEST_BROWSER_LOG", env.path("browser.log"))
-            // Chromium's own profile, on the host (see seatbrowser.c).
-            .env("LANYARD_TEST_BROWSER_PROFILE", env.path("chromium-profile"))
-            .env("RUST_LOG", "info")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            // Its log goes with the test's output.
-            .stderr(std::process::Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
-        let stdin = child.stdin.take().unwrap();
-        let lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let mut seat = Seat {
-            child,
-            stdin,
-            lines,
-            pipe: String::new(),
-        };
-        let ready = seat
-            .next(|l| l.get("ready").is_some() || l.get("failed").is_some())
-            .await;
-        seat.pipe = ready["ready"]
-            .as_str()
-            .unwrap_or_else(|| panic!("the seat did not start: {ready}"))
-            .to_owned();
-        seat
-    }
-
-    async fn send(&mut self, command: &str) {
-        self.stdin
-            .write_all(format!("{command}\n").as_bytes())
-            .await
-            .unwrap();
-        self.stdin.flush().await.unwrap();
-    }
-
-    /// The next line `pick` accepts (lines before it are passed over).
-    async fn next(&mut self, pick: impl Fn(&Value) -> bool) -> Value {
-        let wait = async {
-            while let Some(line) = self.lines.next_line().await.unwrap() {
-                let value: Value = serde_json::from_str(&line)
-                    .unwrap_or_else(|e| panic!("seat.exe said {line:?}: {e}"));
-                if pick(&value) {
-                    return value;
-                }
-            }
-            panic!("seat.exe exited")
-        };
-        tokio::time::timeout(BOUND, wait)
-            .await
-            .expect("seat.exe never said it")
-    }
-
-    /// The player presses "Sign in with …" and signs in in the seat's browser.
-    async fn sign_in(&mut self) {
-        self.send("sign_in center").await;
-        let answer = self
-            .next(|l| l.get("done").is_some() || l.get("failed").is_some())
-            .await;
-        assert_eq!(answer["done"]["name"], "Alice Example", "{answer}");
-    }
-
-    /// Waits for the seat session to end, and checks why.
-    async fn ended(&mut self, trigger: &str) -> Value {
-        let seat = self
-            .next(|l| {
-                l["event"]["type"] == "seat"
-                    && l["event"]["seat"]["active"] == false
-                    && !l["event"]["seat"]["last_ended"].is_null()
-            })
-            .await;
-        let seat = &seat["event"]["seat"];
-        assert_eq!(seat["last_ended"], trigger, "{seat}");
-        assert_eq!(seat["warnings"], serde_json::json!([]), "{seat}");
-        seat.clone()
-    }
-
-    /// `quit`, as the app quits: the seat session ends first, then the program exits.
-    async fn quit(mut self) {
-        self.send("quit").await;
-        let quit = self.next(|l| l.get("quit").is_some()).await;
-        assert_eq!(quit["quit"], true);
-        let status = tokio::time::timeout(BOUND, self.child.wait())
-            .await
-            .expect("seat.exe exits after quitting")
-            .unwrap();
-        assert!(status.success(), "{status}");
-    }
+/// Waits for the seat session to end, and checks why and that nothing failed.
+async fn ended(seat: &mut App, trigger: &str) {
+    let event = seat
+        .event("seat", |e| {
+            e["seat"]["active"] == false && !e["seat"]["last_ended"].is_null()
+        })
+        .await;
+    let view = &event["seat"];
+    assert_eq!(view["last_ended"], trigger, "{view}");
+    assert_eq!(view["warnings"], serde_json::json!([]), "{view}");
 }
 
 /// The partner app on the seat, a Windows program, asks the seat's broker for the token.
-async fn partner_token(prefix: &Prefix, seat: &Seat) -> Result<String, Value> {
+async fn partner_token(prefix: &Prefix, seat: &App) -> Result<String, Value> {
     let run = prefix.run(&partner(prefix), &[&seat.pipe, "center"]).await;
     let answer: Value = run
         .stdout
@@ -180,7 +101,7 @@ impl Mark {
 /// InPrivate switch and that profile), the token refused by the broker, nothing in
 /// Credential Manager, the refresh token revoked and the provider's session ended in
 /// the seat's browser.
-async fn session_left_nothing(prefix: &Prefix, env: &Env, idp: &Idp, seat: &Seat, mark: &Mark) {
+async fn session_left_nothing(prefix: &Prefix, env: &Env, idp: &Idp, seat: &App, mark: &Mark) {
     let sign_in = env.browser_run(mark.runs).await;
     assert!(
         sign_in.get("error").is_none(),
@@ -266,32 +187,36 @@ async fn windows_seat_sessions_end_by_every_trigger_and_leave_nothing() {
     let mut tokens = Vec::new();
 
     // 1. The End session button.
-    let mut seat = Seat::start(&prefix, &env).await;
+    let mut seat = start_seat(&prefix, &env).await;
     let mark = Mark::take(&env, &idp).await;
-    seat.sign_in().await;
+    seat.sign_in("center").await;
     let token = partner_token(&prefix, &seat)
         .await
         .expect("the partner app is served");
     assert_eq!(idp.userinfo(&token).await["sub"], "alice");
     tokens.push(token);
-    seat.send("end_session").await;
-    seat.ended("button").await;
+    assert_eq!(
+        seat.call("end_session").await,
+        true,
+        "someone was signed in"
+    );
+    ended(&mut seat, "button").await;
     session_left_nothing(&prefix, &env, &idp, &seat, &mark).await;
 
     // 2. The center's seat software, through the broker.
     let mark = Mark::take(&env, &idp).await;
-    seat.sign_in().await;
+    seat.sign_in("center").await;
     tokens.push(partner_token(&prefix, &seat).await.unwrap());
     let run = prefix
         .run(&partner(&prefix), &[&seat.pipe, "--end-session"])
         .await;
     assert!(run.stdout.contains(r#""ok""#), "{run:?}");
-    seat.ended("broker").await;
+    ended(&mut seat, "broker").await;
     session_left_nothing(&prefix, &env, &idp, &seat, &mark).await;
 
     // 3. Quitting the app.
     let mark = Mark::take(&env, &idp).await;
-    seat.sign_in().await;
+    seat.sign_in("center").await;
     tokens.push(partner_token(&prefix, &seat).await.unwrap());
     let pipe = seat.pipe.clone();
     seat.quit().await;
@@ -303,12 +228,12 @@ async fn windows_seat_sessions_end_by_every_trigger_and_leave_nothing() {
     tokio::task::block_in_place(|| {
         prefix.reg_add(policy, "max_session", "REG_SZ", "4s");
     });
-    let mut seat = Seat::start(&prefix, &env).await;
+    let mut seat = start_seat(&prefix, &env).await;
     assert_eq!(seat.pipe, pipe, "the same pipe, the user's");
     let mark = Mark::take(&env, &idp).await;
-    seat.sign_in().await;
+    seat.sign_in("center").await;
     tokens.push(partner_token(&prefix, &seat).await.unwrap());
-    seat.ended("max_session").await;
+    ended(&mut seat, "max_session").await;
     session_left_nothing(&prefix, &env, &idp, &seat, &mark).await;
     seat.quit().await;
 
@@ -319,15 +244,15 @@ async fn windows_seat_sessions_end_by_every_trigger_and_leave_nothing() {
         prefix.reg_add(policy, "idle_timeout", "REG_SZ", "6s");
         prefix.reg_add(policy, "idle_warning", "REG_SZ", "3s");
     });
-    let mut seat = Seat::start(&prefix, &env).await;
+    let mut seat = start_seat(&prefix, &env).await;
     let mark = Mark::take(&env, &idp).await;
-    seat.sign_in().await;
+    seat.sign_in("center").await;
     tokens.push(partner_token(&prefix, &seat).await.unwrap());
     let warned = seat
-        .next(|l| l["event"]["type"] == "seat" && !l["event"]["seat"]["idle_ends_at"].is_null())
+        .event("seat", |e| !e["seat"]["idle_ends_at"].is_null())
         .await;
-    assert_eq!(warned["event"]["seat"]["active"], true, "{warned}");
-    seat.ended("idle").await;
+    assert_eq!(warned["seat"]["active"], true, "{warned}");
+    ended(&mut seat, "idle").await;
     session_left_nothing(&prefix, &env, &idp, &seat, &mark).await;
     seat.quit().await;
 

@@ -65,8 +65,8 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 
 /// What the end-to-end tests of the Windows lane run under Wine: `lanyard.exe`, and the
 /// test programs that play a Windows tool (`pipeclient.exe`), another program reading
-/// Credential Manager (`credread.exe`), the kiosk app without its window (`seat.exe`)
-/// and Edge on a seat (`seatbrowser.exe`). Returns their directory.
+/// Credential Manager (`credread.exe`), the desktop app without its window (`app.exe`)
+/// and Edge on a kiosk seat (`seatbrowser.exe`). Returns their directory.
 pub fn lane() -> anyhow::Result<PathBuf> {
     let bin = build(&[
         "-p",
@@ -74,9 +74,9 @@ pub fn lane() -> anyhow::Result<PathBuf> {
         "--bin",
         "lanyard",
         "-p",
-        "lanyard-test-seat",
+        "lanyard-test-app",
         "--bin",
-        "seat",
+        "app",
     ])?;
     // (The seat browser takes its arguments as UTF-16: `wmain`, hence `-municode`.)
     for (helper, unicode) in [

@@ -1,15 +1,17 @@
-//! `seat.exe`: the kiosk app without its window, for the Windows lane's tests. Wine has
+//! `app.exe`: the desktop app without its window, for the Windows lane's tests. Wine has
 //! no WebView2, so the app itself cannot run there; this runs what the window drives, the
-//! library's `desktop::Desktop`, started exactly as `lanyard-desktop.exe` starts it (the
-//! kiosk file at `%ProgramData%\Lanyard\kiosk.toml`, the policy under
-//! `HKLM\SOFTWARE\Policies\Lanyard`, the broker on its named pipe), and does on command
-//! what the window's buttons do.
+//! library's `desktop::Desktop`, started exactly as `lanyard-desktop.exe` starts it: a
+//! kiosk seat when there is a kiosk file (`%ProgramData%\Lanyard\kiosk.toml`) or policy
+//! (`HKLM\SOFTWARE\Policies\Lanyard`), else the user's accounts; the broker on its named
+//! pipe either way. It does on command what the window's buttons do.
 //!
 //! Commands, one per line on stdin:
 //!
-//! - `sign_in ACCOUNT`: the big "Sign in with …" button;
-//! - `end_session`: the End session button;
-//! - `quit`: quitting the app, which ends the seat session first; then it exits.
+//! - `sign_in ACCOUNT`: "Sign in" (on a seat, the big "Sign in with …" button);
+//! - `answer ID allow|once|deny`: the answer to an app's request for a token;
+//! - `sign_out ACCOUNT`: "Sign out";
+//! - `end_session`: a seat's End session button;
+//! - `quit`: quitting the app (a seat session ends first); then it exits.
 //!
 //! On stdout, one JSON line per answer (`{"done": …}` or `{"failed": …}`) and one per event
 //! the window would get (`{"event": …}`), starting with `{"ready": PIPE}`.
@@ -39,10 +41,6 @@ async fn main() {
             std::process::exit(1);
         }
     };
-    if desktop.seat().is_none() {
-        say(json!({ "failed": { "message": "no kiosk file or policy: this is not a seat" } }));
-        std::process::exit(1);
-    }
     let mut events = desktop.subscribe();
     tokio::spawn(async move {
         while let Ok(event) = events.recv().await {
@@ -73,6 +71,19 @@ async fn main() {
                     });
                 });
             }
+            ["answer", id, decision] => say(match id.parse() {
+                Ok(id) => match desktop.answer(id, decision) {
+                    Ok(answered) => json!({ "done": answered }),
+                    Err(failure) => json!({ "failed": failure }),
+                },
+                Err(_) => {
+                    json!({ "failed": { "message": format!("`{id}` is not a prompt's id") } })
+                }
+            }),
+            ["sign_out", account] => say(match desktop.sign_out(account).await {
+                Ok(warnings) => json!({ "done": warnings }),
+                Err(failure) => json!({ "failed": failure }),
+            }),
             ["end_session"] => say(match desktop.end_session(Trigger::Button).await {
                 Ok(active) => json!({ "done": active }),
                 Err(failure) => json!({ "failed": failure }),
@@ -81,8 +92,11 @@ async fn main() {
             _ => say(json!({ "failed": { "message": format!("unknown command `{line}`") } })),
         }
     }
-    // Quitting, or stdin closed (the test is gone): as the app quits, the seat session
-    // ends first.
-    let ended = desktop.end_session(Trigger::Quit).await;
-    say(json!({ "quit": ended.is_ok() }));
+    // Quitting, or stdin closed (the test is gone): as the app quits, a seat session ends
+    // first.
+    let ended = match desktop.seat() {
+        Some(_) => desktop.end_session(Trigger::Quit).await.is_ok(),
+        None => true,
+    };
+    say(json!({ "quit": ended }));
 }
