@@ -32,6 +32,7 @@ pub fn run(extra: &[String]) -> anyhow::Result<()> {
         .map(String::as_str)
         .skip_while(|a| *a == "--")
         .collect();
+    super::windows::quiet_prefix();
     super::run(
         super::cargo_in_keyring_session(&[&["test", "--workspace"], extra.as_slice()].concat())?
             .env("LANYARD_WINDOWS_BIN", &windows)

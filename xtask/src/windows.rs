@@ -181,6 +181,7 @@ fn desktop_version() -> anyhow::Result<String> {
 /// still exit with 0: the run passes only if the harness said so itself.
 pub fn unit() -> anyhow::Result<()> {
     use std::io::BufRead as _;
+    quiet_prefix();
     let mut cmd = cargo(&["test", "-p", "lanyard", "--lib"]);
     eprintln!("xtask: $ {cmd:?}");
     let mut child = cmd
@@ -255,6 +256,18 @@ fn cargo(args: &[&str]) -> Command {
     // No Mono or Gecko installer prompts when the prefix is first made.
     .env("WINEDLLOVERRIDES", "mscoree,mshtml=");
     cmd
+}
+
+/// Stops whatever still runs in the lane's prefix (a run killed midway leaves its
+/// wineserver and services behind, and Wine 8's wineserver has crashed under the next
+/// run): each run starts from a quiet prefix.
+pub fn quiet_prefix() {
+    for arg in ["-k", "-w"] {
+        let _ = Command::new("/usr/lib/wine/wineserver")
+            .arg(arg)
+            .env("WINEPREFIX", wine_prefix())
+            .status();
+    }
 }
 
 pub fn wine_prefix() -> PathBuf {
