@@ -77,6 +77,15 @@ pub enum Error {
     /// Another process's refresh of the account failed while this one waited for it.
     #[error("{message}")]
     RefreshFailedMeanwhile { account: String, message: String },
+    #[error("there is no preset `{preset}`; known: {known}")]
+    UnknownPreset { preset: String, known: String },
+    #[error(
+        "a client secret is kept in the keychain: use keychain storage (Storage::keychain) to set one"
+    )]
+    SecretNeedsKeychain,
+    /// A URL handed to the app (its private-use scheme) that no sign-in waits for.
+    #[error("ignored a link: {0}")]
+    LinkRefused(String),
 }
 
 /// What kind of failure, for exit codes and wire error codes.
@@ -161,6 +170,8 @@ impl Error {
             Error::RefreshFailedMeanwhile { .. } => Kind::Provider,
             Error::Agent { kind, .. } => *kind,
             Error::Bind(_) => Kind::Other,
+            Error::UnknownPreset { .. } | Error::SecretNeedsKeychain => Kind::Config,
+            Error::LinkRefused(_) => Kind::Rejected,
         }
     }
 }

@@ -47,6 +47,7 @@
 pub mod broker;
 pub mod browser;
 pub mod cli;
+pub mod client;
 pub mod config;
 pub mod desktop;
 pub mod discovery;
@@ -64,3 +65,8 @@ pub mod store;
 pub mod validate;
 
 pub use error::{Error, Kind};
+
+/// docs/embedding.md, whose examples are compiled as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../docs/embedding.md")]
+pub struct EmbeddingGuide;

@@ -9,6 +9,8 @@ mod support;
 mod broker;
 /// The command line: configuration errors, exit codes, JSON, a missing keychain.
 mod cli;
+/// The crate as other apps embed it (`lanyard::client`), through its examples.
+mod client;
 /// The desktop app in its real webview: sign in, identity, an approval, sign out.
 mod desktop;
 /// The real provider: sign-in, refresh with rotation, sign-out, client authentication.

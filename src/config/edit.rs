@@ -20,6 +20,9 @@ pub struct NewAccount {
     pub response_type: Option<ResponseType>,
     pub response_mode: Option<ResponseMode>,
     pub extra_params: BTreeMap<String, String>,
+    /// A private-use scheme redirect URI (`com.example.app:/callback`) instead of the
+    /// loopback.
+    pub scheme: Option<String>,
 }
 
 impl NewAccount {
@@ -50,10 +53,12 @@ impl NewAccount {
             response_mode: (preset.response_mode != ResponseMode::Query)
                 .then_some(preset.response_mode),
             extra_params,
+            scheme: None,
         }
     }
 
-    fn to_toml(&self) -> String {
+    /// The account's `[accounts.NAME]` section.
+    pub(crate) fn to_toml(&self) -> String {
         let q = |s: &str| toml::Value::String(s.to_owned()).to_string();
         let mut out = format!("\n[accounts.{}]\n", self.name);
         if let Some(preset) = &self.preset {
@@ -67,7 +72,9 @@ impl NewAccount {
         if let Some(scopes) = &self.scopes {
             out += &format!("scopes = {}\n", q(scopes));
         }
-        if let Some(port) = self.port {
+        if let Some(uri) = &self.scheme {
+            out += &format!("redirect = {}\n", q(uri));
+        } else if let Some(port) = self.port {
             out += &format!("redirect = \"loopback:{port}\"\n");
         }
         if let Some(auth) = self.client_auth {

@@ -226,6 +226,7 @@ fn added_accounts_round_trip() {
         response_type: Some(ResponseType::IdToken),
         response_mode: Some(ResponseMode::Fragment),
         extra_params: [("center_uuid".to_owned(), "c-1".to_owned())].into(),
+        scheme: None,
     };
     let config = Config::add_account(&path, &new).unwrap();
     let a = config.account("seat").unwrap();

@@ -76,6 +76,8 @@ pub struct Lanyard {
     inbox: Option<Arc<Inbox>>,
     /// Where sign-in pages open: the person's browser, or a kiosk seat's.
     opener: Arc<dyn browser::Opener>,
+    /// The keychain service an embedding app keeps its tokens under, instead of Lanyard's.
+    service: Option<String>,
 }
 
 /// How long a discovery document is trusted before it is fetched again.
@@ -94,6 +96,7 @@ impl Lanyard {
             providers: Mutex::new(HashMap::new()),
             inbox: None,
             opener: Arc::new(browser::System),
+            service: None,
         })
     }
 
@@ -139,8 +142,28 @@ impl Lanyard {
     /// Keep keychain secrets in `store` instead of the OS keychain (an embedder's own
     /// store). Memory accounts still keep their tokens in this process's memory.
     pub fn with_keychain(self, store: Arc<dyn Secrets>) -> Lanyard {
+        let store = self.renamed(store);
         *self.keychain.lock().unwrap_or_else(|e| e.into_inner()) = Some(store);
         self
+    }
+
+    /// Keep tokens in the keychain under `service` (an embedding app's own name) instead
+    /// of `lanyard`, so that the app's sign-ins and Lanyard's own never meet.
+    pub fn with_service(mut self, service: &str) -> Lanyard {
+        self.service = Some(service.to_owned());
+        let mut keychain = self.keychain.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(store) = keychain.take() {
+            *keychain = Some(Arc::new(store::Renamed::new(store, service)));
+        }
+        drop(keychain);
+        self
+    }
+
+    fn renamed(&self, store: Arc<dyn Secrets>) -> Arc<dyn Secrets> {
+        match &self.service {
+            Some(service) => Arc::new(store::Renamed::new(store, service)),
+            None => store,
+        }
     }
 
     /// Receive private-use scheme redirects (`redirect = "dev.lanyard:/callback"`)
@@ -264,7 +287,7 @@ impl Lanyard {
         {
             return Ok(keychain);
         }
-        let keychain = run_blocking(Keychain::open).await?.into_secrets();
+        let keychain = self.renamed(run_blocking(Keychain::open).await?.into_secrets());
         *self.keychain.lock().unwrap_or_else(|e| e.into_inner()) = Some(keychain.clone());
         Ok(keychain)
     }

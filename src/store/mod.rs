@@ -47,6 +47,47 @@ pub trait Secrets: Send + Sync {
     fn delete(&self, service: &str, account: &str) -> Result<bool, Error>;
 }
 
+/// A keychain under an embedding app's own service names: its tokens under `SERVICE`
+/// and its client secrets under `SERVICE client secret`, where Lanyard's own are under
+/// [`TOKENS`] and [`CLIENT_SECRET`].
+pub struct Renamed {
+    inner: std::sync::Arc<dyn Secrets>,
+    tokens: String,
+    client_secret: String,
+}
+
+impl Renamed {
+    pub fn new(inner: std::sync::Arc<dyn Secrets>, service: &str) -> Renamed {
+        Renamed {
+            inner,
+            tokens: service.to_owned(),
+            client_secret: format!("{service} client secret"),
+        }
+    }
+
+    fn service<'a>(&'a self, service: &'a str) -> &'a str {
+        match service {
+            TOKENS => &self.tokens,
+            CLIENT_SECRET => &self.client_secret,
+            other => other,
+        }
+    }
+}
+
+impl Secrets for Renamed {
+    fn get(&self, service: &str, account: &str) -> Result<Option<Secret>, Error> {
+        self.inner.get(self.service(service), account)
+    }
+
+    fn set(&self, service: &str, account: &str, value: &Secret) -> Result<(), Error> {
+        self.inner.set(self.service(service), account, value)
+    }
+
+    fn delete(&self, service: &str, account: &str) -> Result<bool, Error> {
+        self.inner.delete(self.service(service), account)
+    }
+}
+
 /// One account's tokens, kept together in one keychain item so that a rotated refresh
 /// token and the access token that came with it are replaced in one write.
 #[derive(Debug, Clone, Serialize, Deserialize)]

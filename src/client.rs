@@ -1,0 +1,323 @@
+//! "Sign in with X" for an app that embeds Lanyard: one provider, one person.
+//!
+//! [`Client`] is the small, stable surface for apps: configure a [`Provider`] (or start
+//! from a preset), choose where sign-ins are kept ([`Storage`]), then sign in with the
+//! system browser or the device flow, read the validated [`Identity`], get an access
+//! token that is valid for as long as you need, and sign out. Everything else
+//! (discovery, PKCE, `state` and `nonce`, ID-token validation, refresh with rotation,
+//! revocation, the provider's logout) happens inside, exactly as for Lanyard's own
+//! command line and desktop app.
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), lanyard::Error> {
+//! use std::time::Duration;
+//! use lanyard::client::{Client, Provider, Storage};
+//!
+//! let provider = Provider::new("https://id.example.com", "my-app")
+//!     .scopes("openid profile email offline_access");
+//! let client = Client::new(provider, Storage::memory())?;
+//! let me = client.sign_in().await?;
+//! println!("Hello, {}", me.name.as_deref().unwrap_or(&me.subject));
+//! let token = client.access_token(Duration::from_secs(60)).await?;
+//! # let _ = token;
+//! client.sign_out().await?;
+//! # Ok(()) }
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Map, Value};
+
+use crate::config::{Config, NewAccount, StoreKind};
+use crate::flow::scheme::Inbox;
+use crate::secret::Secret;
+use crate::session::{Lanyard, LoginOptions, Progress};
+use crate::store::{Record, Records};
+use crate::{Error, preset};
+
+/// The account name the client's one sign-in is kept under.
+const ACCOUNT: &str = "default";
+
+/// How long a sign-in waits for the browser to come back.
+const SIGN_IN_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The provider to sign in with, and how this app is registered there.
+#[derive(Debug, Clone)]
+pub struct Provider {
+    account: NewAccount,
+}
+
+impl Provider {
+    /// A provider by its issuer (discovery is at `ISSUER/.well-known/openid-configuration`)
+    /// and this app's client id there. It asks for `openid profile email` and comes back
+    /// to a loopback redirect (`http://127.0.0.1:PORT/callback`, any port), as RFC 8252
+    /// recommends for desktop apps: register that redirect with the provider.
+    pub fn new(issuer: &str, client_id: &str) -> Provider {
+        Provider {
+            account: NewAccount {
+                name: ACCOUNT.to_owned(),
+                issuer: issuer.to_owned(),
+                client_id: client_id.to_owned(),
+                ..NewAccount::default()
+            },
+        }
+    }
+
+    /// One of Lanyard's presets (`hepgg`, `hello`, `ggleap`, `hackclub`, `propper`): the
+    /// provider's issuer, scopes, redirect and quirks, with this app's client id there.
+    pub fn preset(id: &str, client_id: &str) -> Result<Provider, Error> {
+        let preset = preset::find(id).ok_or_else(|| Error::UnknownPreset {
+            preset: id.to_owned(),
+            known: preset::ids(),
+        })?;
+        Ok(Provider {
+            account: NewAccount::from_preset(preset, ACCOUNT, client_id, None, None, None),
+        })
+    }
+
+    /// The scopes to ask for, space-separated. Add `offline_access` for a refresh token
+    /// where the provider asks for it.
+    pub fn scopes(mut self, scopes: &str) -> Provider {
+        self.account.scopes = Some(scopes.to_owned());
+        self
+    }
+
+    /// Come back on this loopback port (for providers that match redirect URIs exactly).
+    pub fn loopback_port(mut self, port: u16) -> Provider {
+        self.account.port = Some(port);
+        self.account.scheme = None;
+        self
+    }
+
+    /// Come back to a private-use URI scheme this app is registered for (RFC 8252
+    /// section 7.1), such as `com.example.app:/callback`. The OS hands that URL to the
+    /// app, which passes it to [`Client::redirected`].
+    pub fn redirect_scheme(mut self, uri: &str) -> Provider {
+        self.account.scheme = Some(uri.to_owned());
+        self
+    }
+
+    /// An extra authorization parameter the provider requires.
+    pub fn param(mut self, name: &str, value: &str) -> Provider {
+        self.account
+            .extra_params
+            .insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Another issuer for a preset: its staging environment, or a test double.
+    pub fn issuer(mut self, issuer: &str) -> Provider {
+        self.account.issuer = issuer.to_owned();
+        self
+    }
+}
+
+/// Where the sign-in is kept.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    /// Tokens in the OS keychain (Secret Service, macOS Keychain, Credential Manager)
+    /// under the app's own service name; who is signed in (no secret) in a file in
+    /// `dir`, the app's data directory. The person stays signed in across restarts.
+    Keychain { service: String, dir: PathBuf },
+    /// Everything in this process's memory: signed out when it exits.
+    Memory,
+}
+
+impl Storage {
+    /// [`Storage::Keychain`] under `service`, with the record in `dir`.
+    pub fn keychain(service: &str, dir: impl Into<PathBuf>) -> Storage {
+        Storage::Keychain {
+            service: service.to_owned(),
+            dir: dir.into(),
+        }
+    }
+
+    /// [`Storage::Memory`].
+    pub fn memory() -> Storage {
+        Storage::Memory
+    }
+}
+
+/// Who is signed in, from the validated ID token and the provider's userinfo.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Identity {
+    /// The provider's identifier for the person (`sub`): stable, unlike the rest.
+    pub subject: String,
+    pub issuer: String,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub picture: Option<String>,
+    /// Every claim, the ID token's and userinfo's together.
+    pub claims: Map<String, Value>,
+    /// Unix seconds.
+    pub signed_in_at: u64,
+}
+
+impl Identity {
+    fn from_record(record: &Record) -> Identity {
+        let claims = record.claims();
+        let text = |key: &str| claims.get(key).and_then(Value::as_str).map(str::to_owned);
+        Identity {
+            subject: record.subject.clone(),
+            issuer: record.issuer.clone(),
+            name: crate::session::display_name(&claims).map(str::to_owned),
+            email: text("email"),
+            picture: text("picture"),
+            signed_in_at: record.signed_in_at,
+            claims,
+        }
+    }
+}
+
+/// The code to show for a device-flow sign-in (RFC 8628).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceCode {
+    /// What the person types at `verification_uri`.
+    pub user_code: String,
+    pub verification_uri: String,
+    /// The URL with the code in it: what a QR code should hold.
+    pub verification_uri_complete: Option<String>,
+    pub expires_in: Duration,
+}
+
+/// What [`Client::sign_out`] did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignOut {
+    /// Someone was signed in.
+    pub was_signed_in: bool,
+    /// The provider's session was ended in the browser.
+    pub provider_session_ended: bool,
+    /// What could not be done (a revocation the provider refused): the local sign-out
+    /// happened all the same.
+    pub warnings: Vec<String>,
+}
+
+/// Signs one person in with one provider, and keeps that sign-in.
+pub struct Client {
+    lanyard: Lanyard,
+    inbox: Arc<Inbox>,
+    /// The sign-in is kept in the keychain ([`Storage::Keychain`]).
+    keychain: bool,
+}
+
+impl Client {
+    /// A client for `provider`, keeping its sign-in in `storage`. The provider's settings
+    /// are checked as an accounts file's are; nothing is fetched yet.
+    pub fn new(provider: Provider, storage: Storage) -> Result<Client, Error> {
+        let text = format!("[accounts]{}", provider.account.to_toml());
+        let config = Config::parse(std::path::Path::new("the client's provider"), &text)?;
+        let inbox = Arc::new(Inbox::default());
+        let keychain = matches!(storage, Storage::Keychain { .. });
+        let lanyard = match storage {
+            Storage::Keychain { service, dir } => {
+                Lanyard::new(config, Records::new(Some(dir)))?.with_service(&service)
+            }
+            Storage::Memory => {
+                Lanyard::new(config, Records::new(None))?.with_store(Some(StoreKind::Memory))
+            }
+        }
+        .with_inbox(inbox.clone());
+        Ok(Client {
+            lanyard,
+            inbox,
+            keychain,
+        })
+    }
+
+    /// Keeps the app's client secret, for a provider that requires one (a confidential
+    /// client; the Hep.gg, Hack Club, Propper and ggLeap presets). It goes to the keychain
+    /// under `SERVICE client secret`, so it needs [`Storage::Keychain`]. A secret shipped
+    /// inside a desktop app can be read by anyone who has the app: prefer a public client
+    /// where the provider offers one.
+    pub async fn set_client_secret(&self, secret: Secret) -> Result<(), Error> {
+        if !self.keychain {
+            return Err(Error::SecretNeedsKeychain);
+        }
+        self.lanyard.set_client_secret(ACCOUNT, secret).await
+    }
+
+    /// Signs in with the system browser: the provider's page opens there, and this
+    /// resolves once it comes back and every check has passed (or after five minutes).
+    pub async fn sign_in(&self) -> Result<Identity, Error> {
+        let options = LoginOptions {
+            open_browser: true,
+            timeout: SIGN_IN_TIMEOUT,
+            prompt: None,
+        };
+        let record = self.lanyard.login(ACCOUNT, &options, &|_| {}).await?;
+        Ok(Identity::from_record(&record))
+    }
+
+    /// Signs in with the device flow (RFC 8628), for a device without a browser or a
+    /// person with a phone at hand: `show` gets the code to display; this resolves once
+    /// they have signed in elsewhere.
+    pub async fn sign_in_with_device(
+        &self,
+        show: impl Fn(&DeviceCode) + Sync,
+    ) -> Result<Identity, Error> {
+        let progress = |p: Progress<'_>| {
+            if let Progress::DeviceCode {
+                user_code,
+                verification_uri,
+                verification_uri_complete,
+                expires_in,
+            } = p
+            {
+                show(&DeviceCode {
+                    user_code: user_code.to_owned(),
+                    verification_uri: verification_uri.to_owned(),
+                    verification_uri_complete: verification_uri_complete.map(str::to_owned),
+                    expires_in,
+                });
+            }
+        };
+        let record = self.lanyard.login_device(ACCOUNT, &progress).await?;
+        Ok(Identity::from_record(&record))
+    }
+
+    /// Whether the provider offers the device flow.
+    pub async fn offers_device_flow(&self) -> Result<bool, Error> {
+        self.lanyard.offers_device_flow(ACCOUNT).await
+    }
+
+    /// Hands a URL the OS gave the app (its private-use scheme, see
+    /// [`Provider::redirect_scheme`]) to the sign-in or sign-out waiting for it. A URL
+    /// nobody waits for, or one whose `state` matches no request, is refused.
+    pub fn redirected(&self, url: &str) -> Result<(), Error> {
+        self.inbox
+            .deliver(url)
+            .map_err(|refused| Error::LinkRefused(refused.to_string()))
+    }
+
+    /// Who is signed in, if anyone (no network).
+    pub fn identity(&self) -> Option<Identity> {
+        self.lanyard
+            .whoami(ACCOUNT)
+            .ok()
+            .map(|record| Identity::from_record(&record))
+    }
+
+    /// An access token valid for at least `min_valid`: the stored one, or a refreshed one
+    /// (the refresh token rotates safely, one refresh at a time). A failed refresh keeps
+    /// the old sign-in; [`Error::kind`] says whether signing in again is what helps.
+    pub async fn access_token(&self, min_valid: Duration) -> Result<Secret, Error> {
+        Ok(self
+            .lanyard
+            .token(ACCOUNT, min_valid.as_secs())
+            .await?
+            .token)
+    }
+
+    /// Signs out: revokes the tokens where the provider allows, forgets them, and ends
+    /// the provider's session in the browser.
+    pub async fn sign_out(&self) -> Result<SignOut, Error> {
+        let report = self.lanyard.logout(ACCOUNT, false, true, &|_| {}).await?;
+        Ok(SignOut {
+            was_signed_in: report.was_signed_in,
+            provider_session_ended: report.end_session == crate::session::EndSession::Ended,
+            warnings: report.warnings,
+        })
+    }
+}

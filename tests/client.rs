@@ -1,0 +1,132 @@
+//! The crate as other apps use it (`lanyard::client`): `examples/sign_in.rs`, run as an
+//! app would run, against the real test provider, with the test's browser driver.
+
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+use crate::support::{self, Env, Idp, Run};
+
+/// The example program, which `cargo test` builds beside the tests.
+fn example(name: &str) -> PathBuf {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_lanyard"));
+    let example = bin.with_file_name("examples").join(name);
+    assert!(
+        example.exists(),
+        "{} is missing: `cargo test` builds the examples",
+        example.display()
+    );
+    example
+}
+
+/// Runs the sign_in example with `args` in `env`'s world; its JSON lines by step.
+async fn sign_in(env: &Env, args: &[&str]) -> (Run, Vec<Value>) {
+    let mut cmd = tokio::process::Command::new(example("sign_in"));
+    cmd.args(args)
+        .envs(env.vars())
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true);
+    let run = support::run_with_stdin(cmd, "").await;
+    let steps = run
+        .stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l:?}: {e}")))
+        .collect();
+    (run, steps)
+}
+
+fn step<'a>(steps: &'a [Value], name: &str) -> &'a Value {
+    steps
+        .iter()
+        .find(|s| s["step"] == name)
+        .unwrap_or_else(|| panic!("no {name} step: {steps:?}"))
+}
+
+/// In memory: sign in in the browser, a token that works at the provider, sign-out that
+/// revokes it and ends the provider's session. Nothing reaches the keychain.
+#[tokio::test]
+async fn an_app_signs_in_gets_a_token_and_signs_out() {
+    let idp = Idp::start(false);
+    let env = Env::new();
+    let (run, steps) = sign_in(&env, &[&idp.issuer, "lanyard-public"]).await;
+    run.assert_ok();
+    let me = step(&steps, "signed_in");
+    assert_eq!(me["name"], "Alice Example");
+    assert_eq!(me["email"], "alice@example.test");
+    let token = step(&steps, "token")["access_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = step(&steps, "signed_out");
+    assert_eq!(out["provider_session_ended"], true, "{out}");
+    assert_eq!(out["warnings"], serde_json::json!([]));
+    let userinfo = idp.userinfo(&token).await;
+    assert!(
+        userinfo.get("sub").is_none(),
+        "revoked, yet it works: {userinfo}"
+    );
+    let events = idp.events().await;
+    assert!(
+        events.contains(&"end_session.success".to_owned()),
+        "{events:?}"
+    );
+    assert_eq!(support::keychain("lanyard", "default"), None);
+}
+
+/// In the keychain under the app's own service name: the app's next run finds the
+/// person signed in, without the browser; signing out there empties the keychain item.
+#[tokio::test]
+async fn an_app_keeps_its_sign_in_under_its_own_keychain_name() {
+    let idp = Idp::start(false);
+    let env = Env::new();
+    let service = format!("com.example.notes-{}", std::process::id());
+    let dir = env.path("notes-data");
+    let args = [
+        idp.issuer.as_str(),
+        "lanyard-public",
+        "--keychain",
+        &service,
+        &dir,
+        "--stay",
+    ];
+    let (run, steps) = sign_in(&env, &args).await;
+    run.assert_ok();
+    step(&steps, "signed_in");
+    let first = step(&steps, "token")["access_token"].clone();
+    let stored = support::keychain(&service, "default").expect("kept under the app's name");
+    assert!(stored.contains(first.as_str().unwrap()));
+    assert_eq!(
+        support::keychain("lanyard", "default"),
+        None,
+        "not Lanyard's"
+    );
+    let signed_in = env.browser_run(0).await;
+    assert!(
+        signed_in["seen"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("login"))
+    );
+
+    // The next run: still signed in, the same token, no browser.
+    let (run, steps) = sign_in(&env, &args[..5]).await;
+    run.assert_ok();
+    assert_eq!(step(&steps, "still_signed_in")["name"], "Alice Example");
+    let token = step(&steps, "token")["access_token"].as_str().unwrap();
+    assert_eq!(token, first.as_str().unwrap());
+    step(&steps, "signed_out");
+    // The browser opened only for the provider's sign-out page.
+    let logout = env.browser_run(1).await;
+    let seen = logout["seen"].as_array().cloned().unwrap_or_default();
+    assert!(seen.contains(&Value::from("logout")), "{logout}");
+    assert!(
+        !seen.contains(&Value::from("login")),
+        "signed in again: {logout}"
+    );
+    assert_eq!(support::keychain(&service, "default"), None);
+    let events = idp.events().await;
+    assert!(events.contains(&"grant.revoked".to_owned()), "{events:?}");
+}
