@@ -24,6 +24,8 @@
 //! # Ok(()) }
 //! ```
 
+#![deny(missing_docs)]
+
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -120,7 +122,12 @@ pub enum Storage {
     /// Tokens in the OS keychain (Secret Service, macOS Keychain, Credential Manager)
     /// under the app's own service name; who is signed in (no secret) in a file in
     /// `dir`, the app's data directory. The person stays signed in across restarts.
-    Keychain { service: String, dir: PathBuf },
+    Keychain {
+        /// The app's own name in the keychain, such as `com.example.notes`.
+        service: String,
+        /// The app's data directory.
+        dir: PathBuf,
+    },
     /// Everything in this process's memory: signed out when it exits.
     Memory,
 }
@@ -145,13 +152,17 @@ impl Storage {
 pub struct Identity {
     /// The provider's identifier for the person (`sub`): stable, unlike the rest.
     pub subject: String,
+    /// The provider (its issuer URL).
     pub issuer: String,
+    /// A name to greet the person by: `name`, else `preferred_username` or the like.
     pub name: Option<String>,
+    /// `email`, as the provider gave it (see `claims["email_verified"]`).
     pub email: Option<String>,
+    /// `picture`: a URL of the person's picture.
     pub picture: Option<String>,
     /// Every claim, the ID token's and userinfo's together.
     pub claims: Map<String, Value>,
-    /// Unix seconds.
+    /// When the person signed in, in Unix seconds.
     pub signed_in_at: u64,
 }
 
@@ -176,9 +187,11 @@ impl Identity {
 pub struct DeviceCode {
     /// What the person types at `verification_uri`.
     pub user_code: String,
+    /// Where to type it.
     pub verification_uri: String,
     /// The URL with the code in it: what a QR code should hold.
     pub verification_uri_complete: Option<String>,
+    /// How long the code is good for.
     pub expires_in: Duration,
 }
 

@@ -130,3 +130,42 @@ async fn an_app_keeps_its_sign_in_under_its_own_keychain_name() {
     let events = idp.events().await;
     assert!(events.contains(&"grant.revoked".to_owned()), "{events:?}");
 }
+
+/// The device flow: the example shows a code and a link, the person signs in on their
+/// phone (the test's browser, on the provider's device pages), and the example is
+/// signed in with a token that works.
+#[tokio::test]
+async fn an_app_signs_in_on_another_device() {
+    use tokio::io::AsyncBufReadExt as _;
+    let idp = Idp::start(false);
+    let env = Env::new();
+    let mut child = tokio::process::Command::new(example("device"))
+        .args([idp.issuer.as_str(), "lanyard-public"])
+        .envs(env.vars())
+        .env_remove("RUST_LOG")
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut next = async || -> Value {
+        let line = tokio::time::timeout(std::time::Duration::from_secs(120), lines.next_line())
+            .await
+            .expect("the example said nothing for two minutes")
+            .unwrap()
+            .expect("the example exited");
+        serde_json::from_str(&line).unwrap()
+    };
+    let code = next().await;
+    assert_eq!(code["step"], "code", "{code}");
+    let link = code["verification_uri_complete"].as_str().unwrap();
+    assert!(link.contains(code["user_code"].as_str().unwrap()), "{code}");
+    env.phone(link).await;
+    let me = next().await;
+    assert_eq!(me["step"], "signed_in", "{me}");
+    assert_eq!(me["name"], "Alice Example");
+    let token = next().await;
+    let token = token["access_token"].as_str().unwrap();
+    assert_eq!(idp.userinfo(token).await["sub"], "alice");
+    assert!(child.wait().await.unwrap().success());
+}

@@ -48,7 +48,7 @@ pub enum Op {
     /// allowed the account.
     Login {
         account: String,
-        /// Open the browser [default], or only say which page to open.
+        /// Open the browser (the default), or only say which page to open.
         #[serde(default = "yes", skip_serializing_if = "is_true")]
         open_browser: bool,
         /// `login`: the provider must ask for credentials again.

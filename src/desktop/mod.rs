@@ -3,7 +3,7 @@
 //! [`Desktop`] hosts the broker in-process (one broker per user: the app takes the socket
 //! over from a headless `lanyard agent`, see [`Desktop::start`]) and turns the library's
 //! state into views the web front end renders as they are: [`AccountView`],
-//! [`IdentityView`], [`AppsView`], [`ActivityEntry`]. Changes reach the front end as
+//! [`IdentityView`], [`AppRule`], [`ActivityEntry`]. Changes reach the front end as
 //! [`UiEvent`]s, pushed when they happen, so nothing polls. The Tauri shell only forwards
 //! commands here and events to the window; everything here runs (and is tested) without one.
 //!

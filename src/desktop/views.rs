@@ -61,7 +61,7 @@ pub struct IdentityView {
     pub name: Option<String>,
     pub email: Option<String>,
     pub email_verified: Option<bool>,
-    /// The picture's URL as the provider gave it; [`Desktop::picture`] fetches it.
+    /// The picture's URL as the provider gave it; [`Desktop::picture`](super::Desktop::picture) fetches it.
     pub picture: Option<String>,
     /// Up to two letters, for when there is no picture.
     pub initials: String,

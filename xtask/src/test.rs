@@ -13,6 +13,13 @@ pub fn run(extra: &[String]) -> anyhow::Result<()> {
         "-D",
         "warnings",
     ]))?;
+    // The API documentation builds without a warning (`lanyard::client` denies missing
+    // docs; a broken link is a warning).
+    super::run(
+        super::cargo()
+            .args(["doc", "--no-deps", "-p", "lanyard"])
+            .env("RUSTDOCFLAGS", "-D warnings"),
+    )?;
     // Build first, outside the keyring session, so compile time does not count against it.
     super::run(super::cargo().args(["test", "--workspace", "--no-run"]))?;
     // The desktop tests drive the app's binary, which `cargo test` does not build.
