@@ -223,7 +223,7 @@ impl Client {
         let config = Config::parse(std::path::Path::new("the client's provider"), &text)?;
         let inbox = Arc::new(Inbox::default());
         let keychain = matches!(storage, Storage::Keychain { .. });
-        let lanyard = match storage {
+        let mut lanyard = match storage {
             Storage::Keychain { service, dir } => {
                 Lanyard::new(config, Records::new(Some(dir)))?.with_service(&service)
             }
@@ -232,6 +232,7 @@ impl Client {
             }
         }
         .with_inbox(inbox.clone());
+        lanyard.embedded = true;
         Ok(Client {
             lanyard,
             inbox,
@@ -316,11 +317,12 @@ impl Client {
     /// (the refresh token rotates safely, one refresh at a time). A failed refresh keeps
     /// the old sign-in; [`Error::kind`] says whether signing in again is what helps.
     pub async fn access_token(&self, min_valid: Duration) -> Result<Secret, Error> {
-        Ok(self
-            .lanyard
-            .token(ACCOUNT, min_valid.as_secs())
-            .await?
-            .token)
+        match self.lanyard.token(ACCOUNT, min_valid.as_secs()).await {
+            Ok(token) => Ok(token.token),
+            // Said for the app's person: there is no `lanyard login` to run here.
+            Err(Error::SignInNeeded { reason, .. }) => Err(Error::SignInAgain { reason }),
+            Err(e) => Err(e),
+        }
     }
 
     /// Signs out: revokes the tokens where the provider allows, forgets them, and ends
@@ -332,5 +334,39 @@ impl Client {
             provider_session_ended: report.end_session == crate::session::EndSession::Ended,
             warnings: report.warnings,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Before any sign-in, a token is refused as the app's person needs it said: sign in
+    /// again, with no account name and no command line to run.
+    #[tokio::test]
+    async fn a_token_before_signing_in_says_to_sign_in() {
+        let provider = Provider::new("https://id.example.test", "notes");
+        let client = Client::new(provider, Storage::memory()).unwrap();
+        assert_eq!(client.identity(), None);
+        let e = client
+            .access_token(Duration::from_secs(60))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), crate::Kind::SignInNeeded);
+        let message = e.to_string();
+        assert!(message.starts_with("sign-in needed: "), "{message}");
+        assert!(
+            !message.contains("lanyard login") && !message.contains(ACCOUNT),
+            "{message}"
+        );
+    }
+
+    /// The provider's settings get the accounts file's checks.
+    #[test]
+    fn a_bad_issuer_is_refused_as_the_file_would_refuse_it() {
+        let provider = Provider::new("ftp://id.example.test", "notes");
+        let e = Client::new(provider, Storage::memory()).err().unwrap();
+        assert_eq!(e.kind(), crate::Kind::Config);
+        assert!(e.to_string().contains("issuer"), "{e}");
     }
 }

@@ -56,6 +56,9 @@ pub enum Error {
     SignInUnderWay { account: String },
     #[error("{account}: sign-in needed: {reason}; run `lanyard login {account}`")]
     SignInNeeded { account: String, reason: String },
+    /// An app's sign-in ([`crate::client`]) is gone: the person must sign in again.
+    #[error("sign-in needed: {reason}; sign in again")]
+    SignInAgain { reason: String },
     /// A failure talking to the agent, or the agent's own answer; `kind` is what it means
     /// here (see `broker::client::Error::kind`).
     #[error("the agent: {source}")]
@@ -161,7 +164,7 @@ impl Error {
             }
             Error::Store(store::Error::State { .. }) => Kind::Other,
             Error::Browser(_) | Error::SignInUnderWay { .. } => Kind::Other,
-            Error::SignInNeeded { .. } => Kind::SignInNeeded,
+            Error::SignInNeeded { .. } | Error::SignInAgain { .. } => Kind::SignInNeeded,
             Error::NoAccessToken { .. }
             | Error::UnknownAudience { .. }
             | Error::ScopeNotGranted { .. }

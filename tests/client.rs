@@ -63,6 +63,13 @@ async fn an_app_signs_in_gets_a_token_and_signs_out() {
     let out = step(&steps, "signed_out");
     assert_eq!(out["provider_session_ended"], true, "{out}");
     assert_eq!(out["warnings"], serde_json::json!([]));
+    // The browser's page speaks to the app's person, not of Lanyard's accounts.
+    let page = env.browser_run(0).await;
+    let text = page["text"].as_str().unwrap_or_default();
+    assert!(
+        text.contains("You are signed in as Alice Example."),
+        "{page}"
+    );
     let userinfo = idp.userinfo(&token).await;
     assert!(
         userinfo.get("sub").is_none(),

@@ -128,10 +128,15 @@ impl Lanyard {
             )
             .await;
         let message = match &outcome {
-            Ok(record) => format!(
-                "You are signed in to {name} as {}. You can close this tab.",
-                display_name(&record.claims()).unwrap_or(&record.subject)
-            ),
+            Ok(record) => {
+                let claims = record.claims();
+                let who = display_name(&claims).unwrap_or(&record.subject);
+                if self.embedded {
+                    format!("You are signed in as {who}. You can close this tab.")
+                } else {
+                    format!("You are signed in to {name} as {who}. You can close this tab.")
+                }
+            }
             Err(e) => format!("{e}"),
         };
         let title = if outcome.is_ok() {

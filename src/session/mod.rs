@@ -78,6 +78,9 @@ pub struct Lanyard {
     opener: Arc<dyn browser::Opener>,
     /// The keychain service an embedding app keeps its tokens under, instead of Lanyard's.
     service: Option<String>,
+    /// An app's one sign-in ([`crate::client`]): pages and messages do not name the
+    /// account, which the person never chose.
+    pub(crate) embedded: bool,
 }
 
 /// How long a discovery document is trusted before it is fetched again.
@@ -97,6 +100,7 @@ impl Lanyard {
             inbox: None,
             opener: Arc::new(browser::System),
             service: None,
+            embedded: false,
         })
     }
 
