@@ -2,8 +2,12 @@
 //! sign out: the whole life of a sign-in in an app that embeds Lanyard.
 //!
 //! ```text
-//! cargo run --example sign_in -- ISSUER CLIENT_ID [--keychain SERVICE DIR] [--stay]
+//! cargo run --example sign_in -- ISSUER CLIENT_ID [--keychain SERVICE DIR] [--scheme URI] [--stay]
 //! ```
+//!
+//! With `--scheme`, the browser comes back to that private-use URI (registered with the
+//! provider and with the OS for this program); the URLs the OS hands over are read one
+//! per line from standard input, the way an app's single-instance handler passes them on.
 //!
 //! With `--keychain`, the sign-in is kept in the OS keychain under `SERVICE` (its record
 //! in `DIR`), and a second run finds the person still signed in; without it, it lives in
@@ -27,7 +31,9 @@ async fn main() {
 async fn run() -> Result<(), lanyard::Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [issuer, client_id, rest @ ..] = args.as_slice() else {
-        eprintln!("usage: sign_in ISSUER CLIENT_ID [--keychain SERVICE DIR] [--stay]");
+        eprintln!(
+            "usage: sign_in ISSUER CLIENT_ID [--keychain SERVICE DIR] [--scheme URI] [--stay]"
+        );
         std::process::exit(2);
     };
     let storage = match rest.iter().position(|a| a == "--keychain") {
@@ -39,10 +45,29 @@ async fn run() -> Result<(), lanyard::Error> {
         None => Storage::memory(),
     };
     let stay = rest.iter().any(|a| a == "--stay");
+    let scheme = rest
+        .iter()
+        .position(|a| a == "--scheme")
+        .and_then(|i| rest.get(i + 1));
 
     // The provider, and this app's registration there.
-    let provider = Provider::new(issuer, client_id).scopes("openid profile email offline_access");
-    let client = Client::new(provider, storage)?;
+    let mut provider =
+        Provider::new(issuer, client_id).scopes("openid profile email offline_access");
+    if let Some(uri) = scheme {
+        provider = provider.redirect_scheme(uri);
+    }
+    let client = std::sync::Arc::new(Client::new(provider, storage)?);
+    if scheme.is_some() {
+        // Each URL the OS hands the app goes to the sign-in (or sign-out) waiting for it.
+        let client = client.clone();
+        std::thread::spawn(move || {
+            for url in std::io::stdin().lines().map_while(Result::ok) {
+                if let Err(e) = client.redirected(url.trim()) {
+                    eprintln!("sign_in: {e}");
+                }
+            }
+        });
+    }
 
     // Signed in from an earlier run (keychain storage), or sign in now in the browser.
     let me = match client.identity() {

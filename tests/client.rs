@@ -176,3 +176,102 @@ async fn an_app_signs_in_on_another_device() {
     assert_eq!(idp.userinfo(token).await["sub"], "alice");
     assert!(child.wait().await.unwrap().success());
 }
+
+/// A private-use URI scheme (`dev.lanyard:/callback`): the provider sends the browser
+/// there, the desktop (gio) starts the handler registered for the scheme, and the handler
+/// passes the URL to the running app, which gives it to `Client::redirected`. The
+/// handler here passes it through a FIFO, as a single-instance plugin would through its
+/// socket. Sign-out comes back the same way.
+#[tokio::test]
+async fn an_app_gets_the_redirect_through_its_own_uri_scheme() {
+    use tokio::io::AsyncWriteExt as _;
+    let idp = Idp::start(false);
+    let env = Env::new();
+    let fifo = PathBuf::from(env.path("redirects"));
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let handler = PathBuf::from(env.path("notes-handler"));
+    std::fs::write(
+        &handler,
+        format!("#!/bin/sh\nprintf '%s\\n' \"$1\" > '{}'\n", fifo.display()),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(&handler, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let apps = PathBuf::from(env.path("data")).join("applications");
+    std::fs::create_dir_all(&apps).unwrap();
+    std::fs::write(
+        apps.join("notes-handler.desktop"),
+        format!(
+            "[Desktop Entry]\nType=Application\nName=Notes\nNoDisplay=true\nExec={} %u\nMimeType=x-scheme-handler/dev.lanyard;\n",
+            handler.display()
+        ),
+    )
+    .unwrap();
+    let config_home = PathBuf::from(env.path("config-home"));
+    std::fs::create_dir_all(&config_home).unwrap();
+    std::fs::write(
+        config_home.join("mimeapps.list"),
+        "[Default Applications]\nx-scheme-handler/dev.lanyard=notes-handler.desktop\n",
+    )
+    .unwrap();
+
+    let mut app = tokio::process::Command::new(example("sign_in"))
+        .args([
+            idp.issuer.as_str(),
+            "lanyard-native",
+            "--scheme",
+            "dev.lanyard:/callback",
+        ])
+        .envs(env.vars())
+        .env_remove("RUST_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = app.stdin.take().unwrap();
+    let reading = fifo.clone();
+    let forward = tokio::spawn(async move {
+        loop {
+            let path = reading.clone();
+            let urls = tokio::task::spawn_blocking(move || std::fs::read_to_string(path))
+                .await
+                .unwrap()
+                .unwrap();
+            if urls.is_empty() {
+                return;
+            }
+            if stdin.write_all(urls.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    });
+    let out = tokio::time::timeout(std::time::Duration::from_secs(120), app.wait_with_output())
+        .await
+        .expect("the app finished within two minutes")
+        .unwrap();
+    // Release the forwarder's read (an empty write ends it).
+    std::fs::write(&fifo, "").unwrap();
+    forward.await.unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{out:?}");
+    let steps: Vec<Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(step(&steps, "signed_in")["name"], "Alice Example");
+    let token = step(&steps, "token")["access_token"].as_str().unwrap();
+    assert!(!token.is_empty());
+    assert_eq!(
+        step(&steps, "signed_out")["provider_session_ended"],
+        true,
+        "{steps:?}"
+    );
+    let run = env.browser_run(0).await;
+    assert_eq!(run["handed_over"], true, "{run}");
+    assert_eq!(run["url"], "dev.lanyard:/callback", "{run}");
+}
