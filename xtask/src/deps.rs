@@ -110,6 +110,7 @@ pub const PROGRAMS: &[(&str, Source)] = &[
     ("id", Source::Base("coreutils (essential)")),
     ("uname", Source::Base("coreutils (essential)")),
     ("timeout", Source::Base("coreutils (essential)")),
+    ("mkfifo", Source::Base("coreutils (essential)")),
     ("setpriv", Source::Base("util-linux (essential)")),
     ("tar", Source::Base("tar (essential)")),
     ("perl", Source::Base("perl-base (essential)")),
