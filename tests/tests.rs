@@ -13,6 +13,8 @@ mod cli;
 mod client;
 /// The desktop app in its real webview: sign in, identity, an approval, sign out.
 mod desktop;
+/// examples/tauri-signin, a Tauri app using tauri-plugin-lanyard, in its real webview.
+mod example_app;
 /// The real provider: sign-in, refresh with rotation, sign-out, client authentication.
 mod flows;
 /// The hostile provider: every RP certification case and JOSE attack, each rejected.

@@ -96,7 +96,16 @@ impl Driver {
     /// are picked free just before it binds them, and a parallel test can take one in
     /// between: then the driver cannot answer, and a fresh one is started on new ports.
     pub async fn launch(display: &Display, vars: &[(String, String)]) -> (Driver, Session) {
-        let app = desktop_app();
+        Driver::launch_app(display, vars, &desktop_app()).await
+    }
+
+    /// [`Driver::launch`] for another Tauri app of the workspace (`app`, its binary).
+    pub async fn launch_app(
+        display: &Display,
+        vars: &[(String, String)],
+        app: &std::path::Path,
+    ) -> (Driver, Session) {
+        let app = app.to_owned();
         for _ in 0..3 {
             let driver = Driver::start(display, vars).await;
             if let Some(session) = driver.session(&app).await {
@@ -197,6 +206,13 @@ impl Session {
             .send();
         // Bounded: a driver left without its app may never answer.
         let _ = tokio::time::timeout(Duration::from_secs(10), send).await;
+    }
+
+    /// Runs `script`, a function body whose last argument is the callback it must call
+    /// with its result, and returns that result.
+    pub async fn run_async(&self, script: &str, args: Value) -> Value {
+        self.post("execute/async", &json!({"script": script, "args": args}))
+            .await
     }
 
     /// Runs `script` (a function body; `arguments` holds `args`) and returns its value.

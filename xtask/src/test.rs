@@ -23,7 +23,8 @@ pub fn run(extra: &[String]) -> anyhow::Result<()> {
     // Build first, outside the keyring session, so compile time does not count against it.
     super::run(super::cargo().args(["test", "--workspace", "--no-run"]))?;
     // The desktop tests drive the app's binary, which `cargo test` does not build.
-    super::run(super::cargo().args(["build", "-p", "lanyard-desktop"]))?;
+    // So do the tests of the example app that uses tauri-plugin-lanyard.
+    super::run(super::cargo().args(["build", "-p", "lanyard-desktop", "-p", "tauri-signin"]))?;
     // The Windows lane: the library's unit tests under Wine, then lanyard.exe and its test
     // programs, which the end-to-end tests (tests/windows.rs) run under Wine.
     super::windows::toolchain()?;
