@@ -1,7 +1,8 @@
 //! "Sign in with X" for a Tauri 2 app, with Lanyard doing the OpenID Connect work: the
 //! system browser, PKCE, every ID token validated, refresh with rotation, the keychain.
 //!
-//! ```no_run
+//! ```ignore
+//! // In the app's main.rs (`generate_context!` reads the app's tauri.conf.json):
 //! use lanyard::client::Provider;
 //!
 //! tauri::Builder::default()
