@@ -148,7 +148,7 @@ impl Storage {
 }
 
 /// Who is signed in, from the validated ID token and the provider's userinfo.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Identity {
     /// The provider's identifier for the person (`sub`): stable, unlike the rest.
     pub subject: String,

@@ -82,36 +82,6 @@ impl Lanyard {
     }
 }
 
-/// Who is signed in, as the web code gets it.
-#[derive(Debug, Clone, Serialize)]
-pub struct Person {
-    /// The provider's stable identifier for the person.
-    pub subject: String,
-    /// The provider.
-    pub issuer: String,
-    /// A name to greet them by.
-    pub name: Option<String>,
-    /// Their e-mail address, as the provider gave it.
-    pub email: Option<String>,
-    /// A URL of their picture.
-    pub picture: Option<String>,
-    /// Every claim of the ID token and userinfo.
-    pub claims: serde_json::Map<String, serde_json::Value>,
-}
-
-impl From<Identity> for Person {
-    fn from(i: Identity) -> Person {
-        Person {
-            subject: i.subject,
-            issuer: i.issuer,
-            name: i.name,
-            email: i.email,
-            picture: i.picture,
-            claims: i.claims,
-        }
-    }
-}
-
 /// An error as the web code gets it: what happened, and what kind of failure
 /// (`sign_in_needed`, `provider`, `rejected`, `incomplete`, `keychain`, `config`, …).
 #[derive(Debug, Clone, Serialize)]
@@ -145,15 +115,15 @@ impl From<lanyard::Error> for Failure {
 async fn sign_in<R: Runtime>(
     app: AppHandle<R>,
     state: State<'_, Lanyard>,
-) -> Result<Person, Failure> {
-    let person = Person::from(state.client.sign_in().await?);
+) -> Result<Identity, Failure> {
+    let person = state.client.sign_in().await?;
     let _ = app.emit(CHANGED, Some(&person));
     Ok(person)
 }
 
 #[tauri::command]
-fn identity(state: State<'_, Lanyard>) -> Option<Person> {
-    state.client.identity().map(Person::from)
+fn identity(state: State<'_, Lanyard>) -> Option<Identity> {
+    state.client.identity()
 }
 
 /// A token valid for at least `min_valid` seconds (default 60).
@@ -177,6 +147,6 @@ async fn sign_out<R: Runtime>(
     state: State<'_, Lanyard>,
 ) -> Result<Vec<String>, Failure> {
     let out = state.client.sign_out().await?;
-    let _ = app.emit(CHANGED, None::<Person>);
+    let _ = app.emit(CHANGED, None::<Identity>);
     Ok(out.warnings)
 }
