@@ -14,6 +14,10 @@ pub(super) struct App {
     child: tokio::process::Child,
     stdin: tokio::process::ChildStdin,
     lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    /// Lines read since the last command but not yet picked. The app prints its events
+    /// from their own task, so an event a command causes may come before the command's
+    /// answer: waiting for the answer must not lose it.
+    unread: Vec<Value>,
     /// The broker's named pipe.
     pub(super) pipe: String,
 }
@@ -44,6 +48,7 @@ impl App {
             child,
             stdin,
             lines,
+            unread: Vec::new(),
             pipe: String::new(),
         };
         let ready = app
@@ -56,7 +61,9 @@ impl App {
         app
     }
 
+    /// Sends `command`; what the app said before it is old news.
     pub(super) async fn send(&mut self, command: &str) {
+        self.unread.clear();
         self.stdin
             .write_all(format!("{command}\n").as_bytes())
             .await
@@ -64,8 +71,12 @@ impl App {
         self.stdin.flush().await.unwrap();
     }
 
-    /// The next line `pick` accepts (lines before it are passed over).
+    /// The first line since the last command that `pick` accepts, waiting for it if it
+    /// has not come yet; lines passed over stay for the next call.
     pub(super) async fn next(&mut self, pick: impl Fn(&Value) -> bool) -> Value {
+        if let Some(i) = self.unread.iter().position(&pick) {
+            return self.unread.remove(i);
+        }
         let wait = async {
             while let Some(line) = self.lines.next_line().await.unwrap() {
                 let value: Value = serde_json::from_str(&line)
@@ -73,6 +84,7 @@ impl App {
                 if pick(&value) {
                     return value;
                 }
+                self.unread.push(value);
             }
             panic!("app.exe exited")
         };
