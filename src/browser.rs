@@ -206,14 +206,14 @@ impl Opener for Seat {
     }
 }
 
-#[cfg(test)]
+// Shell scripts stand in for the browsers: Unix only.
+#[cfg(all(test, unix))]
 mod tests {
     use super::*;
 
     /// A seat's Chromium-family browser gets its own profile and private mode, in the
     /// spelling of the browser at hand: Edge's `--inprivate`, the others' `--incognito`.
     /// (A shell script named like each browser records what it was given.)
-    #[cfg(unix)]
     #[test]
     fn seat_browsers_get_a_private_window_in_their_own_spelling() {
         use std::os::unix::fs::PermissionsExt as _;
