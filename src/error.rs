@@ -1,90 +1,155 @@
 //! The library's top-level error and the exit codes scripts can rely on.
 //!
 //! Each module has its own error enum; [`Error`] takes them in and sorts them into a
-//! [`Kind`], which is what the CLI turns into an exit code and what the broker (later) will
-//! turn into a wire error code. Messages are lowercase, name what failed, say what to do
+//! [`Kind`], which is what the CLI turns into an exit code and what the broker turns into
+//! a wire error code; an app acts on it too. Messages are lowercase, name what failed, say what to do
 //! next where there is something to do, and never contain a secret.
 
 use crate::{browser, config, discovery, flow, store, validate};
 
+/// Every failure of the library. Its message says what failed and what to do next;
+/// [`Error::kind`] sorts it for code. New variants may come: match on the kind.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
+    /// The provider's settings (or the accounts file) are not valid.
     #[error(transparent)]
     Config(#[from] config::Error),
+    /// The provider's discovery document could not be fetched, or failed its checks.
     #[error("discovery of {issuer}: {source}")]
     Discovery {
+        /// The issuer whose discovery failed.
         issuer: String,
+        /// What failed.
         #[source]
         source: discovery::Error,
     },
+    /// The loopback redirect's listener failed, or the browser never came back.
     #[error(transparent)]
     Loopback(#[from] flow::loopback::Error),
+    /// A protocol exchange with the provider failed (the authorization response, the
+    /// code exchange, a refresh, revocation).
     #[error(transparent)]
     Flow(#[from] flow::Error),
+    /// An ID token failed validation.
     #[error("the ID token was rejected, {0}")]
     Rejected(validate::Error),
+    /// The provider's signing keys could not be fetched.
     #[error("cannot fetch the provider's keys: {0}")]
     Keys(crate::http::Error),
+    /// The userinfo endpoint failed, or its answer failed a check.
     #[error("userinfo: {0}")]
     Userinfo(#[from] flow::UserinfoError),
+    /// The keychain or the record files failed.
     #[error(transparent)]
     Store(#[from] store::Error),
+    /// No browser could be started.
     #[error(transparent)]
     Browser(#[from] browser::Error),
     #[error(
         "{account} signs in with response_type = \"id_token\": the provider hands out an ID token (who you are) and no access token to call APIs with; to get access tokens, set response_type = \"code\" for the account"
     )]
-    NoAccessToken { account: String },
+    /// The account's sign-in yields no access token (`response_type = "id_token"`).
+    NoAccessToken {
+        /// The account.
+        account: String,
+    },
     #[error(
         "{account} comes back from the browser through the private-use scheme {uri}, which only the Lanyard desktop app receives: sign in from the app, or set redirect = \"loopback\" for the account"
     )]
-    SchemeNeedsApp { account: String, uri: String },
+    /// The account's redirect is a private-use scheme that only the desktop app receives.
+    SchemeNeedsApp {
+        /// The account.
+        account: String,
+        /// Its redirect URI.
+        uri: String,
+    },
     #[error(
         "{account}: `{audience}` is not among the account's resources; add it to `resources` in the accounts file and sign in again"
     )]
-    UnknownAudience { account: String, audience: String },
+    /// A token was asked for an audience the account does not list.
+    UnknownAudience {
+        /// The account.
+        account: String,
+        /// The audience asked for.
+        audience: String,
+    },
     #[error(
         "{account}: the sign-in was not granted {scopes}; a narrower token can have only scopes granted at sign-in ({granted})"
     )]
+    /// A narrower token was asked for scopes the sign-in was not granted.
     ScopeNotGranted {
+        /// The account.
         account: String,
+        /// The scopes asked for.
         scopes: String,
+        /// The scopes granted at sign-in.
         granted: String,
     },
     #[error("{account} is signing in already; finish that sign-in in the browser, or cancel it")]
-    SignInUnderWay { account: String },
+    /// A sign-in of the account is already under way.
+    SignInUnderWay {
+        /// The account.
+        account: String,
+    },
     #[error("{account}: sign-in needed: {reason}; run `lanyard login {account}`")]
-    SignInNeeded { account: String, reason: String },
+    /// The account has no usable sign-in: the person must sign in again.
+    SignInNeeded {
+        /// The account.
+        account: String,
+        /// Why (never signed in, refresh token revoked or expired, …).
+        reason: String,
+    },
     /// An app's sign-in ([`crate::client`]) is gone: the person must sign in again.
     #[error("sign-in needed: {reason}; sign in again")]
-    SignInAgain { reason: String },
+    SignInAgain {
+        /// Why (never signed in, refresh token revoked or expired, …).
+        reason: String,
+    },
     /// A failure talking to the agent, or the agent's own answer; `kind` is what it means
     /// here (see `broker::client::Error::kind`).
     #[error("the agent: {source}")]
     Agent {
+        /// What the failure means here.
         kind: Kind,
+        /// What failed.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// The broker's socket or pipe could not be made.
     #[error(transparent)]
     Bind(#[from] crate::platform::BindError),
     #[error(
         "{account}: refreshing the access token failed ({source}); the refresh token is kept, try again later"
     )]
+    /// A refresh failed; the refresh token is kept.
     RefreshFailed {
+        /// The account.
         account: String,
+        /// What failed.
         #[source]
         source: Box<Error>,
     },
     /// Another process's refresh of the account failed while this one waited for it.
     #[error("{message}")]
-    RefreshFailedMeanwhile { account: String, message: String },
+    RefreshFailedMeanwhile {
+        /// The account.
+        account: String,
+        /// The other process's failure, as it said it.
+        message: String,
+    },
     #[error("there is no preset `{preset}`; known: {known}")]
-    UnknownPreset { preset: String, known: String },
+    /// [`crate::client::Provider::preset`] was given an unknown preset.
+    UnknownPreset {
+        /// The name given.
+        preset: String,
+        /// The presets there are.
+        known: String,
+    },
     #[error(
         "a client secret is kept in the keychain: use keychain storage (Storage::keychain) to set one"
     )]
+    /// A client secret was set on a client that keeps its sign-in in memory.
     SecretNeedsKeychain,
     /// A URL handed to the app (its private-use scheme) that no sign-in waits for.
     #[error("ignored a link: {0}")]
@@ -113,6 +178,7 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The exit code the `lanyard` command (and an app's command line) uses for it.
     pub fn exit_code(self) -> i32 {
         match self {
             Kind::Other => 1,
@@ -128,6 +194,7 @@ impl Kind {
 }
 
 impl Error {
+    /// What kind of failure this is: what the app's code acts on.
     pub fn kind(&self) -> Kind {
         match self {
             Error::Config(_) => Kind::Config,

@@ -1,67 +1,96 @@
 //! Lanyard: sign in with OpenID Connect providers in the system browser and keep the
 //! sign-in safe — refresh tokens in the OS keychain, every ID token validated.
 //!
-//! This library is the whole product; the `lanyard` binary (and later the broker and the
-//! desktop app) only parse input, call it, and render results.
+//! This library is the whole product: the `lanyard` command line, its broker and the
+//! desktop app only parse input, call it, and render results. It is also for your own
+//! app that needs "Sign in with X" done right.
 //!
-//! # Layout
+//! # Getting started: sign in from your app
 //!
-//! - [`config`]: the accounts file, parsed and validated once.
-//! - [`discovery`]: provider metadata and its signing keys (cached, refetched on rotation).
-//! - [`flow`]: the protocol exchanges — authorization request with PKCE, the loopback
-//!   redirect listener, code exchange, refresh, userinfo, revocation, end-session.
-//! - [`jose`] and [`validate`]: JWS signatures and the ID-token rules of OpenID Connect
-//!   Core 3.1.3.7, as pure functions.
-//! - [`store`]: the OS keychain (or memory) for secrets, private JSON records for the rest.
-//! - [`session`]: [`session::Lanyard`], which composes the above into login, token,
-//!   logout, whoami and status, and owns the policy of what is stored when.
-//! - [`broker`]: the agent — a local socket through which other programs get tokens.
-//! - [`desktop`]: the desktop app's model — views and actions the Tauri shell forwards.
-//! - [`cli`]: the `lanyard` command line.
-//!
-//! # Getting started
+//! [`client::Client`] is one sign-in with one provider. It opens the system browser
+//! (RFC 8252), checks PKCE, `state`, `iss` and every ID token, refreshes with rotation,
+//! and keeps the tokens in the OS keychain or in memory:
 //!
 //! ```no_run
 //! # async fn example() -> Result<(), lanyard::Error> {
 //! use std::time::Duration;
-//! use lanyard::config::Config;
-//! use lanyard::session::{Lanyard, LoginOptions};
-//! use lanyard::store::Records;
+//! use lanyard::client::{Client, Provider, Storage};
 //!
-//! // The accounts file names the provider (its issuer) and our client id.
-//! let config = Config::load(&Config::default_path()?)?;
-//! let lanyard = Lanyard::new(config, Records::new(Records::default_dir()))?;
+//! // Your app's registration with the provider: a native client, no secret.
+//! let provider = Provider::new("https://id.example.com", "my-app")
+//!     .scopes("openid profile email offline_access");
+//! // Kept in the keychain under your app's name, so the next run is still signed in.
+//! let storage = Storage::keychain("com.example.notes", "/home/me/.local/share/notes");
+//! let client = Client::new(provider, storage)?;
 //!
-//! // Discovery, PKCE, state and nonce, the system browser, the loopback redirect, the
-//! // code exchange, ID-token and userinfo validation; then the keychain.
-//! let options = LoginOptions { open_browser: true, timeout: Duration::from_secs(300), prompt: None };
-//! let record = lanyard.login("work", &options, &|_progress| {}).await?;
-//! println!("signed in as {}", record.subject);
+//! let me = match client.identity() {
+//!     Some(me) => me,
+//!     None => client.sign_in().await?,
+//! };
+//! println!("Hello, {}", me.name.as_deref().unwrap_or(&me.subject));
 //!
-//! // A token valid for at least a minute, refreshed (and rotated) if need be.
-//! let token = lanyard.token("work", 60).await?;
+//! // A token valid for at least a minute, refreshed first if need be.
+//! let token = client.access_token(Duration::from_secs(60)).await?;
 //! # let _ = token;
+//! client.sign_out().await?;
 //! # Ok(()) }
 //! ```
+//!
+//! Each task has an example: `examples/sign_in.rs` (the loopback or your own URI scheme,
+//! memory or keychain), `examples/device.rs` (the device flow, for a device without a
+//! browser) and `examples/greet.rs`. docs/embedding.md tells how to register your app
+//! with the provider and what is stored where; `tauri-plugin-lanyard` puts the same
+//! client behind commands for a Tauri app's web code.
+//!
+//! # What is public
+//!
+//! The stable API is [`client`], with [`Error`], [`Kind`] and [`secret::Secret`]. Under
+//! it, and under the command line, the broker and the desktop app, is
+//! `session::Lanyard`: many accounts from an accounts file, with login, token, logout,
+//! whoami and status. It and the rooms it is built from (the accounts file, discovery,
+//! the protocol flows, JWS and ID-token validation, the keychain) are public for
+//! Lanyard's own programs and tests, not a stable API: they are hidden from these docs.
+//! ARCHITECTURE.md maps them.
 
-pub mod broker;
-pub mod browser;
-pub mod cli;
+#![deny(missing_docs)]
+
 pub mod client;
-pub mod config;
-pub mod desktop;
-pub mod discovery;
 mod error;
-pub mod flow;
-pub mod http;
-pub mod jose;
-pub mod kiosk;
-pub mod platform;
-pub mod preset;
 pub mod secret;
+
+// Lanyard's own programs (the CLI, the desktop app, the Windows test programs) and its
+// tests use these; they are not a stable API.
+#[doc(hidden)]
+pub mod broker;
+#[doc(hidden)]
+pub mod browser;
+#[doc(hidden)]
+pub mod cli;
+#[doc(hidden)]
+pub mod config;
+#[doc(hidden)]
+pub mod desktop;
+#[doc(hidden)]
+pub mod discovery;
+#[doc(hidden)]
+pub mod flow;
+#[doc(hidden)]
+pub mod http;
+#[doc(hidden)]
+pub mod jose;
+#[doc(hidden)]
+pub mod kiosk;
+#[doc(hidden)]
+pub mod platform;
+#[doc(hidden)]
+pub mod preset;
+#[doc(hidden)]
 pub mod session;
+#[doc(hidden)]
 pub mod settings;
+#[doc(hidden)]
 pub mod store;
+#[doc(hidden)]
 pub mod validate;
 
 pub use error::{Error, Kind};

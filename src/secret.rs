@@ -17,6 +17,7 @@ use subtle::ConstantTimeEq;
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps `value` (a client secret read from the app's configuration, say).
     pub fn new(value: impl Into<String>) -> Secret {
         Secret(value.into())
     }
