@@ -275,3 +275,49 @@ async fn an_app_gets_the_redirect_through_its_own_uri_scheme() {
     assert_eq!(run["handed_over"], true, "{run}");
     assert_eq!(run["url"], "dev.lanyard:/callback", "{run}");
 }
+
+/// examples/greet.rs, written from docs/embedding.md alone: it signs in on its first run,
+/// greets the same person from the keychain on the second (no browser), and signs out.
+#[tokio::test]
+async fn the_example_written_from_the_guide_alone_signs_in() {
+    let idp = Idp::start(false);
+    let env = Env::new();
+    let dir = env.path("greet-data");
+    let greet = |extra: &[&str]| {
+        let mut cmd = tokio::process::Command::new(example("greet"));
+        cmd.args([idp.issuer.as_str(), "lanyard-public", &dir])
+            .args(extra)
+            .envs(env.vars())
+            .env_remove("RUST_LOG")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        support::run_with_stdin(cmd, "")
+    };
+    let first = greet(&[]).await;
+    first.assert_ok();
+    assert!(
+        first.stdout.starts_with("Hello, Alice Example\n"),
+        "{first:?}"
+    );
+    assert!(first.stdout.contains("Your token is"), "{first:?}");
+    let service = "dev.lanyard.example.greet";
+    assert!(support::keychain(service, "default").is_some());
+
+    env.browser_run(0).await;
+
+    let second = greet(&[]).await;
+    second.assert_ok();
+    assert!(
+        second.stdout.starts_with("Hello, Alice Example\n"),
+        "{second:?}"
+    );
+    let runs = env.browser_runs();
+    assert_eq!(runs.len(), 1, "the second run opened the browser: {runs:?}");
+
+    let out = greet(&["--sign-out"]).await;
+    out.assert_ok();
+    assert!(out.stdout.contains("was signed in: true"), "{out:?}");
+    assert_eq!(support::keychain(service, "default"), None);
+}
