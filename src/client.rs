@@ -24,8 +24,6 @@
 //! # Ok(()) }
 //! ```
 
-#![deny(missing_docs)]
-
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -213,6 +211,8 @@ pub struct Client {
     inbox: Arc<Inbox>,
     /// The sign-in is kept in the keychain ([`Storage::Keychain`]).
     keychain: bool,
+    /// The private-use scheme redirects come back to, if any.
+    scheme: Option<String>,
 }
 
 impl Client {
@@ -223,6 +223,12 @@ impl Client {
         let config = Config::parse(std::path::Path::new("the client's provider"), &text)?;
         let inbox = Arc::new(Inbox::default());
         let keychain = matches!(storage, Storage::Keychain { .. });
+        let scheme = provider
+            .account
+            .scheme
+            .as_deref()
+            .and_then(|uri| uri.split_once(':'))
+            .map(|(scheme, _)| scheme.to_owned());
         let mut lanyard = match storage {
             Storage::Keychain { service, dir } => {
                 Lanyard::new(config, Records::new(Some(dir)))?.with_service(&service)
@@ -237,7 +243,15 @@ impl Client {
             lanyard,
             inbox,
             keychain,
+            scheme,
         })
+    }
+
+    /// The private-use scheme this client's redirects come back to
+    /// ([`Provider::redirect_scheme`]'s, without the path), or `None` for loopback: the
+    /// links of that scheme are the ones to hand to [`Client::redirected`].
+    pub fn redirect_scheme(&self) -> Option<&str> {
+        self.scheme.as_deref()
     }
 
     /// Keeps the app's client secret, for a provider that requires one (a confidential
@@ -368,5 +382,27 @@ mod tests {
         let e = Client::new(provider, Storage::memory()).err().unwrap();
         assert_eq!(e.kind(), crate::Kind::Config);
         assert!(e.to_string().contains("issuer"), "{e}");
+    }
+
+    /// The scheme whose links an app hands over is the redirect's, checked as the file
+    /// checks it; a loopback client has none.
+    #[test]
+    fn the_redirect_scheme_is_the_one_links_come_back_on() {
+        let issuer = "https://id.example.test";
+        let client = Client::new(
+            Provider::new(issuer, "notes").redirect_scheme("com.example.notes:/callback"),
+            Storage::memory(),
+        )
+        .unwrap();
+        assert_eq!(client.redirect_scheme(), Some("com.example.notes"));
+        let loopback = Client::new(Provider::new(issuer, "notes"), Storage::memory()).unwrap();
+        assert_eq!(loopback.redirect_scheme(), None);
+        let e = Client::new(
+            Provider::new(issuer, "notes").redirect_scheme("http://127.0.0.1/callback"),
+            Storage::memory(),
+        )
+        .err()
+        .unwrap();
+        assert_eq!(e.kind(), crate::Kind::Config, "{e}");
     }
 }

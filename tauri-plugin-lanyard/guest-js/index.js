@@ -1,7 +1,8 @@
 // tauri-plugin-lanyard's web API, for apps with a bundler:
 //   import { signIn, identity, accessToken, signOut, onChange } from 'tauri-plugin-lanyard-api';
 // Apps without one (withGlobalTauri) get the same functions as window.__TAURI__.lanyard
-// (global.js). Every call rejects with {message, kind} on failure.
+// (global.js). Every call rejects with {message, kind} on failure
+// (a call the app's capabilities do not allow, with Tauri's message, a string).
 
 import { invoke } from '@tauri-apps/api/core';
 import { listen } from '@tauri-apps/api/event';

@@ -121,6 +121,13 @@ const PROFILES = {
         redirect_uris: ['dev.lanyard:/callback'],
         post_logout_redirect_uris: ['dev.lanyard:/logged-out'],
       }),
+      // examples/tauri-signin's own scheme.
+      native({
+        client_id: 'example-native',
+        token_endpoint_auth_method: 'none',
+        redirect_uris: ['dev.lanyard.example.signin:/callback'],
+        post_logout_redirect_uris: ['dev.lanyard.example.signin:/logged-out'],
+      }),
     ],
     claims: { ...STANDARD_CLAIMS, groups: ['groups'] },
     features: {
