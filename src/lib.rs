@@ -42,32 +42,57 @@
 //! with the provider and what is stored where; `tauri-plugin-lanyard` puts the same
 //! client behind commands for a Tauri app's web code.
 //!
+//! # Many accounts
+//!
+//! Under [`client::Client`] is [`session::Lanyard`]: sign-ins for the many accounts of an
+//! accounts file ([`config`]), with login, token, logout, whoami and status, keeping
+//! tokens in the keychain ([`store`]). The command line, the broker and the desktop app
+//! are built on it, as `Client` is:
+//!
+//! ```no_run
+//! # async fn example() -> Result<(), lanyard::Error> {
+//! use std::time::Duration;
+//! use lanyard::config::Config;
+//! use lanyard::session::{Lanyard, LoginOptions};
+//! use lanyard::store::Records;
+//!
+//! let config = Config::load(&Config::default_path()?)?;
+//! let lanyard = Lanyard::new(config, Records::new(Records::default_dir()))?;
+//! let options = LoginOptions { open_browser: true, timeout: Duration::from_secs(300), prompt: None };
+//! let record = lanyard.login("work", &options, &|_progress| {}).await?;
+//! println!("signed in as {}", record.subject);
+//! let token = lanyard.token("work", 60).await?;
+//! # let _ = token;
+//! # Ok(()) }
+//! ```
+//!
 //! # What is public
 //!
-//! The stable API is [`client`], with [`Error`], [`Kind`] and [`secret::Secret`]. Under
-//! it, and under the command line, the broker and the desktop app, is
-//! `session::Lanyard`: many accounts from an accounts file, with login, token, logout,
-//! whoami and status. It and the rooms it is built from (the accounts file, discovery,
-//! the protocol flows, JWS and ID-token validation, the keychain) are public for
-//! Lanyard's own programs and tests, not a stable API: they are hidden from these docs.
-//! ARCHITECTURE.md maps them.
+//! [`client`] is the small API an app wants, with [`Error`], [`Kind`] and
+//! [`secret::Secret`]; [`session`], [`config`], [`store`] and [`preset`] are the layer
+//! the command line, the broker and the desktop app use. Both are documented here. The
+//! rooms under them (discovery, the protocol flows, JWS and ID-token validation, the
+//! broker, the desktop app's model, the platform seam) are public only for Lanyard's own
+//! programs and tests, and hidden from these docs; ARCHITECTURE.md maps them.
 
 #![deny(missing_docs)]
 
 pub mod client;
+pub mod config;
 mod error;
+pub mod preset;
 pub mod secret;
+pub mod session;
+pub mod store;
 
 // Lanyard's own programs (the CLI, the desktop app, the Windows test programs) and its
-// tests use these; they are not a stable API.
+// tests use these; they are not an API for others.
 #[doc(hidden)]
 pub mod broker;
 #[doc(hidden)]
 pub mod browser;
 #[doc(hidden)]
 pub mod cli;
-#[doc(hidden)]
-pub mod config;
 #[doc(hidden)]
 pub mod desktop;
 #[doc(hidden)]
@@ -83,13 +108,7 @@ pub mod kiosk;
 #[doc(hidden)]
 pub mod platform;
 #[doc(hidden)]
-pub mod preset;
-#[doc(hidden)]
-pub mod session;
-#[doc(hidden)]
 pub mod settings;
-#[doc(hidden)]
-pub mod store;
 #[doc(hidden)]
 pub mod validate;
 

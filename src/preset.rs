@@ -12,10 +12,13 @@ use serde::Serialize;
 use crate::settings::{ClientAuth, ResponseMode, ResponseType};
 
 #[derive(Debug, Clone, Copy, Serialize)]
+/// A known provider: what a new account for it gets, and how its button looks.
 pub struct Preset {
     /// The name used on the command line: `--preset hepgg`.
     pub id: &'static str,
+    /// The provider's name, as shown.
     pub name: &'static str,
+    /// The provider's issuer URL.
     pub issuer: &'static str,
     /// Every scope the provider offers, with what it gives.
     pub scopes: &'static [Scope],
@@ -26,30 +29,43 @@ pub struct Preset {
     /// `Some(port)`: the provider matches redirect URIs exactly, so the loopback port is
     /// fixed and must be registered as `http://127.0.0.1:PORT/callback`.
     pub fixed_port: Option<u16>,
+    /// How it authenticates clients at the token endpoint.
     pub client_auth: ClientAuth,
+    /// The response type its clients use.
     pub response_type: ResponseType,
+    /// How it sends its response back.
     pub response_mode: ResponseMode,
+    /// It issues refresh tokens.
     pub refresh: bool,
+    /// It has a revocation endpoint.
     pub revocation: bool,
+    /// It has an end-session endpoint.
     pub end_session: bool,
     /// An extra authorization parameter a center must set (ggLeap's `center_uuid`).
     pub center_param: Option<&'static str>,
+    /// How its button looks.
     pub branding: Branding,
     /// The provider's developer documentation, for registering a client.
     pub docs: &'static str,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
+/// A scope a provider offers.
 pub struct Scope {
+    /// The scope.
     pub name: &'static str,
+    /// What it gives the app.
     pub description: &'static str,
 }
 
 /// How a "Sign in with …" button looks, per the provider's guidance.
 #[derive(Debug, Clone, Copy, Serialize)]
 pub struct Branding {
+    /// The button's text.
     pub label: &'static str,
+    /// The button's background colour (CSS).
     pub background: &'static str,
+    /// The text's colour (CSS).
     pub foreground: &'static str,
     /// A mark drawn before the label (Hellō's ō), if the provider has one.
     pub mark: Option<&'static str>,
@@ -91,6 +107,7 @@ const GGLEAP: Preset = Preset {
 /// ggLeap matches redirect URIs exactly; this is the port to register.
 pub const GGLEAP_PORT: u16 = 47615;
 
+/// Every preset.
 pub const PRESETS: &[Preset] = &[
     Preset {
         id: "hepgg",
@@ -231,6 +248,7 @@ pub const PRESETS: &[Preset] = &[
     },
 ];
 
+/// The preset `id` (`hepgg`, `hello`, …), if there is one.
 pub fn find(id: &str) -> Option<&'static Preset> {
     PRESETS.iter().find(|p| p.id == id)
 }

@@ -10,15 +10,25 @@ use crate::preset::Preset;
 /// A new `[accounts.NAME]` section, as `lanyard accounts add` writes it.
 #[derive(Debug, Clone, Default)]
 pub struct NewAccount {
+    /// The account's name, its `[accounts.NAME]`.
     pub name: String,
+    /// The preset it was made from.
     pub preset: Option<String>,
+    /// The provider's issuer URL.
     pub issuer: String,
+    /// The client id registered with the provider.
     pub client_id: String,
+    /// The scopes to ask for, space-separated; `None`: the default.
     pub scopes: Option<String>,
+    /// A fixed loopback port; `None`: any free port.
     pub port: Option<u16>,
+    /// How to authenticate at the token endpoint; `None`: as discovery says.
     pub client_auth: Option<ClientAuth>,
+    /// `code` or `id_token`; `None`: `code`.
     pub response_type: Option<ResponseType>,
+    /// How the provider sends its response back; `None`: as the response type implies.
     pub response_mode: Option<ResponseMode>,
+    /// Extra authorization parameters the provider requires.
     pub extra_params: BTreeMap<String, String>,
     /// A private-use scheme redirect URI (`com.example.app:/callback`) instead of the
     /// loopback.

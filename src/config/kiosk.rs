@@ -21,12 +21,19 @@ use super::{Config, Error, StoreKind};
 /// ```
 #[derive(Debug, Clone, PartialEq)]
 pub struct Kiosk {
+    /// A seat session ends after this long without input; `None`: never.
     pub idle_timeout: Option<std::time::Duration>,
+    /// How long before the idle end the warning shows.
     pub idle_warning: std::time::Duration,
+    /// A seat session ends after this long whatever happens; `None`: never.
     pub max_session: Option<std::time::Duration>,
+    /// Programs (by path) the broker serves on the seat without asking.
     pub allowed_apps: Vec<String>,
+    /// Programs (by path) that may end the seat session through the broker.
     pub session_apps: Vec<String>,
+    /// The browser sign-ins open in.
     pub browser: SeatBrowser,
+    /// Scan-to-sign-in (the device flow) is offered where the provider supports it.
     pub device_flow: bool,
 }
 
@@ -37,9 +44,15 @@ pub enum SeatBrowser {
     /// Chromium, Chrome or Edge: `--user-data-dir=PROFILE`, and `--incognito` (Edge:
     /// `--inprivate`). The first of `commands` that can be started (distributions spell
     /// the same browser differently; on Windows these are installed paths).
-    Chromium { commands: Vec<String> },
+    Chromium {
+        /// The commands to try, in order.
+        commands: Vec<String>,
+    },
     /// Firefox: `-profile PROFILE -private-window`.
-    Firefox { commands: Vec<String> },
+    Firefox {
+        /// The commands to try, in order.
+        commands: Vec<String>,
+    },
     /// The system browser (`$BROWSER`, xdg-open): cookies outlive the seat session there.
     System,
 }

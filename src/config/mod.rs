@@ -47,29 +47,45 @@ use parse::line_column;
 pub const DEFAULT_SCOPES: &str = "openid profile email offline_access";
 
 #[derive(Debug, thiserror::Error)]
+/// What is wrong with the accounts file (or the kiosk policy).
 pub enum Error {
     #[error("cannot read {path}: {source}")]
+    /// The file could not be read.
     Read {
+        /// The file.
         path: PathBuf,
         #[source]
+        /// Why.
         source: std::io::Error,
     },
     #[error("{path}:{line}:{column}: {key}: {message}")]
+    /// A value is not valid; `line` and `column` point at it.
     Invalid {
+        /// The file.
         path: PathBuf,
+        /// The line, from 1.
         line: usize,
+        /// The column, from 1.
         column: usize,
         /// The dotted key at fault, e.g. `accounts.work.issuer`.
         key: String,
+        /// What is wrong, and what to write instead.
         message: String,
     },
     #[error(
         "no account named `{name}` in {path}; add a section [accounts.{name}] with `issuer` and `client_id`"
     )]
-    UnknownAccount { name: String, path: PathBuf },
+    /// The file has no account by that name.
+    UnknownAccount {
+        /// The name asked for.
+        name: String,
+        /// The file.
+        path: PathBuf,
+    },
     #[error(
         "cannot find a config directory for this user; set LANYARD_CONFIG to the accounts file"
     )]
+    /// This user has no config directory, so the default file cannot be found.
     NoConfigDir,
     /// A value of the registry's kiosk policy (Windows): `key` is its place under the
     /// policy key, e.g. `idle_timeout` or `Accounts\work\issuer`.
@@ -77,8 +93,11 @@ pub enum Error {
         "{place}\\{key}: {message}; fix it where the policy is deployed (Group Policy or the center's tooling)"
     )]
     Policy {
+        /// Where the policy came from (the registry key).
         place: String,
+        /// The value's name under it.
         key: String,
+        /// What is wrong.
         message: String,
     },
 }
@@ -113,6 +132,7 @@ impl Error {
 pub struct Config {
     /// Where the file is (or would be); named in error messages.
     pub path: PathBuf,
+    /// The accounts, by name.
     pub accounts: BTreeMap<String, Account>,
     /// The `[kiosk]` table: only in the managed kiosk file (see [`Kiosk::path`]).
     pub kiosk: Option<Kiosk>,
@@ -121,19 +141,29 @@ pub struct Config {
 /// One `[accounts.NAME]` section, validated.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Account {
+    /// The account's name, its `[accounts.NAME]`.
     pub name: String,
     /// Compared byte for byte with the provider's discovery document.
     pub issuer: String,
+    /// The client id registered with the provider.
     pub client_id: String,
+    /// The scopes asked for at sign-in.
     pub scopes: Vec<String>,
+    /// Where the provider sends the browser back to.
     pub redirect: Redirect,
+    /// Extra authorization parameters the provider requires.
     pub extra_params: BTreeMap<String, String>,
+    /// The `prompt` sent at sign-in (`login`, `consent`), if any.
     pub prompt: Option<String>,
+    /// The `max_age` sent at sign-in: the provider asks again after this many seconds.
     pub max_age: Option<u64>,
+    /// Where the tokens are kept.
     pub store: StoreKind,
     /// How to authenticate at the token endpoint; `None` means follow discovery.
     pub client_auth: Option<ClientAuth>,
+    /// `code` (tokens) or `id_token` (who you are, no access token).
     pub response_type: ResponseType,
+    /// How the provider sends its response back.
     pub response_mode: ResponseMode,
     /// Also ask the provider's introspection endpoint about the ID token (Hellō).
     pub introspect: bool,
@@ -151,15 +181,22 @@ pub struct Account {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Redirect {
     /// `http://127.0.0.1:PORT/callback`; port 0 asks the OS for a free one.
-    Loopback { port: u16 },
+    Loopback {
+        /// The port; 0 for any free one.
+        port: u16,
+    },
     /// A private-use URI scheme (RFC 8252 section 7.1), e.g. `dev.lanyard:/callback`: the
     /// OS hands the URL to the desktop app registered for the scheme. Sign-out comes back
     /// to the same scheme with the path `/logged-out`.
-    Scheme { uri: String },
+    Scheme {
+        /// The redirect URI.
+        uri: String,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
+/// Where an account's tokens are kept.
 pub enum StoreKind {
     /// The OS keychain; non-secret state in the data directory.
     Keychain,
@@ -229,6 +266,7 @@ impl Config {
         }
     }
 
+    /// The account `name`, or an error that says how to add it.
     pub fn account(&self, name: &str) -> Result<&Account, Error> {
         self.accounts
             .get(name)

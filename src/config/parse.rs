@@ -32,6 +32,7 @@ const RESERVED_PARAMS: &[&str] = &[
 ];
 
 impl Config {
+    /// Parses and validates the text of an accounts file at `path` (named in errors).
     pub fn parse(path: &Path, text: &str) -> Result<Config, Error> {
         let at = |span: Option<Range<usize>>, key: Option<String>, message: String| {
             let offset = span.map_or(0, |s| s.start);

@@ -17,9 +17,13 @@ use crate::secret::Secret;
 use crate::store::{Record, Secrets, Status, Tokens};
 use crate::{http, validate};
 
+/// How [`Lanyard::login`](super::Lanyard::login) signs in.
 pub struct LoginOptions {
+    /// Open the system browser (else the URL is only reported, for the person to open).
     pub open_browser: bool,
+    /// Give up when the browser has not come back after this long.
     pub timeout: Duration,
+    /// The `prompt` to send (`login` asks for credentials again).
     pub prompt: Option<String>,
 }
 

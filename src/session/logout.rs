@@ -25,13 +25,18 @@ pub const END_SESSION_TIMEOUT: Duration = Duration::from_secs(120);
 /// What [`Lanyard::logout`] did.
 #[derive(Debug, Default)]
 pub struct Logout {
+    /// Someone was signed in.
     pub was_signed_in: bool,
+    /// What was revoked at the provider (`refresh_token`, `access_token`).
     pub revoked: Vec<&'static str>,
+    /// What became of the provider's own session.
     pub end_session: EndSession,
+    /// What could not be done; the local sign-out happened all the same.
     pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Default, PartialEq, Eq)]
+/// What became of the provider's session at sign-out.
 pub enum EndSession {
     /// `--local`: the provider was not told.
     #[default]

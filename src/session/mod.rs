@@ -38,10 +38,15 @@ pub use token::AccessToken;
 pub enum Progress<'a> {
     /// The browser was started. `url` is safe to show: for sign-out it lacks the query,
     /// whose `id_token_hint` is a token.
-    BrowserOpened { url: &'a str },
+    BrowserOpened {
+        /// The page opened.
+        url: &'a str,
+    },
     /// The person must open this URL themselves (`--no-browser`, or no browser started).
     OpenYourself {
+        /// The page to open.
         url: &'a str,
+        /// Why the browser was not started, if it failed.
         reason: Option<String>,
     },
     /// Waiting for the browser to come back.
@@ -50,15 +55,20 @@ pub enum Progress<'a> {
     /// `verification_uri` with `user_code`; `verification_uri_complete` (the QR code's
     /// content) carries the code.
     DeviceCode {
+        /// What the person types.
         user_code: &'a str,
+        /// Where they type it.
         verification_uri: &'a str,
+        /// The URL with the code in it.
         verification_uri_complete: Option<&'a str>,
+        /// How long the code is good for.
         expires_in: Duration,
     },
     /// The browser came back; checking the response and redeeming the code.
     Finishing,
 }
 
+/// Sign-ins for the accounts of an accounts file: login, token, logout, whoami and status, with the policy of what is stored where. The command line, the broker, the desktop app and [`crate::client::Client`] all run on it.
 pub struct Lanyard {
     config: Config,
     http: http::Client,
@@ -87,6 +97,7 @@ pub struct Lanyard {
 const DISCOVERY_TTL: Duration = Duration::from_secs(600);
 
 impl Lanyard {
+    /// Sessions for the accounts in `config`, with their records in `records`. Nothing is fetched yet.
     pub fn new(config: Config, records: Records) -> Result<Lanyard, Error> {
         Ok(Lanyard {
             config,
@@ -110,10 +121,12 @@ impl Lanyard {
         self
     }
 
+    /// The accounts file it was made with.
     pub fn config(&self) -> &Config {
         &self.config
     }
 
+    /// Where `account`'s tokens are kept (the file's choice, unless overridden).
     pub fn store_kind(&self, account: &Account) -> StoreKind {
         self.store_override.unwrap_or(account.store)
     }
@@ -375,12 +388,14 @@ fn identity_claims(mut claims: Map<String, Value>) -> Map<String, Value> {
     claims
 }
 
+/// The name to greet someone by: `name`, else `preferred_username`, else `email`.
 pub fn display_name(claims: &Map<String, Value>) -> Option<&str> {
     ["name", "preferred_username", "email"]
         .iter()
         .find_map(|k| claims.get(*k).and_then(Value::as_str))
 }
 
+/// Now, in Unix seconds.
 pub fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -20,8 +20,11 @@ use crate::validate;
 /// An access token handed out by [`Lanyard::token`].
 #[derive(Debug)]
 pub struct AccessToken {
+    /// The token.
     pub token: Secret,
+    /// When it expires, in Unix seconds, if the provider said.
     pub expires_at: Option<u64>,
+    /// It was refreshed for this call.
     pub refreshed: bool,
     /// Something the caller should show: a short lifetime, a failed refresh.
     pub warning: Option<String>,

@@ -23,11 +23,13 @@ const HINT: &str = if cfg!(target_os = "linux") {
      (or pass `--store memory`): tokens then live only as long as the process."
 };
 
+/// The OS keychain: the Secret Service, the macOS Keychain or Credential Manager.
 pub struct Keychain {
     store: Arc<CredentialStore>,
 }
 
 impl Keychain {
+    /// Opens the OS keychain, or says why it cannot and what to do.
     pub fn open() -> Result<Keychain, Error> {
         Ok(Keychain {
             store: crate::platform::keychain_store().map_err(unavailable)?,

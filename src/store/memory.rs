@@ -7,6 +7,7 @@ use super::{Error, Secrets};
 use crate::secret::Secret;
 
 #[derive(Debug, Default)]
+/// Secrets in this process's memory only.
 pub struct Memory {
     // A std mutex: no lock is held across an await.
     items: Mutex<HashMap<(String, String), Secret>>,

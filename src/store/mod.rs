@@ -29,19 +29,35 @@ pub const TOKENS: &str = "lanyard";
 pub const CLIENT_SECRET: &str = "lanyard client secret";
 
 #[derive(Debug, Clone, thiserror::Error)]
+/// A failure of the keychain or of the record files.
 pub enum Error {
     #[error("the OS keychain is not available: {message}\n{hint}")]
-    Unavailable { message: String, hint: &'static str },
+    /// There is no keychain, or it is locked.
+    Unavailable {
+        /// What the keychain said.
+        message: String,
+        /// What to do.
+        hint: &'static str,
+    },
     #[error("the OS keychain failed: {0}")]
+    /// The keychain refused or failed an operation.
     Failed(String),
     #[error("cannot write sign-in state to {path}: {message}")]
-    State { path: String, message: String },
+    /// A record file could not be written.
+    State {
+        /// The file.
+        path: String,
+        /// Why.
+        message: String,
+    },
 }
 
 /// A store of secrets keyed by service and account name. Calls may block (D-Bus, XPC):
 /// async callers run them on a blocking thread.
 pub trait Secrets: Send + Sync {
+    /// The secret kept under `service` and `account`, if any.
     fn get(&self, service: &str, account: &str) -> Result<Option<Secret>, Error>;
+    /// Keeps `value` under `service` and `account`, replacing what was there.
     fn set(&self, service: &str, account: &str, value: &Secret) -> Result<(), Error>;
     /// Returns whether there was anything to delete.
     fn delete(&self, service: &str, account: &str) -> Result<bool, Error>;
@@ -57,6 +73,7 @@ pub struct Renamed {
 }
 
 impl Renamed {
+    /// The keychain `inner`, with Lanyard's services renamed to `service`'s.
     pub fn new(inner: std::sync::Arc<dyn Secrets>, service: &str) -> Renamed {
         Renamed {
             inner,
@@ -96,6 +113,7 @@ pub struct Tokens {
     pub access_token: Option<Secret>,
     /// Unix seconds; `None` when the provider did not say.
     pub expires_at: Option<u64>,
+    /// The refresh token, if the provider issued one.
     pub refresh_token: Option<Secret>,
     /// Kept for `id_token_hint` at sign-out.
     pub id_token: Option<Secret>,
@@ -105,6 +123,7 @@ pub struct Tokens {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub issuer: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// The client the tokens were issued to (see `issuer`).
     pub client_id: Option<String>,
 }
 
@@ -121,10 +140,12 @@ impl Tokens {
             && self.client_id.as_deref().unwrap_or(record_client) == client_id
     }
 
+    /// The tokens as one keychain value (JSON).
     pub fn to_secret(&self) -> Secret {
         Secret::new(serde_json::to_string(self).expect("Tokens serialise to JSON"))
     }
 
+    /// The tokens from a keychain value [`Tokens::to_secret`] made.
     pub fn from_secret(secret: &Secret) -> Result<Tokens, Error> {
         serde_json::from_str(secret.expose())
             .map_err(|_| Error::Failed("the stored tokens are not in Lanyard's format".into()))

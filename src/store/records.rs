@@ -16,29 +16,40 @@ use super::Error;
 use crate::config::{ResponseType, StoreKind};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Who is signed in to an account, and how: everything about a sign-in but the tokens. Kept as a private JSON file (keychain accounts) or in memory.
 pub struct Record {
+    /// The account's name.
     pub account: String,
+    /// The provider's issuer.
     pub issuer: String,
+    /// The client the sign-in was for.
     pub client_id: String,
+    /// The provider's identifier for the person (`sub`).
     pub subject: String,
     /// Unix seconds.
     pub signed_in_at: u64,
+    /// When the access token expires, in Unix seconds.
     pub access_token_expires_at: Option<u64>,
     #[serde(default)]
+    /// When the ID token expires, in Unix seconds.
     pub id_token_expires_at: Option<u64>,
     /// Whether a refresh token is kept.
     pub refreshable: bool,
+    /// The scopes granted.
     pub scopes: Vec<String>,
+    /// Where the tokens are kept (`keychain` or `memory`).
     pub store: String,
     /// `id_token` sign-ins have no access token; `token` explains why.
     #[serde(default = "code")]
     pub response_type: ResponseType,
     /// The ID token's claims (less the one-time values nonce, at_hash and c_hash).
     pub id_token_claims: Map<String, Value>,
+    /// What the userinfo endpoint said, if it was asked.
     pub userinfo: Option<Map<String, Value>>,
     /// The claims of a JWT access token, verified with the provider's keys.
     #[serde(default)]
     pub access_token_claims: Option<Map<String, Value>>,
+    /// Whether the sign-in is still usable.
     pub status: Status,
 }
 
@@ -48,9 +59,15 @@ fn code() -> ResponseType {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
+/// Whether a sign-in is still usable.
 pub enum Status {
+    /// It is.
     SignedIn,
-    SignInNeeded { reason: String },
+    /// It is not: the person must sign in again.
+    SignInNeeded {
+        /// Why.
+        reason: String,
+    },
 }
 
 impl Record {
@@ -65,6 +82,7 @@ impl Record {
 }
 
 #[derive(Debug)]
+/// The records of every account: files in a private directory, or memory.
 pub struct Records {
     dir: Option<PathBuf>,
     memory: Mutex<HashMap<String, Record>>,
@@ -85,10 +103,12 @@ impl Records {
         directories::ProjectDirs::from("", "", "lanyard").map(|d| d.data_dir().to_owned())
     }
 
+    /// The directory the files are kept in.
     pub fn dir(&self) -> Option<&Path> {
         self.dir.as_deref()
     }
 
+    /// The record of `account`, if any (an unreadable file counts as none).
     pub fn load(&self, kind: StoreKind, account: &str) -> Option<Record> {
         match kind {
             StoreKind::Memory => self.memory().get(account).cloned(),
@@ -105,6 +125,7 @@ impl Records {
         }
     }
 
+    /// Saves `record`, replacing the one before (files are replaced atomically).
     pub fn save(&self, kind: StoreKind, record: &Record) -> Result<(), Error> {
         match kind {
             StoreKind::Memory => {

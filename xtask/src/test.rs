@@ -13,8 +13,8 @@ pub fn run(extra: &[String]) -> anyhow::Result<()> {
         "-D",
         "warnings",
     ]))?;
-    // The API documentation builds without a warning (`lanyard::client` denies missing
-    // docs; a broken link is a warning).
+    // The API documentation builds without a warning (the crate denies missing docs on
+    // its public API; a broken link is a warning).
     super::run(
         super::cargo()
             .args(["doc", "--no-deps", "-p", "lanyard"])
@@ -30,7 +30,8 @@ pub fn run(extra: &[String]) -> anyhow::Result<()> {
     super::windows::toolchain()?;
     super::windows::unit()?;
     let windows = super::windows::lane()?;
-    // The desktop app for Windows, and the installer tests/windows.rs installs under Wine.
+    // The desktop app and the plugin's example app for Windows, and the installer
+    // tests/windows.rs installs under Wine.
     super::windows::desktop()?;
     let installer = super::windows::installer(&windows, &windows.join("bundle"))?;
     // macOS, as far as this machine allows: a type-check.

@@ -112,9 +112,19 @@ pub fn lane() -> anyhow::Result<PathBuf> {
 }
 
 /// `lanyard-desktop.exe`, the Tauri app on WebView2 (`webview2-com`), with its assets
-/// embedded; returns the directory it is in.
+/// embedded, and `tauri-signin.exe`, the example app of tauri-plugin-lanyard (the plugin
+/// and its deep-link wiring, built for Windows); returns the directory they are in.
 pub fn desktop() -> anyhow::Result<PathBuf> {
-    build(&["-p", "lanyard-desktop", "--bin", "lanyard-desktop"])
+    build(&[
+        "-p",
+        "lanyard-desktop",
+        "-p",
+        "tauri-signin",
+        "--bin",
+        "lanyard-desktop",
+        "--bin",
+        "tauri-signin",
+    ])
 }
 
 /// The installer from release builds, as shipped: written to `out`.
