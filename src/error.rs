@@ -74,6 +74,17 @@ pub enum Error {
         /// The audience asked for.
         audience: String,
     },
+    /// A pasted sign-in (`lanyard login --paste`) was asked of an account whose redirect
+    /// is a private-use scheme: only the loopback's address can be pasted.
+    #[error(
+        "{account} comes back from the browser through the private-use scheme {uri}, not the loopback, so there is no address to paste: use `lanyard login {account} --device` where the provider offers it, or set redirect = \"loopback\" for the account"
+    )]
+    PasteNeedsLoopback {
+        /// The account.
+        account: String,
+        /// Its redirect URI.
+        uri: String,
+    },
     #[error(
         "{account}: the sign-in was not granted {scopes}; a narrower token can have only scopes granted at sign-in ({granted})"
     )]
@@ -209,7 +220,9 @@ impl Error {
                 flow::Error::Device(_) => Kind::Provider,
                 flow::Error::IssuerMismatch { .. }
                 | flow::Error::Introspection(_)
-                | flow::Error::HandoffStolen => Kind::Rejected,
+                | flow::Error::HandoffStolen
+                | flow::Error::PastedStateMismatch => Kind::Rejected,
+                flow::Error::NotTheRedirect { .. } => Kind::Incomplete,
                 flow::Error::NoSecret { .. } | flow::Error::NoAuthMethod { .. } => Kind::Config,
                 flow::Error::Random => Kind::Other,
                 flow::Error::NoCode(_)
@@ -231,6 +244,7 @@ impl Error {
             }
             Error::Store(store::Error::State { .. }) => Kind::Other,
             Error::Browser(_) | Error::SignInUnderWay { .. } => Kind::Other,
+            Error::PasteNeedsLoopback { .. } => Kind::Config,
             Error::SignInNeeded { .. } | Error::SignInAgain { .. } => Kind::SignInNeeded,
             Error::NoAccessToken { .. }
             | Error::UnknownAudience { .. }

@@ -29,5 +29,7 @@ mod oracle;
 mod outage;
 /// The five seed providers as presets, each against its emulation.
 mod presets;
+/// A browser that cannot come back: on another machine, over ssh, in a container.
+mod remote;
 /// The Windows lane: lanyard.exe under Wine, against the real provider.
 mod windows;

@@ -30,6 +30,11 @@ pub struct Args {
     /// without a browser
     #[arg(long, conflicts_with_all = ["no_browser", "reauth"])]
     device: bool,
+    /// The browser is on another machine (WSL, a container, ssh): print the sign-in
+    /// link, then paste back the address the browser ended on (the 127.0.0.1 page that
+    /// could not load)
+    #[arg(long, conflicts_with_all = ["device", "no_browser"])]
+    paste: bool,
     /// Print the signed-in identity as JSON
     #[arg(long)]
     json: bool,
@@ -37,7 +42,37 @@ pub struct Args {
 
 /// Signs in through the agent when one runs (it keeps the sign-in, so it serves the new
 /// tokens from then on), else in this process.
-pub async fn run(open: &Opener, args: Args) -> Result<(), Error> {
+pub async fn run(open: &Opener, mut args: Args) -> Result<(), Error> {
+    // A browser started here could not come back (or could not start at all): say what
+    // works instead, and take a pasted address where a person can paste one.
+    if !args.paste
+        && !args.device
+        && !args.no_browser
+        && let Some(why) = headless()
+    {
+        let device = match open.lanyard() {
+            Ok(lanyard) => lanyard
+                .offers_device_flow(&args.name)
+                .await
+                .unwrap_or(false),
+            Err(_) => false,
+        };
+        eprintln!("{why}: a browser started here cannot come back to Lanyard.");
+        if device {
+            eprintln!(
+                "(The provider also offers sign-in with a code on another device: `lanyard login {} --device`.)",
+                args.name
+            );
+        }
+        if std::io::stdin().is_terminal() {
+            args.paste = true;
+        } else {
+            args.no_browser = true;
+        }
+    }
+    if args.paste {
+        return pasted(&open.lanyard()?, &args).await;
+    }
     let options = LoginOptions {
         open_browser: !args.no_browser,
         timeout: Duration::from_secs(args.timeout),
@@ -86,6 +121,71 @@ async fn direct(lanyard: &Lanyard, args: &Args, options: &LoginOptions) -> Resul
     };
     waiting.stop();
     signed_in(&record?, args.json);
+    Ok(())
+}
+
+/// Why a browser started here cannot reach this machine's 127.0.0.1, if it cannot: an
+/// ssh session, or no display on Linux. `$BROWSER` set says otherwise (the person has
+/// told Lanyard how to open one).
+fn headless() -> Option<&'static str> {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    if set("BROWSER") {
+        return None;
+    }
+    if set("SSH_CONNECTION") || set("SSH_TTY") {
+        return Some("This is an ssh session");
+    }
+    if cfg!(target_os = "linux") && !set("DISPLAY") && !set("WAYLAND_DISPLAY") {
+        return Some("There is no display here");
+    }
+    None
+}
+
+/// `--paste`: the sign-in link for a browser anywhere, and the address it ended on read
+/// from standard input. Always in this process (the paste is typed here); an agent that
+/// runs reads the new sign-in from the keychain.
+async fn pasted(lanyard: &Lanyard, args: &Args) -> Result<(), Error> {
+    let options = LoginOptions {
+        open_browser: false,
+        timeout: Duration::from_secs(args.timeout),
+        prompt: args.reauth.then(|| "login".to_owned()),
+    };
+    let progress = |p: Progress<'_>| match p {
+        Progress::OpenYourself { url, .. } => {
+            let back = url::Url::parse(url)
+                .ok()
+                .and_then(|u| {
+                    u.query_pairs()
+                        .find(|(k, _)| k == "redirect_uri")
+                        .map(|(_, v)| v.into_owned())
+                })
+                .unwrap_or_else(|| "http://127.0.0.1".to_owned());
+            eprintln!("Open this link in a browser on any device:\n  {url}");
+            eprintln!(
+                "After you sign in, the browser ends on a page that cannot load; its address \
+                 starts with {back}. Copy that whole address and paste it here:"
+            );
+        }
+        Progress::Finishing => eprintln!("Checking the sign-in…"),
+        _ => {}
+    };
+    let read = Box::pin(async {
+        tokio::task::spawn_blocking(|| {
+            let mut line = String::new();
+            match std::io::stdin().read_line(&mut line) {
+                Ok(n) if n > 0 && !line.trim().is_empty() => Some(line),
+                // Nothing to read: the loopback alone can finish the sign-in.
+                _ => None,
+            }
+        })
+        .await
+        .ok()
+        .flatten()
+    });
+    let record = lanyard
+        .login_pasted(&args.name, &options, &progress, read)
+        .await?;
+    signed_in(&record, args.json);
     Ok(())
 }
 

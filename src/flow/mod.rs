@@ -68,6 +68,14 @@ pub enum Error {
         "the one-time sign-in page was opened twice, perhaps by another program on this computer that read the browser's command line; Lanyard stopped the sign-in: start it again"
     )]
     HandoffStolen,
+    #[error(
+        "that is not the address the browser ended on: it starts with {expected}? (the page that could not load); copy the whole address from the browser's address bar and paste it"
+    )]
+    NotTheRedirect { expected: String },
+    #[error(
+        "the pasted address belongs to another sign-in (its state does not match this one's); Lanyard stopped: start again and paste the address this sign-in ends on"
+    )]
+    PastedStateMismatch,
     #[error(transparent)]
     Http(#[from] http::Error),
 }
@@ -154,6 +162,31 @@ impl AuthRequest {
         })
     }
 
+    /// The parameters of the address a browser on another machine ended on, pasted by
+    /// the person (the loopback redirect, which could not load there): the address must
+    /// be this request's redirect URI, and its `state` this request's. Then
+    /// [`AuthRequest::check_response`] checks the rest, as for a redirect that came back.
+    pub fn pasted(&self, pasted: &str) -> Result<Params, Error> {
+        let not_it = || Error::NotTheRedirect {
+            expected: self.redirect_uri.clone(),
+        };
+        let url = Url::parse(pasted.trim()).map_err(|_| not_it())?;
+        let expected = Url::parse(&self.redirect_uri).map_err(|_| not_it())?;
+        if url.scheme() != expected.scheme()
+            || url.host() != expected.host()
+            || url.port_or_known_default() != expected.port_or_known_default()
+            || url.path() != expected.path()
+        {
+            return Err(not_it());
+        }
+        let params = Params::from_url(&url);
+        match params.get("state") {
+            Some(state) if self.state.matches(state) => Ok(params),
+            Some(_) => Err(Error::PastedStateMismatch),
+            None => Err(not_it()),
+        }
+    }
+
     /// Checks an authorization response whose `state` already matched: the provider's
     /// error, the RFC 9207 issuer, and the artifact. Returns the code, or the ID token
     /// for `response_type=id_token`.
@@ -207,6 +240,21 @@ impl std::fmt::Debug for Params {
 }
 
 impl Params {
+    /// The parameters of a redirect's URL: its query, else its fragment (a response in
+    /// `response_mode=fragment`).
+    pub fn from_url(url: &Url) -> Params {
+        let pairs = |text: &str| -> Vec<(String, String)> {
+            url::form_urlencoded::parse(text.as_bytes())
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect()
+        };
+        let mut found = pairs(url.query().unwrap_or_default());
+        if found.is_empty() {
+            found = pairs(url.fragment().unwrap_or_default());
+        }
+        Params(found)
+    }
+
     pub fn get(&self, key: &str) -> Option<&str> {
         self.0
             .iter()

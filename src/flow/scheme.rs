@@ -72,18 +72,7 @@ impl Inbox {
     /// the sign-in waiting for its `state`.
     pub fn deliver(&self, url: &str) -> Result<(), Refused> {
         let parsed = url::Url::parse(url).map_err(|_| Refused::NotUrl)?;
-        let mut pairs: Vec<(String, String)> = parsed
-            .query_pairs()
-            .map(|(k, v)| (k.into_owned(), v.into_owned()))
-            .collect();
-        if pairs.is_empty()
-            && let Some(fragment) = parsed.fragment()
-        {
-            pairs = url::form_urlencoded::parse(fragment.as_bytes())
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect();
-        }
-        let params = Params(pairs);
+        let params = Params::from_url(&parsed);
         let state = params.get("state").ok_or(Refused::NoState)?.to_owned();
         let sender = self.lock().remove(&state).ok_or(Refused::Unexpected)?;
         sender.send(params).map_err(|_| Refused::Unexpected)

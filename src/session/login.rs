@@ -67,6 +67,10 @@ async fn jwt_claims(provider: &Provider, token: &Secret) -> Option<Map<String, V
     serde_json::from_slice(&payload).ok()
 }
 
+/// The address a browser on another machine ended on, as the person pastes it (`None`
+/// when there is nothing to read: wait for the loopback alone).
+pub type Pasted<'a> = std::pin::Pin<Box<dyn Future<Output = Option<String>> + Send + 'a>>;
+
 impl Lanyard {
     /// Signs in through the browser. Stores tokens and the record only if every check passes.
     pub async fn login(
@@ -74,6 +78,32 @@ impl Lanyard {
         name: &str,
         options: &LoginOptions,
         progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<Record, Error> {
+        self.login_with(name, options, progress, None).await
+    }
+
+    /// Signs in with a browser on another machine (WSL, a container, a host reached over
+    /// ssh), whose redirect to this machine's 127.0.0.1 cannot load there. The provider's
+    /// authorization URL itself is reported ([`Progress::OpenYourself`]), to be opened
+    /// anywhere; `pasted` resolves with the address the browser ended on, which must be
+    /// this sign-in's redirect with its `state`, and then gets every check a redirect
+    /// gets. Loopback accounts only.
+    pub async fn login_pasted(
+        &self,
+        name: &str,
+        options: &LoginOptions,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+        pasted: Pasted<'_>,
+    ) -> Result<Record, Error> {
+        self.login_with(name, options, progress, Some(pasted)).await
+    }
+
+    async fn login_with(
+        &self,
+        name: &str,
+        options: &LoginOptions,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+        pasted: Option<Pasted<'_>>,
     ) -> Result<Record, Error> {
         let SignIn {
             account,
@@ -87,6 +117,12 @@ impl Lanyard {
         };
         let listener = match &account.redirect {
             Redirect::Loopback { port } => Listener::bind(*port).await?,
+            Redirect::Scheme { uri } if pasted.is_some() => {
+                return Err(Error::PasteNeedsLoopback {
+                    account: name.to_owned(),
+                    uri: uri.clone(),
+                });
+            }
             Redirect::Scheme { uri } => {
                 let inbox = self.scheme_inbox(account, uri)?;
                 let request = AuthRequest::new(&provider, account, uri, &overrides)?;
@@ -107,6 +143,30 @@ impl Lanyard {
                     .await;
             }
         };
+        if let Some(pasted) = pasted {
+            // Nothing listens for a browser elsewhere: its redirect cannot reach this
+            // machine, and the person pastes where it ended. The port (a free one, or the
+            // account's) is only named. The browser gets the provider's URL itself: the
+            // one-time page on this machine's 127.0.0.1 is out of its reach too.
+            let redirect_uri = listener.uri("/callback");
+            drop(listener);
+            let request = AuthRequest::new(&provider, account, &redirect_uri, &overrides)?;
+            progress(Progress::OpenYourself {
+                url: request.url.as_str(),
+                reason: None,
+            });
+            progress(Progress::Waiting);
+            let address = tokio::time::timeout(options.timeout, pasted)
+                .await
+                .map_err(|_| flow::loopback::Error::Timeout(options.timeout))?
+                .unwrap_or_default();
+            progress(Progress::Finishing);
+            let params = request.pasted(&address)?;
+            let secret = client_secret.as_ref();
+            return self
+                .finish_login(account, kind, &provider, &request, &params, secret, secrets)
+                .await;
+        }
         let request = AuthRequest::new(&provider, account, &listener.uri("/callback"), &overrides)?;
         let mut handoff = self.send(&request, options, progress).await?;
         let waited = listener.wait(

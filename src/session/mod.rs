@@ -29,7 +29,7 @@ mod login;
 mod logout;
 mod token;
 
-pub use login::LoginOptions;
+pub use login::{LoginOptions, Pasted};
 pub use logout::{END_SESSION_TIMEOUT, EndSession, Logout};
 pub use token::AccessToken;
 

@@ -6,6 +6,9 @@
 // Environment (all optional):
 //   LANYARD_TEST_BROWSER_ACTION  approve (default) | deny (press "Cancel" on the login page)
 //                                | ignore (open the page and do nothing, to test time-outs)
+//                                | elsewhere (a browser on another machine, where Lanyard's
+//                                  127.0.0.1 is not: the address of the loopback redirect
+//                                  it ends on is logged whole as `ended_on`)
 //   LANYARD_TEST_LOGIN           the login to type (default alice)
 //   LANYARD_TEST_BROWSER_PROFILE a Chromium profile directory kept between runs, so the
 //                                provider's session cookie survives (default: a fresh one)
@@ -88,6 +91,12 @@ async function main() {
         link = location;
         handOver(location);
       }
+      // A browser elsewhere: the redirect to Lanyard's 127.0.0.1 is where it ends (nothing
+      // listens for it here either).
+      if (action === 'elsewhere' && location && isLoopbackBack(location) && !link) {
+        link = location;
+        handOver(location);
+      }
     });
     await Promise.race([page.goto(url, { waitUntil: 'domcontentloaded' }), handedOver]);
     if (action === 'ignore') {
@@ -124,6 +133,10 @@ async function main() {
           handedOver,
         ]);
       }
+    }
+    if (link && action === 'elsewhere') {
+      log({ action, seen, url: link.split('?')[0], ended_on: link });
+      return;
     }
     if (link) {
       execFileSync('gio', ['open', link], { stdio: 'inherit' });
