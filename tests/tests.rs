@@ -22,6 +22,8 @@ mod hostile;
 /// Kiosk mode: a seat session against the real provider, ended by every trigger, and a
 /// residue scan after each.
 mod kiosk;
+/// `[[match]]`: the account per directory or git remote, with the real git.
+mod matching;
 /// Lanyard's ID-token verifier beside openidconnect's, as a differential oracle.
 mod oracle;
 /// The provider down, hanging or answering garbage while tools ask at once; processes

@@ -45,9 +45,10 @@ pub async fn kubectl(open: &Opener, args: KubectlArgs) -> Result<(), Error> {
 
 #[derive(Debug, clap::Args)]
 pub struct GitArgs {
-    /// The account whose access token is the password
+    /// The account whose access token is the password; without it, the one the
+    /// accounts file's [[match]] rules pick for the repository (or its only account)
     #[arg(long)]
-    account: String,
+    account: Option<String>,
     /// The username to give git (hosts that take a token as password accept any)
     #[arg(long, default_value = "oauth2")]
     username: String,
@@ -70,12 +71,32 @@ pub async fn git(open: &Opener, args: GitArgs) -> Result<(), Error> {
         return Ok(());
     }
     let lanyard = open.lanyard()?;
-    let account = lanyard.config().account(&args.account)?;
+    let name = match &args.account {
+        Some(name) => name.clone(),
+        None => {
+            // The repository git runs in, and the remote it asks about when it says
+            // (credential.useHttpPath).
+            let mut place = crate::config::matching::Place::here();
+            let (host, path) = (field(&request, "host"), field(&request, "path"));
+            if !host.is_empty() && !path.is_empty() {
+                place.remotes.insert(
+                    0,
+                    format!(
+                        "{}/{}",
+                        host.to_ascii_lowercase(),
+                        path.trim_end_matches(".git")
+                    ),
+                );
+            }
+            lanyard.config().pick(&place)?.0.to_owned()
+        }
+    };
+    let account = lanyard.config().account(&name)?;
     if let Err(why) = git_may_have(&request, &account.git_hosts) {
-        eprintln!("lanyard: not giving {}'s token to git: {why}", args.account);
+        eprintln!("lanyard: not giving {name}'s token to git: {why}");
         return Ok(());
     }
-    let token = open.token(&args.account, 60, &Default::default()).await?;
+    let token = open.token(&name, 60, &Default::default()).await?;
     let mut answer = format!(
         "username={}\npassword={}\n",
         args.username,
@@ -88,16 +109,21 @@ pub async fn git(open: &Opener, args: GitArgs) -> Result<(), Error> {
     Ok(())
 }
 
+/// A `name=value` line of git's request, or "".
+fn field<'a>(request: &'a str, name: &str) -> &'a str {
+    request
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix('='))
+        .unwrap_or_default()
+}
+
 /// Whether git's request (`protocol=…`, `host=…` lines) is for a host the account names,
 /// over https.
 fn git_may_have(request: &str, hosts: &[String]) -> Result<(), String> {
-    let field = |name: &str| {
-        request
-            .lines()
-            .find_map(|l| l.strip_prefix(name)?.strip_prefix('='))
-            .unwrap_or_default()
-    };
-    let (protocol, host) = (field("protocol"), field("host").to_ascii_lowercase());
+    let (protocol, host) = (
+        field(request, "protocol"),
+        field(request, "host").to_ascii_lowercase(),
+    );
     if protocol != "https" {
         return Err(format!(
             "the remote is {}, and tokens go over https only",

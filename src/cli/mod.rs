@@ -218,12 +218,33 @@ pub struct Opener {
 
 impl Opener {
     pub fn lanyard(&self) -> Result<Lanyard, Error> {
+        let config = self.config()?;
+        Ok(Lanyard::new(config, Records::new(Records::default_dir()))?.with_store(self.store))
+    }
+
+    /// The accounts file alone: no trust store, no keychain.
+    pub fn config(&self) -> Result<Config, Error> {
         let path = match &self.config {
             Some(path) => path.clone(),
             None => Config::default_path()?,
         };
-        let config = Config::load(&path)?;
-        Ok(Lanyard::new(config, Records::new(Records::default_dir()))?.with_store(self.store))
+        Ok(Config::load(&path)?)
+    }
+
+    /// The account a command means: the one it names, else the one the accounts file's
+    /// `[[match]]` rules pick where it runs (and why).
+    pub fn account(
+        &self,
+        named: Option<&str>,
+    ) -> Result<(String, Option<crate::config::matching::Picked>), Error> {
+        match named {
+            Some(name) => Ok((name.to_owned(), None)),
+            None => {
+                let config = self.config()?;
+                let (name, why) = config.pick(&crate::config::matching::Place::here())?;
+                Ok((name.to_owned(), Some(why)))
+            }
+        }
     }
 
     /// The access token: from the agent when one runs, else directly.

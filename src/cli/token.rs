@@ -9,8 +9,9 @@ use crate::session;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The account, as named in the accounts file
-    name: String,
+    /// The account, as named in the accounts file; without it, the one the file's
+    /// [[match]] rules pick for this directory (or its only account)
+    name: Option<String>,
     /// Refresh unless the token stays valid this many more seconds
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     min_valid: u64,
@@ -46,19 +47,20 @@ enum Format {
 }
 
 pub async fn run(open: &Opener, args: Args) -> Result<(), Error> {
+    let (name, _) = open.account(args.name.as_deref())?;
     let token = if args.client_credentials {
         open.lanyard()?
-            .client_credentials(&args.name, args.scope.as_deref())
+            .client_credentials(&name, args.scope.as_deref())
             .await?
     } else {
         let target = crate::flow::Target {
             scope: args.scope.clone(),
             audience: args.audience.clone(),
         };
-        open.token(&args.name, args.min_valid, &target).await?
+        open.token(&name, args.min_valid, &target).await?
     };
     let format = if args.json { Format::Json } else { args.format };
-    print(&args.name, format, &token);
+    print(&name, format, &token);
     Ok(())
 }
 

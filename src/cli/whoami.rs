@@ -10,8 +10,9 @@ use crate::store::Status;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// The account, as named in the accounts file
-    name: String,
+    /// The account, as named in the accounts file; without it, the one the file's
+    /// [[match]] rules pick for this directory (or its only account)
+    name: Option<String>,
     /// Print the identity and all claims as JSON
     #[arg(long)]
     json: bool,
@@ -23,9 +24,22 @@ const SUMMARY: &[&str] = &[
 ];
 
 pub fn run(lanyard: &Lanyard, args: Args) -> Result<(), Error> {
-    let record = lanyard.whoami(&args.name)?;
+    let (name, picked) = match args.name {
+        Some(name) => (name, None),
+        None => {
+            let (name, why) = lanyard
+                .config()
+                .pick(&crate::config::matching::Place::here())?;
+            (name.to_owned(), Some(why))
+        }
+    };
+    let record = lanyard.whoami(&name)?;
     if args.json {
-        output::print_json(&output::record_json(&record));
+        let mut json = output::record_json(&record);
+        if let (Some(picked), Some(object)) = (&picked, json.as_object_mut()) {
+            object.insert("picked_by".into(), Value::String(picked.to_string()));
+        }
+        output::print_json(&json);
         return Ok(());
     }
     let claims = record.claims();
@@ -35,7 +49,13 @@ pub fn run(lanyard: &Lanyard, args: Args) -> Result<(), Error> {
     };
     let mut lines = vec![output::who(&record)];
     let mut row = |label: &str, value: String| lines.push(format!("  {label:<10} {value}"));
-    row("account", record.account.clone());
+    row(
+        "account",
+        match &picked {
+            Some(picked) => format!("{} (picked by {picked})", record.account),
+            None => record.account.clone(),
+        },
+    );
     row("issuer", record.issuer.clone());
     row("subject", record.subject.clone());
     if let Some(picture) = claims.get("picture") {

@@ -5,7 +5,8 @@
 //! reported with the file, line and key at fault. This module reads the file and nothing
 //! else; it never holds a secret (client secrets live in the keychain, see `store`).
 //! `parse` checks the file and says where it is wrong, `kiosk` reads the managed seat's
-//! `[kiosk]` table, and `edit` adds and removes accounts.
+//! `[kiosk]` table, `edit` adds and removes accounts, and [`matching`] picks the account
+//! a command means when it names none (`[[match]]`).
 //!
 //! ```toml
 //! [accounts.work]
@@ -22,6 +23,10 @@
 //! response_mode = "query"                           # or "form_post", "fragment"
 //! resources = ["https://api.example.com"]           # RFC 8707, for `token --audience`
 //! git_hosts = ["git.example.com"]                   # where `git-credential` answers (https)
+//!
+//! [[match]]                                         # `lanyard token` with no name, here:
+//! directory = "~/work"                              # or remote = "github.com/acme"
+//! account = "work"
 //! ```
 
 use std::collections::BTreeMap;
@@ -34,6 +39,7 @@ pub use crate::settings::{ClientAuth, ResponseMode, ResponseType};
 
 mod edit;
 mod kiosk;
+pub mod matching;
 mod parse;
 #[cfg(test)]
 mod tests;
@@ -80,6 +86,16 @@ pub enum Error {
         /// The name asked for.
         name: String,
         /// The file.
+        path: PathBuf,
+    },
+    /// A command named no account, and no `[[match]]` rule picks one where it runs.
+    #[error(
+        "no account named, and no [[match]] rule in {path} matches {dir}; name the account, or add a rule: [[match]] directory = \"…\" (or remote = \"host/path\") account = \"…\""
+    )]
+    NoAccountHere {
+        /// Where the command runs.
+        dir: PathBuf,
+        /// The accounts file.
         path: PathBuf,
     },
     #[error(
@@ -136,6 +152,8 @@ pub struct Config {
     pub accounts: BTreeMap<String, Account>,
     /// The `[kiosk]` table: only in the managed kiosk file (see [`Kiosk::path`]).
     pub kiosk: Option<Kiosk>,
+    /// The `[[match]]` rules, in the file's order.
+    pub rules: Vec<matching::Rule>,
 }
 
 /// One `[accounts.NAME]` section, validated.
@@ -258,6 +276,7 @@ impl Config {
                 path: path.to_owned(),
                 accounts: BTreeMap::new(),
                 kiosk: None,
+                rules: Vec::new(),
             }),
             Err(source) => Err(Error::Read {
                 path: path.to_owned(),

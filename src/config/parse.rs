@@ -187,10 +187,49 @@ impl Config {
                 })?)
             }
         };
+        let mut rules = Vec::new();
+        for (i, raw) in raw.rules.into_iter().enumerate() {
+            let span = raw.span();
+            let raw = raw.into_inner();
+            let key = |field: &str| Some(format!("match[{i}].{field}"));
+            let on = match (raw.directory, raw.remote) {
+                (Some(dir), None) => super::matching::On::Directory(
+                    super::matching::check_directory(dir.get_ref())
+                        .map_err(|m| at(Some(dir.span()), key("directory"), m))?,
+                ),
+                (None, Some(remote)) => super::matching::On::Remote(
+                    super::matching::check_remote(remote.get_ref())
+                        .map_err(|m| at(Some(remote.span()), key("remote"), m))?,
+                ),
+                _ => {
+                    return Err(at(
+                        Some(span),
+                        Some(format!("match[{i}]")),
+                        "a [[match]] rule has one of `directory` or `remote`".into(),
+                    ));
+                }
+            };
+            if !accounts.contains_key(raw.account.get_ref()) {
+                return Err(at(
+                    Some(raw.account.span()),
+                    key("account"),
+                    format!(
+                        "there is no account `{}` in this file",
+                        raw.account.get_ref()
+                    ),
+                ));
+            }
+            rules.push(super::matching::Rule {
+                index: i + 1,
+                on,
+                account: raw.account.into_inner(),
+            });
+        }
         Ok(Config {
             path: path.to_owned(),
             accounts,
             kiosk,
+            rules,
         })
     }
 }
@@ -201,6 +240,16 @@ struct RawConfig {
     #[serde(default)]
     accounts: BTreeMap<Spanned<String>, RawAccount>,
     kiosk: Option<Spanned<RawKiosk>>,
+    #[serde(default, rename = "match")]
+    rules: Vec<Spanned<RawRule>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    directory: Option<Spanned<String>>,
+    remote: Option<Spanned<String>>,
+    account: Spanned<String>,
 }
 
 #[derive(Deserialize)]

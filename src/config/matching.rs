@@ -1,0 +1,330 @@
+//! `[[match]]`: the account a command means when it names none, picked by the directory
+//! it runs in or by the git remotes of the repository there. gh's users ask for this
+//! (cli/cli #12459, #13768): a work account under `~/work`, a personal one elsewhere.
+//!
+//! ```toml
+//! [[match]]
+//! remote = "github.com/acme"     # a repository with a remote under github.com/acme/
+//! account = "acme"
+//!
+//! [[match]]
+//! directory = "~/work"           # this directory and everything under it
+//! account = "work"
+//! ```
+//!
+//! Rules are tried in the file's order; the first that matches picks. A remote pattern is
+//! `HOST/PATH`, compared segment by segment with the remote's own, in any case (`*` is
+//! any one segment), and matches that repository and everything under the path; a
+//! remote's scheme, user, port and `.git` suffix do not count.
+
+use std::path::{Path, PathBuf};
+
+/// One `[[match]]` rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    /// Its place among the file's rules, from 1 (`whoami` names it).
+    pub index: usize,
+    /// What it matches.
+    pub on: On,
+    /// The account it picks.
+    pub account: String,
+}
+
+/// What a [`Rule`] matches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum On {
+    /// This directory and everything under it (`~/` is the home directory).
+    Directory(PathBuf),
+    /// A repository with a remote whose `HOST/PATH` starts with these segments.
+    Remote(String),
+}
+
+impl std::fmt::Display for Rule {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.on {
+            On::Directory(dir) => {
+                write!(f, "[[match]] #{}: directory {}", self.index, dir.display())
+            }
+            On::Remote(remote) => write!(f, "[[match]] #{}: remote {remote}", self.index),
+        }
+    }
+}
+
+/// Where a command runs: its directory, and the `HOST/PATH` of each remote of the git
+/// repository there (none outside one).
+#[derive(Debug, Clone, Default)]
+pub struct Place {
+    /// The directory.
+    pub dir: PathBuf,
+    /// The repository's remotes, as `host/path`.
+    pub remotes: Vec<String>,
+}
+
+impl Place {
+    /// The current directory, and the remotes of the repository it is in.
+    pub fn here() -> Place {
+        let dir = std::env::current_dir().unwrap_or_default();
+        let remotes = repository_remotes(&dir);
+        Place { dir, remotes }
+    }
+}
+
+/// Why an account was picked for a command that named none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Picked {
+    /// This rule matched.
+    Rule(Rule),
+    /// No rule matched, and the file has this one account.
+    OnlyAccount,
+}
+
+impl std::fmt::Display for Picked {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Picked::Rule(rule) => rule.fmt(f),
+            Picked::OnlyAccount => f.write_str("the only account in the file"),
+        }
+    }
+}
+
+impl super::Config {
+    /// The account a command run at `place` means when it names none: the first
+    /// `[[match]]` rule that matches, else the file's only account.
+    pub fn pick(&self, place: &Place) -> Result<(&str, Picked), super::Error> {
+        if let Some(rule) = pick(&self.rules, place) {
+            return Ok((&rule.account, Picked::Rule(rule.clone())));
+        }
+        let mut names = self.accounts.keys();
+        match (names.next(), names.next()) {
+            (Some(only), None) => Ok((only, Picked::OnlyAccount)),
+            _ => Err(super::Error::NoAccountHere {
+                dir: place.dir.clone(),
+                path: self.path.clone(),
+            }),
+        }
+    }
+}
+
+/// The first rule that matches `place`.
+pub fn pick<'a>(rules: &'a [Rule], place: &Place) -> Option<&'a Rule> {
+    let dir = place
+        .dir
+        .canonicalize()
+        .unwrap_or_else(|_| place.dir.clone());
+    rules.iter().find(|rule| match &rule.on {
+        On::Directory(root) => {
+            let root = root.canonicalize().unwrap_or_else(|_| root.clone());
+            dir.starts_with(root)
+        }
+        On::Remote(pattern) => place.remotes.iter().any(|r| remote_matches(pattern, r)),
+    })
+}
+
+/// Checks a rule's `remote` pattern: `HOST/PATH`, lowercase host, no scheme.
+pub(super) fn check_remote(pattern: &str) -> Result<String, String> {
+    let bad = || {
+        format!(
+            "`{pattern}` is not HOST/PATH (e.g. \"github.com/acme\"; no scheme, user or `.git`)"
+        )
+    };
+    if pattern.contains("://") || pattern.contains('@') || pattern.ends_with(".git") {
+        return Err(bad());
+    }
+    let (host, _) = pattern.split_once('/').unwrap_or((pattern, ""));
+    if host.is_empty() || host.contains(':') || pattern.split('/').any(str::is_empty) {
+        return Err(bad());
+    }
+    Ok(pattern.to_ascii_lowercase())
+}
+
+/// Expands a rule's `directory`: `~/…` under the home directory; it must be absolute.
+pub(super) fn check_directory(dir: &str) -> Result<PathBuf, String> {
+    let path = match dir
+        .strip_prefix("~/")
+        .or(if dir == "~" { Some("") } else { None })
+    {
+        Some(rest) => directories::BaseDirs::new()
+            .ok_or("there is no home directory to expand `~` in")?
+            .home_dir()
+            .join(rest),
+        None => PathBuf::from(dir),
+    };
+    if !path.is_absolute() {
+        return Err(format!(
+            "`{dir}` is not an absolute path (or one under `~/`)"
+        ));
+    }
+    Ok(path)
+}
+
+fn remote_matches(pattern: &str, remote: &str) -> bool {
+    let remote: Vec<&str> = remote.split('/').collect();
+    let pattern: Vec<&str> = pattern.split('/').collect();
+    pattern.len() <= remote.len()
+        && pattern
+            .iter()
+            .zip(&remote)
+            .all(|(p, r)| *p == "*" || p.eq_ignore_ascii_case(r))
+}
+
+/// `HOST/PATH` of a git remote URL: `https://host/path.git`, `ssh://git@host:22/path`,
+/// or scp-like `git@host:path.git`. Local paths and `file://` have none.
+pub fn remote_host_path(url: &str) -> Option<String> {
+    let url = url.trim();
+    let (host, path) = if let Some((scheme, rest)) = url.split_once("://") {
+        if !matches!(
+            scheme,
+            "https" | "http" | "ssh" | "git" | "git+ssh" | "ssh+git"
+        ) {
+            return None;
+        }
+        let (authority, path) = rest.split_once('/')?;
+        let host = authority.rsplit('@').next()?;
+        let host = host.split(':').next()?;
+        (host, path)
+    } else {
+        // scp-like: [user@]host:path, where host has no slash before the colon.
+        let (authority, path) = url.split_once(':')?;
+        if authority.contains('/') || authority.is_empty() {
+            return None;
+        }
+        (authority.rsplit('@').next()?, path)
+    };
+    let path = path.trim_matches('/');
+    let path = path.strip_suffix(".git").unwrap_or(path);
+    if host.is_empty() || path.is_empty() {
+        return None;
+    }
+    Some(format!("{}/{path}", host.to_ascii_lowercase()))
+}
+
+/// The remotes (`HOST/PATH`) of the git repository `dir` is in, read from its config
+/// file (a worktree's config is its main repository's).
+fn repository_remotes(dir: &Path) -> Vec<String> {
+    let Some(git_dir) = dir.ancestors().find_map(|d| {
+        let dot_git = d.join(".git");
+        if dot_git.is_dir() {
+            return Some(dot_git);
+        }
+        // A worktree or submodule: `.git` is a file naming the real directory.
+        let text = std::fs::read_to_string(&dot_git).ok()?;
+        let named = PathBuf::from(text.strip_prefix("gitdir:")?.trim());
+        Some(if named.is_absolute() {
+            named
+        } else {
+            d.join(named)
+        })
+    }) else {
+        return Vec::new();
+    };
+    let common = std::fs::read_to_string(git_dir.join("commondir"))
+        .map(|c| git_dir.join(c.trim()))
+        .unwrap_or(git_dir);
+    let Ok(config) = std::fs::read_to_string(common.join("config")) else {
+        return Vec::new();
+    };
+    let mut remotes = Vec::new();
+    let mut in_remote = false;
+    for line in config.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_remote = line.starts_with("[remote ");
+        } else if in_remote
+            && let Some((key, value)) = line.split_once('=')
+            && key.trim().eq_ignore_ascii_case("url")
+            && let Some(remote) = remote_host_path(value.trim().trim_matches('"'))
+        {
+            remotes.push(remote);
+        }
+    }
+    remotes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn remote_urls_of_every_shape_give_host_and_path() {
+        for (url, want) in [
+            (
+                "https://github.com/acme/api.git",
+                Some("github.com/acme/api"),
+            ),
+            (
+                "https://user@GitHub.com:443/acme/api/",
+                Some("github.com/acme/api"),
+            ),
+            (
+                "ssh://git@github.com:22/acme/api.git",
+                Some("github.com/acme/api"),
+            ),
+            ("git@github.com:acme/api.git", Some("github.com/acme/api")),
+            ("github.com:acme/api", Some("github.com/acme/api")),
+            ("/srv/git/api.git", None),
+            ("file:///srv/git/api.git", None),
+            ("../api", None),
+        ] {
+            assert_eq!(remote_host_path(url).as_deref(), want, "{url}");
+        }
+    }
+
+    #[test]
+    fn the_first_matching_rule_picks() {
+        let rules = vec![
+            Rule {
+                index: 1,
+                on: On::Remote("github.com/acme".into()),
+                account: "acme".into(),
+            },
+            Rule {
+                index: 2,
+                on: On::Remote("*/personal".into()),
+                account: "me".into(),
+            },
+            Rule {
+                index: 3,
+                on: On::Directory("/work".into()),
+                account: "work".into(),
+            },
+        ];
+        let at = |dir: &str, remotes: &[&str]| Place {
+            dir: dir.into(),
+            remotes: remotes.iter().map(|r| (*r).to_owned()).collect(),
+        };
+        let picked = |place: Place| pick(&rules, &place).map(|r| r.account.as_str());
+        assert_eq!(
+            picked(at("/work/api", &["github.com/acme/api"])),
+            Some("acme")
+        );
+        // Segment by segment: `acme` is not `acme-labs`.
+        assert_eq!(
+            picked(at("/work/x", &["github.com/acme-labs/x"])),
+            Some("work")
+        );
+        assert_eq!(
+            picked(at("/home/me/x", &["gitlab.com/personal/x"])),
+            Some("me")
+        );
+        // A directory matches itself and what is under it, not a sibling with its prefix.
+        assert_eq!(picked(at("/work", &[])), Some("work"));
+        assert_eq!(picked(at("/workshop", &[])), None);
+        assert_eq!(picked(at("/home/me", &["github.com/other/x"])), None);
+    }
+
+    #[test]
+    fn patterns_and_directories_are_checked() {
+        assert_eq!(check_remote("GitHub.com/Acme").unwrap(), "github.com/acme");
+        for bad in [
+            "https://github.com/acme",
+            "git@github.com:acme",
+            "github.com/acme/api.git",
+            "github.com//acme",
+            "/acme",
+            "github.com:22/acme",
+        ] {
+            assert!(check_remote(bad).is_err(), "{bad}");
+        }
+        assert!(check_directory("relative/dir").is_err());
+        assert!(check_directory("/srv/work").is_ok());
+    }
+}
