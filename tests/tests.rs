@@ -31,6 +31,8 @@ mod oracle;
 mod outage;
 /// The five seed providers as presets, each against its emulation.
 mod presets;
+/// clients/python against the real agent, with requests and httpx.
+mod python;
 /// A browser that cannot come back: on another machine, over ssh, in a container.
 mod remote;
 /// The Windows lane: lanyard.exe under Wine, against the real provider.

@@ -163,7 +163,7 @@ impl Idp {
         response.json().await.unwrap()
     }
 
-    async fn url_of(&self, endpoint: &str) -> String {
+    pub async fn url_of(&self, endpoint: &str) -> String {
         let discovery: Value = self
             .client()
             .get(format!("{}/.well-known/openid-configuration", self.issuer))

@@ -59,6 +59,14 @@ const APT: &[(&str, &str)] = &[
         "libglib2.0-bin",
         "gio, with which the test browser hands a private-scheme link to the app",
     ),
+    (
+        "python3",
+        "runs the Python client (clients/python) in its tests",
+    ),
+    (
+        "python3-venv",
+        "the Python client's test environment (requests and httpx from PyPI)",
+    ),
 ];
 
 /// Where a program that the tests, benches or xtask start comes from.
@@ -103,6 +111,7 @@ pub const PROGRAMS: &[(&str, Source)] = &[
     ("update-desktop-database", Source::Apt("desktop-file-utils")),
     ("tauri-driver", Source::Cargo("tauri-driver")),
     ("tauri", Source::Npm("@tauri-apps/cli")),
+    ("python3", Source::Apt("python3")),
     ("lanyard", Source::Built),
     ("lanyard-desktop", Source::Built),
     ("sh", Source::Base("dash, Debian's /bin/sh (essential)")),
@@ -150,7 +159,47 @@ pub const TOOLS: &str = "target/tools";
 pub fn run() -> anyhow::Result<()> {
     apt()?;
     npm()?;
-    tauri_driver()
+    tauri_driver()?;
+    python()
+}
+
+/// PyPI packages of the Python client's tests: the HTTP libraries its auth class serves,
+/// and setuptools, which builds the client from its pyproject.toml as pip would publish it.
+const PYTHON_PACKAGES: &[&str] = &["requests==2.34.2", "httpx==0.28.1", "setuptools==84.2.1"];
+/// The Python client's test environment (a venv of Debian's Python).
+pub const PYTHON: &str = "target/python";
+
+/// The venv in target/python with [`PYTHON_PACKAGES`], made when missing or when the list
+/// changed.
+pub fn python() -> anyhow::Result<()> {
+    let venv = super::root().join(PYTHON);
+    let marker = venv.join("lanyard-packages");
+    let wanted = PYTHON_PACKAGES.join("\n");
+    if venv.join("bin/python").exists()
+        && std::fs::read_to_string(&marker).is_ok_and(|had| had == wanted)
+    {
+        return Ok(());
+    }
+    super::run(
+        Command::new("/usr/bin/python3")
+            .args(["-m", "venv", "--clear"])
+            .arg(&venv),
+    )
+    .context("making the Python client's test environment")?;
+    super::run(
+        Command::new(venv.join("bin/python"))
+            .args([
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+            ])
+            .args(PYTHON_PACKAGES),
+    )
+    .context("installing the Python client's test packages from PyPI")?;
+    std::fs::write(&marker, wanted)?;
+    Ok(())
 }
 
 /// `cargo xtask deps --list`: each program the tests, benches and xtask start, and what
