@@ -74,6 +74,9 @@ pub enum Error {
         /// The audience asked for.
         audience: String,
     },
+    /// AWS STS refused the account's ID token, or could not be reached.
+    #[error(transparent)]
+    Sts(Box<crate::session::StsError>),
     /// A pasted sign-in (`lanyard login --paste`) was asked of an account whose redirect
     /// is a private-use scheme: only the loopback's address can be pasted.
     #[error(
@@ -245,6 +248,10 @@ impl Error {
             Error::Store(store::Error::State { .. }) => Kind::Other,
             Error::Browser(_) | Error::SignInUnderWay { .. } => Kind::Other,
             Error::PasteNeedsLoopback { .. } => Kind::Config,
+            Error::Sts(e) => match **e {
+                crate::session::StsError::Refused { .. } => Kind::Denied,
+                _ => Kind::Provider,
+            },
             Error::SignInNeeded { .. } | Error::SignInAgain { .. } => Kind::SignInNeeded,
             Error::NoAccessToken { .. }
             | Error::UnknownAudience { .. }

@@ -151,6 +151,17 @@ impl Client {
         self.send(url, request).await
     }
 
+    /// A form POST with no client authentication (AWS STS's `AssumeRoleWithWebIdentity`,
+    /// whose token is its proof).
+    pub async fn post_plain_form(
+        &self,
+        url: &Url,
+        params: &[(&str, &str)],
+    ) -> Result<Response, Error> {
+        let request = self.inner.post(url.clone()).form(params);
+        self.send(url, request).await
+    }
+
     /// A form POST to a token, revocation or introspection endpoint.
     pub async fn post_form(
         &self,

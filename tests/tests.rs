@@ -11,6 +11,8 @@ mod broker;
 mod cli;
 /// The crate as other apps embed it (`lanyard::client`), through its examples.
 mod client;
+/// Cloud credentials from the sign-in: the AWS CLI with moto's STS, Google's format.
+mod cloud;
 /// The desktop app in its real webview: sign in, identity, an approval, sign out.
 mod desktop;
 /// examples/tauri-signin, a Tauri app using tauri-plugin-lanyard, in its real webview.

@@ -7,6 +7,7 @@
 mod accounts;
 mod agent;
 mod apps;
+mod cloud;
 mod helpers;
 mod login;
 mod logout;
@@ -83,6 +84,10 @@ enum Command {
     GitCredential(helpers::GitArgs),
     /// Kiosk: end the seat session now (for the center's seat software)
     EndSession(EndSessionArgs),
+    /// AWS credential_process: role credentials from the account's ID token (STS)
+    AwsCredentials(cloud::AwsArgs),
+    /// Google workload identity federation: the account's ID token as an executable source
+    GcpCredential(cloud::GcpArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -188,6 +193,8 @@ async fn run(cli: Cli) -> Result<(), Error> {
         Command::Apps(args) => return apps::list(args),
         Command::Presets(args) => return presets::run(args),
         Command::EndSession(args) => return end_session(args).await,
+        Command::AwsCredentials(args) => return cloud::aws(&open, args).await,
+        Command::GcpCredential(args) => return cloud::gcp(&open, args).await,
         _ => {}
     }
     let lanyard = open.lanyard()?;
@@ -205,6 +212,8 @@ async fn run(cli: Cli) -> Result<(), Error> {
         | Command::Apps(_)
         | Command::Presets(_)
         | Command::EndSession(_)
+        | Command::AwsCredentials(_)
+        | Command::GcpCredential(_)
         | Command::Agent(_) => unreachable!("dispatched above"),
     }
 }

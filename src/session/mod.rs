@@ -25,10 +25,12 @@ use crate::secret::Secret;
 use crate::store::{self, Keychain, Memory, Record, Records, Secrets, Tokens};
 use crate::{browser, http, validate};
 
+mod cloud;
 mod login;
 mod logout;
 mod token;
 
+pub use cloud::{AwsCredentials, StsError};
 pub use login::{LoginOptions, Pasted};
 pub use logout::{END_SESSION_TIMEOUT, EndSession, Logout};
 pub use token::AccessToken;

@@ -163,9 +163,17 @@ pub fn run() -> anyhow::Result<()> {
     python()
 }
 
-/// PyPI packages of the Python client's tests: the HTTP libraries its auth class serves,
-/// and setuptools, which builds the client from its pyproject.toml as pip would publish it.
-const PYTHON_PACKAGES: &[&str] = &["requests==2.34.2", "httpx==0.28.1", "setuptools==84.2.1"];
+/// PyPI packages of the Python client's tests (the HTTP libraries its auth class serves,
+/// and setuptools, which builds the client from its pyproject.toml as pip would publish
+/// it) and of the cloud credential tests.
+const PYTHON_PACKAGES: &[&str] = &[
+    "requests==2.34.2",
+    "httpx==0.28.1",
+    "setuptools==84.2.1",
+    // The AWS CLI and moto's STS server, for `lanyard aws-credentials`.
+    "awscli==1.46.3",
+    "moto[server]==5.2.5",
+];
 /// The Python client's test environment (a venv of Debian's Python).
 pub const PYTHON: &str = "target/python";
 

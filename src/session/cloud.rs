@@ -1,0 +1,231 @@
+//! Cloud credentials from the same sign-in: the account's ID token, fresh, exchanged at
+//! AWS STS (`AssumeRoleWithWebIdentity`) for role credentials, which are kept in the
+//! keychain until they expire; or handed as is to Google's workload identity federation.
+
+use std::time::Duration;
+
+use url::Url;
+
+use super::{Lanyard, now, run_blocking};
+use crate::error::Error;
+use crate::secret::Secret;
+
+/// STS's global endpoint, unless `AWS_ENDPOINT_URL_STS` or `AWS_ENDPOINT_URL` names
+/// another (the AWS CLI and SDKs read the same variables).
+const STS: &str = "https://sts.amazonaws.com/";
+
+/// The keychain service under which role credentials are cached.
+const AWS_CACHE: &str = "lanyard aws";
+
+/// Role credentials from STS, as `credential_process` hands them to the AWS CLI.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct AwsCredentials {
+    /// `ASIA…`.
+    pub access_key_id: String,
+    /// The secret key.
+    pub secret_access_key: Secret,
+    /// The session token.
+    pub session_token: Secret,
+    /// When they expire, in Unix seconds.
+    pub expires_at: u64,
+}
+
+/// A failure of STS, as it said it.
+#[derive(Debug, thiserror::Error)]
+pub enum StsError {
+    /// STS refused (its error code and message).
+    #[error("AWS STS refused AssumeRoleWithWebIdentity: {code}: {message}")]
+    Refused {
+        /// STS's code (`InvalidIdentityToken`, `AccessDenied`, …).
+        code: String,
+        /// Its message.
+        message: String,
+    },
+    /// The answer was not what STS answers.
+    #[error("AWS STS answered something unexpected: {0}")]
+    Garbled(String),
+    /// The request did not get through.
+    #[error("AWS STS: {0}")]
+    Http(#[from] crate::http::Error),
+}
+
+impl Lanyard {
+    /// The account's ID token, valid for at least `min_valid` more seconds (refreshed if
+    /// need be: a refresh brings a new one), and when it expires.
+    pub async fn fresh_id_token(&self, name: &str, min_valid: u64) -> Result<(Secret, u64), Error> {
+        let valid_until = |lanyard: &Lanyard| {
+            lanyard
+                .whoami(name)
+                .ok()
+                .and_then(|r| r.id_token_expires_at)
+                .filter(|exp| *exp >= now() + min_valid)
+        };
+        let expires_at = match valid_until(self) {
+            Some(exp) => exp,
+            None => {
+                // Ask for a token no provider issues for this long: that forces a refresh.
+                self.token(name, 10 * 365 * 24 * 3600).await?;
+                valid_until(self).ok_or_else(|| Error::SignInNeeded {
+                    account: name.to_owned(),
+                    reason: "the provider gave no fresh ID token on refresh".into(),
+                })?
+            }
+        };
+        Ok((self.id_token(name).await?, expires_at))
+    }
+
+    /// AWS credentials for `role_arn`, from the account's ID token (STS
+    /// `AssumeRoleWithWebIdentity`). Kept in the keychain and handed out again until five
+    /// minutes before they expire.
+    pub async fn aws_credentials(
+        &self,
+        name: &str,
+        role_arn: &str,
+        session_name: &str,
+        duration: Option<Duration>,
+    ) -> Result<AwsCredentials, Error> {
+        let account = self.config.account(name)?;
+        let secrets = self.secrets(self.store_kind(account)).await?;
+        let key = format!("{name} {role_arn}");
+        let cached = {
+            let (secrets, key) = (secrets.clone(), key.clone());
+            run_blocking(move || secrets.get(AWS_CACHE, &key)).await?
+        };
+        if let Some(cached) = cached
+            .and_then(|c| serde_json::from_str::<AwsCredentials>(c.expose()).ok())
+            .filter(|c| c.expires_at > now() + 300)
+        {
+            return Ok(cached);
+        }
+        let (id_token, _) = self.fresh_id_token(name, 60).await?;
+        let endpoint = std::env::var("AWS_ENDPOINT_URL_STS")
+            .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
+            .unwrap_or_else(|_| STS.to_owned());
+        let endpoint = Url::parse(&endpoint)
+            .map_err(|e| StsError::Garbled(format!("the STS endpoint {endpoint}: {e}")))
+            .map_err(|e| Error::Sts(Box::new(e)))?;
+        let credentials = assume_role(
+            &self.http,
+            &endpoint,
+            role_arn,
+            session_name,
+            duration,
+            &id_token,
+        )
+        .await
+        .map_err(|e| Error::Sts(Box::new(e)))?;
+        let value =
+            Secret::new(serde_json::to_string(&credentials).expect("credentials serialise"));
+        run_blocking(move || secrets.set(AWS_CACHE, &key, &value)).await?;
+        Ok(credentials)
+    }
+}
+
+/// `AssumeRoleWithWebIdentity`: an unsigned form POST, answered in XML.
+async fn assume_role(
+    http: &crate::http::Client,
+    endpoint: &Url,
+    role_arn: &str,
+    session_name: &str,
+    duration: Option<Duration>,
+    id_token: &Secret,
+) -> Result<AwsCredentials, StsError> {
+    let duration = duration.map(|d| d.as_secs().to_string());
+    let mut form = vec![
+        ("Action", "AssumeRoleWithWebIdentity"),
+        ("Version", "2011-06-15"),
+        ("RoleArn", role_arn),
+        ("RoleSessionName", session_name),
+        ("WebIdentityToken", id_token.expose()),
+    ];
+    if let Some(duration) = &duration {
+        form.push(("DurationSeconds", duration));
+    }
+    let response = http.post_plain_form(endpoint, &form).await?;
+    let body = String::from_utf8_lossy(&response.body);
+    if response.status != 200 {
+        return Err(StsError::Refused {
+            code: element(&body, "Code").unwrap_or("an error").to_owned(),
+            message: element(&body, "Message")
+                .unwrap_or(&format!("HTTP {}", response.status))
+                .to_owned(),
+        });
+    }
+    let field = |name: &str| {
+        element(&body, name)
+            .map(xml_text)
+            .ok_or_else(|| StsError::Garbled(format!("no {name} in the answer")))
+    };
+    let expiration = field("Expiration")?;
+    let expires_at = chrono_free_rfc3339(&expiration)
+        .ok_or_else(|| StsError::Garbled(format!("Expiration `{expiration}` is not a time")))?;
+    Ok(AwsCredentials {
+        access_key_id: field("AccessKeyId")?,
+        secret_access_key: Secret::new(field("SecretAccessKey")?),
+        session_token: Secret::new(field("SessionToken")?),
+        expires_at,
+    })
+}
+
+/// The text of the first `<name>…</name>` in `xml`.
+fn element<'a>(xml: &'a str, name: &str) -> Option<&'a str> {
+    let open = format!("<{name}>");
+    let start = xml.find(&open)? + open.len();
+    let end = xml[start..].find(&format!("</{name}>"))? + start;
+    Some(xml[start..end].trim())
+}
+
+/// XML's five escapes undone.
+fn xml_text(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&quot;", "\"")
+        .replace("&apos;", "'")
+        .replace("&amp;", "&")
+}
+
+/// Unix seconds of an RFC 3339 UTC time as STS writes it (`2026-11-30T13:00:00Z`, with
+/// optional fractions).
+fn chrono_free_rfc3339(text: &str) -> Option<u64> {
+    let text = text.trim().strip_suffix('Z')?;
+    let (date, time) = text.split_once('T')?;
+    let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let time = time.split('.').next()?;
+    let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
+    let (h, min, s) = (t.next()??, t.next()??, t.next()??);
+    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 || s > 60 {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    u64::try_from(days * 86_400 + h * 3600 + min * 60 + s).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sts_answers_are_read() {
+        let ok = "<AssumeRoleWithWebIdentityResponse><AssumeRoleWithWebIdentityResult>\
+            <Credentials><SessionToken>tok&amp;en</SessionToken><SecretAccessKey>sec</SecretAccessKey>\
+            <Expiration>2026-11-30T13:00:00.123Z</Expiration><AccessKeyId>ASIAX</AccessKeyId></Credentials>\
+            </AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>";
+        assert_eq!(element(ok, "AccessKeyId"), Some("ASIAX"));
+        assert_eq!(xml_text(element(ok, "SessionToken").unwrap()), "tok&en");
+        assert_eq!(
+            chrono_free_rfc3339(element(ok, "Expiration").unwrap()),
+            Some(1_796_043_600)
+        );
+        assert_eq!(chrono_free_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(chrono_free_rfc3339("2026-13-01T00:00:00Z"), None);
+        assert_eq!(chrono_free_rfc3339("yesterday"), None);
+    }
+}

@@ -1,0 +1,187 @@
+//! Cloud credentials from the same sign-in: the AWS CLI (PyPI's awscli) running
+//! `lanyard aws-credentials` as its `credential_process` against moto's STS server, and
+//! the executable-sourced response Google's workload identity federation reads.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use base64::Engine as _;
+use serde_json::Value;
+use tokio::io::AsyncBufReadExt as _;
+
+use crate::broker::signed_in;
+use crate::support::{self, Idp, root};
+
+/// A program of the Python test environment (`cargo xtask deps` makes it).
+fn venv(program: &str) -> PathBuf {
+    let path = root().join("target/python/bin").join(program);
+    assert!(
+        path.exists(),
+        "{} is missing: `cargo xtask deps` makes it",
+        path.display()
+    );
+    path
+}
+
+/// moto's server (AWS services, STS among them) on a free port; gone when dropped.
+struct Moto {
+    _child: tokio::process::Child,
+    url: String,
+}
+
+impl Moto {
+    async fn start() -> Moto {
+        let mut child = tokio::process::Command::new(venv("python"))
+            .args([
+                "-c",
+                "import sys\n\
+                 from moto.server import ThreadedMotoServer\n\
+                 s = ThreadedMotoServer(ip_address='127.0.0.1', port=0)\n\
+                 s.start()\n\
+                 print('%s:%d' % s.get_host_and_port(), flush=True)\n\
+                 sys.stdin.read()\n",
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        let mut lines = tokio::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        // It says it starts (on port 0) first; then where it listens.
+        let listening = async {
+            while let Some(line) = lines.next_line().await.unwrap() {
+                if !line.contains(' ')
+                    && line
+                        .rsplit(':')
+                        .next()
+                        .is_some_and(|p| p.parse::<u16>().is_ok())
+                {
+                    return line;
+                }
+            }
+            panic!("moto exited before it listened");
+        };
+        let at = tokio::time::timeout(std::time::Duration::from_secs(60), listening)
+            .await
+            .expect("moto started within a minute");
+        Moto {
+            _child: child,
+            url: format!("http://{at}"),
+        }
+    }
+}
+
+/// The AWS CLI, through a profile whose `credential_process` is Lanyard, asks STS who it
+/// is: the role assumed with the account's ID token. Lanyard's answer is
+/// `credential_process`'s format, and a second call is served from the keychain.
+#[tokio::test]
+async fn the_aws_cli_gets_role_credentials_from_the_sign_in() {
+    let idp = Idp::start(false);
+    let env = signed_in(&idp, "aws-dev").await;
+    let moto = Moto::start().await;
+    let role = "arn:aws:iam::123456789012:role/dev";
+    let config = env.path("aws-config");
+    std::fs::write(
+        &config,
+        format!(
+            "[profile lanyard]\nregion = us-east-1\ncredential_process = {} aws-credentials --account aws-dev --role-arn {role}\n",
+            env!("CARGO_BIN_EXE_lanyard")
+        ),
+    )
+    .unwrap();
+    let mut aws = tokio::process::Command::new(venv("aws"));
+    aws.args([
+        "sts",
+        "get-caller-identity",
+        "--profile",
+        "lanyard",
+        "--output",
+        "json",
+    ])
+    .envs(env.vars())
+    .env("LANYARD_CONFIG", &env.config)
+    .env("AWS_CONFIG_FILE", &config)
+    .env("AWS_SHARED_CREDENTIALS_FILE", env.path("no-credentials"))
+    .env("AWS_ENDPOINT_URL", &moto.url)
+    .env_remove("AWS_ACCESS_KEY_ID")
+    .env_remove("AWS_PROFILE")
+    .stdin(Stdio::piped())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    let who = support::run_with_stdin(aws, "").await;
+    let who = who.assert_ok().json();
+    let arn = who["Arn"].as_str().unwrap_or_default();
+    assert!(arn.ends_with(":assumed-role/dev/lanyard-aws-dev"), "{who}");
+
+    let credentials = || async {
+        let mut cmd = env.command(&[
+            "aws-credentials",
+            "--account",
+            "aws-dev",
+            "--role-arn",
+            role,
+        ]);
+        cmd.env("AWS_ENDPOINT_URL", &moto.url);
+        let run = support::run_with_stdin(cmd, "").await;
+        run.assert_ok().json()
+    };
+    let first = credentials().await;
+    assert_eq!(first["Version"], 1);
+    assert!(
+        first["AccessKeyId"].as_str().unwrap().starts_with("ASIA"),
+        "{first}"
+    );
+    assert!(
+        first["SessionToken"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
+    assert!(
+        first["Expiration"].as_str().unwrap().ends_with('Z'),
+        "{first}"
+    );
+    // From the keychain: the same credentials, not new ones.
+    assert_eq!(credentials().await["AccessKeyId"], first["AccessKeyId"]);
+    assert!(support::keychain("lanyard aws", &format!("aws-dev {role}")).is_some());
+}
+
+/// `lanyard gcp-credential` answers in the format Google documents for executable-sourced
+/// credentials: version 1, success, the ID token type, the token and its expiry (the
+/// token's own `exp`); a failure in the same shape, with a failing exit code.
+#[tokio::test]
+async fn the_gcp_executable_source_gets_the_id_token() {
+    let idp = Idp::start(false);
+    let env = signed_in(&idp, "gcp-dev").await;
+    let run = env
+        .lanyard(&["gcp-credential", "--account", "gcp-dev"])
+        .await;
+    let answer = run.assert_ok().json();
+    assert_eq!(answer["version"], 1, "{answer}");
+    assert_eq!(answer["success"], true, "{answer}");
+    assert_eq!(
+        answer["token_type"],
+        "urn:ietf:params:oauth:token-type:id_token"
+    );
+    let token = answer["id_token"].as_str().unwrap();
+    let payload = token.split('.').nth(1).unwrap();
+    let claims: Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["iss"], idp.issuer.as_str());
+    assert_eq!(answer["expiration_time"], claims["exp"], "{answer}");
+
+    env.lanyard(&["logout", "gcp-dev", "--local"])
+        .await
+        .assert_ok();
+    let run = env
+        .lanyard(&["gcp-credential", "--account", "gcp-dev"])
+        .await;
+    assert_eq!(run.code, 3, "{run:?}");
+    let answer: Value = serde_json::from_str(&run.stdout).unwrap();
+    assert_eq!(answer["success"], false, "{answer}");
+    assert_eq!(answer["code"], "signinneeded", "{answer}");
+}
