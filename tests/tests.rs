@@ -17,6 +17,8 @@ mod cloud;
 mod desktop;
 /// examples/tauri-signin, a Tauri app using tauri-plugin-lanyard, in its real webview.
 mod example_app;
+/// Token exchange (RFC 8693) at the real provider, directly and through the agent.
+mod exchange;
 /// The real provider: sign-in, refresh with rotation, sign-out, client authentication.
 mod flows;
 /// The hostile provider: every RP certification case and JOSE attack, each rejected.

@@ -118,6 +118,7 @@ impl Client {
             min_valid,
             scope: target.scope.clone(),
             audience: target.audience.clone(),
+            exchange: target.exchange,
         })
         .await
     }
@@ -186,6 +187,7 @@ pub fn token_blocking(path: &Path, account: &str, min_valid: u64) -> Result<Toke
             min_valid,
             scope: None,
             audience: None,
+            exchange: false,
         },
     }));
     (&stream).write_all(&frames)?;

@@ -149,6 +149,7 @@ async fn handle(agent: &Agent, request: &Value, peer: &Peer) -> Value {
             let target = crate::flow::Target {
                 scope: narrow("scope"),
                 audience: narrow("audience"),
+                exchange: false,
             };
             match agent.token(&account, min_valid, &target, peer).await {
                 Ok(t) => json!({

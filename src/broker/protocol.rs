@@ -41,6 +41,10 @@ pub enum Op {
         scope: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         audience: Option<String>,
+        /// Token exchange (RFC 8693): the account's token exchanged for one aimed at
+        /// `audience`, rather than a narrower refresh.
+        #[serde(default, skip_serializing_if = "is_false")]
+        exchange: bool,
     },
     /// Sign in, run by the agent (in the browser, or with the device flow). Progress
     /// frames for this `id` come before the answer. No approval needed: the person must
@@ -363,6 +367,7 @@ mod tests {
                 min_valid: 60,
                 scope: None,
                 audience: None,
+                exchange: false,
             },
         );
         check(
@@ -419,7 +424,7 @@ mod tests {
                 0 => Op::Hello { version: min_valid as u32 },
                 1 => Op::Accounts,
                 2 => Op::Identity { account },
-                3 => Op::Token { account, min_valid, scope, audience: None },
+                3 => Op::Token { account, min_valid, scope, audience: None, exchange: false },
                 4 => Op::Logout { account, local, open_browser: !local },
                 5 => Op::Login { account, open_browser: local, prompt: scope, device: !local, timeout: Some(min_valid) },
                 _ => Op::Subscribe,
@@ -505,6 +510,7 @@ mod tests {
                 min_valid: 1,
                 scope: None,
                 audience: None,
+                exchange: true,
             },
             Op::Login {
                 account: a(),

@@ -237,8 +237,18 @@ async fn handle(agent: &Agent, id: u64, op: Op, peer: &Peer) -> Response {
             min_valid,
             scope,
             audience,
+            exchange,
         } => agent
-            .token(&account, min_valid, &Target { scope, audience }, peer)
+            .token(
+                &account,
+                min_valid,
+                &Target {
+                    scope,
+                    audience,
+                    exchange,
+                },
+                peer,
+            )
             .await
             .map(|t| serde_json::to_value(t).expect("serialisable")),
         Op::EndSession => agent.end_session(peer).await,

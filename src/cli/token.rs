@@ -29,9 +29,14 @@ pub struct Args {
     /// sign-in); with --client-credentials, the scopes to ask for
     #[arg(long, value_name = "SCOPES")]
     scope: Option<String>,
-    /// A token for this audience: one of the account's `resources` (RFC 8707)
+    /// A token for this audience: one of the account's `resources` (RFC 8707), or with
+    /// --exchange any audience the provider exchanges tokens for
     #[arg(long, conflicts_with = "client_credentials", value_name = "RESOURCE")]
     audience: Option<String>,
+    /// Exchange the account's token at the provider (RFC 8693 token exchange) for one
+    /// aimed at --audience; kept by the agent per audience and scope
+    #[arg(long, requires = "audience", conflicts_with = "client_credentials")]
+    exchange: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -56,6 +61,7 @@ pub async fn run(open: &Opener, args: Args) -> Result<(), Error> {
         let target = crate::flow::Target {
             scope: args.scope.clone(),
             audience: args.audience.clone(),
+            exchange: args.exchange,
         };
         open.token(&name, args.min_valid, &target).await?
     };

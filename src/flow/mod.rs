@@ -16,6 +16,7 @@ mod token;
 
 pub use token::{
     MAX_LIFETIME, Target, TokenResponse, client_auth, client_credentials, exchange, refresh,
+    token_exchange,
 };
 
 use base64::Engine as _;

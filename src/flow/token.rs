@@ -125,20 +125,52 @@ pub async fn refresh(
     token_request(http, provider, auth, &params).await
 }
 
+/// RFC 8693: the grant, and the type of the token exchanged and asked for.
+pub const TOKEN_EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+
+/// Token exchange (RFC 8693): the sign-in's access token for one aimed at
+/// `target.audience`, with `target.scope` if given.
+pub async fn token_exchange(
+    http: &http::Client,
+    provider: &Provider,
+    auth: &http::ClientAuth<'_>,
+    subject: &Secret,
+    target: &Target,
+) -> Result<TokenResponse, Error> {
+    let mut params = vec![
+        ("grant_type", TOKEN_EXCHANGE),
+        ("subject_token", subject.expose()),
+        ("subject_token_type", ACCESS_TOKEN_TYPE),
+        ("requested_token_type", ACCESS_TOKEN_TYPE),
+    ];
+    if let Some(audience) = &target.audience {
+        params.push(("audience", audience));
+    }
+    if let Some(scope) = &target.scope {
+        params.push(("scope", scope));
+    }
+    token_request(http, provider, auth, &params).await
+}
+
 /// What an access token is for: the sign-in's own scopes and audience (the default), or
-/// a narrower token (down-scoping) that a refresh asks for.
+/// a narrower token (down-scoping) that a refresh asks for, or one the provider exchanges
+/// the sign-in's token for (RFC 8693).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct Target {
     /// Space-separated; at most the scopes granted at sign-in.
     pub scope: Option<String>,
-    /// An RFC 8707 resource indicator the account asked for at sign-in (`resources`).
+    /// An RFC 8707 resource indicator the account asked for at sign-in (`resources`); with
+    /// `exchange`, the audience asked of the provider (any it accepts).
     pub audience: Option<String>,
+    /// Token exchange (RFC 8693) rather than a refresh.
+    pub exchange: bool,
 }
 
 impl Target {
     /// The sign-in's own token.
     pub fn is_default(&self) -> bool {
-        self.scope.is_none() && self.audience.is_none()
+        self.scope.is_none() && self.audience.is_none() && !self.exchange
     }
 
     /// The same target written one way: scopes sorted, each once, none empty; so that
@@ -153,6 +185,7 @@ impl Target {
         Target {
             scope: scope.filter(|s| !s.is_empty()),
             audience: self.audience.clone().filter(|a| !a.is_empty()),
+            exchange: self.exchange,
         }
     }
 

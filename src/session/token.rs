@@ -48,6 +48,9 @@ impl Lanyard {
         min_valid: u64,
         target: &Target,
     ) -> Result<AccessToken, Error> {
+        if target.exchange {
+            return self.exchanged(name, min_valid, target).await;
+        }
         let account = self.config.account(name)?;
         if let Some(audience) = &target.audience
             && !account.resources.contains(audience)
@@ -199,6 +202,37 @@ impl Lanyard {
             expires_at,
             refreshed: true,
             warning,
+            refresh_failed: None,
+        })
+    }
+
+    /// Token exchange (RFC 8693): the sign-in's own token, refreshed if need be, exchanged
+    /// at the provider for one aimed at `target`'s audience. Not stored: the agent keeps
+    /// it in memory per target, as it keeps narrower tokens.
+    async fn exchanged(
+        &self,
+        name: &str,
+        min_valid: u64,
+        target: &Target,
+    ) -> Result<AccessToken, Error> {
+        let account = self.config.account(name)?;
+        let own = Box::pin(self.token_for(name, 60, &Target::default())).await?;
+        let kind = self.store_kind(account);
+        let client_secret = self.client_secret(account, kind).await?;
+        let provider = self.discover(account).await?;
+        let auth = flow::client_auth(account, &provider, client_secret.as_ref())?;
+        let response =
+            flow::token_exchange(&self.http, &provider, &auth, &own.token, target).await?;
+        let at = now();
+        let expires_at = response.expires_at(at);
+        let lifetime = expires_at.map(|e| e - at);
+        Ok(AccessToken {
+            token: response.access_token,
+            expires_at,
+            refreshed: true,
+            warning: lifetime
+                .filter(|l| *l < min_valid)
+                .map(|l| short_lifetime(l, min_valid)),
             refresh_failed: None,
         })
     }

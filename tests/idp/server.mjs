@@ -88,6 +88,10 @@ let issuerUrl = '';
 
 // Every profile's clients are native apps (RFC 8252: loopback redirects match on any port)
 // unless the provider matches redirect URIs exactly (ggLeap).
+// RFC 8693 token exchange, through the provider's grant-type extension API (below).
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+
 const native = (extra) => ({
   application_type: 'native',
   redirect_uris: ['http://127.0.0.1/callback'],
@@ -110,7 +114,7 @@ const PROFILES = {
       native({
         client_id: 'lanyard-public',
         token_endpoint_auth_method: 'none',
-        grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code'],
+        grant_types: ['authorization_code', 'refresh_token', 'urn:ietf:params:oauth:grant-type:device_code', TOKEN_EXCHANGE],
       }),
       native({ client_id: 'lanyard-basic', client_secret: 'basic-secret-0123456789', token_endpoint_auth_method: 'client_secret_basic' }),
       native({ client_id: 'lanyard-post', client_secret: 'post-secret-0123456789', token_endpoint_auth_method: 'client_secret_post' }),
@@ -311,6 +315,40 @@ const server = (tls ? https.createServer(tls) : http.createServer()).listen(port
     provider.on(name, () => events.push(name));
   }
   provider.on('server_error', (_ctx, error) => process.stderr.write(`server_error: ${error?.stack ?? error}\n`));
+  // Token exchange (RFC 8693): an access token this client holds, exchanged for one aimed
+  // at `audience`, with at most its scopes.
+  provider.registerGrantType(TOKEN_EXCHANGE, async (ctx) => {
+    const { params, client } = ctx.oidc;
+    if (params.subject_token_type !== ACCESS_TOKEN_TYPE) {
+      throw new errors.InvalidRequest('subject_token_type must be an access token');
+    }
+    const subject = await provider.AccessToken.find(params.subject_token);
+    if (!subject || subject.isExpired || subject.clientId !== client.clientId) {
+      throw new errors.InvalidGrant('subject_token is not a valid access token of this client');
+    }
+    const granted = new Set(subject.scope.split(' '));
+    const asked = (params.scope ?? subject.scope).split(' ').filter(Boolean);
+    if (asked.some((scope) => !granted.has(scope))) {
+      throw new errors.InvalidScope('a scope beyond the subject token\'s', params.scope);
+    }
+    const token = new provider.AccessToken({
+      accountId: subject.accountId,
+      client,
+      grantId: subject.grantId,
+      gty: 'token_exchange',
+      scope: asked.join(' '),
+    });
+    if (params.audience) token.aud = params.audience;
+    const value = await token.save();
+    events.push('token_exchange.success');
+    ctx.body = {
+      access_token: value,
+      issued_token_type: ACCESS_TOKEN_TYPE,
+      token_type: 'Bearer',
+      expires_in: token.expiration,
+      scope: token.scope,
+    };
+  }, ['subject_token', 'subject_token_type', 'requested_token_type', 'audience', 'scope', 'resource']);
   if (profile.accessTokenPrefix || accessTokenSize) {
     const generate = provider.AccessToken.prototype.generateTokenId;
     provider.AccessToken.prototype.generateTokenId = function prefixed() {

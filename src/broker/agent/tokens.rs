@@ -243,6 +243,7 @@ mod tests {
             let target = Target {
                 scope: Some(format!("scope-{i}")),
                 audience: None,
+                exchange: false,
             };
             agent.slot("work", &target);
             let slots = agent.inner.slots.lock().unwrap();
