@@ -107,15 +107,11 @@ impl super::Config {
 
 /// The first rule that matches `place`.
 pub fn pick<'a>(rules: &'a [Rule], place: &Place) -> Option<&'a Rule> {
-    let dir = place
-        .dir
-        .canonicalize()
-        .unwrap_or_else(|_| place.dir.clone());
+    // As written, or with links resolved (a rule for ~/work, a shell in its real path).
+    let real = |p: &Path| p.canonicalize().unwrap_or_else(|_| p.to_owned());
+    let dir = real(&place.dir);
     rules.iter().find(|rule| match &rule.on {
-        On::Directory(root) => {
-            let root = root.canonicalize().unwrap_or_else(|_| root.clone());
-            dir.starts_with(root)
-        }
+        On::Directory(root) => place.dir.starts_with(root) || dir.starts_with(real(root)),
         On::Remote(pattern) => place.remotes.iter().any(|r| remote_matches(pattern, r)),
     })
 }
@@ -325,6 +321,10 @@ mod tests {
             assert!(check_remote(bad).is_err(), "{bad}");
         }
         assert!(check_directory("relative/dir").is_err());
-        assert!(check_directory("/srv/work").is_ok());
+        let absolute = std::env::temp_dir();
+        assert_eq!(
+            check_directory(&absolute.display().to_string()).unwrap(),
+            absolute
+        );
     }
 }
