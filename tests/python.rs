@@ -52,7 +52,18 @@ async fn a_python_script_gets_tokens_from_the_agent() {
     let _agent = env.start_agent().await;
     let python = python();
 
-    // The package, built and installed from its pyproject.toml, as published.
+    // The package, built and installed from its pyproject.toml, as published; from a
+    // copy, since the build writes beside the sources.
+    let source = std::path::PathBuf::from(env.path("lanyard-client"));
+    for file in [
+        "pyproject.toml",
+        "README.md",
+        "src/lanyard_client/__init__.py",
+    ] {
+        let to = source.join(file);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(root().join("clients/python").join(file), &to).unwrap();
+    }
     let site = env.path("site-packages");
     let installed = tokio::process::Command::new(&python)
         .args([
@@ -63,7 +74,7 @@ async fn a_python_script_gets_tokens_from_the_agent() {
             "--disable-pip-version-check",
         ])
         .args(["--no-build-isolation", "--no-deps", "--target", &site])
-        .arg(root().join("clients/python"))
+        .arg(&source)
         .output()
         .await
         .unwrap();
