@@ -719,22 +719,8 @@ async fn narrower_tokens_for_fewer_scopes_and_an_audience() {
     .await
     .assert_ok();
     env.lanyard(&["login", "b-narrow"]).await.assert_ok();
-    let basic = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode("lanyard-basic:basic-secret-0123456789")
-    );
-    let token = |args: &'static [&'static str]| {
-        let env = &env;
-        async move {
-            let mut all = vec!["token", "b-narrow", "--json"];
-            all.extend_from_slice(args);
-            let run = env.lanyard(&all).await;
-            run.assert_ok().json()["access_token"]
-                .as_str()
-                .expect("a token")
-                .to_owned()
-        }
-    };
+    let basic = crate::support::basic("lanyard-basic", "basic-secret-0123456789");
+    let token = |args: &'static [&'static str]| env.access_token("b-narrow", args);
     let claims = |jwt: &str| -> Value {
         let payload = jwt.split('.').nth(1).expect("a JWT");
         serde_json::from_slice(

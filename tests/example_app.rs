@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use crate::support::webdriver::{Display, Driver, ONE_APP};
+use crate::support::webdriver::{Display, Driver, ONE_APP, Session};
 use crate::support::{self, Env, Idp};
 
 /// The example app's binary, beside the `lanyard` binary the tests run.
@@ -19,6 +19,26 @@ fn example_app() -> PathBuf {
     app
 }
 
+/// The example app in `env`'s world, signing in at `idp`, with `settings` (`SIGNIN_…`).
+async fn launch(
+    display: &Display,
+    env: &Env,
+    idp: &Idp,
+    settings: &[(&str, &str)],
+) -> (Driver, Session) {
+    let mut vars: Vec<(String, String)> = env
+        .vars()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect();
+    vars.push(("SIGNIN_ISSUER".into(), idp.issuer.clone()));
+    vars.extend(
+        settings
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    );
+    Driver::launch_app(display, &vars, &example_app()).await
+}
+
 /// Sign in with the button; the identity card shows who; the web code gets a token
 /// (granted `lanyard:allow-access-token`) that works at userinfo; sign out
 /// revokes it, ends the provider's session and empties the app's keychain item.
@@ -27,16 +47,18 @@ async fn the_example_app_signs_in_shows_who_uses_a_token_and_signs_out() {
     let _one = ONE_APP.lock().await;
     let idp = Idp::start(false);
     let env = Env::new();
-    let mut vars: Vec<(String, String)> = env
-        .vars()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    vars.push(("SIGNIN_ISSUER".into(), idp.issuer.clone()));
-    vars.push(("SIGNIN_CLIENT_ID".into(), "lanyard-public".into()));
     // Its web code may get tokens (web-tokens.json, granted at start).
-    vars.push(("SIGNIN_WEB_TOKENS".into(), "1".into()));
     let display = Display::start();
-    let (_driver, app) = Driver::launch_app(&display, &vars, &example_app()).await;
+    let (_driver, app) = launch(
+        &display,
+        &env,
+        &idp,
+        &[
+            ("SIGNIN_CLIENT_ID", "lanyard-public"),
+            ("SIGNIN_WEB_TOKENS", "1"),
+        ],
+    )
+    .await;
 
     app.wait_for("#sign-in", "Sign in").await;
     app.click("#sign-in").await;
@@ -83,16 +105,18 @@ async fn the_example_app_signs_in_through_its_own_scheme_and_its_webview_gets_no
     let _one = ONE_APP.lock().await;
     let idp = Idp::start(false);
     let env = Env::new();
-    let mut vars: Vec<(String, String)> = env
-        .vars()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect();
-    vars.push(("SIGNIN_ISSUER".into(), idp.issuer.clone()));
-    vars.push(("SIGNIN_CLIENT_ID".into(), "example-native".into()));
     let scheme = "dev.lanyard.example.signin";
-    vars.push(("SIGNIN_REDIRECT".into(), format!("{scheme}:/callback")));
     let display = Display::start();
-    let (_driver, app) = Driver::launch_app(&display, &vars, &example_app()).await;
+    let (_driver, app) = launch(
+        &display,
+        &env,
+        &idp,
+        &[
+            ("SIGNIN_CLIENT_ID", "example-native"),
+            ("SIGNIN_REDIRECT", "dev.lanyard.example.signin:/callback"),
+        ],
+    )
+    .await;
     app.wait_for("#sign-in", "Sign in").await;
     let handler = PathBuf::from(env.path("data")).join("applications/tauri-signin-handler.desktop");
     let entry = std::fs::read_to_string(&handler)

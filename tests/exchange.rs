@@ -2,10 +2,8 @@
 //! extension API the test provider uses for it): the sign-in's token exchanged for one
 //! aimed at another audience, directly and through the agent, which keeps it per target.
 
-use base64::Engine as _;
-
 use crate::broker::signed_in;
-use crate::support::Idp;
+use crate::support::{self, Idp};
 
 /// The audience the tokens are exchanged for.
 const PARTNER: &str = "https://api.partner.test";
@@ -15,23 +13,8 @@ async fn the_sign_in_is_exchanged_for_a_token_aimed_at_another_audience() {
     let idp = Idp::start(false);
     let env = signed_in(&idp, "tx").await;
     // A confidential client may ask the provider about any token.
-    let basic = format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode("lanyard-basic:basic-secret-0123456789")
-    );
-    let token = |args: &'static [&'static str]| {
-        let env = &env;
-        async move {
-            let mut all = vec!["token", "tx", "--json"];
-            all.extend_from_slice(args);
-            let run = env.lanyard(&all).await;
-            run.assert_ok().json()["access_token"]
-                .as_str()
-                .expect("a token")
-                .to_owned()
-        }
-    };
-
+    let basic = support::basic("lanyard-basic", "basic-secret-0123456789");
+    let token = |args: &'static [&'static str]| env.access_token("tx", args);
     // Directly, with no agent.
     let own = token(&[]).await;
     let aimed = token(&["--exchange", "--audience", PARTNER]).await;

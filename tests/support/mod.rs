@@ -290,6 +290,17 @@ impl Env {
         std::fs::write(&self.config, text).unwrap();
     }
 
+    /// The access token `lanyard token ACCOUNT --json ARGS` prints (it must succeed).
+    pub async fn access_token(&self, account: &str, args: &[&str]) -> String {
+        let mut all = vec!["token", account, "--json"];
+        all.extend_from_slice(args);
+        let run = self.lanyard(&all).await;
+        run.assert_ok().json()["access_token"]
+            .as_str()
+            .expect("a token")
+            .to_owned()
+    }
+
     pub async fn lanyard(&self, args: &[&str]) -> Run {
         self.lanyard_with_stdin(args, "").await
     }
@@ -470,6 +481,16 @@ fn spawn_node(script: &str, args: &[String]) -> (Child, Value) {
     let ready =
         serde_json::from_str(&line).unwrap_or_else(|_| panic!("{script} did not start: {line:?}"));
     (child, ready)
+}
+
+/// `Authorization: Basic` for a confidential client of the test provider (RFC 6749
+/// section 2.3.1), to ask its introspection endpoint about any token.
+pub fn basic(client_id: &str, secret: &str) -> String {
+    use base64::Engine as _;
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{client_id}:{secret}"))
+    )
 }
 
 /// A keychain item as another program sees it (`secret-tool lookup`).
