@@ -148,11 +148,14 @@ async fn the_aws_cli_gets_role_credentials_from_the_sign_in() {
 
 /// `lanyard gcp-credential` answers in the format Google documents for executable-sourced
 /// credentials: version 1, success, the ID token type, the token and its expiry (the
-/// token's own `exp`); a failure in the same shape, with a failing exit code.
+/// token's own `exp`); a failure in the same shape, with a failing exit code. The
+/// provider's ID tokens last two minutes here, less than Lanyard hands out, so the
+/// answer's is a new one from a refresh.
 #[tokio::test]
-async fn the_gcp_executable_source_gets_the_id_token() {
-    let idp = Idp::start(false);
+async fn the_gcp_executable_source_gets_a_fresh_id_token() {
+    let idp = Idp::start_with(false, &["--id-token-ttl", "120"]);
     let env = signed_in(&idp, "gcp-dev").await;
+    let at_sign_in = support::stored_tokens("gcp-dev").unwrap()["id_token"].clone();
     let run = env
         .lanyard(&["gcp-credential", "--account", "gcp-dev"])
         .await;
@@ -172,7 +175,14 @@ async fn the_gcp_executable_source_gets_the_id_token() {
     )
     .unwrap();
     assert_eq!(claims["iss"], idp.issuer.as_str());
+    assert_eq!(claims["sub"], "alice");
     assert_eq!(answer["expiration_time"], claims["exp"], "{answer}");
+    assert_ne!(answer["id_token"], at_sign_in, "refreshed");
+    assert_eq!(
+        support::stored_tokens("gcp-dev").unwrap()["id_token"],
+        answer["id_token"],
+        "the refresh's ID token is the one kept"
+    );
 
     env.lanyard(&["logout", "gcp-dev", "--local"])
         .await

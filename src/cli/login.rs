@@ -174,7 +174,7 @@ async fn pasted(lanyard: &Lanyard, args: &Args) -> Result<(), Error> {
             let mut line = String::new();
             match std::io::stdin().read_line(&mut line) {
                 Ok(n) if n > 0 && !line.trim().is_empty() => Some(line),
-                // Nothing to read: the loopback alone can finish the sign-in.
+                // Nothing pasted: the sign-in stops and says what to paste.
                 _ => None,
             }
         })

@@ -50,24 +50,25 @@ pub enum StsError {
 }
 
 impl Lanyard {
-    /// The account's ID token, valid for at least `min_valid` more seconds (refreshed if
-    /// need be: a refresh brings a new one), and when it expires.
+    /// The account's ID token, and when it expires: the stored one while it lasts at
+    /// least `min_valid` more seconds, else the one a refresh brings (Core 12.2), however
+    /// long the provider lets that one last.
     pub async fn fresh_id_token(&self, name: &str, min_valid: u64) -> Result<(Secret, u64), Error> {
-        let valid_until = |lanyard: &Lanyard| {
+        let valid_for = |lanyard: &Lanyard, seconds: u64| {
             lanyard
                 .whoami(name)
                 .ok()
                 .and_then(|r| r.id_token_expires_at)
-                .filter(|exp| *exp >= now() + min_valid)
+                .filter(|exp| *exp > now() + seconds)
         };
-        let expires_at = match valid_until(self) {
+        let expires_at = match valid_for(self, min_valid) {
             Some(exp) => exp,
             None => {
                 // Ask for a token no provider issues for this long: that forces a refresh.
                 self.token(name, 10 * 365 * 24 * 3600).await?;
-                valid_until(self).ok_or_else(|| Error::SignInNeeded {
+                valid_for(self, 0).ok_or_else(|| Error::SignInNeeded {
                     account: name.to_owned(),
-                    reason: "the provider gave no fresh ID token on refresh".into(),
+                    reason: "the provider gave no new ID token on refresh".into(),
                 })?
             }
         };

@@ -68,7 +68,7 @@ async fn jwt_claims(provider: &Provider, token: &Secret) -> Option<Map<String, V
 }
 
 /// The address a browser on another machine ended on, as the person pastes it (`None`
-/// when there is nothing to read: wait for the loopback alone).
+/// when nothing was pasted).
 pub type Pasted<'a> = std::pin::Pin<Box<dyn Future<Output = Option<String>> + Send + 'a>>;
 
 impl Lanyard {

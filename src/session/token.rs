@@ -180,6 +180,10 @@ impl Lanyard {
         if target.is_default() {
             record.access_token_expires_at = new.expires_at;
             if let Some(claims) = claims {
+                // The refresh's new ID token (Core 12.2) is the one kept now.
+                if let Some(exp) = claims.get("exp").and_then(Value::as_u64) {
+                    record.id_token_expires_at = Some(exp);
+                }
                 record.id_token_claims = identity_claims(claims);
             }
         }

@@ -2,7 +2,7 @@
 // The real OpenID provider for Lanyard's tests and demo: node-oidc-provider, an OpenID
 // Certified implementation, configured the way a real deployment would be.
 //
-// Usage: node server.mjs [--port N] [--tls DIR] [--access-token-ttl S]
+// Usage: node server.mjs [--port N] [--tls DIR] [--access-token-ttl S] [--id-token-ttl S]
 //                        [--profile default|hepgg|hackclub|propper|hello|ggleap|ggleap-beta]
 //                        [--exact-port N] [--mallory-picture URL] [--access-token-size N]
 //
@@ -286,7 +286,7 @@ const configuration = {
   pkce: { required: () => true },
   ttl: {
     AccessToken: accessTokenTtl, ClientCredentials: 600,
-    IdToken: profile.idTokenTtl ?? 3600, RefreshToken: 14 * 24 * 3600,
+    IdToken: Number(args['id-token-ttl'] ?? profile.idTokenTtl ?? 3600), RefreshToken: 14 * 24 * 3600,
   },
   // A refresh token for every grant that may use one, whether or not the person saw a
   // consent prompt for offline_access (which the provider otherwise insists on).
