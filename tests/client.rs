@@ -19,9 +19,9 @@ fn example(name: &str) -> PathBuf {
     example
 }
 
-/// Runs the sign_in example with `args` in `env`'s world; its JSON lines by step.
-async fn sign_in(env: &Env, args: &[&str]) -> (Run, Vec<Value>) {
-    let mut cmd = tokio::process::Command::new(example("sign_in"));
+/// Runs the example `name` with `args` in `env`'s world.
+async fn run_example(env: &Env, name: &str, args: &[&str]) -> Run {
+    let mut cmd = tokio::process::Command::new(example(name));
     cmd.args(args)
         .envs(env.vars())
         .env_remove("RUST_LOG")
@@ -29,7 +29,12 @@ async fn sign_in(env: &Env, args: &[&str]) -> (Run, Vec<Value>) {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
-    let run = support::run_with_stdin(cmd, "").await;
+    support::run_with_stdin(cmd, "").await
+}
+
+/// Runs the sign_in example with `args` in `env`'s world; its JSON lines by step.
+async fn sign_in(env: &Env, args: &[&str]) -> (Run, Vec<Value>) {
+    let run = run_example(env, "sign_in", args).await;
     let steps = run
         .stdout
         .lines()
@@ -283,17 +288,11 @@ async fn the_example_written_from_the_guide_alone_signs_in() {
     let idp = Idp::start(false);
     let env = Env::new();
     let dir = env.path("greet-data");
-    let greet = |extra: &[&str]| {
-        let mut cmd = tokio::process::Command::new(example("greet"));
-        cmd.args([idp.issuer.as_str(), "lanyard-public", &dir])
-            .args(extra)
-            .envs(env.vars())
-            .env_remove("RUST_LOG")
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .kill_on_drop(true);
-        support::run_with_stdin(cmd, "")
+    let greet = |extra: &'static [&'static str]| {
+        let mut args = vec![idp.issuer.as_str(), "lanyard-public", dir.as_str()];
+        args.extend_from_slice(extra);
+        let env = &env;
+        async move { run_example(env, "greet", &args).await }
     };
     let first = greet(&[]).await;
     first.assert_ok();

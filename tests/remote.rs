@@ -8,6 +8,19 @@ use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 
 use crate::support::{Env, Idp, root};
 
+/// A world with the account `far`, a public client of `idp`.
+fn far(idp: &Idp) -> Env {
+    let env = Env::new();
+    env.account(
+        "far",
+        &format!(
+            "issuer = \"{}\"\nclient_id = \"lanyard-public\"",
+            idp.issuer
+        ),
+    );
+    env
+}
+
 /// `lanyard login --paste`, started: the process, the sign-in link it printed, and what
 /// it says on stderr after that (once it exits).
 async fn start_pasted(
@@ -59,14 +72,7 @@ async fn start_pasted(
 #[tokio::test]
 async fn a_browser_on_another_machine_signs_in_through_a_pasted_address() {
     let idp = Idp::start(false);
-    let mut env = Env::new();
-    env.account(
-        "far",
-        &format!(
-            "issuer = \"{}\"\nclient_id = \"lanyard-public\"",
-            idp.issuer
-        ),
-    );
+    let mut env = far(&idp);
     env.set("LANYARD_TEST_BROWSER_ACTION", "elsewhere");
     let (mut login, link, _) = start_pasted(&env, "far").await;
     assert!(link.starts_with(&idp.issuer), "{link}");
@@ -104,14 +110,7 @@ async fn a_browser_on_another_machine_signs_in_through_a_pasted_address() {
 #[tokio::test]
 async fn a_pasted_address_of_another_sign_in_is_refused() {
     let idp = Idp::start(false);
-    let env = Env::new();
-    env.account(
-        "far",
-        &format!(
-            "issuer = \"{}\"\nclient_id = \"lanyard-public\"",
-            idp.issuer
-        ),
-    );
+    let env = far(&idp);
     for (paste, code, says) in [
         (
             "https://example.com/somewhere?code=x&state=y".to_owned(),
@@ -156,14 +155,7 @@ async fn a_pasted_address_of_another_sign_in_is_refused() {
 #[tokio::test]
 async fn login_in_an_ssh_session_says_what_works_instead() {
     let idp = Idp::start(false);
-    let mut env = Env::new();
-    env.account(
-        "far",
-        &format!(
-            "issuer = \"{}\"\nclient_id = \"lanyard-public\"",
-            idp.issuer
-        ),
-    );
+    let mut env = far(&idp);
     env.unset("BROWSER");
     env.set("SSH_CONNECTION", "192.0.2.1 50000 192.0.2.2 22");
     let mut login = env.command(&["login", "far", "--timeout", "3"]);
