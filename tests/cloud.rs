@@ -74,7 +74,8 @@ impl Moto {
 
 /// The AWS CLI, through a profile whose `credential_process` is Lanyard, asks STS who it
 /// is: the role assumed with the account's ID token. Lanyard's answer is
-/// `credential_process`'s format, and a second call is served from the keychain.
+/// `credential_process`'s format, a second call is served from the keychain, and
+/// sign-out takes the credentials away.
 #[tokio::test]
 async fn the_aws_cli_gets_role_credentials_from_the_sign_in() {
     let idp = Idp::start(false);
@@ -143,7 +144,25 @@ async fn the_aws_cli_gets_role_credentials_from_the_sign_in() {
     );
     // From the keychain: the same credentials, not new ones.
     assert_eq!(credentials().await["AccessKeyId"], first["AccessKeyId"]);
-    assert!(support::keychain("lanyard aws", &format!("aws-dev {role}")).is_some());
+    let cached = support::keychain("lanyard aws", "aws-dev").expect("kept in the keychain");
+    assert!(cached.contains(role), "{cached}");
+
+    // Sign-out takes them away with the tokens: none is handed out, none is kept.
+    env.lanyard(&["logout", "aws-dev", "--local"])
+        .await
+        .assert_ok();
+    assert_eq!(support::keychain("lanyard aws", "aws-dev"), None);
+    let mut cmd = env.command(&[
+        "aws-credentials",
+        "--account",
+        "aws-dev",
+        "--role-arn",
+        role,
+    ]);
+    cmd.env("AWS_ENDPOINT_URL", &moto.url);
+    let after = support::run_with_stdin(cmd, "").await;
+    assert_eq!(after.code, 3, "{after:?}");
+    assert!(after.stdout.is_empty(), "{after:?}");
 }
 
 /// `lanyard gcp-credential` answers in the format Google documents for executable-sourced

@@ -14,8 +14,9 @@ use crate::secret::Secret;
 /// another (the AWS CLI and SDKs read the same variables).
 const STS: &str = "https://sts.amazonaws.com/";
 
-/// The keychain service under which role credentials are cached.
-const AWS_CACHE: &str = "lanyard aws";
+/// The keychain service under which an account's role credentials are cached: one item
+/// per account (a map from role ARN to credentials), deleted with its tokens at sign-out.
+pub(super) const AWS_CACHE: &str = "lanyard aws";
 
 /// Role credentials from STS, as `credential_process` hands them to the AWS CLI.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
@@ -77,7 +78,7 @@ impl Lanyard {
 
     /// AWS credentials for `role_arn`, from the account's ID token (STS
     /// `AssumeRoleWithWebIdentity`). Kept in the keychain and handed out again until five
-    /// minutes before they expire.
+    /// minutes before they expire, while the sign-in stands; sign-out deletes them.
     pub async fn aws_credentials(
         &self,
         name: &str,
@@ -86,17 +87,24 @@ impl Lanyard {
         duration: Option<Duration>,
     ) -> Result<AwsCredentials, Error> {
         let account = self.config.account(name)?;
+        // Only for a sign-in that still stands: a signed-out account's cache is gone, and
+        // one that needs signing in again gets nothing either.
+        if let crate::store::Status::SignInNeeded { reason } = self.whoami(name)?.status {
+            return Err(Error::SignInNeeded {
+                account: name.to_owned(),
+                reason,
+            });
+        }
         let secrets = self.secrets(self.store_kind(account)).await?;
-        let key = format!("{name} {role_arn}");
-        let cached = {
-            let (secrets, key) = (secrets.clone(), key.clone());
-            run_blocking(move || secrets.get(AWS_CACHE, &key)).await?
+        let mut cache: std::collections::BTreeMap<String, AwsCredentials> = {
+            let (secrets, name) = (secrets.clone(), name.to_owned());
+            run_blocking(move || secrets.get(AWS_CACHE, &name))
+                .await?
+                .and_then(|c| serde_json::from_str(c.expose()).ok())
+                .unwrap_or_default()
         };
-        if let Some(cached) = cached
-            .and_then(|c| serde_json::from_str::<AwsCredentials>(c.expose()).ok())
-            .filter(|c| c.expires_at > now() + 300)
-        {
-            return Ok(cached);
+        if let Some(cached) = cache.get(role_arn).filter(|c| c.expires_at > now() + 300) {
+            return Ok(cached.clone());
         }
         let (id_token, _) = self.fresh_id_token(name, 60).await?;
         let endpoint = std::env::var("AWS_ENDPOINT_URL_STS")
@@ -115,9 +123,12 @@ impl Lanyard {
         )
         .await
         .map_err(|e| Error::Sts(Box::new(e)))?;
-        let value =
-            Secret::new(serde_json::to_string(&credentials).expect("credentials serialise"));
-        run_blocking(move || secrets.set(AWS_CACHE, &key, &value)).await?;
+        // Expired ones are dropped as new ones are kept.
+        cache.retain(|_, c| c.expires_at > now());
+        cache.insert(role_arn.to_owned(), credentials.clone());
+        let value = Secret::new(serde_json::to_string(&cache).expect("credentials serialise"));
+        let name = name.to_owned();
+        run_blocking(move || secrets.set(AWS_CACHE, &name, &value)).await?;
         Ok(credentials)
     }
 }

@@ -131,7 +131,12 @@ impl Lanyard {
         let deleted = match secrets {
             Ok(secrets) => {
                 let name = name.to_owned();
-                run_blocking(move || secrets.delete(store::TOKENS, &name)).await
+                // With the tokens go the cloud credentials made from them.
+                run_blocking(move || {
+                    secrets.delete(super::cloud::AWS_CACHE, &name)?;
+                    secrets.delete(store::TOKENS, &name)
+                })
+                .await
             }
             Err(e) => Err(match e {
                 Error::Store(e) => e,
