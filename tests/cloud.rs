@@ -124,10 +124,9 @@ async fn the_aws_cli_gets_role_credentials_from_the_sign_in() {
             role,
         ]);
         cmd.env("AWS_ENDPOINT_URL", &moto.url);
-        let run = support::run_with_stdin(cmd, "").await;
-        run.assert_ok().json()
+        support::run_with_stdin(cmd, "").await
     };
-    let first = credentials().await;
+    let first = credentials().await.assert_ok().json();
     assert_eq!(first["Version"], 1);
     assert!(
         first["AccessKeyId"].as_str().unwrap().starts_with("ASIA"),
@@ -143,7 +142,10 @@ async fn the_aws_cli_gets_role_credentials_from_the_sign_in() {
         "{first}"
     );
     // From the keychain: the same credentials, not new ones.
-    assert_eq!(credentials().await["AccessKeyId"], first["AccessKeyId"]);
+    assert_eq!(
+        credentials().await.assert_ok().json()["AccessKeyId"],
+        first["AccessKeyId"]
+    );
     let cached = support::keychain("lanyard aws", "aws-dev").expect("kept in the keychain");
     assert!(cached.contains(role), "{cached}");
 
@@ -152,15 +154,7 @@ async fn the_aws_cli_gets_role_credentials_from_the_sign_in() {
         .await
         .assert_ok();
     assert_eq!(support::keychain("lanyard aws", "aws-dev"), None);
-    let mut cmd = env.command(&[
-        "aws-credentials",
-        "--account",
-        "aws-dev",
-        "--role-arn",
-        role,
-    ]);
-    cmd.env("AWS_ENDPOINT_URL", &moto.url);
-    let after = support::run_with_stdin(cmd, "").await;
+    let after = credentials().await;
     assert_eq!(after.code, 3, "{after:?}");
     assert!(after.stdout.is_empty(), "{after:?}");
 }
