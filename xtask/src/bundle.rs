@@ -20,10 +20,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     super::deps::run()?;
     let tauri = tauri_cli()?;
     let bundles = args.first().map_or("deb,nsis", String::as_str);
-    let target = match std::env::var_os("CARGO_TARGET_DIR") {
-        Some(dir) => super::root().join(dir),
-        None => super::root().join("target"),
-    };
+    let target = target_dir();
     let out = target.join("release/bundle");
     if bundles.split(',').any(|b| b == "nsis") {
         let setup = super::windows::release_installer(&out.join("nsis"))?;
@@ -39,17 +36,10 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     }
     // The package carries the command line too (tauri.conf.json `bundle.linux.deb.files`).
     super::run(super::cargo().args(["build", "--release", "--bin", "lanyard"]))?;
-    // Wherever the target directory is (CARGO_TARGET_DIR): the config's relative path
-    // is right only for the default one.
-    let lanyard = target.join("release/lanyard").display().to_string();
-    // (A path's Debug form is a JSON string for the paths cargo makes.)
-    let files = format!(
-        r#"{{"bundle":{{"linux":{{"deb":{{"files":{{"/usr/bin/lanyard":{lanyard:?}}}}}}}}}}}"#
-    );
     super::run(
         Command::new(tauri)
             .args(["build", "--bundles", &bundles, "--config"])
-            .arg(files)
+            .arg(cli_file(&target.join("release/lanyard")))
             .current_dir(super::root().join("src-tauri")),
     )?;
     eprintln!("xtask: bundles in {}", out.display());
@@ -57,6 +47,37 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         check_deb(&out.join("deb"))?;
     }
     Ok(())
+}
+
+/// What `cargo xtask test` checks: the .deb packed from the debug builds the tests ran
+/// (`tauri bundle --debug`, which builds nothing), in target/debug/bundle/deb.
+pub fn debug_deb() -> anyhow::Result<()> {
+    let tauri = tauri_cli()?;
+    let debug = target_dir().join("debug");
+    super::run(
+        Command::new(tauri)
+            .args(["bundle", "--debug", "--bundles", "deb", "--config"])
+            .arg(cli_file(&debug.join("lanyard")))
+            .current_dir(super::root().join("src-tauri")),
+    )?;
+    check_deb(&debug.join("bundle/deb"))
+}
+
+/// The configuration that puts the command line `lanyard` into the .deb. It is merged
+/// over tauri.conf.json, whose relative path is right only for the default target
+/// directory.
+fn cli_file(lanyard: &std::path::Path) -> String {
+    // (A path's Debug form is a JSON string for the paths cargo makes.)
+    let lanyard = lanyard.display().to_string();
+    format!(r#"{{"bundle":{{"linux":{{"deb":{{"files":{{"/usr/bin/lanyard":{lanyard:?}}}}}}}}}}}"#)
+}
+
+/// The target directory, wherever it is (`CARGO_TARGET_DIR`).
+fn target_dir() -> std::path::PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) => super::root().join(dir),
+        None => super::root().join("target"),
+    }
 }
 
 /// The Tauri CLI, pinned; its prebuilt binary for this platform comes with it.

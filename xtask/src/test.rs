@@ -1,6 +1,6 @@
 //! `cargo xtask test`: what CI runs. Installs what is missing, checks formatting and
 //! lints, then runs every test inside a private Secret Service; a whole run (no test
-//! filter) then builds the desktop app's .deb and checks what it holds.
+//! filter) then packs the desktop app's .deb from the debug build and checks what it holds.
 
 pub fn run(extra: &[String]) -> anyhow::Result<()> {
     super::deps::run()?;
@@ -22,17 +22,16 @@ pub fn run(extra: &[String]) -> anyhow::Result<()> {
     )?;
     // Build first, outside the keyring session, so compile time does not count against it.
     super::run(super::cargo().args(["test", "--workspace", "--no-run"]))?;
-    // The desktop tests drive the app's binary, which `cargo test` does not build.
-    // So do the tests of the example app that uses tauri-plugin-lanyard.
-    super::run(super::cargo().args(["build", "-p", "lanyard-desktop", "-p", "tauri-signin"]))?;
-    // The Windows lane: the library's unit tests under Wine, then lanyard.exe and its test
-    // programs, which the end-to-end tests (tests/windows.rs) run under Wine.
+    // The desktop tests drive the app's binary, which `cargo test` does not build; so do
+    // the tests of the example app that uses tauri-plugin-lanyard. `--tests` gives the
+    // programs the test build's feature set, so no dependency is compiled twice.
+    super::run(super::cargo().args(["build", "--workspace", "--bins", "--tests"]))?;
+    // The Windows lane: the library's unit tests under Wine, then lanyard.exe, the desktop
+    // app, the plugin's example app and the test programs, which the end-to-end tests
+    // (tests/windows.rs) run under Wine, and the installer they install.
     super::windows::toolchain()?;
     super::windows::unit()?;
     let windows = super::windows::lane()?;
-    // The desktop app and the plugin's example app for Windows, and the installer
-    // tests/windows.rs installs under Wine.
-    super::windows::desktop()?;
     let installer = super::windows::installer(&windows, &windows.join("bundle"))?;
     // macOS, as far as this machine allows: a type-check.
     super::macos::check()?;
@@ -48,11 +47,12 @@ pub fn run(extra: &[String]) -> anyhow::Result<()> {
             .env("LANYARD_WINDOWS_INSTALLER", &installer)
             .env("WINEPREFIX", super::windows::wine_prefix()),
     )?;
-    // The whole run (CI's) also builds and checks the desktop app's .deb.
-    // (The Windows installer the tests installed is the same script over the lane's
-    // debug builds; `cargo xtask bundle` makes it from release builds.)
+    // The whole run (CI's) also packs the desktop app's .deb and checks it. Both
+    // installers are packed from the debug builds the tests ran: `cargo xtask bundle`
+    // packs the same from release builds (a release build of the app is most of a cold
+    // run's time on two cores, and adds nothing the packing checks).
     if extra.is_empty() {
-        super::bundle::run(&["deb".to_owned()])?;
+        super::bundle::debug_deb()?;
     }
     Ok(())
 }

@@ -47,10 +47,9 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     match args.first().map(String::as_str) {
         None | Some("check") => check(),
         Some("build") => build(&["--bin", "lanyard"]).map(drop),
-        Some("desktop") => desktop().map(drop),
+        Some("desktop") => programs().map(drop),
         Some("installer") => {
-            let bin = desktop()?;
-            build(&["--bin", "lanyard"])?;
+            let bin = programs()?;
             let setup = installer(&bin, &bin.join("bundle"))?;
             eprintln!("xtask: {}", setup.display());
             Ok(())
@@ -63,12 +62,15 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     }
 }
 
-/// What the end-to-end tests of the Windows lane run under Wine: `lanyard.exe`, and the
-/// test programs that play a Windows tool (`pipeclient.exe`), another program reading
-/// Credential Manager (`credread.exe`), the desktop app without its window (`app.exe`)
-/// and Edge on a kiosk seat (`seatbrowser.exe`). Returns their directory.
-pub fn lane() -> anyhow::Result<PathBuf> {
-    let bin = build(&[
+/// Every Windows program of the lane, built in one cargo run: `lanyard.exe`; the test
+/// program that plays the desktop app without its window (`app.exe`); `lanyard-desktop.exe`,
+/// the Tauri app on WebView2 (`webview2-com`) with its assets embedded; and
+/// `tauri-signin.exe`, the example app of tauri-plugin-lanyard (the plugin and its
+/// deep-link wiring, built for Windows). One run means one feature set, so each dependency
+/// is compiled once (built apart, the command line's and the app's builds shared almost
+/// nothing). Returns the directory they are in.
+pub fn programs() -> anyhow::Result<PathBuf> {
+    build(&[
         "-p",
         "lanyard",
         "--bin",
@@ -77,7 +79,23 @@ pub fn lane() -> anyhow::Result<PathBuf> {
         "lanyard-test-app",
         "--bin",
         "app",
-    ])?;
+        "-p",
+        "lanyard-desktop",
+        "--bin",
+        "lanyard-desktop",
+        "-p",
+        "tauri-signin",
+        "--bin",
+        "tauri-signin",
+    ])
+}
+
+/// What the end-to-end tests of the Windows lane run under Wine: [`programs`], and the
+/// test programs in C that play a Windows tool (`pipeclient.exe`), another program reading
+/// Credential Manager (`credread.exe`) and Edge on a kiosk seat (`seatbrowser.exe`).
+/// Returns their directory.
+pub fn lane() -> anyhow::Result<PathBuf> {
+    let bin = programs()?;
     // (The seat browser takes its arguments as UTF-16: `wmain`, hence `-municode`.)
     for (helper, unicode) in [
         ("pipeclient", false),
@@ -109,22 +127,6 @@ pub fn lane() -> anyhow::Result<PathBuf> {
         }
     }
     Ok(bin)
-}
-
-/// `lanyard-desktop.exe`, the Tauri app on WebView2 (`webview2-com`), with its assets
-/// embedded, and `tauri-signin.exe`, the example app of tauri-plugin-lanyard (the plugin
-/// and its deep-link wiring, built for Windows); returns the directory they are in.
-pub fn desktop() -> anyhow::Result<PathBuf> {
-    build(&[
-        "-p",
-        "lanyard-desktop",
-        "-p",
-        "tauri-signin",
-        "--bin",
-        "lanyard-desktop",
-        "--bin",
-        "tauri-signin",
-    ])
 }
 
 /// The installer from release builds, as shipped: written to `out`.
