@@ -168,6 +168,14 @@ pub enum Error {
     /// A URL handed to the app (its private-use scheme) that no sign-in waits for.
     #[error("ignored a link: {0}")]
     LinkRefused(String),
+    /// `lanyard ssh` could not run ssh as asked.
+    #[error("{message}")]
+    Ssh {
+        /// What the failure means here.
+        kind: Kind,
+        /// What failed, and what to do.
+        message: String,
+    },
 }
 
 /// What kind of failure, for exit codes and wire error codes.
@@ -259,7 +267,7 @@ impl Error {
             | Error::SchemeNeedsApp { .. } => Kind::Config,
             Error::RefreshFailed { source, .. } => source.kind(),
             Error::RefreshFailedMeanwhile { .. } => Kind::Provider,
-            Error::Agent { kind, .. } => *kind,
+            Error::Agent { kind, .. } | Error::Ssh { kind, .. } => *kind,
             Error::Bind(_) => Kind::Other,
             Error::UnknownPreset { .. } | Error::SecretNeedsKeychain => Kind::Config,
             Error::LinkRefused(_) => Kind::Rejected,

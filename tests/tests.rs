@@ -39,5 +39,7 @@ mod presets;
 mod python;
 /// A browser that cannot come back: on another machine, over ssh, in a container.
 mod remote;
+/// `lanyard ssh`: the agent forwarded over the real OpenSSH, approved per host.
+mod ssh;
 /// The Windows lane: lanyard.exe under Wine, against the real provider.
 mod windows;

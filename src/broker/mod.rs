@@ -7,11 +7,14 @@
 //! - `flight`: one cached token, its single flight, and the last failure shared;
 //! - [`policy`]: which app may have which account's tokens (a pure decision);
 //! - [`client`]: the Rust client other programs (and `lanyard token`) use;
-//! - [`oidc_agent`]: oidc-agent's IPC on a second socket, for its existing clients.
+//! - [`oidc_agent`]: oidc-agent's IPC on a second socket, for its existing clients;
+//! - [`forward`]: both sockets again for one remote host (`lanyard ssh`), its requests
+//!   named `ssh:HOST`.
 
 pub mod agent;
 pub mod client;
 mod flight;
+pub mod forward;
 pub mod oidc_agent;
 pub mod peer;
 pub mod policy;

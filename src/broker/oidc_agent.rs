@@ -28,19 +28,29 @@ const MAX_MESSAGE: usize = 64 * 1024;
 pub async fn run(listener: Listener, agent: Agent, shutdown: impl Future<Output = ()>) {
     let user = platform::own_user();
     let clis = agent.clis().clone();
-    let limits = server::Limits {
-        max: server::MAX_CONNECTIONS,
-        busy: failure("the agent is serving as many connections as it will; try again")
-            .to_string()
-            .into_bytes(),
-    };
-    server::accept(listener, &clis, limits, shutdown, move |stream, peer| {
+    server::accept(listener, &clis, limits(), shutdown, move |stream, peer| {
         serve(stream, peer, agent.clone(), user.clone())
     })
     .await;
 }
 
-async fn serve(mut stream: Connection, peer: std::io::Result<Peer>, agent: Agent, user: User) {
+/// As many connections as the agent's own socket serves at once.
+pub(super) fn limits() -> server::Limits {
+    server::Limits {
+        max: server::MAX_CONNECTIONS,
+        busy: failure("the agent is serving as many connections as it will; try again")
+            .to_string()
+            .into_bytes(),
+    }
+}
+
+/// One oidc-agent request from `peer`, and its answer.
+pub(super) async fn serve(
+    mut stream: Connection,
+    peer: std::io::Result<Peer>,
+    agent: Agent,
+    user: User,
+) {
     let peer = match peer {
         Ok(peer) => peer,
         Err(e) => {

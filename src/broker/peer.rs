@@ -33,6 +33,11 @@ pub struct Peer {
     pub app: String,
     /// The `lanyard` command line the app asked through, when it did.
     pub through: Option<String>,
+    /// The process at the other end of the connection (the CLI, when it was looked
+    /// through), and its parent when the connection was identified: what a host's
+    /// forwarded socket checks (`forward`).
+    pub process: Option<i32>,
+    pub parent: Option<i32>,
 }
 
 /// The `lanyard` command lines this broker recognises, by canonical path.
@@ -139,8 +144,11 @@ pub fn identify(stream: &platform::Connection, clis: &Clis) -> std::io::Result<P
             pid: process.pid,
             app: "unknown".into(),
             through: None,
+            process: process.pid,
+            parent: None,
         });
     };
+    let parent = process.processes.parent(pid);
     let (app_pid, app, through) = caller(&*process.processes, clis, pid, exe)
         .map_err(|why| std::io::Error::other(format!("client pid {pid}: {why}")))?;
     Ok(Peer {
@@ -148,6 +156,8 @@ pub fn identify(stream: &platform::Connection, clis: &Clis) -> std::io::Result<P
         pid: Some(app_pid),
         app: app.display().to_string(),
         through: through.map(|p| p.display().to_string()),
+        process: Some(pid),
+        parent,
     })
 }
 

@@ -77,6 +77,11 @@ pub enum Op {
     },
     /// From now on, this connection receives events.
     Subscribe,
+    /// Sockets of the remote host `host`'s own, for `lanyard ssh` to forward over ssh;
+    /// answered with their paths (`socket`, `oidc_socket`). The connection then carries
+    /// nothing more, and the sockets close with it. Requests through them are named
+    /// `ssh:HOST`. Taken from the `lanyard` command line only.
+    Forward { host: String },
     /// Kiosk only: end the seat session now (sign everyone out, completely). For the
     /// center's seat software, when the seat's time is up.
     EndSession,
@@ -526,6 +531,7 @@ mod tests {
             },
             Op::Subscribe,
             Op::EndSession,
+            Op::Forward { host: a() },
         ];
         for op in &ops {
             match op {
@@ -536,7 +542,8 @@ mod tests {
                 | Op::Login { .. }
                 | Op::Logout { .. }
                 | Op::Subscribe
-                | Op::EndSession => {}
+                | Op::EndSession
+                | Op::Forward { .. } => {}
             }
         }
         let codes = [

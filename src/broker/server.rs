@@ -44,17 +44,15 @@ pub async fn run_with(
     limit: usize,
     shutdown: impl Future<Output = ()>,
 ) {
-    let busy = protocol::encode(&Response::error(
-        0,
-        Code::Busy,
-        format!("the agent is serving {limit} connections already; try again"),
-    ));
     let clis = agent.clis().clone();
     let user = platform::own_user();
-    let limits = Limits { max: limit, busy };
-    accept(listener, &clis, limits, shutdown, move |stream, peer| {
-        serve(stream, peer, agent.clone(), user.clone())
-    })
+    accept(
+        listener,
+        &clis,
+        limits(limit),
+        shutdown,
+        move |stream, peer| serve(stream, peer, agent.clone(), user.clone()),
+    )
     .await;
 }
 
@@ -63,6 +61,16 @@ pub struct Limits {
     pub max: usize,
     /// Written (without waiting) to a connection over the limit before it is closed.
     pub busy: Vec<u8>,
+}
+
+/// At most `max` connections of this protocol at once.
+pub(super) fn limits(max: usize) -> Limits {
+    let busy = protocol::encode(&Response::error(
+        0,
+        Code::Busy,
+        format!("the agent is serving {max} connections already; try again"),
+    ));
+    Limits { max, busy }
 }
 
 /// The accept loop both sockets share (Lanyard's and the oidc-agent one): each client is
@@ -127,7 +135,13 @@ pub async fn accept<F, Fut>(
 /// The first pause after a failed `accept`.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
 
-async fn serve(stream: Connection, peer: std::io::Result<Peer>, agent: Agent, user: User) {
+/// One connection of the agent's protocol, from `peer`, until it closes.
+pub(super) async fn serve(
+    stream: Connection,
+    peer: std::io::Result<Peer>,
+    agent: Agent,
+    user: User,
+) {
     let peer = match peer {
         Ok(peer) => peer,
         Err(e) => {
@@ -217,6 +231,20 @@ async fn serve(stream: Connection, peer: std::io::Result<Peer>, agent: Agent, us
                 }
                 return;
             }
+            (true, Op::Forward { host }) => match super::forward::open(&agent, &host, &peer) {
+                Ok(forward) => {
+                    if send(&mut write, &Response::ok(id, forward.reply()))
+                        .await
+                        .is_ok()
+                    {
+                        held(&mut reader).await;
+                    }
+                    // Dropping it closes and removes the host's sockets.
+                    drop(forward);
+                    return;
+                }
+                Err(body) => respond(id, Err(body)),
+            },
             (true, op) => handle(&agent, id, op, &peer).await,
         };
         if send(&mut write, &response).await.is_err() {
@@ -252,7 +280,11 @@ async fn handle(agent: &Agent, id: u64, op: Op, peer: &Peer) -> Response {
             .await
             .map(|t| serde_json::to_value(t).expect("serialisable")),
         Op::EndSession => agent.end_session(peer).await,
-        Op::Hello { .. } | Op::Subscribe | Op::Login { .. } | Op::Logout { .. } => {
+        Op::Hello { .. }
+        | Op::Subscribe
+        | Op::Login { .. }
+        | Op::Logout { .. }
+        | Op::Forward { .. } => {
             unreachable!("handled by the connection loop")
         }
     };
@@ -360,6 +392,20 @@ fn stage(p: crate::session::Progress<'_>) -> protocol::Progress {
             expires_in: expires_in.as_secs(),
         },
         P::Finishing => protocol::Progress::Finishing,
+    }
+}
+
+/// Waits until the client closes the connection (whatever it sends meanwhile is
+/// dropped): a `forward` lasts as long as its connection.
+async fn held(reader: &mut BufReader<OwnedReadHalf>) {
+    loop {
+        match reader.fill_buf().await {
+            Ok([]) | Err(_) => return,
+            Ok(buf) => {
+                let n = buf.len();
+                reader.consume(n);
+            }
+        }
     }
 }
 

@@ -13,7 +13,8 @@ use crate::store::Records;
 pub struct AllowArgs {
     /// The account
     account: String,
-    /// The app's executable, as the agent names it (e.g. /usr/bin/kubectl)
+    /// The app's executable, as the agent names it (e.g. /usr/bin/kubectl), or ssh:HOST for
+    /// what a host reached with `lanyard ssh HOST` asks
     app: PathBuf,
     /// Allow one token request only
     #[arg(long)]

@@ -13,6 +13,7 @@ mod login;
 mod logout;
 mod output;
 mod presets;
+mod ssh;
 mod status;
 mod token;
 mod whoami;
@@ -88,6 +89,8 @@ enum Command {
     AwsCredentials(cloud::AwsArgs),
     /// Google workload identity federation: the account's ID token as an executable source
     GcpCredential(cloud::GcpArgs),
+    /// ssh, with the agent forwarded to the host: its requests are approved as `ssh:HOST`
+    Ssh(ssh::Args),
 }
 
 #[derive(Debug, clap::Args)]
@@ -156,10 +159,14 @@ pub fn main() -> i32 {
     let result = runtime.block_on(async {
         if let Command::Agent(args) = cli.command {
             // The agent handles its signals itself, to shut down cleanly.
-            return Some(agent::run(cli.config, cli.store, args).await);
+            return Some(agent::run(cli.config, cli.store, args).await.map(|()| 0));
+        }
+        if let Command::Ssh(args) = cli.command {
+            // Ctrl-C is ssh's; its exit code is this command's.
+            return Some(ssh::run(args).await);
         }
         tokio::select! {
-            result = run(cli) => Some(result),
+            result = run(cli) => Some(result.map(|()| 0)),
             _ = tokio::signal::ctrl_c() => None,
         }
     });
@@ -168,7 +175,7 @@ pub fn main() -> i32 {
             eprintln!("\nlanyard: interrupted");
             130
         }
-        Some(Ok(())) => 0,
+        Some(Ok(code)) => code,
         Some(Err(e)) => {
             eprintln!("lanyard: {e}");
             e.kind().exit_code()
@@ -214,7 +221,8 @@ async fn run(cli: Cli) -> Result<(), Error> {
         | Command::EndSession(_)
         | Command::AwsCredentials(_)
         | Command::GcpCredential(_)
-        | Command::Agent(_) => unreachable!("dispatched above"),
+        | Command::Agent(_)
+        | Command::Ssh(_) => unreachable!("dispatched above"),
     }
 }
 

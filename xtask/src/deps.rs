@@ -67,6 +67,14 @@ const APT: &[(&str, &str)] = &[
         "python3-venv",
         "the Python client's test environment (requests and httpx from PyPI)",
     ),
+    (
+        "openssh-client",
+        "ssh, which `lanyard ssh` runs, and ssh-keygen for its test's throwaway keys",
+    ),
+    (
+        "openssh-server",
+        "sshd on 127.0.0.1, the remote host in `lanyard ssh`'s test (the test runs its own)",
+    ),
 ];
 
 /// Where a program that the tests, benches or xtask start comes from.
@@ -112,6 +120,9 @@ pub const PROGRAMS: &[(&str, Source)] = &[
     ("tauri-driver", Source::Cargo("tauri-driver")),
     ("tauri", Source::Npm("@tauri-apps/cli")),
     ("python3", Source::Apt("python3")),
+    ("ssh", Source::Apt("openssh-client")),
+    ("ssh-keygen", Source::Apt("openssh-client")),
+    ("sshd", Source::Apt("openssh-server")),
     ("lanyard", Source::Built),
     ("lanyard-desktop", Source::Built),
     ("sh", Source::Base("dash, Debian's /bin/sh (essential)")),

@@ -44,6 +44,8 @@ impl Agent {
             pid: Some(std::process::id() as i32),
             app: "(copied in the Lanyard app)".into(),
             through: None,
+            process: None,
+            parent: None,
         };
         self.audit(account, &owner, Decision::AllowOnce);
         Ok((cached.token, cached.expires_at))

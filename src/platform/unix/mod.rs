@@ -49,6 +49,19 @@ fn default_dir() -> PathBuf {
     }
 }
 
+/// Makes `name`, a new directory of the user's own (0700), for the sockets of one remote
+/// host (`lanyard ssh`): under `$XDG_RUNTIME_DIR`, else the temporary directory. It must
+/// not exist yet, so nobody can have made it first.
+pub fn forward_dir(name: &str) -> std::io::Result<PathBuf> {
+    let base = match std::env::var_os("XDG_RUNTIME_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => std::env::temp_dir(),
+    };
+    let dir = base.join(name);
+    private_dir_builder().create(&dir)?;
+    Ok(dir)
+}
+
 /// Where the administrator's files (the managed kiosk file) live.
 pub fn managed_dir() -> PathBuf {
     if cfg!(target_os = "macos") {

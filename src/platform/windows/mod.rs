@@ -81,6 +81,15 @@ pub fn keychain_store() -> keyring_core::Result<Arc<keyring_core::CredentialStor
     Ok(windows_native_keyring_store::Store::new()?)
 }
 
+/// Sockets for a remote host (`lanyard ssh`) are Unix sockets that ssh forwards; the
+/// broker's endpoint here is a named pipe, which ssh cannot forward.
+pub fn forward_dir(_name: &str) -> std::io::Result<PathBuf> {
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "forwarding the agent over ssh needs Unix sockets; on Windows the agent listens on a named pipe",
+    ))
+}
+
 /// The command a person runs to stop process `pid`.
 pub fn stop_command(pid: i32) -> String {
     format!("taskkill /PID {pid} /F")
