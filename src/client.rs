@@ -35,7 +35,7 @@ use crate::flow::scheme::Inbox;
 use crate::secret::Secret;
 use crate::session::{Lanyard, LoginOptions, Progress};
 use crate::store::{Record, Records};
-use crate::{Error, preset};
+use crate::{Error, Kind, preset};
 
 /// The account name the client's one sign-in is kept under.
 const ACCOUNT: &str = "default";
@@ -104,6 +104,14 @@ impl Provider {
         self.account
             .extra_params
             .insert(name.to_owned(), value.to_owned());
+        self
+    }
+
+    /// Binds the tokens to a key of the app's own (DPoP, RFC 9449), or not. By default
+    /// they are bound where the provider offers DPoP and the app is a public client:
+    /// then send them with [`Client::authorization`]'s headers, not as Bearer tokens.
+    pub fn dpop(mut self, bound: bool) -> Provider {
+        self.account.dpop = Some(bound);
         self
     }
 
@@ -337,6 +345,46 @@ impl Client {
             Err(Error::SignInNeeded { reason, .. }) => Err(Error::SignInAgain { reason }),
             Err(e) => Err(e),
         }
+    }
+
+    /// The headers that authorize one request (`method` at `url`) with the access token:
+    /// `Authorization: Bearer …`, or for a DPoP-bound sign-in `Authorization: DPoP …` and
+    /// a `DPoP` proof made for this request alone (the key never leaves the keychain and
+    /// this process). `nonce` is the resource server's `DPoP-Nonce`, when it asked for one.
+    pub async fn authorization(
+        &self,
+        method: &str,
+        url: &str,
+        nonce: Option<&str>,
+        min_valid: Duration,
+    ) -> Result<Vec<(String, String)>, Error> {
+        let token = match self.lanyard.token(ACCOUNT, min_valid.as_secs()).await {
+            Ok(token) => token,
+            Err(Error::SignInNeeded { reason, .. }) => return Err(Error::SignInAgain { reason }),
+            Err(e) => return Err(e),
+        };
+        if !token.dpop {
+            let bearer = format!("Bearer {}", token.token.expose());
+            return Ok(vec![("Authorization".into(), bearer)]);
+        }
+        let url = url::Url::parse(url).map_err(|e| Error::Usage {
+            kind: Kind::Config,
+            message: format!("`{url}` is not a URL: {e}"),
+        })?;
+        let proof = self
+            .lanyard
+            .dpop_proof(ACCOUNT, method, &url, &token.token, nonce)
+            .await?
+            .ok_or_else(|| Error::SignInAgain {
+                reason: "the sign-in's DPoP key is gone from the keychain".into(),
+            })?;
+        Ok(vec![
+            (
+                "Authorization".into(),
+                format!("DPoP {}", token.token.expose()),
+            ),
+            ("DPoP".into(), proof),
+        ])
     }
 
     /// Signs out: revokes the tokens where the provider allows, forgets them, and ends

@@ -53,6 +53,13 @@ pub struct Metadata {
     pub end_session_endpoint: Option<Url>,
     /// RFC 8628: where a device flow starts (scan-to-sign-in on a kiosk).
     pub device_authorization_endpoint: Option<Url>,
+    /// RFC 9126: where an authorization request is pushed before the browser goes.
+    pub pushed_authorization_request_endpoint: Option<Url>,
+    /// RFC 9126 section 5: the provider takes pushed authorization requests only.
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
+    /// RFC 9449 section 5.1: the algorithms the provider takes DPoP proofs in.
+    pub dpop_signing_alg_values_supported: Option<Vec<String>>,
     #[serde(default)]
     pub scopes_supported: Vec<String>,
     #[serde(default)]
@@ -127,10 +134,22 @@ impl Provider {
             (&metadata.revocation_endpoint, "revocation_endpoint"),
             (&metadata.introspection_endpoint, "introspection_endpoint"),
             (&metadata.end_session_endpoint, "end_session_endpoint"),
+            (
+                &metadata.pushed_authorization_request_endpoint,
+                "pushed_authorization_request_endpoint",
+            ),
         ] {
             if value.is_some() {
                 required(value, field)?;
             }
+        }
+        if metadata.require_pushed_authorization_requests
+            && metadata.pushed_authorization_request_endpoint.is_none()
+        {
+            return Err(Error::Missing {
+                issuer: issuer.to_owned(),
+                field: "pushed_authorization_request_endpoint",
+            });
         }
         if let Some(methods) = &metadata.code_challenge_methods_supported
             && !methods.iter().any(|m| m == "S256")
@@ -309,6 +328,21 @@ mod tests {
 
         let mut m = metadata("https://id.example.com");
         m.code_challenge_methods_supported = Some(vec!["plain".into()]);
+        assert!(Provider::from_metadata(http.clone(), "https://id.example.com", m).is_err());
+
+        // RFC 9126: a provider that requires pushed requests must say where they go, and
+        // that endpoint is held to the same rules as the others.
+        let mut m = metadata("https://id.example.com");
+        m.require_pushed_authorization_requests = true;
+        let err = Provider::from_metadata(http.clone(), "https://id.example.com", m).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("lacks `pushed_authorization_request_endpoint`"),
+            "{err}"
+        );
+        let mut m = metadata("https://id.example.com");
+        m.pushed_authorization_request_endpoint =
+            Some(Url::parse("http://id.example.com/par").unwrap());
         assert!(Provider::from_metadata(http, "https://id.example.com", m).is_err());
     }
 }

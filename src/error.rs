@@ -168,9 +168,9 @@ pub enum Error {
     /// A URL handed to the app (its private-use scheme) that no sign-in waits for.
     #[error("ignored a link: {0}")]
     LinkRefused(String),
-    /// `lanyard ssh` could not run ssh as asked.
+    /// A command was asked for something it cannot do (an argument that cannot work).
     #[error("{message}")]
-    Ssh {
+    Usage {
         /// What the failure means here.
         kind: Kind,
         /// What failed, and what to do.
@@ -235,8 +235,9 @@ impl Error {
                 | flow::Error::PastedStateMismatch => Kind::Rejected,
                 flow::Error::NotTheRedirect { .. } => Kind::Incomplete,
                 flow::Error::NoSecret { .. } | flow::Error::NoAuthMethod { .. } => Kind::Config,
-                flow::Error::Random => Kind::Other,
-                flow::Error::NoCode(_)
+                flow::Error::Random | flow::Error::Dpop(_) => Kind::Other,
+                flow::Error::NoRequestUri
+                | flow::Error::NoCode(_)
                 | flow::Error::NoIdToken
                 | flow::Error::TokenType(_)
                 | flow::Error::Http(_) => Kind::Provider,
@@ -267,7 +268,7 @@ impl Error {
             | Error::SchemeNeedsApp { .. } => Kind::Config,
             Error::RefreshFailed { source, .. } => source.kind(),
             Error::RefreshFailedMeanwhile { .. } => Kind::Provider,
-            Error::Agent { kind, .. } | Error::Ssh { kind, .. } => *kind,
+            Error::Agent { kind, .. } | Error::Usage { kind, .. } => *kind,
             Error::Bind(_) => Kind::Other,
             Error::UnknownPreset { .. } | Error::SecretNeedsKeychain => Kind::Config,
             Error::LinkRefused(_) => Kind::Rejected,

@@ -35,10 +35,11 @@ pub enum Error {
     /// The provider answered with an OAuth error object (RFC 6749 section 5.2).
     #[error("the provider refused: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
     Provider {
-        url: String,
         status: u16,
         error: String,
         description: Option<String>,
+        /// The `DPoP-Nonce` it sent with the error (RFC 9449 section 8: `use_dpop_nonce`).
+        dpop_nonce: Option<String>,
     },
     #[error("{url} answered HTTP {status}")]
     Status { url: String, status: u16 },
@@ -61,6 +62,8 @@ pub struct Response {
     pub status: u16,
     pub content_type: String,
     pub body: Vec<u8>,
+    /// The server's next DPoP nonce (RFC 9449 section 8), when it sent one.
+    pub dpop_nonce: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -147,7 +150,27 @@ impl Client {
 
     /// A GET with a bearer token (RFC 6750 section 2.1), for userinfo.
     pub async fn get_bearer(&self, url: &Url, token: &Secret) -> Result<Response, Error> {
-        let request = self.inner.get(url.clone()).bearer_auth(token.expose());
+        self.get_with_token(url, token, None).await
+    }
+
+    /// A GET with an access token: a bearer token, or with `proof` a DPoP-bound one (RFC
+    /// 9449 section 7.1: `Authorization: DPoP`, and the proof in the `DPoP` header).
+    pub async fn get_with_token(
+        &self,
+        url: &Url,
+        token: &Secret,
+        proof: Option<&str>,
+    ) -> Result<Response, Error> {
+        let request = self.inner.get(url.clone());
+        let request = match proof {
+            None => request.bearer_auth(token.expose()),
+            Some(proof) => request
+                .header(
+                    reqwest::header::AUTHORIZATION,
+                    format!("DPoP {}", token.expose()),
+                )
+                .header("DPoP", proof),
+        };
         self.send(url, request).await
     }
 
@@ -169,8 +192,22 @@ impl Client {
         auth: &ClientAuth<'_>,
         params: &[(&str, &str)],
     ) -> Result<Response, Error> {
+        self.post_form_proved(url, auth, params, None).await
+    }
+
+    /// [`Client::post_form`] with a DPoP proof (RFC 9449 section 5), when one is given.
+    pub async fn post_form_proved(
+        &self,
+        url: &Url,
+        auth: &ClientAuth<'_>,
+        params: &[(&str, &str)],
+        proof: Option<&str>,
+    ) -> Result<Response, Error> {
         let mut form: Vec<(&str, &str)> = params.to_vec();
         let mut request = self.inner.post(url.clone());
+        if let Some(proof) = proof {
+            request = request.header("DPoP", proof);
+        }
         match auth {
             ClientAuth::None { client_id } => form.push(("client_id", client_id)),
             ClientAuth::Basic { client_id, secret } => {
@@ -199,6 +236,11 @@ impl Client {
             .and_then(|v| v.to_str().ok())
             .unwrap_or("")
             .to_ascii_lowercase();
+        let dpop_nonce = response
+            .headers()
+            .get("dpop-nonce")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
         let mut body = Vec::new();
         while let Some(chunk) = response.chunk().await.map_err(|e| transport(&shown, e))? {
             if body.len() + chunk.len() > MAX_BODY {
@@ -214,6 +256,7 @@ impl Client {
                 status,
                 content_type,
                 body,
+                dpop_nonce,
             });
         }
         #[derive(serde::Deserialize)]
@@ -223,10 +266,10 @@ impl Client {
         }
         match serde_json::from_slice::<OAuthError>(&body) {
             Ok(e) => Err(Error::Provider {
-                url: shown,
                 status,
                 error: e.error,
                 description: e.error_description,
+                dpop_nonce,
             }),
             Err(_) => Err(Error::Status { url: shown, status }),
         }

@@ -98,6 +98,8 @@ pub mod desktop;
 #[doc(hidden)]
 pub mod discovery;
 #[doc(hidden)]
+pub mod dpop;
+#[doc(hidden)]
 pub mod flow;
 #[doc(hidden)]
 pub mod http;

@@ -186,11 +186,13 @@ async fn an_app_signs_in_on_another_device() {
 /// there, the desktop (gio) starts the handler registered for the scheme, and the handler
 /// passes the URL to the running app, which gives it to `Client::redirected`. The
 /// handler here passes it through a FIFO, as a single-instance plugin would through its
-/// socket. Sign-out comes back the same way.
+/// socket. Sign-out comes back the same way. The provider takes pushed authorization
+/// requests only.
 #[tokio::test]
 async fn an_app_gets_the_redirect_through_its_own_uri_scheme() {
     use tokio::io::AsyncWriteExt as _;
-    let idp = Idp::start(false);
+    // Pushed authorization requests only (RFC 9126): they work with a scheme redirect too.
+    let idp = Idp::start_with(false, &["--require-par"]);
     let env = Env::new();
     let fifo = PathBuf::from(env.path("redirects"));
     let made = std::process::Command::new("mkfifo")
@@ -279,6 +281,11 @@ async fn an_app_gets_the_redirect_through_its_own_uri_scheme() {
     let run = env.browser_run(0).await;
     assert_eq!(run["handed_over"], true, "{run}");
     assert_eq!(run["url"], "dev.lanyard:/callback", "{run}");
+    assert_eq!(
+        run["named"],
+        serde_json::json!(["client_id", "request_uri"]),
+        "{run}"
+    );
 }
 
 /// examples/greet.rs, written from docs/embedding.md alone: it signs in on its first run,

@@ -231,10 +231,11 @@ async fn lifecycle_over_tls() {
 }
 
 /// Confidential clients: the secret comes from the keychain, sent as discovery and the
-/// account say (client_secret_basic, client_secret_post).
+/// account say (client_secret_basic, client_secret_post), at the token endpoint and first
+/// at the pushed authorization request endpoint, which this provider requires.
 #[tokio::test]
 async fn confidential_clients() {
-    let idp = Idp::start(false);
+    let idp = Idp::start_with(false, &["--require-par"]);
     let env = Env::new();
     env.account(
         "flow-basic",
@@ -271,6 +272,12 @@ async fn confidential_clients() {
     .assert_ok();
     env.lanyard(&["login", "flow-basic"]).await.assert_ok();
     env.lanyard(&["login", "flow-post"]).await.assert_ok();
+    let pushed = idp.events().await;
+    let pushed = pushed
+        .iter()
+        .filter(|e| *e == "pushed_authorization_request.success")
+        .count();
+    assert_eq!(pushed, 2, "both sign-ins were pushed requests");
     // Refresh and revocation authenticate the same way.
     env.lanyard(&["token", "flow-post", "--min-valid", "7200"])
         .await
@@ -281,6 +288,33 @@ async fn confidential_clients() {
             .contains("revoked the refresh_token and the access_token"),
         "{out:?}"
     );
+}
+
+/// Pushed authorization requests (RFC 9126): where the provider takes them, the request
+/// goes to it first, and the browser carries only the client's id and a reference to the
+/// request. This provider takes no other kind.
+#[tokio::test]
+async fn pushed_authorization_requests() {
+    let idp = Idp::start_with(false, &["--require-par"]);
+    let env = Env::new();
+    env.account(
+        "flow-par",
+        &format!(
+            "issuer = \"{}\"\nclient_id = \"lanyard-public\"",
+            idp.issuer
+        ),
+    );
+    env.lanyard(&["login", "flow-par"]).await.assert_ok();
+    let run = env.browser_run(0).await;
+    assert_eq!(run["named"], json!(["client_id", "request_uri"]), "{run}");
+    let events = idp.events().await;
+    assert!(
+        events.contains(&"pushed_authorization_request.success".to_owned())
+            && !events.contains(&"authorization.error".to_owned()),
+        "{events:?}"
+    );
+    let token = env.access_token("flow-par", &[]).await;
+    assert_eq!(idp.userinfo(&token).await["sub"], "alice");
 }
 
 /// A fixed loopback port, for providers that match redirect URIs exactly.

@@ -529,3 +529,76 @@ async fn stored_tokens_never_travel_to_another_issuer() {
     assert!(second.revoked().is_empty(), "{:?}", second.revoked());
     assert_eq!(stored_tokens("h-moved"), None);
 }
+
+/// DPoP (RFC 9449) at a provider that checks every proof strictly: the right `htm` and
+/// `htu`, a signature by the key the proof carries, a `jti` never sent before; the refresh
+/// token bound to the key of the code exchange.
+#[tokio::test]
+async fn dpop_proofs_pass_a_strict_provider() {
+    let behaviour = Behaviour {
+        dpop: Some(fake_idp::Dpop::Checked),
+        ..Behaviour::default()
+    };
+    let (run, env, idp) = sign_in(behaviour, "hostile-dpop").await;
+    run.assert_ok();
+    let run = env
+        .lanyard(&["token", "hostile-dpop", "--json", "--min-valid", "7200"])
+        .await;
+    assert_eq!(run.assert_ok().json()["token_type"], "DPoP", "{run:#?}");
+    let proofs = idp.proofs();
+    assert_eq!(
+        proofs.len(),
+        2,
+        "the code exchange and the refresh: {proofs:?}"
+    );
+    assert_ne!(proofs[0]["jti"], proofs[1]["jti"]);
+    assert_eq!(idp.refreshed(), ["rt-1"]);
+}
+
+/// A provider that wants its nonce gets it: the proof without one is answered
+/// `use_dpop_nonce` and the nonce, and the request is made once more with it.
+#[tokio::test]
+async fn a_dpop_nonce_is_sent_once_asked_for() {
+    let behaviour = Behaviour {
+        dpop: Some(fake_idp::Dpop::Nonce),
+        ..Behaviour::default()
+    };
+    let (run, env, idp) = sign_in(behaviour, "hostile-nonce").await;
+    run.assert_ok();
+    env.lanyard(&["token", "hostile-nonce", "--min-valid", "7200"])
+        .await
+        .assert_ok();
+    let nonces: Vec<Value> = idp.proofs().iter().map(|p| p["nonce"].clone()).collect();
+    assert_eq!(
+        nonces,
+        [Value::Null, json!("n-1"), Value::Null, json!("n-1")]
+    );
+}
+
+/// A provider that answers every proof with another nonce is asked twice, not for ever:
+/// the sign-in fails with its error, and nothing is stored.
+#[tokio::test]
+async fn a_provider_that_always_wants_another_nonce_is_asked_twice() {
+    let behaviour = Behaviour {
+        dpop: Some(fake_idp::Dpop::NewNonceEveryTime),
+        ..Behaviour::default()
+    };
+    let (run, env, idp) = sign_in(behaviour, "hostile-nonces").await;
+    run.assert_fails(4, "use_dpop_nonce");
+    assert_eq!(idp.proofs().len(), 2);
+    assert!(stored_tokens("hostile-nonces").is_none());
+    assert!(env.data_files().is_empty(), "{:?}", env.data_paths());
+}
+
+/// A DPoP token where none was asked for (no proof sent): refused, nothing stored.
+#[tokio::test]
+async fn a_dpop_token_nobody_asked_for_is_refused() {
+    let behaviour = Behaviour {
+        dpop_anyway: true,
+        ..Behaviour::default()
+    };
+    let (run, env, _idp) = sign_in(behaviour, "hostile-dpop-anyway").await;
+    run.assert_fails(4, "did not ask for");
+    assert!(stored_tokens("hostile-dpop-anyway").is_none());
+    assert!(env.data_files().is_empty(), "{:?}", env.data_paths());
+}

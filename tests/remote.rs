@@ -21,13 +21,15 @@ fn far(idp: &Idp) -> Env {
     env
 }
 
-/// `lanyard login --paste`, started: the process, the sign-in link it printed, and what
-/// it says on stderr after that (once it exits).
+/// `lanyard login --paste`, started: the process, the sign-in link it printed, the
+/// redirect URI it says the pasted address starts with, and what it says on stderr after
+/// that (once it exits).
 async fn start_pasted(
     env: &Env,
     account: &str,
 ) -> (
     tokio::process::Child,
+    String,
     String,
     tokio::task::JoinHandle<Vec<String>>,
 ) {
@@ -56,6 +58,12 @@ async fn start_pasted(
         said.iter().any(|l| l.contains("on any device")),
         "{said:#?}"
     );
+    let told = stderr.next_line().await.unwrap().unwrap_or_default();
+    let redirect = told
+        .split_once("starts with ")
+        .and_then(|(_, r)| r.split_once(". Copy"))
+        .map(|(r, _)| r.to_owned())
+        .unwrap_or_else(|| panic!("lanyard did not say what to paste: {told}"));
     let rest = tokio::spawn(async move {
         let mut rest = Vec::new();
         while let Ok(Some(line)) = stderr.next_line().await {
@@ -63,7 +71,7 @@ async fn start_pasted(
         }
         rest
     });
-    (child, link, rest)
+    (child, link, redirect, rest)
 }
 
 /// The browser elsewhere signs in on the provider's real pages; its redirect to this
@@ -74,8 +82,18 @@ async fn a_browser_on_another_machine_signs_in_through_a_pasted_address() {
     let idp = Idp::start(false);
     let mut env = far(&idp);
     env.set("LANYARD_TEST_BROWSER_ACTION", "elsewhere");
-    let (mut login, link, _) = start_pasted(&env, "far").await;
+    let (mut login, link, redirect, _) = start_pasted(&env, "far").await;
     assert!(link.starts_with(&idp.issuer), "{link}");
+    assert!(redirect.starts_with("http://127.0.0.1:"), "{redirect}");
+    // The provider takes pushed authorization requests (RFC 9126): the link, which the
+    // person carries to another machine, holds a reference to the request, not the
+    // request.
+    let named: Vec<String> = url::Url::parse(&link)
+        .unwrap()
+        .query_pairs()
+        .map(|(k, _)| k.into_owned())
+        .collect();
+    assert_eq!(named, ["client_id", "request_uri"], "{link}");
 
     // The person at the other machine's browser.
     let browser = tokio::process::Command::new(root().join("tests/idp/browser.mjs"))
@@ -119,13 +137,7 @@ async fn a_pasted_address_of_another_sign_in_is_refused() {
         ),
         (String::new(), 5, "belongs to another sign-in"),
     ] {
-        let (mut login, link, said) = start_pasted(&env, "far").await;
-        let url = url::Url::parse(&link).unwrap();
-        let redirect = url
-            .query_pairs()
-            .find(|(k, _)| k == "redirect_uri")
-            .map(|(_, v)| v.into_owned())
-            .unwrap();
+        let (mut login, _, redirect, said) = start_pasted(&env, "far").await;
         let paste = if paste.is_empty() {
             format!("{redirect}?code=forged&state=forged&iss={}", idp.issuer)
         } else {

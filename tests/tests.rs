@@ -15,6 +15,9 @@ mod client;
 mod cloud;
 /// The desktop app in its real webview: sign in, identity, an approval, sign out.
 mod desktop;
+/// DPoP (RFC 9449) at the real provider: tokens bound to the account's key, proofs from the
+/// command line and the agent, a stolen refresh token useless, nonces.
+mod dpop;
 /// examples/tauri-signin, a Tauri app using tauri-plugin-lanyard, in its real webview.
 mod example_app;
 /// Token exchange (RFC 8693) at the real provider, directly and through the agent.

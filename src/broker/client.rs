@@ -123,6 +123,22 @@ impl Client {
         .await
     }
 
+    /// The account's token with a DPoP proof for `request` (`proof`).
+    pub async fn proof(
+        &mut self,
+        account: &str,
+        request: protocol::ProofRequest,
+    ) -> Result<protocol::ProofReply, Error> {
+        self.call(Op::Proof {
+            account: account.to_owned(),
+            method: request.method,
+            url: request.url,
+            nonce: request.nonce,
+            min_valid: request.min_valid,
+        })
+        .await
+    }
+
     pub async fn accounts(&mut self) -> Result<Vec<AccountState>, Error> {
         self.call(Op::Accounts).await
     }
@@ -237,6 +253,7 @@ impl From<TokenReply> for crate::session::AccessToken {
             refreshed: false,
             warning: reply.warning,
             refresh_failed: None,
+            dpop: reply.token_type.eq_ignore_ascii_case("dpop"),
         }
     }
 }

@@ -45,6 +45,8 @@ pub struct Cached {
     pub expires_at: Option<u64>,
     /// When the provider issued it to this agent (a refresh), if it did.
     pub refreshed_at: Option<Instant>,
+    /// DPoP-bound: it goes with a proof of the account's key (`proof`).
+    pub dpop: bool,
 }
 
 /// A token as handed out, with what the caller should be told about it.
@@ -205,6 +207,7 @@ mod tests {
             token: Secret::new("t"),
             expires_at: Some(session::now() + valid_for),
             refreshed_at: None,
+            dpop: false,
         }
     }
 

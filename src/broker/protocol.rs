@@ -77,6 +77,19 @@ pub enum Op {
     },
     /// From now on, this connection receives events.
     Subscribe,
+    /// The account's own access token with a DPoP proof (RFC 9449) for one request:
+    /// `method` at `url`, with the resource server's `nonce` if it sent one. Needs
+    /// approval; only for accounts whose tokens are DPoP-bound.
+    Proof {
+        account: String,
+        method: String,
+        url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        nonce: Option<String>,
+        /// The token must stay valid this many more seconds.
+        #[serde(default = "default_min_valid")]
+        min_valid: u64,
+    },
     /// Sockets of the remote host `host`'s own, for `lanyard ssh` to forward over ssh;
     /// answered with their paths (`socket`, `oidc_socket`). The connection then carries
     /// nothing more, and the sockets close with it. Requests through them are named
@@ -197,6 +210,26 @@ pub struct TokenReply {
     pub expires_at: Option<u64>,
     /// Why the token is not what was asked for: it lives shorter than `min_valid`, or the
     /// refresh failed and this is the current token, still valid for a while.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
+}
+
+/// The request a `proof` is for (the fields of [`Op::Proof`] but the account).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProofRequest {
+    pub method: String,
+    pub url: String,
+    pub nonce: Option<String>,
+    pub min_valid: u64,
+}
+
+/// What `proof` answers: the token, and the proof to send with it in the `DPoP` header.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProofReply {
+    pub access_token: String,
+    pub token_type: String,
+    pub expires_at: Option<u64>,
+    pub proof: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
 }
@@ -532,6 +565,13 @@ mod tests {
             Op::Subscribe,
             Op::EndSession,
             Op::Forward { host: a() },
+            Op::Proof {
+                account: a(),
+                method: "GET".into(),
+                url: "https://api.example.com/".into(),
+                nonce: None,
+                min_valid: 60,
+            },
         ];
         for op in &ops {
             match op {
@@ -543,7 +583,8 @@ mod tests {
                 | Op::Logout { .. }
                 | Op::Subscribe
                 | Op::EndSession
-                | Op::Forward { .. } => {}
+                | Op::Forward { .. }
+                | Op::Proof { .. } => {}
             }
         }
         let codes = [

@@ -280,6 +280,24 @@ async fn handle(agent: &Agent, id: u64, op: Op, peer: &Peer) -> Response {
             .await
             .map(|t| serde_json::to_value(t).expect("serialisable")),
         Op::EndSession => agent.end_session(peer).await,
+        Op::Proof {
+            account,
+            method,
+            url,
+            nonce,
+            min_valid,
+        } => {
+            let request = protocol::ProofRequest {
+                method,
+                url,
+                nonce,
+                min_valid,
+            };
+            agent
+                .proof(&account, &request, peer)
+                .await
+                .map(|p| serde_json::to_value(p).expect("serialisable"))
+        }
         Op::Hello { .. }
         | Op::Subscribe
         | Op::Login { .. }
@@ -379,7 +397,8 @@ fn stage(p: crate::session::Progress<'_>) -> protocol::Progress {
             url: url.to_owned(),
             reason,
         },
-        P::Waiting => protocol::Progress::Waiting,
+        // (A pasted sign-in runs in the command line's own process, never in the agent.)
+        P::Waiting | P::PasteBack { .. } => protocol::Progress::Waiting,
         P::DeviceCode {
             user_code,
             verification_uri,

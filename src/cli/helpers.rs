@@ -33,6 +33,7 @@ pub async fn kubectl(open: &Opener, args: KubectlArgs) -> Result<(), Error> {
     let token = open
         .token(&args.name, args.min_valid, &Default::default())
         .await?;
+    bearer_only(&args.name, "kubectl", &token);
     let mut status = json!({ "token": token.token.expose() });
     if let Some(e) = token.expires_at {
         status["expirationTimestamp"] = json!(output::rfc3339(e));
@@ -97,6 +98,7 @@ pub async fn git(open: &Opener, args: GitArgs) -> Result<(), Error> {
         return Ok(());
     }
     let token = open.token(&name, 60, &Default::default()).await?;
+    bearer_only(&name, "git", &token);
     let mut answer = format!(
         "username={}\npassword={}\n",
         args.username,
@@ -140,6 +142,16 @@ fn git_may_have(request: &str, hosts: &[String]) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+/// Says so when a tool that sends tokens as Bearer tokens gets a DPoP-bound one: a server
+/// that checks the binding refuses it without a proof.
+fn bearer_only(name: &str, tool: &str, token: &crate::session::AccessToken) {
+    if token.dpop {
+        eprintln!(
+            "lanyard: warning: {name}'s token is DPoP-bound, and {tool} sends it as a Bearer token, which a server that checks the binding refuses; set `dpop = false` for {name} and sign in again"
+        );
+    }
 }
 
 #[cfg(test)]

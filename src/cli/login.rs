@@ -152,18 +152,12 @@ async fn pasted(lanyard: &Lanyard, args: &Args) -> Result<(), Error> {
     };
     let progress = |p: Progress<'_>| match p {
         Progress::OpenYourself { url, .. } => {
-            let back = url::Url::parse(url)
-                .ok()
-                .and_then(|u| {
-                    u.query_pairs()
-                        .find(|(k, _)| k == "redirect_uri")
-                        .map(|(_, v)| v.into_owned())
-                })
-                .unwrap_or_else(|| "http://127.0.0.1".to_owned());
             eprintln!("Open this link in a browser on any device:\n  {url}");
+        }
+        Progress::PasteBack { redirect_uri } => {
             eprintln!(
                 "After you sign in, the browser ends on a page that cannot load; its address \
-                 starts with {back}. Copy that whole address and paste it here:"
+                 starts with {redirect_uri}. Copy that whole address and paste it here:"
             );
         }
         Progress::Finishing => eprintln!("Checking the sign-in…"),
@@ -275,6 +269,8 @@ impl Waiting {
                 self.place.lock().unwrap_or_else(|e| e.into_inner())
             ),
             Progress::Finishing => self.stop(),
+            // Only `--paste` asks for the address, and says so itself.
+            Progress::PasteBack { .. } => {}
         }
     }
 

@@ -265,6 +265,53 @@ impl Opener {
     }
 
     /// The access token: from the agent when one runs, else directly.
+    /// The account's token with a DPoP proof for one request: from the agent when one
+    /// runs (the key stays there), else directly.
+    pub async fn proof(
+        &self,
+        account: &str,
+        request: crate::broker::protocol::ProofRequest,
+    ) -> Result<(crate::session::AccessToken, String), Error> {
+        match crate::broker::Client::connect(&crate::broker::socket_path()).await {
+            Ok(mut agent) => {
+                let reply = agent.proof(account, request).await?;
+                let proof = reply.proof.clone();
+                let token = crate::broker::protocol::TokenReply {
+                    access_token: reply.access_token,
+                    token_type: reply.token_type,
+                    expires_at: reply.expires_at,
+                    warning: reply.warning,
+                };
+                Ok((token.into(), proof))
+            }
+            Err(crate::broker::client::Error::NotRunning(_)) => {
+                let lanyard = self.lanyard()?;
+                let own = crate::flow::Target::default();
+                let token = lanyard.token_for(account, request.min_valid, &own).await?;
+                let url = url::Url::parse(&request.url)
+                    .ok()
+                    .filter(|u| matches!(u.scheme(), "https" | "http"))
+                    .ok_or_else(|| Error::Usage {
+                        kind: Kind::Config,
+                        message: format!("--dpop-url: `{}` is not an http(s) URL", request.url),
+                    })?;
+                let nonce = request.nonce.as_deref();
+                let proof = lanyard
+                    .dpop_proof(account, &request.method, &url, &token.token, nonce)
+                    .await?
+                    .filter(|_| token.dpop)
+                    .ok_or_else(|| Error::Usage {
+                        kind: Kind::Config,
+                        message: format!(
+                            "{account}'s tokens are not DPoP-bound: send the token as a Bearer token, without --dpop-url"
+                        ),
+                    })?;
+                Ok((token, proof))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub async fn token(
         &self,
         account: &str,

@@ -34,7 +34,7 @@ pub async fn run(args: Args) -> Result<i32, Error> {
     let mut agent = broker::Client::connect(&path)
         .await
         .map_err(|e| match e {
-            broker::client::Error::NotRunning(_) => Error::Ssh {
+            broker::client::Error::NotRunning(_) => Error::Usage {
                 kind: Kind::Other,
                 message: format!(
                     "`lanyard ssh` forwards the agent, and none runs at {}: start it with `lanyard agent` (or open the Lanyard app)",
@@ -90,7 +90,7 @@ pub async fn run(args: Args) -> Result<i32, Error> {
     let status = tokio::task::spawn_blocking(move || ssh.status())
         .await
         .map_err(|e| usage(format!("waiting for ssh: {e}")))?
-        .map_err(|e| Error::Ssh {
+        .map_err(|e| Error::Usage {
             kind: Kind::Other,
             message: format!(
                 "cannot run ssh: {e}; install OpenSSH's client (Debian: openssh-client)"
@@ -103,7 +103,7 @@ pub async fn run(args: Args) -> Result<i32, Error> {
 }
 
 fn usage(message: String) -> Error {
-    Error::Ssh {
+    Error::Usage {
         kind: Kind::Config,
         message,
     }

@@ -37,6 +37,21 @@ pub struct Args {
     /// aimed at --audience; kept by the agent per audience and scope
     #[arg(long, requires = "audience", conflicts_with = "client_credentials")]
     exchange: bool,
+    /// For a DPoP-bound token (RFC 9449): the HTTP method of the request it is for; with
+    /// --dpop-url, a proof is printed too (--format header: the `DPoP:` header)
+    #[arg(
+        long,
+        value_name = "METHOD",
+        requires = "dpop_url",
+        conflicts_with_all = ["client_credentials", "scope", "audience"]
+    )]
+    dpop_method: Option<String>,
+    /// The URL of the request the DPoP proof is for
+    #[arg(long, value_name = "URL", requires = "dpop_method")]
+    dpop_url: Option<String>,
+    /// The nonce the resource server asked for (its `DPoP-Nonce` header)
+    #[arg(long, value_name = "NONCE", requires = "dpop_url")]
+    dpop_nonce: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -45,7 +60,8 @@ enum Format {
     Raw,
     /// The token, its type and expiry as JSON
     Json,
-    /// An HTTP header: `Authorization: Bearer …`
+    /// An HTTP header: `Authorization: Bearer …` (for a DPoP-bound token, `Authorization:
+    /// DPoP …` and, with --dpop-url, the `DPoP:` header)
     Header,
     /// Shell assignments: `export LANYARD_ACCESS_TOKEN=…` (for `eval`)
     Env,
@@ -53,6 +69,18 @@ enum Format {
 
 pub async fn run(open: &Opener, args: Args) -> Result<(), Error> {
     let (name, _) = open.account(args.name.as_deref())?;
+    let format = if args.json { Format::Json } else { args.format };
+    if let (Some(method), Some(url)) = (&args.dpop_method, &args.dpop_url) {
+        let request = crate::broker::protocol::ProofRequest {
+            method: method.clone(),
+            url: url.clone(),
+            nonce: args.dpop_nonce.clone(),
+            min_valid: args.min_valid,
+        };
+        let (token, proof) = open.proof(&name, request).await?;
+        print(&name, format, &token, Some(&proof));
+        return Ok(());
+    }
     let token = if args.client_credentials {
         open.lanyard()?
             .client_credentials(&name, args.scope.as_deref())
@@ -65,8 +93,7 @@ pub async fn run(open: &Opener, args: Args) -> Result<(), Error> {
         };
         open.token(&name, args.min_valid, &target).await?
     };
-    let format = if args.json { Format::Json } else { args.format };
-    print(&name, format, &token);
+    print(&name, format, &token, None);
     Ok(())
 }
 
@@ -109,35 +136,52 @@ pub fn fast(args: &[std::ffi::OsString]) -> Option<i32> {
             Err(_) => return None,
         };
     let token = session::AccessToken::from(reply);
-    print(name, format, &token);
+    print(name, format, &token, None);
     Some(0)
 }
 
-/// Prints the token in `format` on stdout, and what it comes with (a short lifetime, a
-/// failed refresh) on stderr.
-fn print(name: &str, format: Format, token: &session::AccessToken) {
+/// Prints the token in `format` on stdout (with its DPoP `proof`, when asked for), and
+/// what it comes with (a short lifetime, a failed refresh) on stderr.
+fn print(name: &str, format: Format, token: &session::AccessToken, proof: Option<&str>) {
     if let Some(warning) = &token.warning {
         eprintln!("lanyard: warning: {warning}");
     }
+    if token.dpop && proof.is_none() && format != Format::Json {
+        eprintln!(
+            "lanyard: note: {name}'s token is DPoP-bound: each request needs a proof too (--dpop-method and --dpop-url)"
+        );
+    }
     let expires_at = token.expires_at;
+    let token_type = if token.dpop { "DPoP" } else { "Bearer" };
     // Printing the token is this command's purpose.
     let value = token.token.expose();
     match format {
         Format::Raw => output::print_line(value),
-        Format::Header => output::print_line(&format!("Authorization: Bearer {value}")),
+        Format::Header => {
+            output::print_line(&format!("Authorization: {token_type} {value}"));
+            if let Some(proof) = proof {
+                output::print_line(&format!("DPoP: {proof}"));
+            }
+        }
         Format::Env => {
             output::print_line(&format!("export LANYARD_ACCESS_TOKEN={value}"));
             if let Some(e) = expires_at {
                 output::print_line(&format!("export LANYARD_ACCESS_TOKEN_EXPIRES_AT={e}"));
             }
         }
-        Format::Json => output::print_json(&json!({
-            "account": name,
-            "token_type": "Bearer",
-            "access_token": value,
-            "expires_at": expires_at.map(output::rfc3339),
-            "expires_in": expires_at.map(|e| e.saturating_sub(session::now())),
-            "refreshed": token.refreshed,
-        })),
+        Format::Json => {
+            let mut out = json!({
+                "account": name,
+                "token_type": token_type,
+                "access_token": value,
+                "expires_at": expires_at.map(output::rfc3339),
+                "expires_in": expires_at.map(|e| e.saturating_sub(session::now())),
+                "refreshed": token.refreshed,
+            });
+            if let Some(proof) = proof {
+                out["dpop_proof"] = json!(proof);
+            }
+            output::print_json(&out);
+        }
     }
 }

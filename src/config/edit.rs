@@ -33,6 +33,8 @@ pub struct NewAccount {
     /// A private-use scheme redirect URI (`com.example.app:/callback`) instead of the
     /// loopback.
     pub scheme: Option<String>,
+    /// DPoP-bound tokens (RFC 9449) or not; `None`: the default (see `Account::dpop`).
+    pub dpop: Option<bool>,
 }
 
 impl NewAccount {
@@ -64,6 +66,7 @@ impl NewAccount {
                 .then_some(preset.response_mode),
             extra_params,
             scheme: None,
+            dpop: None,
         }
     }
 
@@ -100,6 +103,9 @@ impl NewAccount {
         }
         if let Some(m) = self.response_mode {
             out += &format!("response_mode = \"{}\"\n", m.as_str());
+        }
+        if let Some(dpop) = self.dpop {
+            out += &format!("dpop = {dpop}\n");
         }
         if !self.extra_params.is_empty() {
             let params: Vec<String> = self

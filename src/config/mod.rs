@@ -185,6 +185,10 @@ pub struct Account {
     pub response_mode: ResponseMode,
     /// Also ask the provider's introspection endpoint about the ID token (Hellō).
     pub introspect: bool,
+    /// Bind the tokens to a key of the account's own (DPoP, RFC 9449): `Some` as the
+    /// account says, `None` for the default, which is DPoP for a public client where the
+    /// provider offers it with ES256.
+    pub dpop: Option<bool>,
     /// The preset the account was made from, for display and branding.
     pub preset: Option<String>,
     /// RFC 8707 resource indicators asked for at sign-in; tokens for one of them (an

@@ -169,6 +169,7 @@ impl Config {
                     response_type,
                     response_mode,
                     introspect: raw.introspect,
+                    dpop: raw.dpop,
                     preset: raw.preset.map(Spanned::into_inner),
                     resources,
                     git_hosts,
@@ -269,6 +270,7 @@ struct RawAccount {
     response_mode: Option<Spanned<ResponseMode>>,
     #[serde(default)]
     introspect: bool,
+    dpop: Option<bool>,
     preset: Option<Spanned<String>>,
     resources: Option<Spanned<Vec<String>>>,
     git_hosts: Option<Spanned<Vec<String>>>,

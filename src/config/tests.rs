@@ -227,6 +227,7 @@ fn added_accounts_round_trip() {
         response_mode: Some(ResponseMode::Fragment),
         extra_params: [("center_uuid".to_owned(), "c-1".to_owned())].into(),
         scheme: None,
+        dpop: None,
     };
     let config = Config::add_account(&path, &new).unwrap();
     let a = config.account("seat").unwrap();

@@ -345,7 +345,7 @@ impl Desktop {
                 Progress::OpenYourself { url, reason } => {
                     ("open_yourself", Some(url.to_owned()), reason)
                 }
-                Progress::Waiting => ("waiting", None, None),
+                Progress::Waiting | Progress::PasteBack { .. } => ("waiting", None, None),
                 Progress::Finishing => ("finishing", None, None),
                 Progress::DeviceCode {
                     user_code,

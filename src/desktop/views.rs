@@ -459,6 +459,7 @@ mod tests {
             id_token_claims: claims.as_object().unwrap().clone(),
             userinfo: None,
             access_token_claims: None,
+            dpop: false,
             status: Status::SignedIn,
         };
         let view = identity_view(config.account("hc").unwrap(), &record);

@@ -95,12 +95,14 @@ fn authorization(raw: Raw) -> Result<Authorization, Error> {
 const TRANSPORT_RETRIES: u32 = 3;
 
 /// Asks the token endpoint until the person has signed in (section 3.4 and 3.5): waits
-/// `interval` between requests, five seconds more after each `slow_down`.
+/// `interval` between requests, five seconds more after each `slow_down`. With `dpop`,
+/// the tokens are bound to that key.
 pub async fn wait(
     http: &http::Client,
     provider: &Provider,
     auth: &http::ClientAuth<'_>,
     authorization: &Authorization,
+    dpop: Option<&crate::dpop::Key>,
 ) -> Result<TokenResponse, Error> {
     let now = tokio::time::Instant::now();
     let deadline = now.checked_add(authorization.expires_in).unwrap_or(now);
@@ -115,7 +117,7 @@ pub async fn wait(
             ("grant_type", GRANT_TYPE),
             ("device_code", authorization.device_code.expose()),
         ];
-        match token_request(http, provider, auth, &params).await {
+        match token_request(http, provider, auth, &params, dpop).await {
             Ok(tokens) => return Ok(tokens),
             Err(Error::Http(e)) => match e.oauth_error() {
                 Some("authorization_pending") => failures = 0,

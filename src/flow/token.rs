@@ -6,6 +6,7 @@ use serde::Deserialize;
 use super::{AuthRequest, Error};
 use crate::config::{Account, ClientAuth};
 use crate::discovery::Provider;
+use crate::dpop;
 use crate::http;
 use crate::secret::Secret;
 
@@ -25,6 +26,11 @@ pub struct TokenResponse {
 }
 
 impl TokenResponse {
+    /// Whether the access token is bound to the DPoP key (RFC 9449 section 5).
+    pub fn is_dpop(&self) -> bool {
+        self.token_type.eq_ignore_ascii_case("dpop")
+    }
+
     /// When the access token expires, in Unix seconds, from `expires_in` as the provider
     /// sent it: bounded to [0, [`MAX_LIFETIME`]] (zero, negative or not a number is
     /// "expired already"), and added without overflow.
@@ -86,13 +92,15 @@ pub fn client_auth<'a>(
     })
 }
 
-/// Redeems an authorization code with its PKCE verifier.
+/// Redeems an authorization code with its PKCE verifier; with `dpop`, the tokens are
+/// bound to that key.
 pub async fn exchange(
     http: &http::Client,
     provider: &Provider,
     auth: &http::ClientAuth<'_>,
     code: &Secret,
     request: &AuthRequest,
+    dpop: Option<&dpop::Key>,
 ) -> Result<TokenResponse, Error> {
     let params = [
         ("grant_type", "authorization_code"),
@@ -100,7 +108,7 @@ pub async fn exchange(
         ("redirect_uri", request.redirect_uri.as_str()),
         ("code_verifier", request.verifier.expose()),
     ];
-    token_request(http, provider, auth, &params).await
+    token_request(http, provider, auth, &params, dpop).await
 }
 
 /// Trades a refresh token for new tokens (RFC 6749 section 6).
@@ -110,6 +118,7 @@ pub async fn refresh(
     auth: &http::ClientAuth<'_>,
     refresh_token: &Secret,
     target: &Target,
+    dpop: Option<&dpop::Key>,
 ) -> Result<TokenResponse, Error> {
     let mut params = vec![
         ("grant_type", "refresh_token"),
@@ -122,7 +131,7 @@ pub async fn refresh(
     if let Some(audience) = &target.audience {
         params.push(("resource", audience));
     }
-    token_request(http, provider, auth, &params).await
+    token_request(http, provider, auth, &params, dpop).await
 }
 
 /// RFC 8693: the grant, and the type of the token exchanged and asked for.
@@ -137,6 +146,7 @@ pub async fn token_exchange(
     auth: &http::ClientAuth<'_>,
     subject: &Secret,
     target: &Target,
+    dpop: Option<&dpop::Key>,
 ) -> Result<TokenResponse, Error> {
     let mut params = vec![
         ("grant_type", TOKEN_EXCHANGE),
@@ -150,7 +160,7 @@ pub async fn token_exchange(
     if let Some(scope) = &target.scope {
         params.push(("scope", scope));
     }
-    token_request(http, provider, auth, &params).await
+    token_request(http, provider, auth, &params, dpop).await
 }
 
 /// What an access token is for: the sign-in's own scopes and audience (the default), or
@@ -211,20 +221,31 @@ pub async fn client_credentials(
     if let Some(scope) = scope {
         params.push(("scope", scope));
     }
-    token_request(http, provider, auth, &params).await
+    token_request(http, provider, auth, &params, None).await
 }
 
+/// A request to the token endpoint. With `dpop`, it carries a proof of the key; a
+/// provider that answers `use_dpop_nonce` (RFC 9449 section 8) with a new nonce is asked
+/// once more with it, and its nonce is kept for the next request either way.
 pub(super) async fn token_request(
     http: &http::Client,
     provider: &Provider,
     auth: &http::ClientAuth<'_>,
     params: &[(&str, &str)],
+    dpop: Option<&dpop::Key>,
 ) -> Result<TokenResponse, Error> {
-    let response = http
-        .post_form(&provider.token_endpoint, auth, params)
+    let url = &provider.token_endpoint;
+    let response: http::Response =
+        super::proved::<Error, _, _>(dpop, ("POST", url, None), |proof| async move {
+            http.post_form_proved(url, auth, params, proof.as_deref())
+                .await
+        })
         .await?;
-    let tokens: TokenResponse = http::decode(&provider.token_endpoint, &response)?;
-    if !tokens.token_type.eq_ignore_ascii_case("bearer") {
+    let tokens: TokenResponse = http::decode(url, &response)?;
+    // A DPoP token only when a proof was sent; a provider may still issue a bearer token
+    // to a client that sent one (RFC 9449 section 5), which is then used as one.
+    let bearer = tokens.token_type.eq_ignore_ascii_case("bearer");
+    if !(bearer || (dpop.is_some() && tokens.is_dpop())) {
         return Err(Error::TokenType(tokens.token_type));
     }
     Ok(tokens)

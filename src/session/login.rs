@@ -7,8 +7,9 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::{Lanyard, Progress, check_id_token, display_name, identity_claims, now, save_tokens};
-use crate::config::{Account, Redirect, ResponseMode, ResponseType, StoreKind};
+use crate::config::{Account, ClientAuth, Redirect, ResponseMode, ResponseType, StoreKind};
 use crate::discovery::Provider;
+use crate::dpop;
 use crate::error::Error;
 use crate::flow::handoff::Handoff;
 use crate::flow::loopback::{Listener, Page};
@@ -34,6 +35,37 @@ struct SignIn<'a> {
     secrets: Arc<dyn Secrets>,
     client_secret: Option<Secret>,
     provider: Arc<Provider>,
+}
+
+/// Whether an account's tokens are bound to a DPoP key (RFC 9449): as the account says,
+/// else for a public client where the provider offers DPoP with ES256 (a confidential
+/// client's secret already keeps its refresh token from being used by anyone else).
+pub(super) fn uses_dpop(
+    account: &Account,
+    provider: &Provider,
+    client_secret: Option<&Secret>,
+) -> bool {
+    account.dpop.unwrap_or_else(|| {
+        let public =
+            client_secret.is_none() && matches!(account.client_auth, None | Some(ClientAuth::None));
+        let offered = provider
+            .metadata
+            .dpop_signing_alg_values_supported
+            .as_deref();
+        public && offered.unwrap_or_default().iter().any(|a| a == dpop::ALG)
+    })
+}
+
+/// A new DPoP key for a sign-in, where the account's tokens are to be bound.
+fn new_dpop_key(
+    account: &Account,
+    provider: &Provider,
+    client_secret: Option<&Secret>,
+) -> Result<Option<(dpop::Key, Secret)>, Error> {
+    if !uses_dpop(account, provider, client_secret) {
+        return Ok(None);
+    }
+    Ok(Some(dpop::Key::generate().map_err(flow::Error::from)?))
 }
 
 /// The scopes granted: the token response's `scope`, else the ID token's `scope` claim
@@ -125,7 +157,10 @@ impl Lanyard {
             }
             Redirect::Scheme { uri } => {
                 let inbox = self.scheme_inbox(account, uri)?;
-                let request = AuthRequest::new(&provider, account, uri, &overrides)?;
+                let secret = client_secret.as_ref();
+                let request = self
+                    .authorization(&provider, account, uri, &overrides, secret)
+                    .await?;
                 // In the inbox before the browser opens: the link may come back at once.
                 let mut waiting = inbox.expect(request.state.expose());
                 let mut handoff = self.send(&request, options, progress).await?;
@@ -150,10 +185,16 @@ impl Lanyard {
             // one-time page on this machine's 127.0.0.1 is out of its reach too.
             let redirect_uri = listener.uri("/callback");
             drop(listener);
-            let request = AuthRequest::new(&provider, account, &redirect_uri, &overrides)?;
+            let secret = client_secret.as_ref();
+            let request = self
+                .authorization(&provider, account, &redirect_uri, &overrides, secret)
+                .await?;
             progress(Progress::OpenYourself {
                 url: request.url.as_str(),
                 reason: None,
+            });
+            progress(Progress::PasteBack {
+                redirect_uri: &redirect_uri,
             });
             progress(Progress::Waiting);
             let address = tokio::time::timeout(options.timeout, pasted)
@@ -167,7 +208,10 @@ impl Lanyard {
                 .finish_login(account, kind, &provider, &request, &params, secret, secrets)
                 .await;
         }
-        let request = AuthRequest::new(&provider, account, &listener.uri("/callback"), &overrides)?;
+        let (uri, secret) = (listener.uri("/callback"), client_secret.as_ref());
+        let request = self
+            .authorization(&provider, account, &uri, &overrides, secret)
+            .await?;
         let mut handoff = self.send(&request, options, progress).await?;
         let waited = listener.wait(
             "/callback",
@@ -231,21 +275,23 @@ impl Lanyard {
     ) -> Result<Record, Error> {
         let artifact = request.check_response(provider, params)?;
         // The code flow redeems the code for tokens; the ID-token flow has its token already.
-        let (response, id_token) = match request.response_type {
+        let (response, id_token, key) = match request.response_type {
             ResponseType::Code => {
                 let auth = flow::client_auth(account, provider, client_secret)?;
+                let key = new_dpop_key(account, provider, client_secret)?;
+                let dpop = key.as_ref().map(|(key, _)| key);
                 let response =
-                    flow::exchange(&self.http, provider, &auth, &artifact, request).await?;
+                    flow::exchange(&self.http, provider, &auth, &artifact, request, dpop).await?;
                 let id_token = response.id_token.clone().ok_or(flow::Error::NoIdToken)?;
-                (Some(response), id_token)
+                (Some(response), id_token, key)
             }
-            ResponseType::IdToken => (None, artifact),
+            ResponseType::IdToken => (None, artifact, None),
         };
         self.keep(
             account,
             kind,
             provider,
-            response,
+            (response, key),
             id_token,
             (Some(&request.nonce), account.max_age),
             secrets,
@@ -254,20 +300,24 @@ impl Lanyard {
     }
 
     /// Checks a sign-in's tokens (ID token, introspection, userinfo) and, when every check
-    /// passes, stores them and the record.
+    /// passes, stores them and the record. `key` is the DPoP key the token request
+    /// proved, kept with the tokens when the provider bound them to it.
     #[allow(clippy::too_many_arguments)]
     async fn keep(
         &self,
         account: &Account,
         kind: StoreKind,
         provider: &Provider,
-        response: Option<flow::TokenResponse>,
+        (response, key): (Option<flow::TokenResponse>, Option<(dpop::Key, Secret)>),
         id_token: Secret,
         (nonce, max_age): (Option<&Secret>, Option<u64>),
         secrets: Arc<dyn Secrets>,
     ) -> Result<Record, Error> {
         let now = now();
         let access_token = response.as_ref().map(|r| &r.access_token);
+        let bound = response.as_ref().is_some_and(flow::TokenResponse::is_dpop);
+        let key = key.filter(|_| bound);
+        let dpop = key.as_ref().map(|(key, _)| key);
         let claims =
             check_id_token(provider, account, &id_token, nonce, max_age, access_token).await?;
         if account.introspect {
@@ -297,8 +347,9 @@ impl Lanyard {
         }
         let userinfo = match (&provider.metadata.userinfo_endpoint, access_token) {
             (Some(url), Some(access_token)) => {
+                let client_id = &account.client_id;
                 let userinfo =
-                    flow::userinfo(&self.http, provider, url, access_token, &account.client_id)
+                    flow::userinfo(&self.http, provider, url, access_token, client_id, dpop)
                         .await?;
                 validate::userinfo(&claims, &userinfo)?;
                 Some(userinfo)
@@ -317,6 +368,7 @@ impl Lanyard {
             id_token: Some(id_token),
             issuer: Some(provider.issuer().to_owned()),
             client_id: Some(account.client_id.clone()),
+            dpop_key: key.map(|(_, kept)| kept),
         };
         let record = Record {
             account: account.name.clone(),
@@ -333,6 +385,7 @@ impl Lanyard {
             id_token_claims: identity_claims(claims.claims),
             userinfo,
             access_token_claims,
+            dpop: bound,
             status: Status::SignedIn,
         };
         save_tokens(secrets, &account.name, &tokens).await?;
@@ -393,14 +446,17 @@ impl Lanyard {
             expires_in: authorization.expires_in,
         });
         progress(Progress::Waiting);
-        let response = flow::device::wait(&self.http, &provider, &auth, &authorization).await?;
+        let key = new_dpop_key(account, &provider, client_secret.as_ref())?;
+        let dpop = key.as_ref().map(|(key, _)| key);
+        let response =
+            flow::device::wait(&self.http, &provider, &auth, &authorization, dpop).await?;
         progress(Progress::Finishing);
         let id_token = response.id_token.clone().ok_or(flow::Error::NoIdToken)?;
         self.keep(
             account,
             kind,
             &provider,
-            Some(response),
+            (Some(response), key),
             id_token,
             // No nonce in RFC 8628. No max_age either: the person signs in on their own
             // device, where the provider decides whether to ask for credentials again;
@@ -423,6 +479,24 @@ impl Lanyard {
             client_secret: self.client_secret(account, kind).await?,
             provider: self.discover_afresh(account).await?,
         })
+    }
+
+    /// This sign-in's authorization request, pushed to the provider first where it takes
+    /// pushed requests (RFC 9126): then the browser carries only a reference to it.
+    async fn authorization(
+        &self,
+        provider: &Provider,
+        account: &Account,
+        redirect_uri: &str,
+        overrides: &Overrides,
+        client_secret: Option<&Secret>,
+    ) -> Result<AuthRequest, Error> {
+        let mut request = AuthRequest::new(provider, account, redirect_uri, overrides)?;
+        if let Some(endpoint) = &provider.metadata.pushed_authorization_request_endpoint {
+            let auth = flow::client_auth(account, provider, client_secret)?;
+            request.push(&self.http, provider, endpoint, &auth).await?;
+        }
+        Ok(request)
     }
 
     /// Sends the browser with the authorization request, and says it is waiting.

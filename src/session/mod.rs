@@ -51,6 +51,12 @@ pub enum Progress<'a> {
         /// Why the browser was not started, if it failed.
         reason: Option<String>,
     },
+    /// A browser elsewhere (`--paste`): the address it ends on, to be pasted back, starts
+    /// with `redirect_uri`.
+    PasteBack {
+        /// This sign-in's redirect URI.
+        redirect_uri: &'a str,
+    },
     /// Waiting for the browser to come back.
     Waiting,
     /// Scan-to-sign-in (RFC 8628): the person signs in on their own device at

@@ -11,6 +11,7 @@ use super::{
     Lanyard, check_id_token, identity_claims, load_tokens, now, run_blocking, save_tokens,
 };
 use crate::config::{Account, ResponseType, StoreKind};
+use crate::dpop;
 use crate::error::Error;
 use crate::flow::{self, Target};
 use crate::secret::Secret;
@@ -31,6 +32,9 @@ pub struct AccessToken {
     /// Why a refresh failed, when the token is the stored one handed out because it is
     /// still valid; `warning` says so too.
     pub refresh_failed: Option<String>,
+    /// The token is DPoP-bound (RFC 9449): it goes with a proof of the account's key
+    /// ([`Lanyard::dpop_proof`]), as `Authorization: DPoP`.
+    pub dpop: bool,
 }
 
 impl Lanyard {
@@ -103,6 +107,7 @@ impl Lanyard {
                     refreshed: false,
                     warning: Some(short_lifetime(r, min_valid)),
                     refresh_failed: None,
+                    dpop: tokens.dpop_key.is_some(),
                 });
             }
         }
@@ -113,7 +118,8 @@ impl Lanyard {
                 account: name.to_owned(),
                 message,
             };
-            return still_valid(error, current, tokens.expires_at, remaining);
+            let bound = tokens.dpop_key.is_some();
+            return still_valid(error, (current, bound), tokens.expires_at, remaining);
         }
         let Some(refresh_token) = tokens.refresh_token.clone() else {
             return Err(need(
@@ -122,7 +128,7 @@ impl Lanyard {
         };
 
         let refreshed = self
-            .refresh(account, kind, &record, &refresh_token, target)
+            .refresh(account, kind, &record, (&refresh_token, &tokens), target)
             .await;
         let (response, claims) = match refreshed {
             Ok(ok) => ok,
@@ -149,7 +155,8 @@ impl Lanyard {
                 {
                     held.note_failure(&error.to_string());
                 }
-                return still_valid(error, current, tokens.expires_at, remaining);
+                let bound = tokens.dpop_key.is_some();
+                return still_valid(error, (current, bound), tokens.expires_at, remaining);
             }
         };
         if let Some(held) = &mut held {
@@ -167,6 +174,8 @@ impl Lanyard {
                 id_token: response.id_token.clone().or(tokens.id_token),
                 issuer: Some(account.issuer.clone()),
                 client_id: Some(account.client_id.clone()),
+                // The key stays with the refresh token bound to it.
+                dpop_key: tokens.dpop_key,
             }
         } else {
             // A narrower token is not the sign-in's: the stored tokens stay but for the
@@ -179,6 +188,7 @@ impl Lanyard {
         record.refreshable = new.refresh_token.is_some();
         if target.is_default() {
             record.access_token_expires_at = new.expires_at;
+            record.dpop = response.is_dpop();
             if let Some(claims) = claims {
                 // The refresh's new ID token (Core 12.2) is the one kept now.
                 if let Some(exp) = claims.get("exp").and_then(Value::as_u64) {
@@ -202,6 +212,7 @@ impl Lanyard {
             .filter(|r| *r < min_valid)
             .map(|r| short_lifetime(r, min_valid));
         Ok(AccessToken {
+            dpop: response.is_dpop(),
             token: response.access_token,
             expires_at,
             refreshed: true,
@@ -225,12 +236,26 @@ impl Lanyard {
         let client_secret = self.client_secret(account, kind).await?;
         let provider = self.discover(account).await?;
         let auth = flow::client_auth(account, &provider, client_secret.as_ref())?;
-        let response =
-            flow::token_exchange(&self.http, &provider, &auth, &own.token, target).await?;
+        // A bound token is exchanged with a proof of its key.
+        let key = if own.dpop {
+            self.dpop_key(account, kind).await?
+        } else {
+            None
+        };
+        let response = flow::token_exchange(
+            &self.http,
+            &provider,
+            &auth,
+            &own.token,
+            target,
+            key.as_ref(),
+        )
+        .await?;
         let at = now();
         let expires_at = response.expires_at(at);
         let lifetime = expires_at.map(|e| e - at);
         Ok(AccessToken {
+            dpop: response.is_dpop(),
             token: response.access_token,
             expires_at,
             refreshed: true,
@@ -246,21 +271,30 @@ impl Lanyard {
         account: &Account,
         kind: StoreKind,
         record: &Record,
-        refresh_token: &Secret,
+        (refresh_token, tokens): (&Secret, &Tokens),
         target: &Target,
     ) -> Result<(flow::TokenResponse, Option<Map<String, Value>>), RefreshError> {
         let client_secret = self.client_secret(account, kind).await?;
         let provider = self.discover(account).await?;
         let auth =
             flow::client_auth(account, &provider, client_secret.as_ref()).map_err(Error::from)?;
-        let response = flow::refresh(&self.http, &provider, &auth, refresh_token, target)
-            .await
-            .map_err(|e| match e {
-                flow::Error::Http(h) if h.oauth_error() == Some("invalid_grant") => {
-                    RefreshError::InvalidGrant
-                }
-                other => RefreshError::Other(other.into()),
-            })?;
+        // A bound refresh token goes with a proof of its key (RFC 9449 section 5).
+        let key = tokens.dpop_key.as_ref().map(dpop_key).transpose()?;
+        let response = flow::refresh(
+            &self.http,
+            &provider,
+            &auth,
+            refresh_token,
+            target,
+            key.as_ref(),
+        )
+        .await
+        .map_err(|e| match e {
+            flow::Error::Http(h) if h.oauth_error() == Some("invalid_grant") => {
+                RefreshError::InvalidGrant
+            }
+            other => RefreshError::Other(other.into()),
+        })?;
         // Core 12.2: a new ID token must be valid and keep the sign-in's iss and sub.
         let claims = match &response.id_token {
             Some(id_token) => {
@@ -303,6 +337,7 @@ impl Lanyard {
         let response = flow::client_credentials(&self.http, &provider, &auth, scope).await?;
         tracing::info!(account = %name, "issued a client credentials token");
         Ok(AccessToken {
+            dpop: false,
             expires_at: response.expires_at(now()),
             token: response.access_token,
             refreshed: false,
@@ -406,6 +441,52 @@ impl Lanyard {
     }
 }
 
+/// The DPoP key kept with an account's tokens.
+fn dpop_key(kept: &Secret) -> Result<dpop::Key, Error> {
+    dpop::Key::from_pkcs8(kept).map_err(|e| Error::from(flow::Error::from(e)))
+}
+
+impl Lanyard {
+    /// The account's DPoP key, when its tokens are bound to one.
+    async fn dpop_key(
+        &self,
+        account: &Account,
+        kind: StoreKind,
+    ) -> Result<Option<dpop::Key>, Error> {
+        let secrets = self.secrets(kind).await?;
+        let tokens = load_tokens(secrets, &account.name).await?;
+        tokens
+            .and_then(|t| t.dpop_key)
+            .as_ref()
+            .map(dpop_key)
+            .transpose()
+    }
+
+    /// A DPoP proof (RFC 9449 section 7) of account `name`'s key for a request: `method`
+    /// at `url`, carrying `access_token`, with the resource server's `nonce` if it gave
+    /// one. `None` when the account's tokens are not bound to a key.
+    pub async fn dpop_proof(
+        &self,
+        name: &str,
+        method: &str,
+        url: &url::Url,
+        access_token: &Secret,
+        nonce: Option<&str>,
+    ) -> Result<Option<String>, Error> {
+        let account = self.config.account(name)?;
+        let Some(key) = self.dpop_key(account, self.store_kind(account)).await? else {
+            return Ok(None);
+        };
+        if let Some(nonce) = nonce {
+            key.remember_nonce(url, nonce);
+        }
+        let proof = key
+            .proof(method, url, Some(access_token))
+            .map_err(flow::Error::from)?;
+        Ok(Some(proof))
+    }
+}
+
 /// What [`Lanyard::signed_in`] found.
 struct SignedIn {
     record: Record,
@@ -425,6 +506,7 @@ fn stored_if_fresh(tokens: &Tokens, target: &Target, min_valid: u64) -> Option<A
         refreshed: false,
         warning: None,
         refresh_failed: None,
+        dpop: tokens.dpop_key.is_some(),
     })
 }
 
@@ -432,12 +514,13 @@ fn stored_if_fresh(tokens: &Tokens, target: &Target, min_valid: u64) -> Option<A
 /// as a warning; else the failure.
 fn still_valid(
     error: Error,
-    current: Secret,
+    (current, dpop): (Secret, bool),
     expires_at: Option<u64>,
     remaining: Option<u64>,
 ) -> Result<AccessToken, Error> {
     match remaining {
         Some(r) if r > 0 => Ok(AccessToken {
+            dpop,
             token: current,
             expires_at,
             refreshed: false,

@@ -196,6 +196,7 @@ mod tests {
             id_token: Some(Secret::new(format!("eyJ{}", "é".repeat(900)))),
             issuer: Some("https://idp".into()),
             client_id: Some("app".into()),
+            dpop_key: None,
         }
         .to_secret()
     }

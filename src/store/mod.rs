@@ -125,6 +125,10 @@ pub struct Tokens {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     /// The client the tokens were issued to (see `issuer`).
     pub client_id: Option<String>,
+    /// The DPoP key (RFC 9449; PKCS#8) the tokens are bound to, kept with them: a
+    /// bound refresh token is useless without it, and the key is never in a file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_key: Option<Secret>,
 }
 
 impl Tokens {

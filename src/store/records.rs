@@ -49,6 +49,10 @@ pub struct Record {
     /// The claims of a JWT access token, verified with the provider's keys.
     #[serde(default)]
     pub access_token_claims: Option<Map<String, Value>>,
+    /// Whether the access token is DPoP-bound (RFC 9449): it goes with a proof of the
+    /// account's key, `Authorization: DPoP`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub dpop: bool,
     /// Whether the sign-in is still usable.
     pub status: Status,
 }
@@ -283,6 +287,7 @@ mod tests {
             id_token_claims: Map::new(),
             userinfo: None,
             access_token_claims: None,
+            dpop: false,
             status: Status::SignedIn,
         }
     }

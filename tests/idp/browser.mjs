@@ -13,8 +13,10 @@
 //   LANYARD_TEST_BROWSER_PROFILE a Chromium profile directory kept between runs, so the
 //                                provider's session cookie survives (default: a fresh one)
 //   LANYARD_TEST_BROWSER_LOG     a file to which one JSON line per run is appended: the pages
-//                                seen ("login", "consent", "logout"), the final URL and the
-//                                command line's arguments
+//                                seen ("login", "consent", "logout"), the final URL, the
+//                                names of the query parameters of the first page that named
+//                                a client (`named`: what of the authorization request the
+//                                browser carried) and the command line's arguments
 //   CHROMIUM                     the browser binary (default /usr/bin/chromium)
 //
 // Switches a kiosk passes are honoured the way Chromium does: `--user-data-dir=DIR` is the
@@ -49,10 +51,11 @@ const action = process.env.LANYARD_TEST_BROWSER_ACTION ?? 'approve';
 const login = process.env.LANYARD_TEST_LOGIN ?? 'alice';
 const logFile = process.env.LANYARD_TEST_BROWSER_LOG;
 const seen = [];
+let named = null;
 
 function log(entry) {
   // With the switches it was given, so tests can check the command line a kiosk uses.
-  if (logFile) fs.appendFileSync(logFile, `${JSON.stringify({ ...entry, argv })}\n`);
+  if (logFile) fs.appendFileSync(logFile, `${JSON.stringify({ ...entry, named, argv })}\n`);
 }
 
 async function main() {
@@ -75,6 +78,11 @@ async function main() {
   try {
     page = context.pages()[0] ?? await context.newPage();
     page.setDefaultTimeout(30_000);
+    page.on('request', (request) => {
+      if (named || !request.isNavigationRequest()) return;
+      const sent = new URL(request.url());
+      if (sent.searchParams.has('client_id')) named = [...sent.searchParams.keys()];
+    });
     if (device) {
       await page.goto(url, { waitUntil: 'domcontentloaded' });
       await followDevicePages(page);

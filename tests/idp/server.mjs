@@ -5,6 +5,7 @@
 // Usage: node server.mjs [--port N] [--tls DIR] [--access-token-ttl S] [--id-token-ttl S]
 //                        [--profile default|hepgg|hackclub|propper|hello|ggleap|ggleap-beta]
 //                        [--exact-port N] [--mallory-picture URL] [--access-token-size N]
+//                        [--require-par] [--dpop] [--dpop-nonce]
 //
 // --port 0 (the default) picks a free port. --tls DIR makes a private CA and a leaf
 // certificate for 127.0.0.1 in DIR (ca.pem, for the client's trust store) and serves https.
@@ -14,6 +15,11 @@
 // --mallory-picture is the `picture` claim of the user mallory: a URL a hostile provider
 // might aim an app's picture fetch at. --access-token-size pads every access token to N
 // characters: the large tokens that overflow a Credential Manager item (2,560 bytes).
+// The default profile takes pushed authorization requests (RFC 9126), as node-oidc-provider
+// does out of the box; --require-par makes it take no other. The seed providers' profiles
+// do not offer them, as their documentation does not. --dpop turns on DPoP (RFC 9449),
+// which node-oidc-provider has on out of the box: tokens then bind to a client's key
+// whenever it sends a proof; --dpop-nonce makes the token endpoint require server nonces.
 // When the provider listens it prints one JSON line on stdout: {"issuer": "...", "port": N}.
 //
 // A test-only route, GET /_test/events, lists the provider events seen so far (grant
@@ -27,6 +33,7 @@
 // `garbage` (200 with a body that is not JSON); `off` ends it. GET /_test/hits?path=P
 // says how many requests reached P so far, faulty or not.
 
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -282,7 +289,19 @@ const configuration = {
   extraParams: profile.extraParams ?? [],
   responseTypes: profile.responseTypes ?? ['code'],
   conformIdTokenClaims: profile.conformIdTokenClaims ?? true,
-  features: { devInteractions: { enabled: true }, ...profile.features },
+  features: {
+    devInteractions: { enabled: true },
+    pushedAuthorizationRequests: {
+      enabled: profileName === 'default',
+      requirePushedAuthorizationRequests: Boolean(args['require-par']),
+    },
+    dPoP: {
+      enabled: Boolean(args.dpop),
+      nonceSecret: args['dpop-nonce'] ? crypto.randomBytes(32) : undefined,
+      requireNonce: () => Boolean(args['dpop-nonce']),
+    },
+    ...profile.features,
+  },
   pkce: { required: () => true },
   ttl: {
     AccessToken: accessTokenTtl, ClientCredentials: 600,
@@ -311,7 +330,8 @@ const server = (tls ? https.createServer(tls) : http.createServer()).listen(port
   const provider = new Provider(issuer, configuration);
   provider.proxy = false;
   for (const name of ['grant.revoked', 'end_session.success', 'refresh_token.consumed',
-    'refresh_token.destroyed', 'access_token.destroyed', 'access_token.saved', 'authorization.error', 'grant.success']) {
+    'refresh_token.destroyed', 'access_token.destroyed', 'access_token.saved', 'authorization.error', 'grant.success',
+    'pushed_authorization_request.success', 'pushed_authorization_request.error']) {
     provider.on(name, () => events.push(name));
   }
   provider.on('server_error', (_ctx, error) => process.stderr.write(`server_error: ${error?.stack ?? error}\n`));

@@ -55,6 +55,24 @@ pub struct Behaviour {
     pub revocation_drops: usize,
     /// The token responses' `expires_in`, if not an hour (0, negative, absurd).
     pub expires_in: Option<Value>,
+    /// DPoP (RFC 9449): offered in discovery, and each proof at the token endpoint
+    /// checked as a strict provider checks it.
+    pub dpop: Option<Dpop>,
+    /// Answers `token_type: DPoP` whatever was asked (no proof, no binding).
+    pub dpop_anyway: bool,
+}
+
+/// How the fake provider takes DPoP proofs at its token endpoint.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Dpop {
+    /// Checked (signature with the key it carries, `typ`, `htm`, `htu`, `iat`, a `jti`
+    /// never seen before), and the refresh token bound to the key of the code exchange.
+    Checked,
+    /// Checked, and the nonce `n-1` required: a proof without it is answered
+    /// `use_dpop_nonce`.
+    Nonce,
+    /// Every proof is answered `use_dpop_nonce`, with a new nonce each time.
+    NewNonceEveryTime,
 }
 
 #[derive(Default)]
@@ -67,6 +85,10 @@ struct Seen {
     revoked: Vec<String>,
     /// The refresh tokens presented at the token endpoint.
     refreshed: Vec<String>,
+    /// The claims of each DPoP proof sent to the token endpoint, in order.
+    proofs: Vec<Value>,
+    /// The key (`x`) the code exchange's proof carried: the refresh token is bound to it.
+    bound_to: Option<String>,
 }
 
 pub struct FakeIdp {
@@ -120,6 +142,11 @@ impl FakeIdp {
     pub fn revoked(&self) -> Vec<String> {
         self.seen.lock().unwrap().revoked.clone()
     }
+
+    /// The claims of the DPoP proofs the token endpoint was sent, in order.
+    pub fn proofs(&self) -> Vec<Value> {
+        self.seen.lock().unwrap().proofs.clone()
+    }
 }
 
 async fn serve(
@@ -129,7 +156,7 @@ async fn serve(
     keys: &Keys,
     b: &Behaviour,
 ) {
-    let Some((method, path, params, authorization)) = read(&mut stream).await else {
+    let Some((method, path, params, authorization, proof)) = read(&mut stream).await else {
         return;
     };
     let get = |k: &str| {
@@ -154,6 +181,7 @@ async fn serve(
                 "subject_types_supported": ["public"],
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "token_endpoint_auth_methods_supported": ["none"],
+                "dpop_signing_alg_values_supported": if b.dpop.is_some() { vec!["ES256"] } else { vec![] },
                 "code_challenge_methods_supported": ["S256"],
                 "authorization_response_iss_parameter_supported": true,
             })
@@ -188,7 +216,7 @@ async fn serve(
                 .append_pair("iss", b.response_iss.unwrap_or(issuer));
             (302, vec![("Location".to_owned(), location.to_string())], String::new())
         }
-        ("POST", "/token") => token(issuer, seen, keys, b, &get),
+        ("POST", "/token") => token(issuer, seen, keys, b, &get, &proof),
         ("POST", "/revoke") => {
             let mut s = seen.lock().unwrap();
             if s.dropped < b.revocation_drops {
@@ -200,7 +228,13 @@ async fn serve(
             (200, vec![], String::new())
         }
         // RFC 6750 section 2.1: the access token in the Authorization header, nowhere else.
-        ("GET", "/userinfo") if authorization != format!("Bearer {ACCESS_TOKEN}") => (
+        // A DPoP-bound token: `Authorization: DPoP`, with a proof.
+        ("GET", "/userinfo")
+            if authorization != format!("Bearer {ACCESS_TOKEN}")
+                && !(b.dpop.is_some()
+                    && authorization == format!("DPoP {ACCESS_TOKEN}")
+                    && !proof.is_empty()) =>
+        (
             401,
             vec![],
             json!({ "error": "invalid_token" }).to_string(),
@@ -235,8 +269,16 @@ fn token(
     keys: &Keys,
     b: &Behaviour,
     get: &dyn Fn(&str) -> String,
+    proof: &str,
 ) -> (u16, Vec<(String, String)>, String) {
     let error = |e: &str| (400, vec![], json!({ "error": e }).to_string());
+    let bound = match b.dpop {
+        Some(mode) => match check_proof(issuer, seen, proof, mode) {
+            Ok(key) => Some(key),
+            Err(refusal) => return refusal,
+        },
+        None => None,
+    };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
@@ -256,6 +298,7 @@ fn token(
             if code != "good-code" || s.challenge.as_deref() != Some(challenge.as_str()) {
                 return error("invalid_grant");
             }
+            s.bound_to.clone_from(&bound);
             claims["nonce"] = json!(s.nonce.clone());
             for (k, v) in &b.claims {
                 set(claims.as_object_mut().unwrap(), k, v.clone());
@@ -266,7 +309,13 @@ fn token(
             return (b.refresh_outage.unwrap_or(503), vec![], String::new());
         }
         "refresh_token" => {
-            seen.lock().unwrap().refreshed.push(get("refresh_token"));
+            let mut s = seen.lock().unwrap();
+            s.refreshed.push(get("refresh_token"));
+            // A bound refresh token goes with a proof of its key, and no other.
+            if s.bound_to.is_some() && s.bound_to != bound {
+                return error("invalid_grant");
+            }
+            drop(s);
             claims["sub"] = json!(b.refresh_sub.unwrap_or("alice"));
             ("at-2-bbbbbbbbbbbbbbbbbbbb".to_owned(), "rt-2")
         }
@@ -277,12 +326,87 @@ fn token(
         set(header.as_object_mut().unwrap(), k, v.clone());
     }
     let id_token = sign(&header, &claims, b.signing, keys);
+    let token_type = if bound.is_some() || b.dpop_anyway {
+        "DPoP"
+    } else {
+        "Bearer"
+    };
     let body = json!({
-        "access_token": access, "token_type": "Bearer",
+        "access_token": access, "token_type": token_type,
         "expires_in": b.expires_in.clone().unwrap_or(json!(3600)),
         "refresh_token": refresh, "id_token": id_token,
     });
     (200, vec![], body.to_string())
+}
+
+/// Checks a DPoP proof as a strict provider does (RFC 9449 section 4.3); the key's `x` when
+/// it passes, else the refusal to send.
+#[allow(clippy::type_complexity)]
+fn check_proof(
+    issuer: &str,
+    seen: &Mutex<Seen>,
+    proof: &str,
+    mode: Dpop,
+) -> Result<String, (u16, Vec<(String, String)>, String)> {
+    let refuse = |error: &str, why: &str, nonce: Option<String>| {
+        let headers = nonce
+            .map(|n| ("DPoP-Nonce".to_owned(), n))
+            .into_iter()
+            .collect();
+        (
+            400,
+            headers,
+            json!({ "error": error, "error_description": why }).to_string(),
+        )
+    };
+    let invalid = |why: &str| refuse("invalid_dpop_proof", why, None);
+    let part = |i: usize| -> Option<Value> {
+        let text = proof.split('.').nth(i)?;
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(text).ok()?).ok()
+    };
+    let (Some(header), Some(claims)) = (part(0), part(1)) else {
+        return Err(invalid("no proof"));
+    };
+    if header["typ"] != "dpop+jwt" || header["alg"] != "ES256" || header["jwk"].get("d").is_some() {
+        return Err(invalid("typ, alg or jwk"));
+    }
+    let keys: lanyard::jose::JwkSet =
+        serde_json::from_value(json!({ "keys": [header["jwk"].clone()] })).unwrap();
+    let verified = lanyard::jose::parse(proof)
+        .ok()
+        .is_some_and(|jws| jws.verify(&keys, &["ES256".to_owned()]).is_ok());
+    if !verified {
+        return Err(invalid("signature"));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut s = seen.lock().unwrap();
+    let replayed = s.proofs.iter().any(|p| p["jti"] == claims["jti"]);
+    s.proofs.push(claims.clone());
+    if claims["htm"] != "POST" || claims["htu"] != format!("{issuer}/token") {
+        return Err(invalid("htm or htu"));
+    }
+    if !claims["jti"].is_string() || replayed {
+        return Err(invalid("jti replayed"));
+    }
+    if claims["iat"]
+        .as_u64()
+        .is_none_or(|iat| iat.abs_diff(now) > 60)
+    {
+        return Err(invalid("iat"));
+    }
+    match mode {
+        Dpop::Checked => {}
+        Dpop::Nonce if claims["nonce"] == "n-1" => {}
+        Dpop::Nonce => return Err(refuse("use_dpop_nonce", "a nonce", Some("n-1".into()))),
+        Dpop::NewNonceEveryTime => {
+            let nonce = format!("n-{}", s.proofs.len());
+            return Err(refuse("use_dpop_nonce", "another nonce", Some(nonce)));
+        }
+    }
+    Ok(header["jwk"]["x"].as_str().unwrap_or_default().to_owned())
 }
 
 fn set(map: &mut Map<String, Value>, key: &str, value: Value) {
@@ -375,9 +499,12 @@ fn load_key(name: &str) -> RsaKeyPair {
 }
 
 /// Method, path, query and form parameters, and the Authorization header.
+/// One request: its method, path, query and form parameters, and its `Authorization` and
+/// `DPoP` headers.
+#[allow(clippy::type_complexity)]
 pub async fn read(
     stream: &mut TcpStream,
-) -> Option<(String, String, Vec<(String, String)>, String)> {
+) -> Option<(String, String, Vec<(String, String)>, String, String)> {
     let mut buf = Vec::new();
     let head = loop {
         let mut chunk = [0u8; 4096];
@@ -406,12 +533,14 @@ pub async fn read(
         })
         .unwrap_or(0);
     let (method, target) = (req.method?.to_owned(), req.path?.to_owned());
-    let authorization = req
-        .headers
-        .iter()
-        .find(|h| h.name.eq_ignore_ascii_case("authorization"))
-        .map(|h| String::from_utf8_lossy(h.value).into_owned())
-        .unwrap_or_default();
+    let header = |name: &str| {
+        req.headers
+            .iter()
+            .find(|h| h.name.eq_ignore_ascii_case(name))
+            .map(|h| String::from_utf8_lossy(h.value).into_owned())
+            .unwrap_or_default()
+    };
+    let (authorization, proof) = (header("authorization"), header("dpop"));
     while buf.len() < head + length {
         let mut chunk = [0u8; 4096];
         let n = stream.read(&mut chunk).await.ok()?;
@@ -425,5 +554,5 @@ pub async fn read(
         .into_owned()
         .collect();
     params.extend(url::form_urlencoded::parse(&buf[head..]).into_owned());
-    Some((method, path.to_owned(), params, authorization))
+    Some((method, path.to_owned(), params, authorization, proof))
 }

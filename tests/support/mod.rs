@@ -163,6 +163,18 @@ impl Idp {
         response.json().await.unwrap()
     }
 
+    /// A GET of `url` with these headers (a resource request, say): the status and the
+    /// body as JSON (`null` when it is not).
+    pub async fn get_with(&self, url: &str, headers: &[(String, String)]) -> (u16, Value) {
+        let mut request = self.client().get(url);
+        for (name, value) in headers {
+            request = request.header(name, value);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     pub async fn url_of(&self, endpoint: &str) -> String {
         let discovery: Value = self
             .client()

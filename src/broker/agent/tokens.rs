@@ -9,7 +9,7 @@ use super::{Agent, MAX_NARROWER, REFRESH_AHEAD, body};
 use crate::broker::flight::{Cached, JUST_REFRESHED, Served, Slot, backoff, refresh_delay};
 use crate::broker::peer::Peer;
 use crate::broker::policy::Decision;
-use crate::broker::protocol::{Code, ErrorBody, Event, TokenReply};
+use crate::broker::protocol::{Code, ErrorBody, Event, ProofReply, ProofRequest, TokenReply};
 use crate::flow::Target;
 use crate::secret::Secret;
 use crate::{Kind, session};
@@ -28,8 +28,72 @@ impl Agent {
         let served = self.fetch(account, min_valid, &target.normalized()).await?;
         Ok(TokenReply {
             access_token: served.cached.token.expose().to_owned(),
-            token_type: "Bearer".into(),
+            token_type: token_type(served.cached.dpop).into(),
             expires_at: served.cached.expires_at,
+            warning: served.warning,
+        })
+    }
+
+    /// The account's own token with a DPoP proof for one request (`method` at `url`, with
+    /// the resource server's `nonce` if it gave one): the key stays here, and the tool
+    /// gets what it sends. For an app allowed the account's tokens.
+    pub async fn proof(
+        &self,
+        account: &str,
+        request: &ProofRequest,
+        peer: &Peer,
+    ) -> Result<ProofReply, ErrorBody> {
+        self.known(account)?;
+        let url = url::Url::parse(&request.url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "https" | "http"))
+            .ok_or_else(|| ErrorBody {
+                code: Code::BadRequest,
+                message: format!("`{}` is not an http(s) URL", request.url),
+                hint: None,
+            })?;
+        let method = request.method.to_ascii_uppercase();
+        if method.is_empty() || !method.bytes().all(|b| b.is_ascii_alphabetic()) {
+            return Err(ErrorBody {
+                code: Code::BadRequest,
+                message: format!("`{}` is not an HTTP method", request.method),
+                hint: None,
+            });
+        }
+        self.authorize(account, peer).await?;
+        let served = self
+            .fetch(account, request.min_valid, &Target::default())
+            .await?;
+        if !served.cached.dpop {
+            return Err(ErrorBody {
+                code: Code::NotSupported,
+                message: format!(
+                    "{account}'s tokens are not DPoP-bound: send the token as a Bearer token, with no proof"
+                ),
+                hint: None,
+            });
+        }
+        let proof = self
+            .lanyard()
+            .dpop_proof(
+                account,
+                &method,
+                &url,
+                &served.cached.token,
+                request.nonce.as_deref(),
+            )
+            .await
+            .map_err(|e| body(&e))?
+            .ok_or_else(|| ErrorBody {
+                code: Code::SignInNeeded,
+                message: format!("{account}'s DPoP key is gone from the keychain; sign in again"),
+                hint: Some(format!("lanyard login {account}")),
+            })?;
+        Ok(ProofReply {
+            access_token: served.cached.token.expose().to_owned(),
+            token_type: token_type(true).into(),
+            expires_at: served.cached.expires_at,
+            proof,
             warning: served.warning,
         })
     }
@@ -134,6 +198,7 @@ impl Agent {
                     token: token.token,
                     expires_at: token.expires_at,
                     refreshed_at: token.refreshed.then(tokio::time::Instant::now),
+                    dpop: token.dpop,
                 };
                 *slot.cached() = Some(cached.clone());
                 if let Some(message) = token.refresh_failed {
@@ -222,6 +287,11 @@ impl Agent {
             old.abort();
         }
     }
+}
+
+/// How a token is sent: `DPoP` when it is bound to the account's key, else `Bearer`.
+fn token_type(dpop: bool) -> &'static str {
+    if dpop { "DPoP" } else { "Bearer" }
 }
 
 #[cfg(test)]

@@ -196,7 +196,7 @@ pub fn delete(root: HKEY, path: &str, name: &str) -> std::io::Result<()> {
 /// `None` without the key. Its values are the `[kiosk]` keys; its subkey `Accounts` holds
 /// one subkey per account, whose values are the account's keys (and whose subkey
 /// `extra_params` holds those). REG_SZ is a string, REG_MULTI_SZ a list, REG_DWORD a
-/// number, or for the yes-or-no keys (`device_flow`, `introspect`) 0 or 1.
+/// number, or for the yes-or-no keys (`device_flow`, `introspect`, `dpop`) 0 or 1.
 pub fn policy(root: HKEY, path: &str) -> std::io::Result<Option<toml::Table>> {
     let Some(key) = Key::open(root, path)? else {
         return Ok(None);
@@ -222,7 +222,7 @@ pub fn policy(root: HKEY, path: &str) -> std::io::Result<Option<toml::Table>> {
 }
 
 /// The keys whose REG_DWORD is a yes or no.
-const YES_OR_NO: &[&str] = &["device_flow", "introspect"];
+const YES_OR_NO: &[&str] = &["device_flow", "introspect", "dpop"];
 
 fn as_table(key: &Key) -> std::io::Result<toml::Table> {
     Ok(key
