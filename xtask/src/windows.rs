@@ -70,25 +70,25 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 /// is compiled once (built apart, the command line's and the app's builds shared almost
 /// nothing). Returns the directory they are in.
 pub fn programs() -> anyhow::Result<PathBuf> {
-    // (An example needs the dev-dependencies, as the unit tests do: with one built, this
-    // run's features are the unit tests' run's, whose dependencies it then reuses.)
-    build(
-        &[
-            &["--bins", "--example", "greet"][..],
-            &PACKAGES.map(|p| ["-p", p]).concat(),
-        ]
-        .concat(),
-    )
+    build(&[
+        "-p",
+        "lanyard",
+        "--bin",
+        "lanyard",
+        "-p",
+        "lanyard-test-app",
+        "--bin",
+        "app",
+        "-p",
+        "lanyard-desktop",
+        "--bin",
+        "lanyard-desktop",
+        "-p",
+        "tauri-signin",
+        "--bin",
+        "tauri-signin",
+    ])
 }
-
-/// The packages of the lane's programs: the unit tests' run names them too, so that both
-/// runs resolve the same features.
-const PACKAGES: [&str; 4] = [
-    "lanyard",
-    "lanyard-test-app",
-    "lanyard-desktop",
-    "tauri-signin",
-];
 
 /// What the end-to-end tests of the Windows lane run under Wine: [`programs`], and the
 /// test programs in C that play a Windows tool (`pipeclient.exe`), another program reading
@@ -214,10 +214,7 @@ enum Unit {
 fn unit_once() -> anyhow::Result<Unit> {
     use std::io::BufRead as _;
     quiet_prefix();
-    // With the programs' packages named, as [`programs`] does, so that the two runs share
-    // their dependencies (only lanyard has a library to test).
-    let packages = PACKAGES.map(|p| ["-p", p]).concat();
-    let mut cmd = cargo(&[&["test", "--lib"][..], &packages].concat());
+    let mut cmd = cargo(&["test", "-p", "lanyard", "--lib"]);
     eprintln!("xtask: $ {cmd:?}");
     let mut child = cmd
         .stdout(std::process::Stdio::piped())
