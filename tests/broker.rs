@@ -67,13 +67,7 @@ pub(crate) fn me() -> String {
 /// An account signed in (directly, before any agent runs) against `idp`.
 pub(crate) async fn signed_in(idp: &Idp, name: &str) -> Env {
     let env = Env::new();
-    env.account(
-        name,
-        &format!(
-            "issuer = \"{}\"\nclient_id = \"lanyard-public\"",
-            idp.issuer
-        ),
-    );
+    env.public_account(name, idp);
     env.lanyard(&["login", name]).await.assert_ok();
     env
 }

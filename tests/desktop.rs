@@ -318,13 +318,7 @@ async fn cancel_stops_a_sign_in_and_stores_nothing() {
     let mut env = Env::new();
     // The browser opens the page and then does nothing, like a person who walked away.
     env.set("LANYARD_TEST_BROWSER_ACTION", "ignore");
-    env.account(
-        "walkaway",
-        &format!(
-            "issuer = \"{}\"\nclient_id = \"lanyard-public\"",
-            idp.issuer
-        ),
-    );
+    env.public_account("walkaway", &idp);
     let (_display, _driver, app) = open_app(&env).await;
     app.click("#sign-in").await;
     app.wait_for("[data-screen='progress'] #cancel-sign-in:enabled", "")
@@ -645,13 +639,7 @@ async fn pictures_come_from_public_places_or_the_provider_and_go_at_sign_out() {
     let idp = Idp::start_with(false, &["--mallory-picture", &probe]);
     let mut env = Env::new();
     for (name, login) in [("mallory", "mallory"), ("bob", "bob")] {
-        env.account(
-            name,
-            &format!(
-                "issuer = \"{}\"\nclient_id = \"lanyard-public\"",
-                idp.issuer
-            ),
-        );
+        env.public_account(name, &idp);
         env.set("LANYARD_TEST_LOGIN", login);
         // Each sign-in in a browser of its own: the provider's session is per person.
         env.set(

@@ -45,13 +45,7 @@ async fn proved_headers(
 fn dpop_env(idp: &Idp, name: &str) -> Env {
     let env = Env::new();
     // A public client, and a provider that offers DPoP: bound by default.
-    env.account(
-        name,
-        &format!(
-            "issuer = \"{}\"\nclient_id = \"lanyard-public\"",
-            idp.issuer
-        ),
-    );
+    env.public_account(name, idp);
     env
 }
 
@@ -82,11 +76,17 @@ async fn a_public_clients_tokens_are_bound_to_its_key() {
     let headers = proved_headers(&env, "pop", "GET", &userinfo).await;
     let (status, body) = idp.get_with(&userinfo, &headers).await;
     assert_eq!((status, &body["sub"]), (200, &json!("alice")), "{body}");
-    // A proof is for one request: another URL refuses it.
+    // A proof is for one request: used again (its jti replayed), or for another URL or
+    // method, it is refused.
+    let (status, _) = idp.get_with(&userinfo, &headers).await;
+    assert_eq!(status, 401, "a replayed proof");
     let elsewhere = format!("{userinfo}/x");
     let other = proved_headers(&env, "pop", "GET", &elsewhere).await;
     let (status, _) = idp.get_with(&userinfo, &other).await;
     assert_eq!(status, 401, "a proof for another URL");
+    let posted = proved_headers(&env, "pop", "POST", &userinfo).await;
+    let (status, _) = idp.get_with(&userinfo, &posted).await;
+    assert_eq!(status, 401, "a proof for another method");
 
     // The refresh token, stolen from the keychain, is useless without the key.
     let refresh_token = stored["refresh_token"].as_str().unwrap();

@@ -297,13 +297,7 @@ async fn confidential_clients() {
 async fn pushed_authorization_requests() {
     let idp = Idp::start_with(false, &["--require-par"]);
     let env = Env::new();
-    env.account(
-        "flow-par",
-        &format!(
-            "issuer = \"{}\"\nclient_id = \"lanyard-public\"",
-            idp.issuer
-        ),
-    );
+    env.public_account("flow-par", &idp);
     env.lanyard(&["login", "flow-par"]).await.assert_ok();
     let run = env.browser_run(0).await;
     assert_eq!(run["named"], json!(["client_id", "request_uri"]), "{run}");
@@ -361,13 +355,7 @@ async fn refused_at_the_provider() {
     let idp = Idp::start(false);
     let mut env = Env::new();
     env.set("LANYARD_TEST_BROWSER_ACTION", "deny");
-    env.account(
-        "flow-deny",
-        &format!(
-            "issuer = \"{}\"\nclient_id = \"lanyard-public\"",
-            idp.issuer
-        ),
-    );
+    env.public_account("flow-deny", &idp);
     env.lanyard(&["login", "flow-deny"]).await.assert_fails(
         7,
         "the provider refused the sign-in: access_denied (End-User aborted interaction)",
@@ -387,13 +375,7 @@ async fn times_out_waiting_for_the_browser() {
     let idp = Idp::start(false);
     let mut env = Env::new();
     env.set("LANYARD_TEST_BROWSER_ACTION", "ignore");
-    env.account(
-        "flow-timeout",
-        &format!(
-            "issuer = \"{}\"\nclient_id = \"lanyard-public\"",
-            idp.issuer
-        ),
-    );
+    env.public_account("flow-timeout", &idp);
     env.lanyard(&["login", "flow-timeout", "--timeout", "2"])
         .await
         .assert_fails(7, "no sign-in arrived from the browser within 2 s");
@@ -405,13 +387,7 @@ async fn times_out_waiting_for_the_browser() {
 async fn a_keychain_without_the_tokens_means_sign_in_needed() {
     let idp = Idp::start(false);
     let env = Env::new();
-    env.account(
-        "lost",
-        &format!(
-            "issuer = \"{}\"\nclient_id = \"lanyard-public\"",
-            idp.issuer
-        ),
-    );
+    env.public_account("lost", &idp);
     env.lanyard(&["login", "lost"]).await.assert_ok();
     let cleared = std::process::Command::new("secret-tool")
         .args(["clear", "service", "lanyard", "username", "lost"])

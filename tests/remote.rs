@@ -11,13 +11,7 @@ use crate::support::{Env, Idp, root};
 /// A world with the account `far`, a public client of `idp`.
 fn far(idp: &Idp) -> Env {
     let env = Env::new();
-    env.account(
-        "far",
-        &format!(
-            "issuer = \"{}\"\nclient_id = \"lanyard-public\"",
-            idp.issuer
-        ),
-    );
+    env.public_account("far", idp);
     env
 }
 

@@ -302,6 +302,17 @@ impl Env {
         std::fs::write(&self.config, text).unwrap();
     }
 
+    /// Appends `[accounts.NAME]` for the test provider's public client, `lanyard-public`.
+    pub fn public_account(&self, name: &str, idp: &Idp) {
+        self.account(
+            name,
+            &format!(
+                "issuer = \"{}\"\nclient_id = \"lanyard-public\"",
+                idp.issuer
+            ),
+        );
+    }
+
     /// The access token `lanyard token ACCOUNT --json ARGS` prints (it must succeed).
     pub async fn access_token(&self, account: &str, args: &[&str]) -> String {
         let mut all = vec!["token", account, "--json"];
