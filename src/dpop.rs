@@ -172,6 +172,48 @@ impl Key {
     }
 }
 
+/// Sends a request through `send`, with a DPoP proof of `dpop` for it (`method` at `url`,
+/// carrying `access_token`) when there is a key. A server that answers `use_dpop_nonce`
+/// with a nonce new to it is asked once more, with the nonce; a nonce it sends with an
+/// answer is kept for the next request (RFC 9449 section 8).
+pub async fn proved<E, F, Fut>(
+    dpop: Option<&Key>,
+    (method, url, access_token): (&str, &Url, Option<&Secret>),
+    send: F,
+) -> Result<crate::http::Response, E>
+where
+    E: From<crate::http::Error> + From<Error>,
+    F: Fn(Option<String>) -> Fut,
+    Fut: std::future::Future<Output = Result<crate::http::Response, crate::http::Error>>,
+{
+    let mut retried = false;
+    loop {
+        let proof = match dpop {
+            Some(key) => Some(key.proof(method, url, access_token)?),
+            None => None,
+        };
+        match send(proof).await {
+            Ok(response) => {
+                if let (Some(key), Some(nonce)) = (dpop, &response.dpop_nonce) {
+                    key.remember_nonce(url, nonce);
+                }
+                return Ok(response);
+            }
+            Err(crate::http::Error::Provider {
+                error,
+                dpop_nonce: Some(nonce),
+                ..
+            }) if error == "use_dpop_nonce"
+                && !retried
+                && dpop.is_some_and(|key| key.remember_nonce(url, &nonce)) =>
+            {
+                retried = true;
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -5,14 +5,15 @@
 //! (state, RFC 9207 `iss`, provider errors) → [`exchange`] the code with the verifier →
 //! `validate` the ID token → [`userinfo`]. [`refresh`], [`revoke`] (RFC 7009) and
 //! [`end_session_url`] (RP-Initiated Logout 1.0) complete the life of a session.
-//! Where the provider takes pushed authorization requests (RFC 9126), [`AuthRequest::push`]
-//! sends the request to it first, and the browser carries only a reference.
+//! Where the provider takes pushed authorization requests (RFC 9126), `par` sends the
+//! request to it first ([`AuthRequest::push`]), and the browser carries only a reference.
 //! These functions neither store anything nor decide policy; `session` does. The token
 //! endpoint's exchanges are in `token`.
 
 pub mod device;
 pub mod handoff;
 pub mod loopback;
+mod par;
 pub mod scheme;
 mod token;
 
@@ -88,52 +89,6 @@ pub enum Error {
     #[error(transparent)]
     Http(#[from] http::Error),
 }
-
-/// Sends a request through `send`, with a DPoP proof of `dpop` for it (`method` at `url`,
-/// carrying `access_token`) when there is a key. A server that answers `use_dpop_nonce`
-/// with a nonce new to it is asked once more, with the nonce; a nonce it sends with an
-/// answer is kept for the next request (RFC 9449 section 8).
-pub(crate) async fn proved<E, F, Fut>(
-    dpop: Option<&crate::dpop::Key>,
-    (method, url, access_token): (&str, &Url, Option<&Secret>),
-    send: F,
-) -> Result<http::Response, E>
-where
-    E: From<http::Error> + From<crate::dpop::Error>,
-    F: Fn(Option<String>) -> Fut,
-    Fut: std::future::Future<Output = Result<http::Response, http::Error>>,
-{
-    let mut retried = false;
-    loop {
-        let proof = match dpop {
-            Some(key) => Some(key.proof(method, url, access_token)?),
-            None => None,
-        };
-        match send(proof).await {
-            Ok(response) => {
-                if let (Some(key), Some(nonce)) = (dpop, &response.dpop_nonce) {
-                    key.remember_nonce(url, nonce);
-                }
-                return Ok(response);
-            }
-            Err(http::Error::Provider {
-                error,
-                dpop_nonce: Some(nonce),
-                ..
-            }) if error == "use_dpop_nonce"
-                && !retried
-                && dpop.is_some_and(|key| key.remember_nonce(url, &nonce)) =>
-            {
-                retried = true;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
-}
-
-/// The longest `request_uri` taken from a provider (RFC 9126 gives no limit; they are
-/// URNs of a few dozen characters).
-const MAX_REQUEST_URI: usize = 2048;
 
 /// One authorization request: the URL for the browser and what must come back. Its
 /// `Debug` shows neither the URL's query (state, nonce, challenge) nor the secrets.
@@ -217,49 +172,6 @@ impl AuthRequest {
         })
     }
 
-    /// Pushes the request to the provider's pushed authorization request endpoint (RFC
-    /// 9126), authenticated as at the token endpoint. The browser's URL then carries only
-    /// `client_id` and the `request_uri` the provider answers with: the request's
-    /// parameters never pass through the browser, where they could be read or changed.
-    pub async fn push(
-        &mut self,
-        http: &http::Client,
-        provider: &Provider,
-        endpoint: &Url,
-        auth: &http::ClientAuth<'_>,
-    ) -> Result<(), Error> {
-        let all: Vec<(String, String)> = self.url.query_pairs().into_owned().collect();
-        let client_id = all
-            .iter()
-            .find(|(k, _)| k == "client_id")
-            .map(|(_, v)| v.clone())
-            .unwrap_or_default();
-        // The client authentication names the client (in the body, or the Basic header);
-        // the request itself names it too (RFC 9126 section 2.1).
-        let named_by_auth = matches!(
-            auth,
-            http::ClientAuth::None { .. } | http::ClientAuth::Post { .. }
-        );
-        let params: Vec<(&str, &str)> = all
-            .iter()
-            .filter(|(k, _)| !(named_by_auth && k == "client_id"))
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let response = http.post_form(endpoint, auth, &params).await?;
-        #[derive(serde::Deserialize)]
-        struct Pushed {
-            request_uri: String,
-        }
-        let pushed: Pushed = http::decode(endpoint, &response)?;
-        usable_request_uri(&pushed.request_uri)?;
-        let mut url = provider.authorization_endpoint.clone();
-        url.query_pairs_mut()
-            .append_pair("client_id", &client_id)
-            .append_pair("request_uri", &pushed.request_uri);
-        self.url = url;
-        Ok(())
-    }
-
     /// The parameters of the address a browser on another machine ended on, pasted by
     /// the person (the loopback redirect, which could not load there): the address must
     /// be this request's redirect URI, and its `state` this request's. Then
@@ -324,18 +236,6 @@ impl AuthRequest {
     }
 }
 
-/// A `request_uri` as a provider answers a pushed request with: something, of a sane size,
-/// that a URL can carry.
-fn usable_request_uri(request_uri: &str) -> Result<(), Error> {
-    if request_uri.is_empty()
-        || request_uri.len() > MAX_REQUEST_URI
-        || request_uri.chars().any(char::is_control)
-    {
-        return Err(Error::NoRequestUri);
-    }
-    Ok(())
-}
-
 /// Query or form parameters of a request to the loopback listener. Its `Debug` names the
 /// parameters and hides their values (a code, a state, a token).
 #[derive(Default, Clone)]
@@ -384,12 +284,15 @@ pub async fn userinfo(
     client_id: &str,
     dpop: Option<&crate::dpop::Key>,
 ) -> Result<Map<String, Value>, UserinfoError> {
-    let response: http::Response =
-        proved::<UserinfoError, _, _>(dpop, ("GET", url, Some(access_token)), |proof| async move {
+    let response: http::Response = crate::dpop::proved::<UserinfoError, _, _>(
+        dpop,
+        ("GET", url, Some(access_token)),
+        |proof| async move {
             http.get_with_token(url, access_token, proof.as_deref())
                 .await
-        })
-        .await?;
+        },
+    )
+    .await?;
     if response.content_type.starts_with("application/jwt") {
         let text = String::from_utf8_lossy(&response.body);
         let (_, payload) = provider.verify(text.trim()).await?;
@@ -517,25 +420,4 @@ pub fn end_session_url(
             .append_pair("state", state.expose());
     }
     url
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_request_uri_must_be_one() {
-        usable_request_uri("urn:ietf:params:oauth:request_uri:6esc_11ACC5bwc014ltc14eY22c")
-            .unwrap();
-        for bad in [
-            "",
-            "urn:x\r\nLocation: evil",
-            &"x".repeat(MAX_REQUEST_URI + 1),
-        ] {
-            assert!(
-                matches!(usable_request_uri(bad), Err(Error::NoRequestUri)),
-                "{bad:?}"
-            );
-        }
-    }
 }

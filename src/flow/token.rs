@@ -236,7 +236,7 @@ pub(super) async fn token_request(
 ) -> Result<TokenResponse, Error> {
     let url = &provider.token_endpoint;
     let response: http::Response =
-        super::proved::<Error, _, _>(dpop, ("POST", url, None), |proof| async move {
+        dpop::proved::<Error, _, _>(dpop, ("POST", url, None), |proof| async move {
             http.post_form_proved(url, auth, params, proof.as_deref())
                 .await
         })

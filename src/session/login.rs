@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use serde_json::{Map, Value};
 
+use super::dpop::new_dpop_key;
 use super::{Lanyard, Progress, check_id_token, display_name, identity_claims, now, save_tokens};
-use crate::config::{Account, ClientAuth, Redirect, ResponseMode, ResponseType, StoreKind};
+use crate::config::{Account, Redirect, ResponseMode, ResponseType, StoreKind};
 use crate::discovery::Provider;
 use crate::dpop;
 use crate::error::Error;
@@ -35,37 +36,6 @@ struct SignIn<'a> {
     secrets: Arc<dyn Secrets>,
     client_secret: Option<Secret>,
     provider: Arc<Provider>,
-}
-
-/// Whether an account's tokens are bound to a DPoP key (RFC 9449): as the account says,
-/// else for a public client where the provider offers DPoP with ES256 (a confidential
-/// client's secret already keeps its refresh token from being used by anyone else).
-pub(super) fn uses_dpop(
-    account: &Account,
-    provider: &Provider,
-    client_secret: Option<&Secret>,
-) -> bool {
-    account.dpop.unwrap_or_else(|| {
-        let public =
-            client_secret.is_none() && matches!(account.client_auth, None | Some(ClientAuth::None));
-        let offered = provider
-            .metadata
-            .dpop_signing_alg_values_supported
-            .as_deref();
-        public && offered.unwrap_or_default().iter().any(|a| a == dpop::ALG)
-    })
-}
-
-/// A new DPoP key for a sign-in, where the account's tokens are to be bound.
-fn new_dpop_key(
-    account: &Account,
-    provider: &Provider,
-    client_secret: Option<&Secret>,
-) -> Result<Option<(dpop::Key, Secret)>, Error> {
-    if !uses_dpop(account, provider, client_secret) {
-        return Ok(None);
-    }
-    Ok(Some(dpop::Key::generate().map_err(flow::Error::from)?))
 }
 
 /// The scopes granted: the token response's `scope`, else the ID token's `scope` claim

@@ -26,6 +26,7 @@ use crate::store::{self, Keychain, Memory, Record, Records, Secrets, Tokens};
 use crate::{browser, http, validate};
 
 mod cloud;
+mod dpop;
 mod login;
 mod logout;
 mod token;

@@ -7,11 +7,11 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use super::dpop::dpop_key;
 use super::{
     Lanyard, check_id_token, identity_claims, load_tokens, now, run_blocking, save_tokens,
 };
 use crate::config::{Account, ResponseType, StoreKind};
-use crate::dpop;
 use crate::error::Error;
 use crate::flow::{self, Target};
 use crate::secret::Secret;
@@ -438,52 +438,6 @@ impl Lanyard {
                 None
             }
         }
-    }
-}
-
-/// The DPoP key kept with an account's tokens.
-fn dpop_key(kept: &Secret) -> Result<dpop::Key, Error> {
-    dpop::Key::from_pkcs8(kept).map_err(|e| Error::from(flow::Error::from(e)))
-}
-
-impl Lanyard {
-    /// The account's DPoP key, when its tokens are bound to one.
-    async fn dpop_key(
-        &self,
-        account: &Account,
-        kind: StoreKind,
-    ) -> Result<Option<dpop::Key>, Error> {
-        let secrets = self.secrets(kind).await?;
-        let tokens = load_tokens(secrets, &account.name).await?;
-        tokens
-            .and_then(|t| t.dpop_key)
-            .as_ref()
-            .map(dpop_key)
-            .transpose()
-    }
-
-    /// A DPoP proof (RFC 9449 section 7) of account `name`'s key for a request: `method`
-    /// at `url`, carrying `access_token`, with the resource server's `nonce` if it gave
-    /// one. `None` when the account's tokens are not bound to a key.
-    pub async fn dpop_proof(
-        &self,
-        name: &str,
-        method: &str,
-        url: &url::Url,
-        access_token: &Secret,
-        nonce: Option<&str>,
-    ) -> Result<Option<String>, Error> {
-        let account = self.config.account(name)?;
-        let Some(key) = self.dpop_key(account, self.store_kind(account)).await? else {
-            return Ok(None);
-        };
-        if let Some(nonce) = nonce {
-            key.remember_nonce(url, nonce);
-        }
-        let proof = key
-            .proof(method, url, Some(access_token))
-            .map_err(flow::Error::from)?;
-        Ok(Some(proof))
     }
 }
 
