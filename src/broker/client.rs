@@ -150,6 +150,16 @@ impl Client {
         .await
     }
 
+    /// Ends the connection and waits for the agent to close its side: what the agent
+    /// holds for this connection (a host's sockets, after `forward`) is gone on return.
+    pub async fn close(mut self) -> Result<(), Error> {
+        use tokio::io::AsyncReadExt as _;
+        self.writer.shutdown().await?;
+        let mut rest = Vec::new();
+        self.reader.read_to_end(&mut rest).await?;
+        Ok(())
+    }
+
     /// Sends one request and reads its response.
     pub async fn call<T: DeserializeOwned>(&mut self, op: Op) -> Result<T, Error> {
         self.call_with_progress(op, &mut |_| {}).await

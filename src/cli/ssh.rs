@@ -97,8 +97,11 @@ pub async fn run(args: Args) -> Result<i32, Error> {
             ),
         })?;
     interrupts.abort();
-    // The host's sockets close with this connection.
-    drop(agent);
+    // The host's sockets close with this connection: the agent has removed them once it
+    // closes its side.
+    if let Err(e) = agent.close().await {
+        tracing::warn!(error = %e, "the agent did not confirm closing the host's sockets");
+    }
     Ok(exit_code(status))
 }
 
