@@ -9,7 +9,7 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::UnixStream;
 use tokio::net::unix::{OwnedReadHalf, OwnedWriteHalf};
 
-use crate::support::{Api, Env, Idp};
+use crate::support::{self, Api, Env, Idp};
 
 /// A raw protocol client: lines out, lines in.
 struct Raw {
@@ -300,6 +300,89 @@ async fn one_refresh_however_many_ask_and_restart_keeps_accounts() {
         env.browser_runs().len(),
         browser_runs,
         "no new sign-in after a restart"
+    );
+}
+
+/// The agent keeps tokens in memory between refreshes. A refresh that does not rotate the
+/// refresh token leaves the keychain untouched; one that rotates writes it. What another
+/// process writes meanwhile (here a rotation by `lanyard token` without the agent) is
+/// what the agent uses next: it never refreshes with a refresh token already replaced,
+/// which a rotating provider takes for theft and answers by revoking the sign-in.
+#[tokio::test]
+async fn the_agent_writes_the_keychain_only_when_the_refresh_token_rotates() {
+    // Tokens that live 30 s: a request for 60 s of validity needs a refresh.
+    let idp = Idp::start_with(false, &["--access-token-ttl", "30"]);
+    let env = Env::new();
+    // A confidential client: node-oidc-provider does not rotate its refresh tokens.
+    env.account(
+        "b-kept",
+        &format!("issuer = \"{}\"\nclient_id = \"lanyard-basic\"", idp.issuer),
+    );
+    env.lanyard_with_stdin(
+        &["accounts", "set-secret", "b-kept"],
+        "basic-secret-0123456789\n",
+    )
+    .await
+    .assert_ok();
+    env.lanyard(&["login", "b-kept"]).await.assert_ok();
+    env.public_account("b-rotating", &idp);
+    env.lanyard(&["login", "b-rotating"]).await.assert_ok();
+    let _agent = env.start_agent().await;
+    env.lanyard(&["allow", "b-kept", &me()]).await.assert_ok();
+    env.lanyard(&["allow", "b-rotating", &me()])
+        .await
+        .assert_ok();
+    let mut raw = Raw::hello(&env).await;
+    // The sign-in's own token, or a narrower one: each asked for here needs a refresh.
+    let mut token = async |account: &str, scope: Option<&str>| {
+        let mut request = json!({"id": 2, "op": "token", "account": account, "min_valid": 60});
+        if let Some(scope) = scope {
+            request["scope"] = json!(scope);
+        }
+        let answer = raw.call(request).await;
+        answer["ok"]["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{answer}"))
+            .to_owned()
+    };
+
+    let stored = support::stored_tokens("b-kept").unwrap();
+    let own = token("b-kept", None).await;
+    assert_ne!(own, stored["access_token"], "refreshed");
+    token("b-kept", Some("openid profile")).await;
+    assert_eq!(
+        support::stored_tokens("b-kept").unwrap(),
+        stored,
+        "no keychain write for refreshes that did not rotate"
+    );
+
+    let stored = support::stored_tokens("b-rotating").unwrap();
+    token("b-rotating", None).await;
+    let rotated = support::stored_tokens("b-rotating").unwrap();
+    assert_ne!(
+        rotated["refresh_token"], stored["refresh_token"],
+        "a rotation is written"
+    );
+    // Another process rotates the refresh token the agent holds.
+    let mut direct = env.command(&["token", "b-rotating", "--min-valid", "60"]);
+    direct.env("LANYARD_SOCK", env.path("no-agent.sock"));
+    let out = direct.output().await.unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let elsewhere = support::stored_tokens("b-rotating").unwrap();
+    assert_ne!(elsewhere["refresh_token"], rotated["refresh_token"]);
+    // The agent's next refresh uses the keychain's refresh token, not the replaced one.
+    token("b-rotating", Some("openid profile")).await;
+    assert_ne!(
+        support::stored_tokens("b-rotating").unwrap()["refresh_token"],
+        elsewhere["refresh_token"],
+        "the agent's rotation is stored"
+    );
+    let events = idp.events().await;
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.contains("revoked") || e.contains("reuse")),
+        "{events:?}"
     );
 }
 

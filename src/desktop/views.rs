@@ -461,6 +461,7 @@ mod tests {
             access_token_claims: None,
             dpop: false,
             status: Status::SignedIn,
+            tokens_stamp: None,
         };
         let view = identity_view(config.account("hc").unwrap(), &record);
         assert_eq!(view.provider, "Hack Club Auth");

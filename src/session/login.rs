@@ -7,7 +7,9 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use super::dpop::new_dpop_key;
-use super::{Lanyard, Progress, check_id_token, display_name, identity_claims, now, save_tokens};
+use super::{
+    Lanyard, Progress, check_id_token, display_name, held, identity_claims, now, save_tokens,
+};
 use crate::config::{Account, Redirect, ResponseMode, ResponseType, StoreKind};
 use crate::discovery::Provider;
 use crate::dpop;
@@ -357,9 +359,11 @@ impl Lanyard {
             access_token_claims,
             dpop: bound,
             status: Status::SignedIn,
+            tokens_stamp: Some(held::new_stamp()),
         };
         save_tokens(secrets, &account.name, &tokens).await?;
         self.records.save(kind, &record)?;
+        self.held.put(&record, &tokens);
         tracing::info!(account = %account.name, subject = %record.subject, "signed in");
         Ok(record)
     }

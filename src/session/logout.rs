@@ -127,6 +127,7 @@ impl Lanyard {
         // The record first: without it no token is handed out, even if the keychain
         // should fail to delete the tokens below.
         let removed = self.records.remove(kind, name);
+        self.held.forget(name);
         self.records.forget_pictures(name);
         let deleted = match secrets {
             Ok(secrets) => {

@@ -27,6 +27,7 @@ use crate::{browser, http, validate};
 
 mod cloud;
 mod dpop;
+mod held;
 mod login;
 mod logout;
 mod token;
@@ -100,6 +101,8 @@ pub struct Lanyard {
     /// An app's one sign-in ([`crate::client`]): pages and messages do not name the
     /// account, which the person never chose.
     pub(crate) embedded: bool,
+    /// Tokens kept in memory between refreshes, in a long-running process.
+    held: held::HeldTokens,
 }
 
 /// How long a discovery document is trusted before it is fetched again.
@@ -121,7 +124,16 @@ impl Lanyard {
             opener: Arc::new(browser::System),
             service: None,
             embedded: false,
+            held: held::HeldTokens::default(),
         })
+    }
+
+    /// For a long-running process (the agent, the desktop app): keep each account's
+    /// tokens in memory between refreshes, and leave a refresh that did not rotate the
+    /// refresh token unwritten (see `held.rs`).
+    pub fn long_running(mut self) -> Lanyard {
+        self.held = held::HeldTokens::on();
+        self
     }
 
     /// Keep every account's tokens in `kind`, whatever the config says (`--store`).
@@ -202,9 +214,13 @@ impl Lanyard {
     /// The stored ID token of a signed-in account.
     pub async fn id_token(&self, name: &str) -> Result<Secret, Error> {
         let account = self.config.account(name)?;
-        let secrets = self.secrets(self.store_kind(account)).await?;
-        load_tokens(secrets, name)
-            .await?
+        let kind = self.store_kind(account);
+        let held = (self.records.load(kind, name)).and_then(|stored| self.held.get(&stored));
+        let tokens = match held {
+            Some((_, tokens)) => Some(tokens),
+            None => load_tokens(self.secrets(kind).await?, name).await?,
+        };
+        tokens
             .and_then(|t| t.id_token)
             .ok_or_else(|| Error::SignInNeeded {
                 account: name.to_owned(),
@@ -215,12 +231,21 @@ impl Lanyard {
     /// The stored record of who is signed in.
     pub fn whoami(&self, name: &str) -> Result<Record, Error> {
         let account = self.config.account(name)?;
-        self.records
-            .load(self.store_kind(account), name)
+        self.record(self.store_kind(account), name)
             .ok_or_else(|| Error::SignInNeeded {
                 account: name.to_owned(),
                 reason: "not signed in".into(),
             })
+    }
+
+    /// The account's record: the stored one, or the one this process holds when a
+    /// refresh it left unwritten made that newer than the file.
+    fn record(&self, kind: StoreKind, name: &str) -> Option<Record> {
+        let stored = self.records.load(kind, name)?;
+        match self.held.get(&stored) {
+            Some((record, _)) if stored.status == store::Status::SignedIn => Some(record),
+            _ => Some(stored),
+        }
     }
 
     /// Every configured account with its record, if it has one.
@@ -228,7 +253,7 @@ impl Lanyard {
         self.config
             .accounts
             .values()
-            .map(|a| (a, self.records.load(self.store_kind(a), &a.name)))
+            .map(|a| (a, self.record(self.store_kind(a), &a.name)))
             .collect()
     }
 

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 
 use super::dpop::dpop_key;
 use super::{
-    Lanyard, check_id_token, identity_claims, load_tokens, now, run_blocking, save_tokens,
+    Lanyard, check_id_token, held, identity_claims, load_tokens, now, run_blocking, save_tokens,
 };
 use crate::config::{Account, ResponseType, StoreKind};
 use crate::error::Error;
@@ -81,8 +81,9 @@ impl Lanyard {
         let mut held = self.lock_refresh(kind, name).await;
         let SignedIn {
             mut record,
-            tokens,
+            mut tokens,
             secrets,
+            held: from_memory,
         } = match held {
             Some(_) => self.signed_in(account, kind, target).await?,
             None => looked,
@@ -121,15 +122,30 @@ impl Lanyard {
             let bound = tokens.dpop_key.is_some();
             return still_valid(error, (current, bound), tokens.expires_at, remaining);
         }
-        let Some(refresh_token) = tokens.refresh_token.clone() else {
+        let Some(mut refresh_token) = tokens.refresh_token.clone() else {
             return Err(need(
                 "the access token is about to expire and the provider gave no refresh token",
             ));
         };
 
-        let refreshed = self
+        let mut refreshed = self
             .refresh(account, kind, &record, (&refresh_token, &tokens), target)
             .await;
+        if from_memory && matches!(refreshed, Err(RefreshError::InvalidGrant)) {
+            // What this process held may be older than the keychain, if a write of the
+            // tokens lost its record's new stamp (a crash between the two): ask again
+            // with the keychain's refresh token, if it is another.
+            self.held.forget(name);
+            let stored = self.signed_in(account, kind, target).await?;
+            if let Some(other) = stored.tokens.refresh_token.clone()
+                && other.expose() != refresh_token.expose()
+            {
+                (record, tokens, refresh_token) = (stored.record, stored.tokens, other);
+                refreshed = self
+                    .refresh(account, kind, &record, (&refresh_token, &tokens), target)
+                    .await;
+            }
+        }
         let (response, claims) = match refreshed {
             Ok(ok) => ok,
             Err(RefreshError::InvalidGrant) => {
@@ -138,6 +154,7 @@ impl Lanyard {
                 record.status = Status::SignInNeeded {
                     reason: reason.clone(),
                 };
+                self.held.forget(name);
                 self.records.save(kind, &record)?;
                 return Err(need(&reason));
             }
@@ -165,6 +182,10 @@ impl Lanyard {
         let now = self::now();
         let expires_at = response.expires_at(now);
         // Rotation: a new refresh token replaces the old one; else the old one stays.
+        let rotated = response
+            .refresh_token
+            .as_ref()
+            .is_some_and(|new| new.expose() != refresh_token.expose());
         let refresh_token = response.refresh_token.clone().or(tokens.refresh_token);
         let new = if target.is_default() {
             Tokens {
@@ -197,16 +218,26 @@ impl Lanyard {
                 record.id_token_claims = identity_claims(claims);
             }
         }
-        // The keychain and the record file are written at once, off the async threads
-        // (the record is synced to disk): the token waits for both, and nobody else does.
-        let records = self.records.clone();
-        let (saved, recorded) = tokio::join!(
-            save_tokens(secrets, name, &new),
-            run_blocking(move || records.save(kind, &record))
-        );
-        saved?;
-        recorded?;
-        tracing::info!(account = %name, rotated = response.refresh_token.is_some(), "refreshed the access token");
+        if rotated || (target.is_default() && !self.held.is_on()) || record.tokens_stamp.is_none() {
+            // The keychain and the record file are written at once, off the async threads
+            // (the record is synced to disk): the token waits for both, and nobody else
+            // does. The record's new stamp tells holders to read the keychain again.
+            record.tokens_stamp = Some(held::new_stamp());
+            self.held.put(&record, &new);
+            let records = self.records.clone();
+            let (saved, recorded) = tokio::join!(
+                save_tokens(secrets, name, &new),
+                run_blocking(move || records.save(kind, &record))
+            );
+            saved?;
+            recorded?;
+        } else if target.is_default() {
+            // The stored refresh token is still good: this long-running process keeps the
+            // new tokens in memory, and the keychain is not written.
+            self.held.put(&record, &new);
+        }
+        // (A narrower token without a rotation changes nothing stored.)
+        tracing::info!(account = %name, rotated, "refreshed the access token");
         let warning = expires_at
             .map(|e| e.saturating_sub(now))
             .filter(|r| *r < min_valid)
@@ -381,6 +412,14 @@ impl Lanyard {
             });
         }
         let secrets = self.secrets(kind).await?;
+        if let Some((record, tokens)) = self.held.get(&record) {
+            return Ok(SignedIn {
+                record,
+                tokens,
+                secrets,
+                held: true,
+            });
+        }
         let Some(tokens) = load_tokens(secrets.clone(), name).await? else {
             // The keychain answers but has nothing: the sign-in is gone for good (the
             // keychain was reset, or was a session's only), and the record says so.
@@ -411,10 +450,12 @@ impl Lanyard {
         if tokens.access_token.is_none() {
             return Err(need("no access token is stored"));
         }
+        self.held.put(&record, &tokens);
         Ok(SignedIn {
             record,
             tokens,
             secrets,
+            held: false,
         })
     }
 
@@ -446,6 +487,8 @@ struct SignedIn {
     record: Record,
     tokens: Tokens,
     secrets: Arc<dyn Secrets>,
+    /// The tokens are the ones this process holds, not read from the keychain now.
+    held: bool,
 }
 
 /// The stored token, if it is the one asked for and valid for `min_valid` more seconds.

@@ -55,6 +55,10 @@ pub struct Record {
     pub dpop: bool,
     /// Whether the sign-in is still usable.
     pub status: Status,
+    /// A new random value at every write of the account's tokens to the keychain: a
+    /// process that holds them in memory uses them only while this is unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tokens_stamp: Option<u64>,
 }
 
 fn code() -> ResponseType {
@@ -289,6 +293,7 @@ mod tests {
             access_token_claims: None,
             dpop: false,
             status: Status::SignedIn,
+            tokens_stamp: None,
         }
     }
 

@@ -109,7 +109,8 @@ impl Agent {
         let dir = data_dir.unwrap_or_else(std::env::temp_dir);
         Agent {
             inner: Arc::new(Inner {
-                lanyard: std::sync::RwLock::new(Arc::new(lanyard)),
+                // The agent lives long: it keeps tokens in memory between refreshes.
+                lanyard: std::sync::RwLock::new(Arc::new(lanyard.long_running())),
                 policy: PolicyFile::new(&dir),
                 policy_cache: Mutex::new(None),
                 audited: Mutex::new(HashMap::new()),
@@ -221,7 +222,7 @@ impl Agent {
                 .lanyard
                 .write()
                 .unwrap_or_else(|e| e.into_inner()),
-            Arc::new(lanyard),
+            Arc::new(lanyard.long_running()),
         );
         let new = self.lanyard();
         for (name, account) in &old.config().accounts {
