@@ -57,6 +57,8 @@ impl World {
         let mut child = self
             .lanyard()
             .arg("agent")
+            .arg("--oidc-agent-socket")
+            .arg(self.path("oidc.sock"))
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
@@ -81,6 +83,50 @@ impl World {
 
     async fn events(&self) -> Vec<String> {
         self.test_endpoint("events").await
+    }
+
+    /// The account's keychain item as it is now (the private Secret Service).
+    fn stored(&self, account: &str) -> Vec<u8> {
+        Command::new("secret-tool")
+            .args(["lookup", "service", "lanyard", "username", account])
+            .output()
+            .expect("secret-tool")
+            .stdout
+    }
+
+    /// Signs in `oa`, the confidential client (whose refresh tokens do not rotate), and
+    /// allows this program to ask for its tokens.
+    fn sign_in_oa(&self) -> Result<(), String> {
+        let mut secret = self
+            .lanyard()
+            .args(["accounts", "set-secret", "oa"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("set-secret: {e}"))?;
+        secret
+            .stdin
+            .take()
+            .ok_or("no stdin")?
+            .write_all(b"basic-secret-0123456789")
+            .map_err(|e| e.to_string())?;
+        secret.wait().map_err(|e| e.to_string())?;
+        for args in [&["login", "oa"][..], &["allow", "oa"]] {
+            let mut cmd = self.lanyard();
+            cmd.args(args);
+            if args[0] == "allow" {
+                cmd.arg(std::env::current_exe().unwrap());
+            }
+            let out = cmd.output().map_err(|e| e.to_string())?;
+            if !out.status.success() {
+                return Err(format!(
+                    "lanyard {}: {}",
+                    args.join(" "),
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+        Ok(())
     }
 
     async fn test_endpoint<T: serde::de::DeserializeOwned>(&self, name: &str) -> T {
@@ -251,6 +297,33 @@ async fn echo_p50(dir: &Path) -> Duration {
     percentile(&mut samples, 0.5)
 }
 
+/// The floor under one connection per request: a server in this process that accepts,
+/// reads one request, answers a token-sized reply and closes, against `clients` clients
+/// connecting per request (the same client as for the agents).
+async fn accept_floor(dir: &Path, clients: usize, period: Duration) -> (f64, Duration) {
+    let path = dir.join("floor.sock");
+    let listener = tokio::net::UnixListener::bind(&path).unwrap();
+    let server = tokio::spawn(async move {
+        loop {
+            let Ok((mut s, _)) = listener.accept().await else {
+                return;
+            };
+            tokio::spawn(async move {
+                let mut buf = [0u8; 512];
+                let _ = s.read(&mut buf).await;
+                let reply = format!(
+                    r#"{{"status":"success","access_token":"{}"}}"#,
+                    "x".repeat(900)
+                );
+                let _ = s.write_all(reply.as_bytes()).await;
+            });
+        }
+    });
+    let answer = oidc_agent_load(&path, COMPAT_TOKEN, clients, period).await;
+    server.abort();
+    answer
+}
+
 /// `clients` connections asking as fast as they can for `period`: requests per second
 /// and p99 latency.
 async fn load(socket: &Path, clients: usize, period: Duration) -> (f64, Duration) {
@@ -313,20 +386,35 @@ async fn storm(n: usize) -> (usize, Duration) {
 }
 
 enum Broker<'a> {
-    Lanyard(&'a mut Client),
+    /// Lanyard's agent, for one account.
+    Lanyard(&'a mut Client, &'a str),
     OidcAgent(&'a Path),
 }
 
-/// Refreshes forced one at a time: the median of (whole request − the provider's own time
-/// at its token endpoint), and the median whole request.
-async fn forced_refresh(world: &World, mut broker: Broker<'_>) -> (Duration, Duration) {
-    let (mut added, mut whole) = (Vec::new(), Vec::new());
+/// A forced refresh, one at a time: the median of (whole request − the provider's own time
+/// at its token endpoint) and of the whole request, over 5; and how many of the 5 wrote the
+/// account's keychain item.
+struct Forced {
+    added: Duration,
+    whole: Duration,
+    writes: usize,
+}
+
+async fn forced_refresh(world: &World, mut broker: Broker<'_>) -> Forced {
+    let (mut added, mut whole, mut writes) = (Vec::new(), Vec::new(), 0);
     for _ in 0..5 {
-        // Lanyard hands a token refreshed in the last 5 s to whoever waited on it; this
-        // measures separate refreshes, not that.
-        tokio::time::sleep(Duration::from_millis(5100)).await;
+        // The agent does not ask again for a token it refreshed less than 10 s ago that
+        // already runs short (broker/flight.rs): this measures separate refreshes.
+        tokio::time::sleep(Duration::from_millis(10_100)).await;
         let elapsed = match &mut broker {
-            Broker::Lanyard(client) => client.call(TOKEN).await,
+            Broker::Lanyard(client, account) => {
+                let before = world.stored(account);
+                let forced =
+                    format!(r#"{{"id":2,"op":"token","account":"{account}","min_valid":60}}"#);
+                let elapsed = client.call(&forced).await;
+                writes += usize::from(world.stored(account) != before);
+                elapsed
+            }
             Broker::OidcAgent(sock) => {
                 let forced =
                     r#"{"request":"access_token","account":"oa-oa","min_valid_period":7200}"#;
@@ -337,7 +425,28 @@ async fn forced_refresh(world: &World, mut broker: Broker<'_>) -> (Duration, Dur
         whole.push(elapsed);
         added.push(elapsed.saturating_sub(Duration::from_secs_f64(provider / 1e3)));
     }
-    (percentile(&mut added, 0.5), percentile(&mut whole, 0.5))
+    Forced {
+        added: percentile(&mut added, 0.5),
+        whole: percentile(&mut whole, 0.5),
+        writes,
+    }
+}
+
+/// One keychain write of an item the size of an account's tokens, through the library's
+/// keychain (the Secret Service): the median of 20.
+fn keychain_write() -> Duration {
+    use lanyard::store::Secrets as _;
+    let keychain = lanyard::store::Keychain::open().expect("the keychain");
+    let value = lanyard::secret::Secret::new("x".repeat(1500));
+    let mut samples: Vec<Duration> = (0..20)
+        .map(|_| {
+            let start = Instant::now();
+            keychain.set("lanyard bench", "write", &value).unwrap();
+            start.elapsed()
+        })
+        .collect();
+    let _ = keychain.delete("lanyard bench", "write");
+    percentile(&mut samples, 0.5)
 }
 
 /// oidc-agent 4.2.6 (Debian), loaded with an account made by `oidc-gen` from a refresh
@@ -363,37 +472,9 @@ fn oidc_agent(world: &World) -> Result<OidcAgent, String> {
             .env("XDG_CONFIG_HOME", home_path.join(".config"))
             .output()
     };
-    let mut secret = world
-        .lanyard()
-        .args(["accounts", "set-secret", "oa"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|e| format!("set-secret: {e}"))?;
-    secret
-        .stdin
-        .take()
-        .ok_or("no stdin")?
-        .write_all(b"basic-secret-0123456789")
-        .map_err(|e| e.to_string())?;
-    secret.wait().map_err(|e| e.to_string())?;
-    let login = world
-        .lanyard()
-        .args(["login", "oa"])
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !login.status.success() {
-        return Err(format!(
-            "lanyard login oa: {}",
-            String::from_utf8_lossy(&login.stderr)
-        ));
-    }
-    let lookup = Command::new("secret-tool")
-        .args(["lookup", "service", "lanyard", "username", "oa"])
-        .output()
-        .map_err(|e| format!("secret-tool: {e}"))?;
+    world.sign_in_oa()?;
     let tokens: Value =
-        serde_json::from_slice(&lookup.stdout).map_err(|e| format!("stored tokens: {e}"))?;
+        serde_json::from_slice(&world.stored("oa")).map_err(|e| format!("stored tokens: {e}"))?;
     let refresh = tokens["refresh_token"]
         .as_str()
         .ok_or("no refresh token")?
@@ -476,8 +557,17 @@ async fn oidc_agent_call(sock: &Path, request: &str) -> Duration {
 }
 
 const OA_TOKEN: &str = r#"{"request":"access_token","account":"oa-oa","min_valid_period":60}"#;
+/// The same request on Lanyard's oidc-agent-compatible socket.
+const COMPAT_TOKEN: &str = r#"{"request":"access_token","account":"bench","min_valid_period":60}"#;
 
-async fn oidc_agent_load(sock: &Path, clients: usize, period: Duration) -> (f64, Duration) {
+/// `clients` clients of oidc-agent's protocol, each connecting once per request, as fast
+/// as they can for `period`: requests per second and p99.
+async fn oidc_agent_load(
+    sock: &Path,
+    request: &'static str,
+    clients: usize,
+    period: Duration,
+) -> (f64, Duration) {
     let mut tasks = Vec::new();
     for _ in 0..clients {
         let sock = sock.to_owned();
@@ -485,7 +575,7 @@ async fn oidc_agent_load(sock: &Path, clients: usize, period: Duration) -> (f64,
             let end = Instant::now() + period;
             let mut samples = Vec::new();
             while Instant::now() < end {
-                samples.push(oidc_agent_call(&sock, OA_TOKEN).await);
+                samples.push(oidc_agent_call(&sock, request).await);
             }
             samples
         }));
@@ -599,15 +689,20 @@ async fn run() {
         none(),
     );
 
+    let mut oa_64 = (none(), none());
     for clients in [16, 64] {
         let (rate, p99) = load(&world.socket, clients, Duration::from_secs(3)).await;
         let (oa_rate, oa_p99) = match &oa {
             Some(oa) => {
-                let (r, p) = oidc_agent_load(&oa.sock, clients, Duration::from_secs(3)).await;
+                let (r, p) =
+                    oidc_agent_load(&oa.sock, OA_TOKEN, clients, Duration::from_secs(3)).await;
                 (format!("{r:.0} req/s"), ms(p))
             }
             None => (none(), none()),
         };
+        if clients == 64 {
+            oa_64 = (oa_rate.clone(), oa_p99.clone());
+        }
         row(
             &format!("{clients} clients: throughput"),
             format!("{rate:.0} req/s"),
@@ -615,6 +710,28 @@ async fn run() {
         );
         row(&format!("{clients} clients: p99"), ms(p99), oa_p99);
     }
+
+    // oidc-agent's protocol, one connection per request, with the same client for both:
+    // on Lanyard's compatible socket, and the floor, a server that only accepts, reads
+    // and answers.
+    let compat = world.path("oidc.sock");
+    let (rate, p99) = oidc_agent_load(&compat, COMPAT_TOKEN, 64, Duration::from_secs(3)).await;
+    let (floor_rate, floor_p99) = accept_floor(world.dir.path(), 64, Duration::from_secs(3)).await;
+    row(
+        "oidc-agent protocol, 64 clients connecting per request: throughput",
+        format!("{rate:.0} req/s"),
+        oa_64.0.clone(),
+    );
+    row(
+        "oidc-agent protocol, 64 clients connecting per request: p99",
+        ms(p99),
+        oa_64.1.clone(),
+    );
+    row(
+        "floor: connect, accept, answer, close; 64 clients: throughput, p99",
+        format!("{floor_rate:.0} req/s, {}", ms(floor_p99)),
+        none(),
+    );
 
     let before = p50_of(&mut client, 2000).await;
     let mut stalled = UnixStream::connect(&world.socket).await.unwrap();
@@ -698,8 +815,8 @@ async fn run() {
     // Forced refreshes, one at a time: what each broker adds to the provider's own time.
     let oa_forced = match &oa {
         Some(oa) => {
-            let (added, whole) = forced_refresh(&world, Broker::OidcAgent(&oa.sock)).await;
-            format!("{} ({} in all)", ms(added), ms(whole))
+            let f = forced_refresh(&world, Broker::OidcAgent(&oa.sock)).await;
+            format!("{} ({} in all)", ms(f.added), ms(f.whole))
         }
         None => none(),
     };
@@ -710,13 +827,40 @@ async fn run() {
     {
         // Tokens that live 30 s: a request for 60 s of validity needs a refresh.
         let world = crate::world(30);
+        world
+            .sign_in_oa()
+            .expect("the confidential account signs in");
         let mut agent = world.start_agent();
         let mut client = Client::connect(&world.socket).await;
-        let (added, whole) = forced_refresh(&world, Broker::Lanyard(&mut client)).await;
+        // `oa` is the client oidc-agent uses above; the provider does not rotate its
+        // refresh tokens. `bench`'s (a public client's) rotate at every refresh.
+        let kept = forced_refresh(&world, Broker::Lanyard(&mut client, "oa")).await;
+        let rotating = forced_refresh(&world, Broker::Lanyard(&mut client, "bench")).await;
+        let write = keychain_write();
         row(
-            "forced refresh: time added to the provider's own (median of 5)",
-            format!("{} ({} in all)", ms(added), ms(whole)),
+            "forced refresh, not rotating: time added to the provider's own (median of 5)",
+            format!(
+                "{} ({} in all); keychain written {} of 5 times",
+                ms(kept.added),
+                ms(kept.whole),
+                kept.writes
+            ),
             oa_forced,
+        );
+        row(
+            "forced refresh, rotating: time added to the provider's own (median of 5)",
+            format!(
+                "{} ({} in all); keychain written {} of 5 times",
+                ms(rotating.added),
+                ms(rotating.whole),
+                rotating.writes
+            ),
+            none(),
+        );
+        row(
+            "one keychain write (a 1.5 KB item), median of 20",
+            ms(write),
+            none(),
         );
         let _ = agent.kill();
         let _ = agent.wait();

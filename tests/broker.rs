@@ -303,8 +303,27 @@ async fn one_refresh_however_many_ask_and_restart_keeps_accounts() {
     );
 }
 
-/// The agent keeps tokens in memory between refreshes. A refresh that does not rotate the
-/// refresh token leaves the keychain untouched; one that rotates writes it. What another
+/// The agent's answer to a token request that needs a refresh (60 s of validity, of
+/// tokens that live 30 s), for the sign-in's own token or a narrower one.
+async fn ask(raw: &mut Raw, account: &str, scope: Option<&str>) -> Value {
+    let mut request = json!({"id": 2, "op": "token", "account": account, "min_valid": 60});
+    if let Some(scope) = scope {
+        request["scope"] = json!(scope);
+    }
+    raw.call(request).await
+}
+
+async fn token(raw: &mut Raw, account: &str, scope: Option<&str>) -> String {
+    let answer = ask(raw, account, scope).await;
+    answer["ok"]["access_token"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{answer}"))
+        .to_owned()
+}
+
+/// The agent keeps tokens (and a client secret) in memory between refreshes. A refresh
+/// that does not rotate the refresh token leaves the keychain untouched; one that rotates
+/// writes it; a client secret set meanwhile is read again. What another
 /// process writes meanwhile (here a rotation by `lanyard token` without the agent) is
 /// what the agent uses next: it never refreshes with a refresh token already replaced,
 /// which a rotating provider takes for theft and answers by revoking the sign-in.
@@ -333,31 +352,29 @@ async fn the_agent_writes_the_keychain_only_when_the_refresh_token_rotates() {
         .await
         .assert_ok();
     let mut raw = Raw::hello(&env).await;
-    // The sign-in's own token, or a narrower one: each asked for here needs a refresh.
-    let mut token = async |account: &str, scope: Option<&str>| {
-        let mut request = json!({"id": 2, "op": "token", "account": account, "min_valid": 60});
-        if let Some(scope) = scope {
-            request["scope"] = json!(scope);
-        }
-        let answer = raw.call(request).await;
-        answer["ok"]["access_token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{answer}"))
-            .to_owned()
-    };
-
     let stored = support::stored_tokens("b-kept").unwrap();
-    let own = token("b-kept", None).await;
+    let own = token(&mut raw, "b-kept", None).await;
     assert_ne!(own, stored["access_token"], "refreshed");
-    token("b-kept", Some("openid profile")).await;
+    token(&mut raw, "b-kept", Some("openid profile")).await;
     assert_eq!(
         support::stored_tokens("b-kept").unwrap(),
         stored,
         "no keychain write for refreshes that did not rotate"
     );
+    // The agent holds the client secret too; a new one set meanwhile is the one it uses.
+    let set_secret = async |secret: &str| {
+        env.lanyard_with_stdin(&["accounts", "set-secret", "b-kept"], secret)
+            .await
+            .assert_ok();
+    };
+    set_secret("not-the-secret\n").await;
+    let refused = ask(&mut raw, "b-kept", Some("openid email")).await;
+    assert!(refused.to_string().contains("invalid_client"), "{refused}");
+    set_secret("basic-secret-0123456789\n").await;
+    token(&mut raw, "b-kept", Some("openid")).await;
 
     let stored = support::stored_tokens("b-rotating").unwrap();
-    token("b-rotating", None).await;
+    token(&mut raw, "b-rotating", None).await;
     let rotated = support::stored_tokens("b-rotating").unwrap();
     assert_ne!(
         rotated["refresh_token"], stored["refresh_token"],
@@ -371,7 +388,7 @@ async fn the_agent_writes_the_keychain_only_when_the_refresh_token_rotates() {
     let elsewhere = support::stored_tokens("b-rotating").unwrap();
     assert_ne!(elsewhere["refresh_token"], rotated["refresh_token"]);
     // The agent's next refresh uses the keychain's refresh token, not the replaced one.
-    token("b-rotating", Some("openid profile")).await;
+    token(&mut raw, "b-rotating", Some("openid profile")).await;
     assert_ne!(
         support::stored_tokens("b-rotating").unwrap()["refresh_token"],
         elsewhere["refresh_token"],

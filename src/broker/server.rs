@@ -84,9 +84,10 @@ pub async fn accept<F, Fut>(
     shutdown: impl Future<Output = ()>,
     handle: F,
 ) where
-    F: Fn(Connection, std::io::Result<Peer>) -> Fut,
+    F: Fn(Connection, std::io::Result<Peer>) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
+    let handle = Arc::new(handle);
     let slots = Arc::new(Semaphore::new(limits.max));
     let mut connections = JoinSet::new();
     let mut backoff = ACCEPT_BACKOFF;
@@ -114,16 +115,20 @@ pub async fn accept<F, Fut>(
                         continue;
                     }
                 };
-                // At once, while the client is surely still there.
-                let peer = peer::identify(&stream, clis);
                 let Ok(permit) = slots.clone().try_acquire_owned() else {
                     tracing::warn!(limit = limits.max, "too many connections; refusing one");
                     let _ = stream.try_write(&limits.busy);
                     continue;
                 };
-                let connection = handle(stream, peer);
+                // The peer is named in the connection's own task, so that clients
+                // connecting once per request are named on every core, not one at a time
+                // here. The socket keeps the peer's credentials and, where the kernel
+                // has SO_PEERPIDFD, its pidfd from the moment it connected; a peer gone
+                // by then cannot be named and is refused.
+                let (handle, clis) = (handle.clone(), clis.clone());
                 connections.spawn(async move {
-                    connection.await;
+                    let peer = peer::identify(&stream, &clis);
+                    handle(stream, peer).await;
                     drop(permit);
                 });
             }

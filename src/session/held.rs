@@ -2,10 +2,11 @@
 //! refreshes, so that a refresh neither reads the keychain first nor, when the refresh
 //! token did not rotate, writes it after.
 //!
-//! The keychain stays the truth. Every write of an account's tokens gives its record a new
-//! random `tokens_stamp`, written beside them; what a process holds is used only while the
-//! record on disk still carries the stamp it was held under. So a sign-in, a rotation or a
-//! sign-out by any other process makes the next request read the keychain again.
+//! The keychain stays the truth. Every write of an account's tokens (or of its client
+//! secret, which is held too) gives its record a new random `tokens_stamp`, written beside
+//! them; what a process holds is used only while the record on disk still carries the
+//! stamp it was held under. So a sign-in, a rotation, a new client secret or a sign-out
+//! by any other process makes the next request read the keychain again.
 //!
 //! A refresh that does not rotate leaves the keychain's refresh token good: the holder
 //! keeps the new access and ID tokens, and the record they go with, in memory only. Other
@@ -15,12 +16,15 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::secret::Secret;
 use crate::store::{Record, Tokens};
 
-/// An account's tokens as this process last read or wrote them, with its record.
+/// An account's tokens as this process last read or wrote them, with its record; and its
+/// client secret (or that it has none), once read.
 struct Held {
     record: Record,
     tokens: Tokens,
+    client_secret: Option<Option<Secret>>,
 }
 
 /// What a long-running process holds, per account. Empty, and never filled, in a
@@ -57,21 +61,49 @@ impl HeldTokens {
     }
 
     /// Holds `tokens` with `record`, which must carry the stamp of the stored tokens they
-    /// belong to. A record without a stamp (written before stamps) is not held.
+    /// belong to. A record without a stamp (written before stamps) is not held. The client
+    /// secret held stays while the stamp does.
     pub(super) fn put(&self, record: &Record, tokens: &Tokens) {
         if !self.on || record.tokens_stamp.is_none() {
             return;
         }
-        self.accounts
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(
-                record.account.clone(),
-                Held {
-                    record: record.clone(),
-                    tokens: tokens.clone(),
-                },
-            );
+        let mut accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+        let client_secret = accounts
+            .remove(&record.account)
+            .filter(|held| held.record.tokens_stamp == record.tokens_stamp)
+            .and_then(|held| held.client_secret);
+        accounts.insert(
+            record.account.clone(),
+            Held {
+                record: record.clone(),
+                tokens: tokens.clone(),
+                client_secret,
+            },
+        );
+    }
+
+    /// The client secret held for the account whose stored record is `stored` (`Some(None)`:
+    /// it has none), under the same rule as [`HeldTokens::get`].
+    pub(super) fn client_secret(&self, stored: &Record) -> Option<Option<Secret>> {
+        stored.tokens_stamp?;
+        let accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+        let held = accounts.get(&stored.account)?;
+        if held.record.tokens_stamp != stored.tokens_stamp {
+            return None;
+        }
+        held.client_secret.clone()
+    }
+
+    /// Holds the client secret read for the account whose stored record is `stored`,
+    /// beside its tokens (held under the same stamp); else nothing.
+    pub(super) fn put_client_secret(&self, stored: &Record, secret: &Option<Secret>) {
+        let mut accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(held) = accounts.get_mut(&stored.account)
+            && stored.tokens_stamp.is_some()
+            && held.record.tokens_stamp == stored.tokens_stamp
+        {
+            held.client_secret = Some(secret.clone());
+        }
     }
 
     /// Forgets the account's tokens (sign-out, or a refresh token the provider refused).
@@ -100,7 +132,6 @@ pub(super) fn new_stamp() -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::secret::Secret;
 
     fn record(stamp: Option<u64>) -> Record {
         serde_json::from_value(serde_json::json!({
@@ -138,6 +169,39 @@ mod tests {
         );
         held.forget("work");
         assert!(held.get(&record(Some(1))).is_none(), "forgotten");
+    }
+
+    #[test]
+    fn a_client_secret_is_held_beside_the_tokens_under_their_stamp() {
+        let held = HeldTokens::on();
+        let secret = Some(Secret::new("s1".to_owned()));
+        held.put_client_secret(&record(Some(1)), &secret);
+        assert!(
+            held.client_secret(&record(Some(1))).is_none(),
+            "no tokens held yet"
+        );
+        held.put(&record(Some(1)), &tokens("a1"));
+        assert!(
+            held.client_secret(&record(Some(1))).is_none(),
+            "not read yet"
+        );
+        held.put_client_secret(&record(Some(1)), &secret);
+        let got = held.client_secret(&record(Some(1))).unwrap().unwrap();
+        assert_eq!(got.expose(), "s1");
+        assert!(
+            held.client_secret(&record(Some(2))).is_none(),
+            "a new secret since"
+        );
+        held.put(&record(Some(1)), &tokens("a2"));
+        assert!(
+            held.client_secret(&record(Some(1))).is_some(),
+            "kept over a refresh that wrote nothing"
+        );
+        held.put(&record(Some(3)), &tokens("a3"));
+        assert!(
+            held.client_secret(&record(Some(3))).is_none(),
+            "read again after a write"
+        );
     }
 
     #[test]

@@ -263,6 +263,12 @@ impl Lanyard {
         let keychain = self.secrets(StoreKind::Keychain).await?;
         let name = account.name.clone();
         run_blocking(move || keychain.set(store::CLIENT_SECRET, &name, &value)).await?;
+        // A new stamp: processes that hold the old secret read the new one.
+        let kind = self.store_kind(account);
+        if let Some(mut record) = self.records.load(kind, &account.name) {
+            record.tokens_stamp = Some(held::new_stamp());
+            self.records.save(kind, &record)?;
+        }
         Ok(())
     }
 
@@ -355,8 +361,21 @@ impl Lanyard {
             Err(_) if kind == StoreKind::Memory => return Ok(None),
             Err(e) => return Err(e),
         };
+        // A long-running process holds it beside the account's tokens.
+        let stored = self
+            .held
+            .is_on()
+            .then(|| self.records.load(kind, &account.name));
+        let stored = stored.flatten();
+        if let Some(secret) = stored.as_ref().and_then(|r| self.held.client_secret(r)) {
+            return Ok(secret);
+        }
         let name = account.name.clone();
-        Ok(run_blocking(move || keychain.get(store::CLIENT_SECRET, &name)).await?)
+        let secret = run_blocking(move || keychain.get(store::CLIENT_SECRET, &name)).await?;
+        if let Some(stored) = &stored {
+            self.held.put_client_secret(stored, &secret);
+        }
+        Ok(secret)
     }
 }
 
