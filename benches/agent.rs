@@ -633,6 +633,16 @@ async fn run() {
         out.push(format!("| {what} | {value} | {baseline} |"))
     };
     let none = String::new;
+    // Each target beside the figures it judges: what it asks, and whether this run met it.
+    let mut targets = Vec::new();
+    let mut target = |what: &str, asked: &str, met: Option<bool>| {
+        let verdict = match met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "(no oidc-agent in this run)",
+        };
+        targets.push(format!("| {what} | {asked} | {verdict} |"));
+    };
 
     let token = whole_process(
         || {
@@ -643,20 +653,25 @@ async fn run() {
         300,
     );
     let truth = whole_process(|| Command::new("/bin/true"), 300);
-    let oa_token = oa.as_ref().map_or_else(none, |oa| {
-        ms(whole_process(
+    let oa_token = oa.as_ref().map(|oa| {
+        whole_process(
             || {
                 let mut c = Command::new("oidc-token");
                 c.arg("oa-oa").env("OIDC_SOCK", &oa.sock);
                 c
             },
             300,
-        ))
+        )
     });
     row(
         "whole process, median (`lanyard token` / `oidc-token`)",
         ms(token),
-        oa_token,
+        oa_token.map_or_else(none, ms),
+    );
+    target(
+        "whole process",
+        "≤ 0.7× oidc-token",
+        oa_token.map(|oa| token.as_secs_f64() <= 0.7 * oa.as_secs_f64()),
     );
     row("`/bin/true`, whole process, median", ms(truth), ms(truth));
 
@@ -688,27 +703,44 @@ async fn run() {
         format!("{:.2}×", p50.as_secs_f64() / echo.as_secs_f64()),
         none(),
     );
+    target(
+        "socket round trip, p50",
+        "≤ 2× raw echo",
+        Some(p50.as_secs_f64() <= 2.0 * echo.as_secs_f64()),
+    );
 
-    let mut oa_64 = (none(), none());
+    let mut oa_64 = None;
     for clients in [16, 64] {
         let (rate, p99) = load(&world.socket, clients, Duration::from_secs(3)).await;
-        let (oa_rate, oa_p99) = match &oa {
+        let oa_load = match &oa {
             Some(oa) => {
-                let (r, p) =
-                    oidc_agent_load(&oa.sock, OA_TOKEN, clients, Duration::from_secs(3)).await;
-                (format!("{r:.0} req/s"), ms(p))
+                Some(oidc_agent_load(&oa.sock, OA_TOKEN, clients, Duration::from_secs(3)).await)
             }
-            None => (none(), none()),
+            None => None,
         };
-        if clients == 64 {
-            oa_64 = (oa_rate.clone(), oa_p99.clone());
-        }
         row(
             &format!("{clients} clients: throughput"),
             format!("{rate:.0} req/s"),
-            oa_rate,
+            oa_load.map_or_else(none, |(r, _)| format!("{r:.0} req/s")),
         );
-        row(&format!("{clients} clients: p99"), ms(p99), oa_p99);
+        row(
+            &format!("{clients} clients: p99"),
+            ms(p99),
+            oa_load.map_or_else(none, |(_, p)| ms(p)),
+        );
+        if clients == 64 {
+            oa_64 = oa_load;
+            target(
+                "64 clients, Lanyard's protocol: throughput",
+                "≥ 4× oidc-agent",
+                oa_load.map(|(r, _)| rate >= 4.0 * r),
+            );
+            target(
+                "64 clients, Lanyard's protocol: p99",
+                "≤ 2 ms",
+                Some(p99 <= Duration::from_millis(2)),
+            );
+        }
     }
 
     // oidc-agent's protocol, one connection per request, with the same client for both:
@@ -720,17 +752,27 @@ async fn run() {
     row(
         "oidc-agent protocol, 64 clients connecting per request: throughput",
         format!("{rate:.0} req/s"),
-        oa_64.0.clone(),
+        oa_64.map_or_else(none, |(r, _)| format!("{r:.0} req/s")),
     );
     row(
         "oidc-agent protocol, 64 clients connecting per request: p99",
         ms(p99),
-        oa_64.1.clone(),
+        oa_64.map_or_else(none, |(_, p)| ms(p)),
     );
     row(
         "floor: connect, accept, answer, close; 64 clients: throughput, p99",
         format!("{floor_rate:.0} req/s, {}", ms(floor_p99)),
         none(),
+    );
+    target(
+        "64 clients, oidc-agent's protocol: throughput",
+        "≥ 4× oidc-agent, or near the floor",
+        oa_64.map(|(r, _)| rate >= 4.0 * r),
+    );
+    target(
+        "64 clients, oidc-agent's protocol: p99",
+        "≤ 2 ms, or near the floor",
+        Some(p99 <= Duration::from_millis(2)),
     );
 
     let before = p50_of(&mut client, 2000).await;
@@ -770,6 +812,11 @@ async fn run() {
         ms(worst),
         oa_worst,
     );
+    target(
+        "a stalled client",
+        "≤ 5 ms added to the others",
+        Some(worst.saturating_sub(before) <= Duration::from_millis(5)),
+    );
 
     // oidc-agent's storm: 50 requests that each need a refresh.
     let oa_storm = match &oa {
@@ -798,6 +845,16 @@ async fn run() {
     };
 
     let mb = |pid: u32, field: &str| format!("{:.1} MB", rss_kb(pid, field) as f64 / 1024.0);
+    target(
+        "agent RSS, steady",
+        "≤ 6 MB",
+        Some(rss_kb(agent_pid, "VmRSS:") <= 6 * 1024),
+    );
+    target(
+        "agent RSS, peak",
+        "≤ 15 MB",
+        Some(rss_kb(agent_pid, "VmHWM:") <= 15 * 1024),
+    );
     let oa_rss = oa.as_ref().map_or_else(none, |oa| mb(oa.pid, "VmRSS:"));
     let oa_peak = oa.as_ref().map_or_else(none, |oa| mb(oa.pid, "VmHWM:"));
     row("agent RSS, steady", mb(agent_pid, "VmRSS:"), oa_rss);
@@ -814,11 +871,8 @@ async fn run() {
     row("agent RSS, peak (VmHWM)", mb(agent_pid, "VmHWM:"), oa_peak);
     // Forced refreshes, one at a time: what each broker adds to the provider's own time.
     let oa_forced = match &oa {
-        Some(oa) => {
-            let f = forced_refresh(&world, Broker::OidcAgent(&oa.sock)).await;
-            format!("{} ({} in all)", ms(f.added), ms(f.whole))
-        }
-        None => none(),
+        Some(oa) => Some(forced_refresh(&world, Broker::OidcAgent(&oa.sock)).await),
+        None => None,
     };
     let _ = agent.kill();
     let _ = agent.wait();
@@ -845,7 +899,23 @@ async fn run() {
                 ms(kept.whole),
                 kept.writes
             ),
-            oa_forced,
+            oa_forced.as_ref().map_or_else(none, |f| {
+                format!("{} ({} in all)", ms(f.added), ms(f.whole))
+            }),
+        );
+        target(
+            "forced refresh, not rotating",
+            "time added ≤ oidc-agent's; no keychain write",
+            oa_forced
+                .as_ref()
+                .map(|oa| kept.added <= oa.added && kept.writes == 0),
+        );
+        target(
+            "forced refresh, rotating",
+            "time added ≤ oidc-agent's + one keychain write; at most one write each",
+            oa_forced
+                .as_ref()
+                .map(|oa| rotating.added <= oa.added + write && rotating.writes <= 5),
         );
         row(
             "forced refresh, rotating: time added to the provider's own (median of 5)",
@@ -868,6 +938,11 @@ async fn run() {
 
     for n in [50, 1000] {
         let (refreshes, elapsed) = storm(n).await;
+        target(
+            &format!("{n} concurrent requests needing a refresh"),
+            "exactly 1 refresh",
+            Some(refreshes == 1),
+        );
         let baseline = if n == 50 { oa_storm.clone() } else { none() };
         row(
             &format!("{n} concurrent requests needing a refresh"),
@@ -886,6 +961,10 @@ async fn run() {
     )
     .unwrap();
     for line in out {
+        writeln!(stdout, "{line}").unwrap();
+    }
+    writeln!(stdout, "\n| target | asked | met |\n|---|---|---|").unwrap();
+    for line in targets {
         writeln!(stdout, "{line}").unwrap();
     }
 }

@@ -93,7 +93,10 @@ pub fn open(agent: &Agent, host: &str, owner: &Peer) -> Result<Forward, ErrorBod
             (agent.clone(), user.clone(), clis.clone(), host.to_owned());
         let shutdown = until(stopped.clone());
         async move {
-            let limits = server::limits(server::MAX_CONNECTIONS);
+            let limits = server::Limits {
+                parent: true,
+                ..server::limits(server::MAX_CONNECTIONS)
+            };
             server::accept(main, &clis, limits, shutdown, move |stream, peer| {
                 let peer = peer.and_then(|p| as_host(p, &host, cli));
                 server::serve(stream, peer, agent.clone(), user.clone())
@@ -108,7 +111,10 @@ pub fn open(agent: &Agent, host: &str, owner: &Peer) -> Result<Forward, ErrorBod
             server::accept(
                 compat,
                 &clis,
-                oidc_agent::limits(),
+                server::Limits {
+                    parent: true,
+                    ..oidc_agent::limits()
+                },
                 shutdown,
                 move |stream, peer| {
                     let peer = peer.and_then(|p| as_host(p, &host, cli));

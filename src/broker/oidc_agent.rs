@@ -41,6 +41,7 @@ pub(super) fn limits() -> server::Limits {
         busy: failure("the agent is serving as many connections as it will; try again")
             .to_string()
             .into_bytes(),
+        parent: false,
     }
 }
 

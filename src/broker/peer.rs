@@ -34,8 +34,8 @@ pub struct Peer {
     /// The `lanyard` command line the app asked through, when it did.
     pub through: Option<String>,
     /// The process at the other end of the connection (the CLI, when it was looked
-    /// through), and its parent when the connection was identified: what a host's
-    /// forwarded socket checks (`forward`).
+    /// through), and its parent, named only on a host's forwarded sockets, which check
+    /// it (`forward`).
     pub process: Option<i32>,
     pub parent: Option<i32>,
 }
@@ -136,7 +136,11 @@ fn is_sh_c(exe: &Path, args: &[String]) -> bool {
 }
 
 /// Names the peer of an accepted connection.
-pub fn identify(stream: &platform::Connection, clis: &Clis) -> std::io::Result<Peer> {
+pub fn identify(
+    stream: &platform::Connection,
+    clis: &Clis,
+    with_parent: bool,
+) -> std::io::Result<Peer> {
     let process = platform::peer_of(stream)?;
     let (Some(pid), Some(exe)) = (process.pid, process.exe) else {
         return Ok(Peer {
@@ -148,7 +152,7 @@ pub fn identify(stream: &platform::Connection, clis: &Clis) -> std::io::Result<P
             parent: None,
         });
     };
-    let parent = process.processes.parent(pid);
+    let parent = with_parent.then(|| process.processes.parent(pid)).flatten();
     let (app_pid, app, through) = caller(&*process.processes, clis, pid, exe)
         .map_err(|why| std::io::Error::other(format!("client pid {pid}: {why}")))?;
     Ok(Peer {

@@ -56,11 +56,15 @@ pub async fn run_with(
     .await;
 }
 
-/// How many connections are served at once, and what the next one is told.
+/// How many connections are served at once, and what the next one is told; and whether
+/// peers are named with their parent process.
 pub struct Limits {
     pub max: usize,
     /// Written (without waiting) to a connection over the limit before it is closed.
     pub busy: Vec<u8>,
+    /// Name each peer's parent too: a host's forwarded sockets serve only the ssh that
+    /// `lanyard ssh` runs. Reading it costs a connection two /proc reads and a pidfd.
+    pub parent: bool,
 }
 
 /// At most `max` connections of this protocol at once.
@@ -70,11 +74,15 @@ pub(super) fn limits(max: usize) -> Limits {
         Code::Busy,
         format!("the agent is serving {max} connections already; try again"),
     ));
-    Limits { max, busy }
+    Limits {
+        max,
+        busy,
+        parent: false,
+    }
 }
 
 /// The accept loop both sockets share (Lanyard's and the oidc-agent one): each client is
-/// identified the moment it is accepted, then served in a task of its own; one over
+/// identified and served in a task of its own; one over
 /// `limits.max` is told so and closed at once, so a client that holds every slot blocks
 /// neither accepting nor shutdown. All connections end at shutdown.
 pub async fn accept<F, Fut>(
@@ -125,9 +133,9 @@ pub async fn accept<F, Fut>(
                 // here. The socket keeps the peer's credentials and, where the kernel
                 // has SO_PEERPIDFD, its pidfd from the moment it connected; a peer gone
                 // by then cannot be named and is refused.
-                let (handle, clis) = (handle.clone(), clis.clone());
+                let (handle, clis, parent) = (handle.clone(), clis.clone(), limits.parent);
                 connections.spawn(async move {
-                    let peer = peer::identify(&stream, &clis);
+                    let peer = peer::identify(&stream, &clis, parent);
                     handle(stream, peer).await;
                     drop(permit);
                 });
