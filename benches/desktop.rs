@@ -134,43 +134,39 @@ const TARGET_TRAY_KB: u64 = 40 * 1024;
 
 /// Starts the app in the tray (`--hidden`, as at login); returns it once its broker
 /// listens.
-// The caller kills and waits for the child it gets back.
-#[allow(clippy::zombie_processes)]
 fn launch_hidden(app: &Path, display: &str, dir: &Path, config: &Path) -> Child {
-    let mut child = Command::new(app)
-        .arg("--hidden")
-        .env("DISPLAY", display)
-        .env("LANYARD_CONFIG", config)
-        .env("LANYARD_SOCK", dir.join("agent.sock"))
-        .env("XDG_DATA_HOME", dir.join("data"))
-        .env("XDG_CONFIG_HOME", dir.join("config"))
-        .env_remove("WAYLAND_DISPLAY")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("cannot start the desktop app");
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    loop {
-        line.clear();
-        if stderr.read_line(&mut line).unwrap_or(0) == 0 {
-            let status = child.wait();
-            panic!("the app exited before its broker listened: {status:?}");
-        }
-        if line.contains("broker listening") {
-            std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-            return child;
-        }
-    }
+    start(app, &["--hidden"], display, dir, config, "broker listening").0
 }
 
 /// Starts the app; returns it once its window has painted, with the time that took and the
 /// app's own count.
-// The caller waits for the child it gets back (`stop`, or kill and wait at the end).
-#[allow(clippy::zombie_processes)]
 fn launch(app: &Path, display: &str, dir: &Path, config: &Path) -> (Child, Duration, u64) {
-    let start = Instant::now();
+    let start_time = Instant::now();
+    let (child, line) = start(app, &[], display, dir, config, "painted ");
+    let elapsed = start_time.elapsed();
+    let reported = line
+        .split("painted ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    (child, elapsed, reported)
+}
+
+/// Starts the app with `args` and returns it with the first line of its log that holds
+/// `until`; the rest of its log is drained, so the app never blocks on a full pipe.
+// The caller waits for the child it gets back (`stop`, or kill and wait).
+#[allow(clippy::zombie_processes)]
+fn start(
+    app: &Path,
+    args: &[&str],
+    display: &str,
+    dir: &Path,
+    config: &Path,
+    until: &str,
+) -> (Child, String) {
     let mut child = Command::new(app)
+        .args(args)
         .env("DISPLAY", display)
         .env("LANYARD_CONFIG", config)
         .env("LANYARD_SOCK", dir.join("agent.sock"))
@@ -187,18 +183,11 @@ fn launch(app: &Path, display: &str, dir: &Path, config: &Path) -> (Child, Durat
         line.clear();
         if stderr.read_line(&mut line).unwrap_or(0) == 0 {
             let status = child.wait();
-            panic!("the app exited before it painted: {status:?}");
+            panic!("the app exited before its log said {until:?}: {status:?}");
         }
-        if let Some(rest) = line.split("painted ").nth(1) {
-            let elapsed = start.elapsed();
-            let reported = rest
-                .split(' ')
-                .next()
-                .and_then(|n| n.parse().ok())
-                .unwrap_or(0);
-            // Keep draining, so the app never blocks on a full pipe.
+        if line.contains(until) {
             std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-            return (child, elapsed, reported);
+            return (child, line);
         }
     }
 }
