@@ -1,12 +1,15 @@
 //! Tokens a long-running process (the agent, the desktop app) keeps in memory between
-//! refreshes, so that a refresh neither reads the keychain first nor, when the refresh
-//! token did not rotate, writes it after.
+//! refreshes, so that a refresh that did not rotate the refresh token writes nothing, and
+//! the client secret is not read each time.
 //!
 //! The keychain stays the truth. Every write of an account's tokens (or of its client
 //! secret, which is held too) gives its record a new random `tokens_stamp`, written beside
 //! them; what a process holds is used only while the record on disk still carries the
 //! stamp it was held under. So a sign-in, a rotation, a new client secret or a sign-out
-//! by any other process makes the next request read the keychain again.
+//! by any other process makes the next request read the keychain again. Before a refresh
+//! the keychain is read all the same: what is held stands only while the keychain still
+//! has the refresh token held, so tokens deleted from the keychain (by the person, or a
+//! reset keyring) mean sign-in needed, as they do without holding.
 //!
 //! A refresh that does not rotate leaves the keychain's refresh token good: the holder
 //! keeps the new access and ID tokens, and the record they go with, in memory only. Other

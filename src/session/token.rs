@@ -71,7 +71,7 @@ impl Lanyard {
             account: name.to_owned(),
             reason: reason.to_owned(),
         };
-        let looked = self.signed_in(account, kind, target).await?;
+        let looked = self.signed_in(account, kind, target, false).await?;
         if let Some(token) = stored_if_fresh(&looked.tokens, target, min_valid) {
             return Ok(token);
         }
@@ -85,7 +85,8 @@ impl Lanyard {
             secrets,
             held: from_memory,
         } = match held {
-            Some(_) => self.signed_in(account, kind, target).await?,
+            Some(_) => self.signed_in(account, kind, target, true).await?,
+            None if looked.held => self.signed_in(account, kind, target, true).await?,
             None => looked,
         };
         let current = tokens
@@ -136,7 +137,7 @@ impl Lanyard {
             // tokens lost its record's new stamp (a crash between the two): ask again
             // with the keychain's refresh token, if it is another.
             self.held.forget(name);
-            let stored = self.signed_in(account, kind, target).await?;
+            let stored = self.signed_in(account, kind, target, true).await?;
             if let Some(other) = stored.tokens.refresh_token.clone()
                 && other.expose() != refresh_token.expose()
             {
@@ -378,12 +379,15 @@ impl Lanyard {
     }
 
     /// The account's record and stored tokens, checked: signed in, for this client, with
-    /// access tokens and the scopes `target` asks for.
+    /// access tokens and the scopes `target` asks for. What this process holds stands in
+    /// for them; with `read`, only once the keychain was read and still has the refresh
+    /// token held (a token about to be refreshed: the keychain may have lost it since).
     async fn signed_in(
         &self,
         account: &Account,
         kind: StoreKind,
         target: &Target,
+        read: bool,
     ) -> Result<SignedIn, Error> {
         let name = account.name.as_str();
         let need = |reason: &str| Error::SignInNeeded {
@@ -412,7 +416,8 @@ impl Lanyard {
             });
         }
         let secrets = self.secrets(kind).await?;
-        if let Some((record, tokens)) = self.held.get(&record) {
+        let held = self.held.get(&record);
+        if !read && let Some((record, tokens)) = held {
             return Ok(SignedIn {
                 record,
                 tokens,
@@ -421,6 +426,7 @@ impl Lanyard {
             });
         }
         let Some(tokens) = load_tokens(secrets.clone(), name).await? else {
+            self.held.forget(name);
             // The keychain answers but has nothing: the sign-in is gone for good (the
             // keychain was reset, or was a session's only), and the record says so.
             let reason = "no tokens are stored for this account (the keychain no longer has them)";
@@ -449,6 +455,19 @@ impl Lanyard {
         }
         if tokens.access_token.is_none() {
             return Err(need("no access token is stored"));
+        }
+        // The keychain's refresh token is still the one held: what is held is newer (a
+        // refresh that did not rotate was not written).
+        if let Some((record, held)) = held
+            && held.refresh_token.as_ref().map(Secret::expose)
+                == tokens.refresh_token.as_ref().map(Secret::expose)
+        {
+            return Ok(SignedIn {
+                record,
+                tokens: held,
+                secrets,
+                held: true,
+            });
         }
         self.held.put(&record, &tokens);
         Ok(SignedIn {
