@@ -56,11 +56,21 @@ impl HeldTokens {
     /// under the stamp that record carries: the record as this process knows it, and the
     /// tokens.
     pub(super) fn get(&self, stored: &Record) -> Option<(Record, Tokens)> {
+        self.under_stamp(stored, |held| {
+            Some((held.record.clone(), held.tokens.clone()))
+        })
+    }
+
+    /// `read` of what is held for the account whose stored record is `stored`, if it was
+    /// held under the stamp that record carries.
+    fn under_stamp<T>(&self, stored: &Record, read: impl FnOnce(&Held) -> Option<T>) -> Option<T> {
         stored.tokens_stamp?;
         let accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
         let held = accounts.get(&stored.account)?;
-        (held.record.tokens_stamp == stored.tokens_stamp)
-            .then(|| (held.record.clone(), held.tokens.clone()))
+        if held.record.tokens_stamp != stored.tokens_stamp {
+            return None;
+        }
+        read(held)
     }
 
     /// Holds `tokens` with `record`, which must carry the stamp of the stored tokens they
@@ -88,13 +98,7 @@ impl HeldTokens {
     /// The client secret held for the account whose stored record is `stored` (`Some(None)`:
     /// it has none), under the same rule as [`HeldTokens::get`].
     pub(super) fn client_secret(&self, stored: &Record) -> Option<Option<Secret>> {
-        stored.tokens_stamp?;
-        let accounts = self.accounts.lock().unwrap_or_else(|e| e.into_inner());
-        let held = accounts.get(&stored.account)?;
-        if held.record.tokens_stamp != stored.tokens_stamp {
-            return None;
-        }
-        held.client_secret.clone()
+        self.under_stamp(stored, |held| held.client_secret.clone())
     }
 
     /// Holds the client secret read for the account whose stored record is `stored`,
