@@ -556,8 +556,12 @@ mod tests {
             })
         };
         assert!(running(helper));
+        // SIGKILL is delivered, not awaited: the helper is dying when `stop` returns, and
+        // the test waits for its exit on a pidfd rather than looking at once.
+        let pin = linux::Pidfd::open(helper).expect("a pidfd for the helper");
         let head = group.id() as i32;
         group.stop(Duration::from_millis(200));
+        assert!(pin.wait(30_000), "the helper outlived its group");
         assert!(!running(helper), "the helper outlived its group");
         assert!(!running(head), "the head outlived its group");
     }
