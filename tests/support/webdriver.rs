@@ -68,33 +68,41 @@ impl Driver {
         for (k, v) in vars {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().unwrap();
-        let driver = Driver {
-            child,
+        Driver {
+            child: cmd.spawn().unwrap(),
             url: format!("http://127.0.0.1:{port}"),
             http: reqwest::Client::new(),
-        };
-        // Ready when its port answers: tauri-driver says nothing when it is.
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            if tokio::net::TcpStream::connect(("127.0.0.1", port))
-                .await
-                .is_ok()
-            {
-                break;
+        }
+    }
+
+    /// Whether the driver answers WebDriver's `/status`. tauri-driver listens at once and
+    /// forwards to WebKitWebDriver, which it starts at the same time: a session asked for
+    /// before WebKitWebDriver listens is dropped unanswered (under load that took longer
+    /// than three fresh drivers). `/status` answers only once the whole chain is up.
+    /// A driver that exits (it could not bind its port) is not ready.
+    async fn ready(&mut self) -> bool {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while tokio::time::Instant::now() < deadline {
+            if !matches!(self.child.try_wait(), Ok(None)) {
+                return false;
             }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "tauri-driver did not listen"
-            );
+            let status = self
+                .http
+                .get(format!("{}/status", self.url))
+                .timeout(Duration::from_secs(5))
+                .send()
+                .await;
+            if status.is_ok_and(|r| r.status().is_success()) {
+                return true;
+            }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        driver
+        false
     }
 
     /// tauri-driver with a session of the app, which it starts. The driver's two ports
     /// are picked free just before it binds them, and a parallel test can take one in
-    /// between: then the driver cannot answer, and a fresh one is started on new ports.
+    /// between: then the driver never gets ready, and a fresh one is started on new ports.
     pub async fn launch(display: &Display, vars: &[(String, String)]) -> (Driver, Session) {
         Driver::launch_app(display, vars, &desktop_app()).await
     }
@@ -107,7 +115,10 @@ impl Driver {
     ) -> (Driver, Session) {
         let app = app.to_owned();
         for _ in 0..3 {
-            let driver = Driver::start(display, vars).await;
+            let mut driver = Driver::start(display, vars).await;
+            if !driver.ready().await {
+                continue;
+            }
             if let Some(session) = driver.session(&app).await {
                 return (driver, session);
             }
