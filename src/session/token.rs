@@ -79,14 +79,18 @@ impl Lanyard {
         // storing the one that replaces it; what was read before the lock may be stale.
         let looked_at = looked.tokens.access_token.clone();
         let mut held = self.lock_refresh(kind, name).await;
+        // Tokens held in memory are checked against the keychain while the refresh is
+        // under way (below), not before it: the stamp already says no Lanyard process
+        // wrote them since, and the keychain's answer only decides whether the refresh's
+        // outcome is used.
         let SignedIn {
             mut record,
             mut tokens,
             secrets,
             held: from_memory,
         } = match held {
-            Some(_) => self.signed_in(account, kind, target, true).await?,
-            None if looked.held => self.signed_in(account, kind, target, true).await?,
+            Some(_) => self.signed_in(account, kind, target, false).await?,
+            None if looked.held => self.signed_in(account, kind, target, false).await?,
             None => looked,
         };
         let current = tokens
@@ -129,9 +133,45 @@ impl Lanyard {
             ));
         };
 
-        let mut refreshed = self
-            .refresh(account, kind, &record, (&refresh_token, &tokens), target)
-            .await;
+        let mut refreshed = if from_memory {
+            let (refreshed, stored) = tokio::join!(
+                self.refresh(account, kind, &record, (&refresh_token, &tokens), target),
+                load_tokens(secrets.clone(), name)
+            );
+            match stored {
+                Ok(Some(stored))
+                    if stored.refresh_token.as_ref().map(Secret::expose)
+                        == Some(refresh_token.expose()) =>
+                {
+                    refreshed
+                }
+                Ok(_) => {
+                    // The keychain no longer has the refresh token held here (deleted, or
+                    // written by something that left no stamp): what the refresh gave is
+                    // not used. What the keychain has decides, as for a process that
+                    // holds nothing.
+                    self.held.forget(name);
+                    let stored = self.signed_in(account, kind, target, true).await?;
+                    let Some(other) = stored.tokens.refresh_token.clone() else {
+                        return Err(need(
+                            "the access token is about to expire and the provider gave no refresh token",
+                        ));
+                    };
+                    (record, tokens, refresh_token) = (stored.record, stored.tokens, other);
+                    self.refresh(account, kind, &record, (&refresh_token, &tokens), target)
+                        .await
+                }
+                // The keychain cannot be read: the refresh (checked by the stamp) stands,
+                // and storing what it gave will say whether the keychain is back.
+                Err(e) => {
+                    tracing::warn!(account = %name, error = %e, "cannot read the keychain before storing a refresh");
+                    refreshed
+                }
+            }
+        } else {
+            self.refresh(account, kind, &record, (&refresh_token, &tokens), target)
+                .await
+        };
         if from_memory && matches!(refreshed, Err(RefreshError::InvalidGrant)) {
             // What this process held may be older than the keychain, if a write of the
             // tokens lost its record's new stamp (a crash between the two): ask again
@@ -416,7 +456,15 @@ impl Lanyard {
             });
         }
         let secrets = self.secrets(kind).await?;
-        let held = self.held.get(&record);
+        // Held tokens go only to the provider and client they were issued by (the
+        // keychain's are checked below).
+        let held = self.held.get(&record).filter(|(_, held)| {
+            held.issued_to(
+                &account.issuer,
+                &account.client_id,
+                (&record.issuer, &record.client_id),
+            )
+        });
         if !read && let Some((record, tokens)) = held {
             return Ok(SignedIn {
                 record,
