@@ -3,7 +3,10 @@
 //! Runs the release build of `lanyard-desktop` (`LANYARD_DESKTOP_BIN`) on a private Xvfb
 //! display with one account configured, and measures:
 //! - launch → first paint: from spawning the process to the window's report that its
-//!   first render is on screen (two animation frames after it), over several launches;
+//!   first render is on screen (two animation frames after it), over several launches.
+//!   The first launch of a run is reported on its own: it may find WebKitGTK's
+//!   libraries and the app out of the page cache (after a build, or a boot) and read them
+//!   from disk; the target is judged on the launches after it, and the first is shown;
 //! - memory at idle, ten seconds after the paint: RSS and PSS (shared pages divided among
 //!   their users) of the app and each WebKit process it started.
 //!
@@ -84,7 +87,11 @@ fn main() {
     let _ = hidden.wait();
     let tray_pss: u64 = tray.iter().map(|(_, pss)| pss).sum();
 
-    let mut spawn_ms: Vec<f64> = paints.iter().map(|(e, _)| e.as_secs_f64() * 1e3).collect();
+    let first = paints[0].0.as_secs_f64() * 1e3;
+    let mut spawn_ms: Vec<f64> = paints[1..]
+        .iter()
+        .map(|(e, _)| e.as_secs_f64() * 1e3)
+        .collect();
     spawn_ms.sort_by(f64::total_cmp);
     let median = spawn_ms[spawn_ms.len() / 2];
     let worst = spawn_ms[spawn_ms.len() - 1];
@@ -92,13 +99,18 @@ fn main() {
     println!("| measure | result | target |");
     println!("|---|---|---|");
     println!(
-        "| launch → first paint, median of {LAUNCHES} | {median:.0} ms (worst {worst:.0} ms; the app's own count from main: {}) | ≤ 1000 ms {} |",
-        paints
+        "| launch → first paint, launches 2 to {LAUNCHES}: median | {median:.0} ms (worst {worst:.0} ms; the app's own count from main: {}) | ≤ 1000 ms {} |",
+        paints[1..]
             .iter()
             .map(|(_, r)| format!("{r} ms"))
             .collect::<Vec<_>>()
             .join(", "),
         ok(Duration::from_secs_f64(worst / 1e3) <= TARGET_PAINT)
+    );
+    println!(
+        "| launch → first paint, the run's first launch (libraries perhaps not in the page cache) | {first:.0} ms (the app's own count: {} ms) | ≤ 1000 ms {} |",
+        paints[0].1,
+        ok(Duration::from_secs_f64(first / 1e3) <= TARGET_PAINT)
     );
     for (name, rss, pss) in &rows {
         println!(
