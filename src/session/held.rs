@@ -6,10 +6,11 @@
 //! secret, which is held too) gives its record a new random `tokens_stamp`, written beside
 //! them; what a process holds is used only while the record on disk still carries the
 //! stamp it was held under. So a sign-in, a rotation, a new client secret or a sign-out
-//! by any other process makes the next request read the keychain again. Before a refresh
-//! the keychain is read all the same: what is held stands only while the keychain still
-//! has the refresh token held, so tokens deleted from the keychain (by the person, or a
-//! reset keyring) mean sign-in needed, as they do without holding.
+//! by any other process makes the next request read the keychain again. For a refresh
+//! the keychain is read all the same, while the provider answers (`token.rs`): the
+//! refresh's outcome is used only if the keychain still has the refresh token held, so
+//! tokens deleted from the keychain (by the person, or a reset keyring) mean sign-in
+//! needed, as they do without holding.
 //!
 //! A refresh that does not rotate leaves the keychain's refresh token good: the holder
 //! keeps the new access and ID tokens, and the record they go with, in memory only. Other
