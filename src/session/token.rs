@@ -18,6 +18,10 @@ use crate::secret::Secret;
 use crate::store::{AccountLock, Record, Secrets, Status, Tokens};
 use crate::validate;
 
+/// Why a token that runs short cannot be refreshed.
+const NO_REFRESH_TOKEN: &str =
+    "the access token is about to expire and the provider gave no refresh token";
+
 /// An access token handed out by [`Lanyard::token`].
 #[derive(Debug)]
 pub struct AccessToken {
@@ -88,10 +92,10 @@ impl Lanyard {
             mut tokens,
             secrets,
             held: from_memory,
-        } = match held {
-            Some(_) => self.signed_in(account, kind, target, false).await?,
-            None if looked.held => self.signed_in(account, kind, target, false).await?,
-            None => looked,
+        } = if held.is_some() || looked.held {
+            self.signed_in(account, kind, target, false).await?
+        } else {
+            looked
         };
         let current = tokens
             .access_token
@@ -128,9 +132,7 @@ impl Lanyard {
             return still_valid(error, (current, bound), tokens.expires_at, remaining);
         }
         let Some(mut refresh_token) = tokens.refresh_token.clone() else {
-            return Err(need(
-                "the access token is about to expire and the provider gave no refresh token",
-            ));
+            return Err(need(NO_REFRESH_TOKEN));
         };
 
         let mut refreshed = if from_memory {
@@ -150,14 +152,12 @@ impl Lanyard {
                     // written by something that left no stamp): what the refresh gave is
                     // not used. What the keychain has decides, as for a process that
                     // holds nothing.
-                    self.held.forget(name);
-                    let stored = self.signed_in(account, kind, target, true).await?;
-                    let Some(other) = stored.tokens.refresh_token.clone() else {
-                        return Err(need(
-                            "the access token is about to expire and the provider gave no refresh token",
-                        ));
+                    let (stored_record, stored_tokens, Some(other)) =
+                        self.reread_keychain(account, kind, target).await?
+                    else {
+                        return Err(need(NO_REFRESH_TOKEN));
                     };
-                    (record, tokens, refresh_token) = (stored.record, stored.tokens, other);
+                    (record, tokens, refresh_token) = (stored_record, stored_tokens, other);
                     self.refresh(account, kind, &record, (&refresh_token, &tokens), target)
                         .await
                 }
@@ -176,12 +176,12 @@ impl Lanyard {
             // What this process held may be older than the keychain, if a write of the
             // tokens lost its record's new stamp (a crash between the two): ask again
             // with the keychain's refresh token, if it is another.
-            self.held.forget(name);
-            let stored = self.signed_in(account, kind, target, true).await?;
-            if let Some(other) = stored.tokens.refresh_token.clone()
+            let (stored_record, stored_tokens, other) =
+                self.reread_keychain(account, kind, target).await?;
+            if let Some(other) = other
                 && other.expose() != refresh_token.expose()
             {
-                (record, tokens, refresh_token) = (stored.record, stored.tokens, other);
+                (record, tokens, refresh_token) = (stored_record, stored_tokens, other);
                 refreshed = self
                     .refresh(account, kind, &record, (&refresh_token, &tokens), target)
                     .await;
@@ -416,6 +416,22 @@ impl Lanyard {
             warning: None,
             refresh_failed: None,
         })
+    }
+
+    /// What the keychain has now for an account whose held tokens are not to be used
+    /// (the keychain no longer backs them, or the provider refused them): the record,
+    /// the tokens and their refresh token, checked as [`Lanyard::signed_in`] checks them.
+    /// Nothing is held for the account after it but what it read.
+    async fn reread_keychain(
+        &self,
+        account: &Account,
+        kind: StoreKind,
+        target: &Target,
+    ) -> Result<(Record, Tokens, Option<Secret>), Error> {
+        self.held.forget(&account.name);
+        let stored = self.signed_in(account, kind, target, true).await?;
+        let refresh_token = stored.tokens.refresh_token.clone();
+        Ok((stored.record, stored.tokens, refresh_token))
     }
 
     /// The account's record and stored tokens, checked: signed in, for this client, with
