@@ -754,6 +754,60 @@ async fn oidc_agent_clients_work_unchanged() {
     assert_eq!(ask(id_request).await["id_token"], stored["id_token"]);
 }
 
+/// The agent hands back the pages of code its start-up ran once it is quiet, and keeps
+/// serving: what a request runs is mapped again from the page cache as it runs.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_agent_hands_back_its_start_up_code_and_keeps_serving() {
+    let idp = Idp::start(false);
+    let env = signed_in(&idp, "b-pages").await;
+    env.lanyard(&["allow", "b-pages", &me()]).await.assert_ok();
+    let agent = env.start_agent().await;
+    let mut raw = Raw::hello(&env).await;
+    let request = json!({"id": 2, "op": "token", "account": "b-pages", "min_valid": 0});
+    let first = raw.call(request.clone()).await;
+    assert!(first["ok"]["access_token"].is_string(), "{first}");
+    let started = resident_code(agent.pid());
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = resident_code(agent.pid());
+        if now < started / 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the agent still maps {now} bytes of its code, {started} after starting"
+        );
+        // The outcome polled, a tenth of a second apart, up to the deadline.
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let again = raw.call(request).await;
+    assert_eq!(again["ok"], first["ok"], "the same token, from memory");
+}
+
+/// The bytes of its own program's code and read-only data that process `pid` maps.
+#[cfg(target_os = "linux")]
+fn resident_code(pid: u32) -> u64 {
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    let smaps = std::fs::read_to_string(format!("/proc/{pid}/smaps")).unwrap();
+    let mut total = 0;
+    let mut ours = false;
+    for line in smaps.lines() {
+        let fields: Vec<&str> = line.split_ascii_whitespace().collect();
+        if fields
+            .first()
+            .is_some_and(|f| f.contains('-') && !f.ends_with(':'))
+        {
+            ours = fields.len() >= 6
+                && fields[1].starts_with("r-")
+                && std::path::Path::new(fields[5]) == exe;
+        } else if ours && fields.first() == Some(&"Rss:") {
+            total += fields[1].parse::<u64>().unwrap() * 1024;
+        }
+    }
+    total
+}
+
 /// Subscribers see who asks without approval, sign-outs, and the account's new state.
 #[tokio::test]
 async fn subscribers_see_events() {

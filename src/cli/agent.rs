@@ -34,10 +34,14 @@ pub async fn run(
     };
     let agent = Agent::new(lanyard, Records::default_dir(), None);
     eprintln!("lanyard agent: listening at {}", path.display());
-    // Serve at once; load the signed-in accounts' tokens meanwhile.
+    // Serve at once; load the signed-in accounts' tokens meanwhile. Then hand back the
+    // code that starting ran, and that of each refresh after it.
     tokio::spawn({
         let agent = agent.clone();
-        async move { agent.warm().await }
+        async move {
+            agent.warm().await;
+            agent.release_code_when_quiet().await
+        }
     });
     // Both sockets stop on the same signal.
     let (stop, stopped) = tokio::sync::watch::channel(false);

@@ -630,6 +630,10 @@ impl Env {
 }
 
 impl AgentProc {
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().and_then(|c| c.id()).unwrap()
+    }
+
     /// Waits for the agent to exit on its own (or by someone else's signal).
     pub async fn wait(mut self) -> std::process::ExitStatus {
         self.child.take().unwrap().wait().await.unwrap()

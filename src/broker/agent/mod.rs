@@ -32,6 +32,9 @@ use crate::{Error, Kind};
 const MAX_NARROWER: usize = 16;
 /// Refresh this long before the access token expires.
 const REFRESH_AHEAD: u64 = 120;
+/// How long the agent waits after the last of its rare work (a refresh, a sign-in, a
+/// first grant) before it hands back the pages of code that work ran.
+const QUIET: Duration = Duration::from_secs(2);
 /// How long the desktop app's prompt may take before the request is denied.
 pub const APPROVAL_TIMEOUT: Duration = Duration::from_secs(60);
 
@@ -255,6 +258,37 @@ impl Agent {
         for name in names {
             if let Err(e) = self.fetch(&name, 0, &Target::default()).await {
                 tracing::info!(account = %name, error = %e.message, "not loaded at start");
+            }
+        }
+    }
+
+    /// Runs for the agent's life: each time the agent has been quiet for [`QUIET`] after
+    /// its start or after rare work (every [`Event`] marks some), hands back the pages of
+    /// code it ran ([`platform::release_code_pages`](crate::platform::release_code_pages)).
+    /// Serving a cached token runs little code; starting, the keychain and a refresh run
+    /// much, once an hour or less. Call it once start-up is done.
+    pub async fn release_code_when_quiet(&self) {
+        use broadcast::error::RecvError;
+        let mut events = self.subscribe();
+        loop {
+            // Quiet: no event for `QUIET`.
+            loop {
+                match tokio::time::timeout(QUIET, events.recv()).await {
+                    Err(_) => break,
+                    Ok(Ok(_) | Err(RecvError::Lagged(_))) => {}
+                    Ok(Err(RecvError::Closed)) => return,
+                }
+            }
+            match crate::platform::release_code_pages() {
+                Ok(bytes) => tracing::debug!(kib = bytes / 1024, "code pages released"),
+                Err(e) => {
+                    tracing::debug!(error = %e, "code pages cannot be released");
+                    return;
+                }
+            }
+            // Until the next rare work.
+            if let Err(RecvError::Closed) = events.recv().await {
+                return;
             }
         }
     }

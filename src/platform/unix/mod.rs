@@ -4,6 +4,8 @@
 mod linux;
 #[cfg(target_os = "linux")]
 pub mod linux_idle;
+#[cfg(target_os = "linux")]
+mod linux_memory;
 #[cfg(target_os = "macos")]
 mod macos;
 
@@ -367,6 +369,19 @@ pub fn seat_browser_commands(name: Option<&str>) -> Option<Vec<String>> {
         Some(_) => return None,
     };
     Some(names.iter().map(|n| (*n).to_owned()).collect())
+}
+
+/// Unmaps the pages of this program's own code, keeping them in the page cache; returns
+/// how many bytes were resident (Linux: see `linux_memory`; nothing on macOS yet).
+pub fn release_code_pages() -> std::io::Result<u64> {
+    #[cfg(target_os = "linux")]
+    {
+        linux_memory::release_code_pages()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Ok(0)
+    }
 }
 
 /// The seat's idle probe on this desktop, if any (Linux: see [`linux_idle`]; macOS has

@@ -257,6 +257,12 @@ pub fn seat_browser_commands(name: Option<&str>) -> Option<Vec<String>> {
     })
 }
 
+/// Unmapping a program's code pages: not done on Windows, which trims a process's
+/// working set itself when memory is short.
+pub fn release_code_pages() -> std::io::Result<u64> {
+    Ok(0)
+}
+
 /// The seat's idle time: `GetLastInputInfo`, the last input in this session.
 pub fn idle_probe() -> Option<Arc<dyn super::IdleProbe>> {
     Some(Arc::new(LastInput))
