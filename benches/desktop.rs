@@ -8,7 +8,11 @@
 //!   libraries and the app out of the page cache (after a build, or a boot) and read them
 //!   from disk; the target is judged on the launches after it, and the first is shown;
 //! - memory at idle, ten seconds after the paint: RSS and PSS (shared pages divided among
-//!   their users) of the app and each WebKit process it started.
+//!   their users) of the app and each WebKit process it started;
+//! - the same window closed to the tray with its close button (the window manager's
+//!   message): all the app's processes ten seconds later, in PSS; then the window opened
+//!   again (a second launch, as the desktop does it) to its first paint;
+//! - the app started at login in the tray (`--hidden`), no window made yet, in PSS.
 //!
 //! Prints Markdown rows for docs/benchmarks.md.
 
@@ -18,6 +22,7 @@ mod xvfb;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant};
 
 const LAUNCHES: usize = 5;
@@ -41,15 +46,15 @@ fn main() {
     let mut paints = Vec::new();
     let mut last = None;
     for i in 0..LAUNCHES {
-        let (child, elapsed, reported) = launch(&app, &display.name, dir.path(), &config);
+        let (child, elapsed, reported, log) = launch(&app, &display.name, dir.path(), &config);
         paints.push((elapsed, reported));
         if i + 1 == LAUNCHES {
-            last = Some(child);
+            last = Some((child, log));
         } else {
             stop(child);
         }
     }
-    let mut child = last.unwrap();
+    let (mut child, log) = last.unwrap();
     let before = cpu_ticks(&process_tree(child.id()));
     std::thread::sleep(IDLE); // idle: what the app costs while it waits
     let tree = process_tree(child.id());
@@ -66,26 +71,27 @@ fn main() {
         pss_total += pss;
         rows.push((name, rss, pss));
     }
+
+    // Closed to the tray: its close button, then idle as long; then opened again.
+    assert_eq!(
+        display.close_window("Lanyard"),
+        1,
+        "one window titled Lanyard"
+    );
+    std::thread::sleep(IDLE);
+    let tray = named_pss(child.id());
+    let reopened = reopen(&app, &display.name, dir.path(), &config, &log);
     let _ = child.kill();
     let _ = child.wait();
 
-    // Closed to the tray: the app as it starts at login (`--hidden`), its window never
-    // shown, idle as long.
+    // The app as it starts at login (`--hidden`): its window never made, idle as long.
     let mut hidden = launch_hidden(&app, &display.name, dir.path(), &config);
     std::thread::sleep(IDLE);
-    let tray: Vec<(String, u64)> = process_tree(hidden.id())
-        .iter()
-        .map(|pid| {
-            let name = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .unwrap_or_default()
-                .trim()
-                .to_owned();
-            (name, memory(*pid).1)
-        })
-        .collect();
+    let at_login = named_pss(hidden.id());
     let _ = hidden.kill();
     let _ = hidden.wait();
     let tray_pss: u64 = tray.iter().map(|(_, pss)| pss).sum();
+    let login_pss: u64 = at_login.iter().map(|(_, pss)| pss).sum();
 
     let first = paints[0].0.as_secs_f64() * 1e3;
     let mut spawn_ms: Vec<f64> = paints[1..]
@@ -129,16 +135,47 @@ fn main() {
         rss_total as f64 / 1024.0,
         pss_total as f64 / 1024.0
     );
-    println!(
-        "| idle memory, window closed to the tray: all {} processes ({}) | PSS {:.1} MB | ≤ 40 MB {} |",
-        tray.len(),
-        tray.iter()
+    let list = |processes: &[(String, u64)]| {
+        processes
+            .iter()
             .map(|(name, pss)| format!("{name} {:.1} MB", *pss as f64 / 1024.0))
             .collect::<Vec<_>>()
-            .join(", "),
+            .join(", ")
+    };
+    println!(
+        "| idle memory, window closed to the tray ({} s after): all {} processes ({}) | PSS {:.1} MB | ≤ 40 MB {} |",
+        IDLE.as_secs(),
+        tray.len(),
+        list(&tray),
         tray_pss as f64 / 1024.0,
         ok(tray_pss <= TARGET_TRAY_KB)
     );
+    println!(
+        "| window reopened from the tray → first paint | {:.0} ms | ≤ 1000 ms {} |",
+        reopened.as_secs_f64() * 1e3,
+        ok(reopened <= TARGET_PAINT)
+    );
+    println!(
+        "| idle memory, started at login in the tray (`--hidden`, no window yet): all {} processes ({}) | PSS {:.1} MB | ≤ 40 MB {} |",
+        at_login.len(),
+        list(&at_login),
+        login_pss as f64 / 1024.0,
+        ok(login_pss <= TARGET_TRAY_KB)
+    );
+}
+
+/// Each process of the app's tree, by name, with its PSS in KiB.
+fn named_pss(root: u32) -> Vec<(String, u64)> {
+    process_tree(root)
+        .iter()
+        .map(|pid| {
+            let name = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .unwrap_or_default()
+                .trim()
+                .to_owned();
+            (name, memory(*pid).1)
+        })
+        .collect()
 }
 
 /// The closed-to-tray target: all the app's processes together, in PSS.
@@ -150,11 +187,42 @@ fn launch_hidden(app: &Path, display: &str, dir: &Path, config: &Path) -> Child 
     start(app, &["--hidden"], display, dir, config, "broker listening").0
 }
 
+/// Opens the running app's window again the way the desktop does, by starting the app
+/// once more (the second instance hands over to the first and exits); returns the time
+/// until the first instance reports the window's first paint.
+fn reopen(
+    app: &Path,
+    display: &str,
+    dir: &Path,
+    config: &Path,
+    log: &Receiver<String>,
+) -> Duration {
+    let start_time = Instant::now();
+    let status = command(app, &[], display, dir, config)
+        .stderr(Stdio::null())
+        .status()
+        .expect("cannot start the desktop app");
+    assert!(status.success(), "the second instance failed: {status}");
+    loop {
+        let line = log
+            .recv_timeout(Duration::from_secs(30))
+            .expect("the window did not paint within 30 s of being reopened");
+        if line.contains("painted ") {
+            return start_time.elapsed();
+        }
+    }
+}
+
 /// Starts the app; returns it once its window has painted, with the time that took and the
 /// app's own count.
-fn launch(app: &Path, display: &str, dir: &Path, config: &Path) -> (Child, Duration, u64) {
+fn launch(
+    app: &Path,
+    display: &str,
+    dir: &Path,
+    config: &Path,
+) -> (Child, Duration, u64, Receiver<String>) {
     let start_time = Instant::now();
-    let (child, line) = start(app, &[], display, dir, config, "painted ");
+    let (child, line, log) = start(app, &[], display, dir, config, "painted ");
     let elapsed = start_time.elapsed();
     let reported = line
         .split("painted ")
@@ -162,11 +230,12 @@ fn launch(app: &Path, display: &str, dir: &Path, config: &Path) -> (Child, Durat
         .and_then(|rest| rest.split(' ').next())
         .and_then(|n| n.parse().ok())
         .unwrap_or(0);
-    (child, elapsed, reported)
+    (child, elapsed, reported, log)
 }
 
 /// Starts the app with `args` and returns it with the first line of its log that holds
-/// `until`; the rest of its log is drained, so the app never blocks on a full pipe.
+/// `until`, and the lines after it as they come; its log is read to the end whether they
+/// are looked at or not, so the app never blocks on a full pipe.
 // The caller waits for the child it gets back (`stop`, or kill and wait).
 #[allow(clippy::zombie_processes)]
 fn start(
@@ -176,16 +245,8 @@ fn start(
     dir: &Path,
     config: &Path,
     until: &str,
-) -> (Child, String) {
-    let mut child = Command::new(app)
-        .args(args)
-        .env("DISPLAY", display)
-        .env("LANYARD_CONFIG", config)
-        .env("LANYARD_SOCK", dir.join("agent.sock"))
-        .env("XDG_DATA_HOME", dir.join("data"))
-        .env("XDG_CONFIG_HOME", dir.join("config"))
-        .env_remove("WAYLAND_DISPLAY")
-        .stdout(Stdio::null())
+) -> (Child, String, Receiver<String>) {
+    let mut child = command(app, args, display, dir, config)
         .stderr(Stdio::piped())
         .spawn()
         .expect("cannot start the desktop app");
@@ -198,10 +259,31 @@ fn start(
             panic!("the app exited before its log said {until:?}: {status:?}");
         }
         if line.contains(until) {
-            std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-            return (child, line);
+            let (tx, rx) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                for line in stderr.lines() {
+                    // Read to the end whether anyone listens or not.
+                    let _ = tx.send(line.unwrap_or_default());
+                }
+            });
+            return (child, line, rx);
         }
     }
+}
+
+/// The app with `args`, on `display`, with the bench's files.
+fn command(app: &Path, args: &[&str], display: &str, dir: &Path, config: &Path) -> Command {
+    let mut command = Command::new(app);
+    command
+        .args(args)
+        .env("DISPLAY", display)
+        .env("LANYARD_CONFIG", config)
+        .env("LANYARD_SOCK", dir.join("agent.sock"))
+        .env("XDG_DATA_HOME", dir.join("data"))
+        .env("XDG_CONFIG_HOME", dir.join("config"))
+        .env_remove("WAYLAND_DISPLAY")
+        .stdout(Stdio::null());
+    command
 }
 
 fn stop(mut child: Child) {

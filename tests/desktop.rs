@@ -8,6 +8,8 @@
 use std::path::PathBuf;
 use std::process::Stdio;
 
+use tokio::io::AsyncBufReadExt as _;
+
 use lanyard::desktop::{Desktop, Failure, Options, UiEvent};
 
 use crate::support::webdriver::{Display, Driver, ONE_APP, Session, desktop_app};
@@ -365,7 +367,7 @@ async fn the_tray_signs_in_and_out_notifies_and_outlives_the_window() {
     );
     // The test is the panel the tray icon registers with, and the notification daemon.
     let mut desktop = tray::Desktop::start().await;
-    let (_display, _driver, app) = open_app(&env).await;
+    let (display, _driver, app) = open_app(&env).await;
     let tray = desktop.tray().await;
     let signed_out = tray::decode(include_bytes!("../icons/tray-signed-out.png"));
     let ok = tray::decode(include_bytes!("../icons/tray.png"));
@@ -378,34 +380,41 @@ async fn the_tray_signs_in_and_out_notifies_and_outlives_the_window() {
         "{labels:?}"
     );
 
-    // Closing the window leaves the app in the tray; "Open Lanyard" brings it back.
-    app.wait_until_page_is("visible").await;
-    app.close_window().await;
-    app.wait_until_page_is("hidden").await;
+    // Closing the window leaves the app in the tray with its webview released: the page's
+    // web process ends (WebDriver needs the network process kept; the test below sees it
+    // end too). "Open Lanyard" opens the window again, with a new page.
+    let app_pid = broker_pid(&env);
+    close_window(&display, &app).await;
+    until_none_left(app_pid, "WebKitWeb").await;
     tray.click("Open Lanyard").await;
-    app.wait_until_page_is("visible").await;
+    app.wait_for_window().await;
+    assert!(
+        descendants(app_pid)
+            .iter()
+            .any(|n| n.starts_with("WebKitWeb")),
+        "{:?}",
+        descendants(app_pid)
+    );
 
     // Sign in from the tray, with the window closed: it comes forward when it is done.
-    app.close_window().await;
-    app.wait_until_page_is("hidden").await;
+    close_window(&display, &app).await;
     tray.click("Sign in to desk").await;
+    app.wait_for_window().await;
     app.wait_for(
         "[data-account='desk'] .status-text",
         "Signed in as Alice Example",
     )
     .await;
-    app.wait_until_page_is("visible").await;
     tray.wait_for_item("Sign out of desk (Alice Example)").await;
     tray.wait_for_icon(&ok, "signed in").await;
 
-    // The broker lives on with the window closed; a tool's request brings the window
-    // forward to ask.
-    app.close_window().await;
-    app.wait_until_page_is("hidden").await;
+    // The broker lives on with the window closed; a tool's request opens the window to
+    // ask (the page asks for the prompts waiting when it opens).
+    close_window(&display, &app).await;
     let ask = env.lanyard(&["token", "desk"]);
     let answer = async {
+        app.wait_for_window().await;
         app.wait_for("#approval[open]", "").await;
-        app.wait_until_page_is("visible").await;
         app.click("#approve-always").await;
     };
     let (run, ()) = tokio::join!(ask, answer);
@@ -452,6 +461,136 @@ async fn the_tray_signs_in_and_out_notifies_and_outlives_the_window() {
         std::os::unix::net::UnixStream::connect(env.path("agent.sock")).is_err(),
         "the broker still answers after Quit"
     );
+}
+
+/// Closes the app's window with its close button (the window manager's message), and
+/// waits until it is gone: webview and page with it.
+async fn close_window(display: &Display, app: &Session) {
+    assert_eq!(
+        display.close_window("Lanyard"),
+        1,
+        "one window titled Lanyard"
+    );
+    app.wait_until_closed().await;
+}
+
+/// Waits until no process below `pid` has a name starting with `prefix` (all, for "").
+async fn until_none_left(pid: i32, prefix: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        let left = descendants(pid);
+        if !left.iter().any(|n| n.starts_with(prefix)) {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still running 30 s after the window closed: {left:?}"
+        );
+        // The process table polled a tenth of a second apart, up to the deadline.
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Closed to the tray, the app (as people run it: no WebDriver) ends every helper process
+/// its window had, WebKit's network process too; a second launch, as the desktop's
+/// launcher does it, opens the window again and it paints.
+#[tokio::test(flavor = "multi_thread")]
+async fn closed_to_the_tray_the_app_ends_its_webview_processes_and_opens_again() {
+    let _one = ONE_APP.lock().await;
+    let env = Env::new();
+    env.account("work", "issuer = \"http://127.0.0.1:9\"\nclient_id = \"c\"");
+    let display = Display::start();
+    let launch = || {
+        let mut app = tokio::process::Command::new(desktop_app());
+        app.envs(vars(&env))
+            .env("DISPLAY", &display.name)
+            .env_remove("WAYLAND_DISPLAY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .kill_on_drop(true);
+        app
+    };
+    let mut app = launch().stderr(Stdio::piped()).spawn().unwrap();
+    let pid = app.id().unwrap() as i32;
+    let mut log = tokio::io::BufReader::new(app.stderr.take().unwrap()).lines();
+    let mut painted = async || {
+        let wait = async {
+            while let Some(line) = log.next_line().await.unwrap() {
+                if line.contains("painted ") {
+                    return;
+                }
+            }
+            panic!("the app exited before its window painted");
+        };
+        tokio::time::timeout(std::time::Duration::from_secs(60), wait)
+            .await
+            .expect("the window painted within 60 s");
+    };
+    painted().await;
+    assert!(
+        descendants(pid)
+            .iter()
+            .any(|n| n.starts_with("WebKitNetwork")),
+        "{:?}",
+        descendants(pid)
+    );
+
+    assert_eq!(display.close_window("Lanyard"), 1);
+    until_none_left(pid, "").await;
+    assert!(
+        std::os::unix::net::UnixStream::connect(env.path("agent.sock")).is_ok(),
+        "the broker lives on in the tray"
+    );
+
+    let second = launch().stderr(Stdio::null()).status().await.unwrap();
+    assert!(
+        second.success(),
+        "the second launch hands over and exits: {second}"
+    );
+    painted().await;
+    assert!(
+        descendants(pid)
+            .iter()
+            .any(|n| n.starts_with("WebKitNetwork")),
+        "a new network process: {:?}",
+        descendants(pid)
+    );
+    let _ = app.start_kill();
+    let _ = app.wait().await;
+}
+
+/// The names (`comm`) of the processes below `pid`, but for zombies.
+fn descendants(pid: i32) -> Vec<String> {
+    let mut table = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let stat = std::fs::read_to_string(format!("/proc/{child}/stat")).unwrap_or_default();
+        let Some((name, rest)) = stat.split_once(" (").and_then(|(_, r)| r.rsplit_once(") "))
+        else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if let (Some(state), Some(Ok(parent))) =
+            (fields.first(), fields.get(1).map(|p| p.parse::<i32>()))
+        {
+            table.push((child, parent, name.to_owned(), *state == "Z"));
+        }
+    }
+    let mut below = vec![pid];
+    let mut names = Vec::new();
+    while let Some(p) = below.pop() {
+        for (child, parent, name, zombie) in &table {
+            if *parent == p {
+                below.push(*child);
+                if !zombie {
+                    names.push(name.clone());
+                }
+            }
+        }
+    }
+    names
 }
 
 /// The pid of the process serving this test's broker socket (its peer credentials).
@@ -573,6 +712,12 @@ async fn a_prompt_not_answered_denies_once_and_deny_is_remembered() {
                     (app.as_str(), account.as_str(), timeout_secs),
                     (lanyard, "work", 2)
                 );
+                // A window opened now asks for the prompts waiting: this one.
+                let waiting = desktop.pending_approvals();
+                assert!(
+                    matches!(&waiting[..], [UiEvent::Approval { id: w, .. }] if *w == id),
+                    "{waiting:?}"
+                );
                 Some(id)
             }
             _ => None,
@@ -590,6 +735,11 @@ async fn a_prompt_not_answered_denies_once_and_deny_is_remembered() {
     .await;
     assert_eq!(closed, "denied");
     assert_eq!(desktop.apps().unwrap(), vec![]);
+    assert_eq!(
+        desktop.pending_approvals(),
+        vec![],
+        "an answered prompt is gone"
+    );
 
     // Asked again; this time the person says Deny: remembered, and not asked again.
     let ask = env.lanyard(&["token", "work"]);

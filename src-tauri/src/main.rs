@@ -149,6 +149,12 @@ fn answer(app: State<'_, App>, id: u64, decision: String) -> Reply<bool> {
     app.get()?.answer(id, &decision)
 }
 
+/// The prompts still waiting: a window opened after they were asked shows them.
+#[tauri::command]
+fn approvals(app: State<'_, App>) -> Reply<Vec<UiEvent>> {
+    Ok(app.get()?.pending_approvals())
+}
+
 #[tauri::command]
 fn apps(app: State<'_, App>) -> Reply<Vec<AppRule>> {
     app.get()?.apps()
@@ -209,13 +215,77 @@ fn quit(handle: AppHandle) {
     handle.exit(0);
 }
 
-/// Shows the main window and brings it forward.
+/// Shows the main window and brings it forward, opening it if it is closed.
 pub fn show(handle: &AppHandle) {
-    if let Some(window) = handle.get_webview_window("main") {
-        let _ = window.unminimize();
-        let _ = window.show();
-        let _ = window.set_focus();
+    let window = match handle.get_webview_window(WINDOW) {
+        Some(window) => window,
+        None => match open_window(handle) {
+            Ok(window) => window,
+            // Opened meanwhile by another call (an approval and a sign-in at once).
+            Err(_) if handle.get_webview_window(WINDOW).is_some() => return show(handle),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open the window");
+                return;
+            }
+        },
+    };
+    let _ = window.unminimize();
+    let _ = window.show();
+    let _ = window.set_focus();
+}
+
+/// The main window's label, as tauri.conf.json names it.
+const WINDOW: &str = "main";
+
+/// Opens the main window as tauri.conf.json describes it. The window is not made at
+/// start (`create: false`): started at login the app lives in the tray, and closing the
+/// window destroys it, webview and web processes with it; this makes it anew.
+fn open_window(handle: &AppHandle) -> tauri::Result<tauri::WebviewWindow> {
+    let config = handle
+        .config()
+        .app
+        .windows
+        .iter()
+        .find(|w| w.label == WINDOW)
+        .ok_or_else(|| tauri::Error::WindowNotFound)?
+        .clone();
+    let window = tauri::WebviewWindowBuilder::from_config(handle, &config)?.build()?;
+    // A kiosk seat's screen fills the display.
+    let kiosk = handle
+        .try_state::<App>()
+        .is_some_and(|app| app.get().is_ok_and(|d| d.seat().is_some()));
+    if kiosk {
+        let _ = window.set_fullscreen(true);
     }
+    Ok(window)
+}
+
+/// In the tray with no window (closed, or started at login): once the window's teardown
+/// is over, the webview's helper processes end and the memory the window used goes back
+/// to the system. A window opened meanwhile keeps it all: the check and the ending run
+/// on the main thread, where windows are made.
+fn release_when_windowless(handle: AppHandle) {
+    tauri::async_runtime::spawn(async move {
+        tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+        let main = handle.clone();
+        let _ = handle.run_on_main_thread(move || {
+            if main.get_webview_window(WINDOW).is_some() {
+                return;
+            }
+            // WebKitWebDriver ends its session when WebKit's network process does: under
+            // automation (tests) the helpers stay.
+            let automated = std::env::var("TAURI_WEBVIEW_AUTOMATION").as_deref() == Ok("true");
+            let helpers = if automated {
+                0
+            } else {
+                lanyard::platform::end_webview_helpers()
+            };
+            match lanyard::platform::release_memory() {
+                Ok(bytes) => tracing::debug!(helpers, kib = bytes / 1024, "memory released"),
+                Err(e) => tracing::debug!(error = %e, "memory cannot be released"),
+            }
+        });
+    });
 }
 
 /// Forwards the model's events to the window, the tray and the desktop's notifications.
@@ -320,6 +390,7 @@ fn main() {
             sign_out,
             access_token,
             answer,
+            approvals,
             apps,
             revoke,
             activity,
@@ -348,38 +419,34 @@ fn main() {
                 tauri::async_runtime::spawn(forward(handle.clone(), d.clone()));
             }
             let scheme_error = deep_links(app, desktop.as_ref().ok());
-            // A kiosk seat's screen fills the display.
-            if desktop.as_ref().is_ok_and(|d| d.seat().is_some())
-                && let Some(window) = app.get_webview_window("main")
-            {
-                let _ = window.set_fullscreen(true);
-            }
-            // Started at login: straight to the tray.
-            if std::env::args().any(|a| a == "--hidden")
-                && let Some(window) = app.get_webview_window("main")
-            {
-                let _ = window.hide();
-            }
             app.manage(App {
                 desktop,
                 scheme_error,
             });
+            // Started at login: straight to the tray, no window made.
+            if std::env::args().any(|a| a == "--hidden") {
+                release_when_windowless(handle);
+            } else {
+                open_window(&handle)?;
+            }
             Ok(())
         })
         .on_window_event(|window, event| {
-            // Closing the window keeps Lanyard (and its broker) running in the tray.
-            if let tauri::WindowEvent::CloseRequested { api, .. } = event
-                && window.label() == "main"
+            if let tauri::WindowEvent::Destroyed = event
+                && window.label() == WINDOW
             {
-                api.prevent_close();
-                let _ = window.hide();
+                release_when_windowless(window.app_handle().clone());
             }
         })
         .build(tauri::generate_context!())
         .expect("the Tauri application could not be built");
-    app.run(|handle, event| {
-        if let tauri::RunEvent::Exit = event {
-            end_seat_before_exit(handle);
-        }
+    app.run(|handle, event| match event {
+        // The last window closed: Lanyard (and its broker) lives on in the tray. An exit
+        // asked for (Quit) has a code, and goes ahead.
+        tauri::RunEvent::ExitRequested {
+            code: None, api, ..
+        } => api.prevent_exit(),
+        tauri::RunEvent::Exit => end_seat_before_exit(handle),
+        _ => {}
     });
 }

@@ -40,7 +40,7 @@ pub async fn run(
         let agent = agent.clone();
         async move {
             agent.warm().await;
-            agent.release_code_when_quiet().await
+            agent.release_memory_when_quiet().await
         }
     });
     // Both sockets stop on the same signal.

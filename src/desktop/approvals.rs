@@ -14,12 +14,20 @@ use crate::broker::policy::Decision;
 
 /// Prompts waiting for the person, by id.
 pub(super) struct Approvals {
-    pending: Mutex<HashMap<u64, oneshot::Sender<Decision>>>,
+    pending: Mutex<HashMap<u64, Pending>>,
     next: AtomicU64,
     pub(super) events: broadcast::Sender<UiEvent>,
     pub(super) timeout: Duration,
     /// Provider names by account, for the prompt (kept current by `reload`).
     pub(super) providers: Mutex<HashMap<String, String>>,
+}
+
+/// A prompt waiting: where its answer goes, and what it asks (for a window opened after
+/// it was asked).
+struct Pending {
+    answer: oneshot::Sender<Decision>,
+    asked: UiEvent,
+    at: std::time::Instant,
 }
 
 /// Removes a prompt when its request ends however it ends: answered, timed out (the
@@ -65,11 +73,6 @@ impl Approvals {
             Box::pin(async move {
                 let id = approvals.next.fetch_add(1, Ordering::Relaxed) + 1;
                 let (tx, rx) = oneshot::channel();
-                approvals
-                    .pending
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(id, tx);
                 let _guard = PromptGuard {
                     approvals: approvals.clone(),
                     id,
@@ -81,7 +84,7 @@ impl Approvals {
                     .get(&request.account)
                     .cloned()
                     .unwrap_or_else(|| request.account.clone());
-                let _ = approvals.events.send(UiEvent::Approval {
+                let asked = UiEvent::Approval {
                     id,
                     account: request.account,
                     provider,
@@ -89,7 +92,20 @@ impl Approvals {
                     pid: request.pid,
                     through: request.through,
                     timeout_secs: approvals.timeout.as_secs(),
-                });
+                };
+                approvals
+                    .pending
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(
+                        id,
+                        Pending {
+                            answer: tx,
+                            asked: asked.clone(),
+                            at: std::time::Instant::now(),
+                        },
+                    );
+                let _ = approvals.events.send(asked);
                 // A dropped sender (the app is closing) denies.
                 rx.await.unwrap_or(Decision::Deny)
             })
@@ -110,7 +126,7 @@ impl Desktop {
                 )));
             }
         };
-        let Some(tx) = self
+        let Some(pending) = self
             .inner
             .approvals
             .pending
@@ -124,7 +140,30 @@ impl Desktop {
             id,
             decision: shown,
         });
-        Ok(tx.send(decision).is_ok())
+        Ok(pending.answer.send(decision).is_ok())
+    }
+
+    /// The prompts still waiting, oldest first, each with the seconds it has left: what a
+    /// window opened after they were asked shows.
+    pub fn pending_approvals(&self) -> Vec<UiEvent> {
+        let pending = self
+            .inner
+            .approvals
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut prompts: Vec<(u64, UiEvent)> = pending
+            .iter()
+            .map(|(id, p)| {
+                let mut asked = p.asked.clone();
+                if let UiEvent::Approval { timeout_secs, .. } = &mut asked {
+                    *timeout_secs = timeout_secs.saturating_sub(p.at.elapsed().as_secs());
+                }
+                (*id, asked)
+            })
+            .collect();
+        prompts.sort_by_key(|(id, _)| *id);
+        prompts.into_iter().map(|(_, asked)| asked).collect()
     }
 
     /// Every app the policy names.

@@ -13,7 +13,8 @@
 //! | a request to stop ([`shutdown_requested`]) | SIGTERM, Ctrl-C | Ctrl-C, Ctrl-Break, the console closing, log-off, shutdown |
 //! | managed files ([`managed_dir`]) | `/etc/lanyard`; macOS `/Library/Application Support/Lanyard` | `%ProgramData%\Lanyard` |
 //! | the seat's idle time ([`idle_probe`]) | the compositor's idle monitor on D-Bus, or X11's screen-saver extension (Linux); none on macOS yet | `GetLastInputInfo` |
-//! | a long-running agent's code pages ([`release_code_pages`]) | unmapped after start-up and refreshes, kept in the page cache (Linux); kept on macOS | kept: Windows trims working sets itself |
+//! | memory used once ([`release_memory`]: the agent after start-up and refreshes, the app after its window closes) | file-mapped code and read-only data unmapped (kept in the page cache), `malloc_trim` (Linux); nothing on macOS yet | nothing: Windows trims working sets itself |
+//! | a webview's helpers once the last webview is gone ([`end_webview_helpers`]) | WebKitGTK's network process ended (Linux); nothing on macOS | nothing: WebView2 ends its own |
 //! | the keychain ([`keychain_store`], [`KEYCHAIN_ITEM_MAX`]) | the Secret Service; macOS Keychain Services | Credential Manager, whose items hold 2,560 bytes: larger values are kept in parts |
 //!
 //! A user is a [`User`]: a uid on Unix, a SID string on Windows.

@@ -406,31 +406,49 @@ impl Session {
             .unwrap()
     }
 
-    /// Closes the window the way its close button does (Tauri's `CloseRequested`).
-    /// WebDriver's own "close window" would destroy the webview instead.
-    pub async fn close_window(&self) {
-        let script = "const done = arguments[0]; \
-            window.__TAURI__.window.getCurrentWindow().close().then(() => done(true), (e) => done(String(e)));";
-        let closed = self
-            .post("execute/async", &json!({"script": script, "args": []}))
-            .await;
-        assert_eq!(closed, json!(true), "close: {closed}");
+    /// The window's handles: none once the window is closed (closing destroys it).
+    async fn handles(&self) -> Vec<String> {
+        let handles = self.get("window/handles").await;
+        handles
+            .as_array()
+            .map(|h| {
+                h.iter()
+                    .filter_map(|h| h.as_str().map(str::to_owned))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
-    /// Waits until the page is `"visible"` or `"hidden"`: WebKit follows its window being
-    /// shown or hidden, and says so with a `visibilitychange` event.
-    pub async fn wait_until_page_is(&self, state: &str) {
-        let script = r#"
-            const [state, done] = arguments;
-            if (document.visibilityState === state) return done(true);
-            document.addEventListener('visibilitychange', () => {
-                if (document.visibilityState === state) done(true);
-            });
-        "#;
-        let seen = self
-            .post("execute/async", &json!({"script": script, "args": [state]}))
-            .await;
-        assert_eq!(seen, json!(true), "the page never became {state}: {seen}");
+    /// Waits until the app has no window left: closing it destroyed it (webview and web
+    /// process with it) and left the app in the tray.
+    pub async fn wait_until_closed(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !self.handles().await.is_empty() {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "the window is still there 30 s after it was closed"
+            );
+            // The driver is polled a tenth of a second apart, up to the deadline.
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// Waits for the app to open its window anew, moves the session to it and waits for
+    /// its page to be ready.
+    pub async fn wait_for_window(&self) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        let handle = loop {
+            if let Some(handle) = self.handles().await.into_iter().next() {
+                break handle;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no window 30 s after it was asked for"
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        self.post("window", &json!({"handle": handle})).await;
+        self.wait_for("body[data-ready='true']", "").await;
     }
 
     pub async fn close(self) {

@@ -315,6 +315,8 @@ function handle(event) {
       if (state.selected === event.account) render();
       break;
     case 'approval':
+      // Asked before this window opened, and told again: shown once.
+      if (state.approvals.some((a) => a.id === event.id)) break;
       state.approvals.push({ ...event, deadline: Date.now() / 1000 + event.timeout_secs });
       if (state.approvals.length === 1) showApproval();
       break;
@@ -365,6 +367,8 @@ async function start() {
     return;
   }
   await onEvent(handle);
+  // Prompts asked before this window opened (a tool's request opens it).
+  if (!info.error) for (const asked of await call('approvals')) handle(asked);
   state.info = info;
   if (!state.info.error) {
     [state.accounts, state.presets] = await Promise.all([call('accounts'), call('presets')]);

@@ -264,10 +264,10 @@ impl Agent {
 
     /// Runs for the agent's life: each time the agent has been quiet for [`QUIET`] after
     /// its start or after rare work (every [`Event`] marks some), hands back the pages of
-    /// code it ran ([`platform::release_code_pages`](crate::platform::release_code_pages)).
+    /// code it ran and free heap ([`platform::release_memory`](crate::platform::release_memory)).
     /// Serving a cached token runs little code; starting, the keychain and a refresh run
     /// much, once an hour or less. Call it once start-up is done.
-    pub async fn release_code_when_quiet(&self) {
+    pub async fn release_memory_when_quiet(&self) {
         use broadcast::error::RecvError;
         let mut events = self.subscribe();
         loop {
@@ -279,10 +279,10 @@ impl Agent {
                     Ok(Err(RecvError::Closed)) => return,
                 }
             }
-            match crate::platform::release_code_pages() {
-                Ok(bytes) => tracing::debug!(kib = bytes / 1024, "code pages released"),
+            match crate::platform::release_memory() {
+                Ok(bytes) => tracing::debug!(kib = bytes / 1024, "memory released"),
                 Err(e) => {
-                    tracing::debug!(error = %e, "code pages cannot be released");
+                    tracing::debug!(error = %e, "memory cannot be released");
                     return;
                 }
             }

@@ -45,6 +45,10 @@ pub fn exe(pid: i32) -> Option<PathBuf> {
     Proc.exe(pid)
 }
 
+pub fn parent(pid: i32) -> Option<i32> {
+    Proc.parent(pid)
+}
+
 /// /proc as it is: no pinning.
 struct Proc;
 
@@ -152,8 +156,23 @@ impl Pidfd {
         (fd >= 0).then(|| Pidfd(unsafe { OwnedFd::from_raw_fd(fd) }))
     }
 
+    /// Sends `signal` to the process the pidfd holds (never to one that took its pid).
+    pub fn signal(&self, signal: i32) -> bool {
+        // SAFETY: pidfd_send_signal with a pidfd this value owns, a signal number, no
+        // siginfo and no flags.
+        unsafe {
+            libc::syscall(
+                libc::SYS_pidfd_send_signal,
+                self.0.as_raw_fd(),
+                signal,
+                std::ptr::null::<libc::siginfo_t>(),
+                0,
+            ) == 0
+        }
+    }
+
     /// The process has not exited: its pidfd is not readable yet.
-    fn alive(&self) -> bool {
+    pub fn alive(&self) -> bool {
         self.poll(0) == 0
     }
 

@@ -371,16 +371,31 @@ pub fn seat_browser_commands(name: Option<&str>) -> Option<Vec<String>> {
     Some(names.iter().map(|n| (*n).to_owned()).collect())
 }
 
-/// Unmaps the pages of this program's own code, keeping them in the page cache; returns
-/// how many bytes were resident (Linux: see `linux_memory`; nothing on macOS yet).
-pub fn release_code_pages() -> std::io::Result<u64> {
+/// Hands back memory a long-running process used once: unmaps the pages of code and
+/// read-only data mapped from files (they stay in the page cache) and trims the heap;
+/// returns how many bytes of file pages were resident (Linux: see `linux_memory`;
+/// nothing on macOS yet).
+pub fn release_memory() -> std::io::Result<u64> {
     #[cfg(target_os = "linux")]
     {
-        linux_memory::release_code_pages()
+        linux_memory::release_memory()
     }
     #[cfg(not(target_os = "linux"))]
     {
         Ok(0)
+    }
+}
+
+/// Ends the webview's helper processes that outlive the last webview (Linux: WebKitGTK's
+/// network process; see `linux_memory`); returns how many. Nothing elsewhere.
+pub fn end_webview_helpers() -> usize {
+    #[cfg(target_os = "linux")]
+    {
+        linux_memory::end_webview_helpers()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        0
     }
 }
 

@@ -257,10 +257,15 @@ pub fn seat_browser_commands(name: Option<&str>) -> Option<Vec<String>> {
     })
 }
 
-/// Unmapping a program's code pages: not done on Windows, which trims a process's
+/// Handing back code pages and free heap: not done on Windows, which trims a process's
 /// working set itself when memory is short.
-pub fn release_code_pages() -> std::io::Result<u64> {
+pub fn release_memory() -> std::io::Result<u64> {
     Ok(0)
+}
+
+/// Webview helpers outliving the last webview: WebView2 ends its own.
+pub fn end_webview_helpers() -> usize {
+    0
 }
 
 /// The seat's idle time: `GetLastInputInfo`, the last input in this session.
