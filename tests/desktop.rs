@@ -527,13 +527,7 @@ async fn closed_to_the_tray_the_app_ends_its_webview_processes_and_opens_again()
             .expect("the window painted within 60 s");
     };
     painted().await;
-    assert!(
-        descendants(pid)
-            .iter()
-            .any(|n| n.starts_with("WebKitNetwork")),
-        "{:?}",
-        descendants(pid)
-    );
+    assert_network_process(pid);
 
     assert_eq!(display.close_window("Lanyard"), 1);
     until_none_left(pid, "").await;
@@ -548,15 +542,18 @@ async fn closed_to_the_tray_the_app_ends_its_webview_processes_and_opens_again()
         "the second launch hands over and exits: {second}"
     );
     painted().await;
-    assert!(
-        descendants(pid)
-            .iter()
-            .any(|n| n.starts_with("WebKitNetwork")),
-        "a new network process: {:?}",
-        descendants(pid)
-    );
+    assert_network_process(pid);
     let _ = app.start_kill();
     let _ = app.wait().await;
+}
+
+/// Asserts that WebKit's network process runs below `pid`: the window is open.
+fn assert_network_process(pid: i32) {
+    let below = descendants(pid);
+    assert!(
+        below.iter().any(|n| n.starts_with("WebKitNetwork")),
+        "no WebKit network process below the app: {below:?}"
+    );
 }
 
 /// The names (`comm`) of the processes below `pid`, but for zombies.
