@@ -505,6 +505,7 @@ async fn closed_to_the_tray_the_app_ends_its_webview_processes_and_opens_again()
         app.envs(vars(&env))
             .env("DISPLAY", &display.name)
             .env_remove("WAYLAND_DISPLAY")
+            .env_remove("WEBKIT_DISABLE_COMPOSITING_MODE")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .kill_on_drop(true);
@@ -528,6 +529,23 @@ async fn closed_to_the_tray_the_app_ends_its_webview_processes_and_opens_again()
     };
     painted().await;
     assert_network_process(pid);
+    // No GPU to composite on (this VM): the page was drawn without WebKit's compositing.
+    let gpu = std::fs::read_dir("/dev/dri").is_ok_and(|d| {
+        d.flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("renderD"))
+    });
+    let (web, _) = descendant_processes(pid)
+        .into_iter()
+        .find(|(_, name)| name.starts_with("WebKitWebProces"))
+        .expect("a web process below the app");
+    let environ = std::fs::read(format!("/proc/{web}/environ")).unwrap();
+    let compositing_off = environ
+        .split(|b| *b == 0)
+        .any(|v| v == b"WEBKIT_DISABLE_COMPOSITING_MODE=1");
+    assert_eq!(
+        compositing_off, !gpu,
+        "compositing off exactly when there is no GPU"
+    );
 
     assert_eq!(display.close_window("Lanyard"), 1);
     until_none_left(pid, "").await;
@@ -558,6 +576,14 @@ fn assert_network_process(pid: i32) {
 
 /// The names (`comm`) of the processes below `pid`, but for zombies.
 fn descendants(pid: i32) -> Vec<String> {
+    descendant_processes(pid)
+        .into_iter()
+        .map(|(_, name)| name)
+        .collect()
+}
+
+/// The pids and names (`comm`) of the processes below `pid`, but for zombies.
+fn descendant_processes(pid: i32) -> Vec<(i32, String)> {
     let mut table = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
         let Ok(child) = entry.file_name().to_string_lossy().parse::<i32>() else {
@@ -582,7 +608,7 @@ fn descendants(pid: i32) -> Vec<String> {
             if *parent == p {
                 below.push(*child);
                 if !zombie {
-                    names.push(name.clone());
+                    names.push((*child, name.clone()));
                 }
             }
         }

@@ -367,6 +367,11 @@ fn deep_links(app: &tauri::App, desktop: Option<&Desktop>) -> Option<String> {
 
 fn main() {
     STARTED.get_or_init(std::time::Instant::now);
+    for (key, value) in lanyard::platform::webview_environment() {
+        // SAFETY: the first thing `main` does: no other thread runs yet to read the
+        // environment while it changes.
+        unsafe { std::env::set_var(key, value) };
+    }
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_max_level(tracing::Level::INFO)

@@ -15,6 +15,42 @@
 //! a device's or locked. A read-only mapping with written pages (RELRO, after
 //! relocation) is left alone: `MADV_DONTNEED` would bring back the file's unrelocated
 //! bytes.
+//!
+//! The desktop app's webview is here too: its helper process ended once the last window
+//! is gone ([`end_webview_helpers`]), and its compositing left off where there is no GPU
+//! ([`webview_environment`]).
+
+/// WebKitGTK's switch for accelerated compositing, read as its first webview is made.
+const NO_COMPOSITING: &str = "WEBKIT_DISABLE_COMPOSITING_MODE";
+
+/// The environment the desktop app's webview should start with. With no GPU to render
+/// on (no render node in /dev/dri: a VM, Xvfb, many kiosk seats), WebKitGTK's accelerated
+/// compositing draws every layer through software GL and copies it across: with it off,
+/// the page paints in software directly, its first frame sooner and its web process
+/// some 80 MB smaller (docs/benchmarks.md). Left alone when the user set the variable.
+pub fn webview_environment() -> Vec<(&'static str, &'static str)> {
+    compositing_environment(
+        has_render_node(std::path::Path::new("/dev/dri")),
+        std::env::var_os(NO_COMPOSITING).is_some(),
+    )
+}
+
+fn compositing_environment(gpu: bool, user_chose: bool) -> Vec<(&'static str, &'static str)> {
+    if gpu || user_chose {
+        Vec::new()
+    } else {
+        vec![(NO_COMPOSITING, "1")]
+    }
+}
+
+/// Whether `dir` (/dev/dri) holds a GPU's render node (`renderD128`, …).
+fn has_render_node(dir: &std::path::Path) -> bool {
+    std::fs::read_dir(dir).is_ok_and(|entries| {
+        entries
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().starts_with("renderD"))
+    })
+}
 
 /// The helper process WebKitGTK keeps for its webviews' network, which lives on after the
 /// last webview is gone (its web processes end with their views).
@@ -185,6 +221,26 @@ fn header(line: &str) -> Option<Option<Header<'_>>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn compositing_goes_off_only_without_a_gpu_and_unless_the_user_chose() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!has_render_node(&dir.path().join("missing")));
+        std::fs::write(dir.path().join("card0"), "").unwrap();
+        assert!(
+            !has_render_node(dir.path()),
+            "a display card alone renders nothing"
+        );
+        std::fs::write(dir.path().join("renderD128"), "").unwrap();
+        assert!(has_render_node(dir.path()));
+
+        assert_eq!(
+            compositing_environment(false, false),
+            [(NO_COMPOSITING, "1")]
+        );
+        assert!(compositing_environment(true, false).is_empty());
+        assert!(compositing_environment(false, true).is_empty());
+    }
 
     fn mapping(header: &str, rss: u64, anonymous: u64, flags: &str) -> String {
         format!(

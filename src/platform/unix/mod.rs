@@ -523,6 +523,19 @@ fn parse_procargs(buf: &[u8]) -> Vec<String> {
     args
 }
 
+/// The environment the desktop app's webview should start with (Linux: accelerated
+/// compositing off where there is no GPU; see `linux_memory`). Nothing on macOS.
+pub fn webview_environment() -> Vec<(&'static str, &'static str)> {
+    #[cfg(target_os = "linux")]
+    {
+        linux_memory::webview_environment()
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        Vec::new()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::os::unix::fs::PermissionsExt as _;

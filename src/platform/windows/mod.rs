@@ -268,6 +268,11 @@ pub fn end_webview_helpers() -> usize {
     0
 }
 
+/// The webview's start-up environment: WebView2 chooses its own rendering.
+pub fn webview_environment() -> Vec<(&'static str, &'static str)> {
+    Vec::new()
+}
+
 /// The seat's idle time: `GetLastInputInfo`, the last input in this session.
 pub fn idle_probe() -> Option<Arc<dyn super::IdleProbe>> {
     Some(Arc::new(LastInput))
