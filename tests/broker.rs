@@ -760,27 +760,22 @@ async fn oidc_agent_clients_work_unchanged() {
 #[tokio::test]
 async fn the_agent_hands_back_its_start_up_code_and_keeps_serving() {
     let idp = Idp::start(false);
-    let env = signed_in(&idp, "b-pages").await;
+    let mut env = signed_in(&idp, "b-pages").await;
     env.lanyard(&["allow", "b-pages", &me()]).await.assert_ok();
-    let agent = env.start_agent().await;
+    // It says when it has handed memory back (a debug line).
+    env.set("RUST_LOG", "lanyard::broker::agent=debug");
+    let mut agent = env.start_agent().await;
     let mut raw = Raw::hello(&env).await;
     let request = json!({"id": 2, "op": "token", "account": "b-pages", "min_valid": 0});
     let first = raw.call(request.clone()).await;
     assert!(first["ok"]["access_token"].is_string(), "{first}");
     let started = resident_code(agent.pid());
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let now = resident_code(agent.pid());
-        if now < started / 2 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the agent still maps {now} bytes of its code, {started} after starting"
-        );
-        // The outcome polled, a tenth of a second apart, up to the deadline.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    agent.until_it_says("memory released").await;
+    let now = resident_code(agent.pid());
+    assert!(
+        now < started / 2,
+        "the agent still maps {now} bytes of its code, {started} after starting"
+    );
     let again = raw.call(request).await;
     assert_eq!(again["ok"], first["ok"], "the same token, from memory");
 }

@@ -474,20 +474,25 @@ async fn close_window(display: &Display, app: &Session) {
     app.wait_until_closed().await;
 }
 
-/// Waits until no process below `pid` has a name starting with `prefix` (all, for "").
+/// Waits until no process below `pid` has a name starting with `prefix` (all, for ""):
+/// for each one left, until it exits.
 async fn until_none_left(pid: i32, prefix: &str) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        let left = descendants(pid);
-        if !left.iter().any(|n| n.starts_with(prefix)) {
-            return;
+    let wait = async {
+        while let Some((left, _)) = descendant_processes(pid)
+            .into_iter()
+            .find(|(_, name)| name.starts_with(prefix))
+        {
+            exited(left).await;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still running 30 s after the window closed: {left:?}"
+    };
+    if tokio::time::timeout(std::time::Duration::from_secs(30), wait)
+        .await
+        .is_err()
+    {
+        panic!(
+            "still running 30 s after the window closed: {:?}",
+            descendants(pid)
         );
-        // The process table polled a tenth of a second apart, up to the deadline.
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
 }
 

@@ -584,6 +584,8 @@ pub fn free_port() -> u16 {
 /// A running `lanyard agent` on the test's socket, stopped with SIGTERM on drop.
 pub struct AgentProc {
     child: Option<tokio::process::Child>,
+    /// The lines it writes to stderr after "listening at".
+    said: tokio::sync::mpsc::UnboundedReceiver<String>,
 }
 
 impl Env {
@@ -624,14 +626,39 @@ impl Env {
             said.join("\n")
         );
         // Keep reading its stderr, so that it never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = stderr.next_line().await {} });
-        AgentProc { child: Some(child) }
+        let (tell, said) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = stderr.next_line().await {
+                let _ = tell.send(line);
+            }
+        });
+        AgentProc {
+            child: Some(child),
+            said,
+        }
     }
 }
 
 impl AgentProc {
     pub fn pid(&self) -> u32 {
         self.child.as_ref().and_then(|c| c.id()).unwrap()
+    }
+
+    /// Waits (up to 30 s) until the agent writes a line to stderr that contains `needle`.
+    pub async fn until_it_says(&mut self, needle: &str) {
+        let wait = async {
+            while let Some(line) = self.said.recv().await {
+                if line.contains(needle) {
+                    return true;
+                }
+            }
+            false
+        };
+        let said = tokio::time::timeout(std::time::Duration::from_secs(30), wait).await;
+        assert!(
+            matches!(said, Ok(true)),
+            "the agent did not say {needle:?} within 30 s"
+        );
     }
 
     /// Waits for the agent to exit on its own (or by someone else's signal).
