@@ -278,12 +278,11 @@ impl Client {
     /// resolves once it comes back and every check has passed (or after five minutes).
     pub async fn sign_in(&self) -> Result<Identity, Error> {
         let options = LoginOptions {
-            open_browser: true,
             timeout: SIGN_IN_TIMEOUT,
-            prompt: None,
+            ..LoginOptions::default()
         };
-        let record = self.lanyard.login(ACCOUNT, &options, &|_| {}).await?;
-        Ok(Identity::from_record(&record))
+        let record = self.lanyard.login(ACCOUNT, &options, &|_| {}).await;
+        Ok(Identity::from_record(&for_the_app(record)?))
     }
 
     /// Signs in with the device flow (RFC 8628), for a device without a browser or a
@@ -309,8 +308,12 @@ impl Client {
                 });
             }
         };
-        let record = self.lanyard.login_device(ACCOUNT, &progress).await?;
-        Ok(Identity::from_record(&record))
+        let options = LoginOptions::default();
+        let record = self
+            .lanyard
+            .login_device(ACCOUNT, &options, &progress)
+            .await;
+        Ok(Identity::from_record(&for_the_app(record)?))
     }
 
     /// Whether the provider offers the device flow.
@@ -396,6 +399,22 @@ impl Client {
             provider_session_ended: report.end_session == crate::session::EndSession::Ended,
             warnings: report.warnings,
         })
+    }
+}
+
+/// A sign-in's outcome, its refusal said for the app's person: there is no `lanyard
+/// login` to run in an app.
+fn for_the_app(
+    outcome: Result<crate::store::Record, Error>,
+) -> Result<crate::store::Record, Error> {
+    match outcome {
+        Err(Error::SubjectChanged { was, now, .. }) => Err(Error::Usage {
+            kind: crate::Kind::Rejected,
+            message: format!(
+                "this app is signed in as {was}, but the sign-in came back as {now}: nothing was kept; sign out first to sign in as someone else"
+            ),
+        }),
+        other => other,
     }
 }
 

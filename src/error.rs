@@ -76,7 +76,7 @@ pub enum Error {
     },
     /// AWS STS refused the account's ID token, or could not be reached.
     #[error(transparent)]
-    Sts(Box<crate::session::StsError>),
+    Sts(Box<StsError>),
     /// A pasted sign-in (`lanyard login --paste`) was asked of an account whose redirect
     /// is a private-use scheme: only the loopback's address can be pasted.
     #[error(
@@ -99,6 +99,20 @@ pub enum Error {
         scopes: String,
         /// The scopes granted at sign-in.
         granted: String,
+    },
+    /// A sign-in came back as another person than the one the account is signed in as
+    /// (another `sub`, or another issuer). Nothing was stored, and what the provider
+    /// issued was revoked.
+    #[error(
+        "{account} is {was}, but this sign-in came back as {now}: nothing was kept; to sign in to {account} as someone else on purpose, run `lanyard login {account} --as-new-user` (or `lanyard logout {account}` first)"
+    )]
+    SubjectChanged {
+        /// The account.
+        account: String,
+        /// Who it is signed in as (subject at issuer).
+        was: String,
+        /// Who the sign-in came back as.
+        now: String,
     },
     #[error("{account} is signing in already; finish that sign-in in the browser, or cancel it")]
     /// A sign-in of the account is already under way.
@@ -257,8 +271,9 @@ impl Error {
             Error::Store(store::Error::State { .. }) => Kind::Other,
             Error::Browser(_) | Error::SignInUnderWay { .. } => Kind::Other,
             Error::PasteNeedsLoopback { .. } => Kind::Config,
+            Error::SubjectChanged { .. } => Kind::Rejected,
             Error::Sts(e) => match **e {
-                crate::session::StsError::Refused { .. } => Kind::Denied,
+                StsError::Refused { .. } => Kind::Denied,
                 _ => Kind::Provider,
             },
             Error::SignInNeeded { .. } | Error::SignInAgain { .. } => Kind::SignInNeeded,
@@ -289,4 +304,23 @@ impl From<validate::Error> for Error {
     fn from(e: validate::Error) -> Error {
         Error::Rejected(e)
     }
+}
+
+/// A failure of STS, as it said it.
+#[derive(Debug, thiserror::Error)]
+pub enum StsError {
+    /// STS refused (its error code and message).
+    #[error("AWS STS refused AssumeRoleWithWebIdentity: {code}: {message}")]
+    Refused {
+        /// STS's code (`InvalidIdentityToken`, `AccessDenied`, …).
+        code: String,
+        /// Its message.
+        message: String,
+    },
+    /// The answer was not what STS answers.
+    #[error("AWS STS answered something unexpected: {0}")]
+    Garbled(String),
+    /// The request did not get through.
+    #[error("AWS STS: {0}")]
+    Http(#[from] crate::http::Error),
 }

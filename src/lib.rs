@@ -58,7 +58,7 @@
 //!
 //! let config = Config::load(&Config::default_path()?)?;
 //! let lanyard = Lanyard::new(config, Records::new(Records::default_dir()))?;
-//! let options = LoginOptions { open_browser: true, timeout: Duration::from_secs(300), prompt: None };
+//! let options = LoginOptions { timeout: Duration::from_secs(120), ..LoginOptions::default() };
 //! let record = lanyard.login("work", &options, &|_progress| {}).await?;
 //! println!("signed in as {}", record.subject);
 //! let token = lanyard.token("work", 60).await?;

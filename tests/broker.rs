@@ -19,7 +19,7 @@ struct Raw {
 
 impl Raw {
     async fn connect(env: &Env) -> Raw {
-        let stream = UnixStream::connect(env.path("agent.sock")).await.unwrap();
+        let stream = UnixStream::connect(env.socket()).await.unwrap();
         let (read, write) = stream.into_split();
         Raw {
             read: BufReader::new(read),
@@ -242,7 +242,7 @@ async fn unknown_apps_are_refused_until_allowed() {
         "SIGTERM stops the agent cleanly"
     );
     assert!(
-        !std::path::Path::new(&env.path("agent.sock")).exists(),
+        !std::path::Path::new(&env.socket()).exists(),
         "the socket is removed"
     );
 }
@@ -382,7 +382,8 @@ async fn the_agent_writes_the_keychain_only_when_the_refresh_token_rotates() {
     );
     // Another process rotates the refresh token the agent holds.
     let mut direct = env.command(&["token", "b-rotating", "--min-valid", "60"]);
-    direct.env("LANYARD_SOCK", env.path("no-agent.sock"));
+    // (In a runtime directory of its own, where no agent runs: direct mode.)
+    direct.env("XDG_RUNTIME_DIR", env.path("elsewhere"));
     let out = direct.output().await.unwrap();
     assert!(out.status.success(), "{out:?}");
     let elsewhere = support::stored_tokens("b-rotating").unwrap();
@@ -411,9 +412,12 @@ async fn another_user_is_refused() {
     // Open the socket's permissions so that only the peer-credential check stands between
     // another user and the agent (the directory's 0700 would stop them earlier).
     use std::os::unix::fs::PermissionsExt as _;
-    let socket = env.path("agent.sock");
-    let dir = std::path::Path::new(&socket).parent().unwrap().to_owned();
-    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let socket = env.socket();
+    // (Every directory down to it: the runtime directory, and Lanyard's inside.)
+    for dir in ["", "run", "run/lanyard"] {
+        let dir = std::path::Path::new(&env.path("")).join(dir);
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
     std::fs::set_permissions(&socket, std::fs::Permissions::from_mode(0o666)).unwrap();
     // A raw client as user nobody (Lanyard's own client would refuse this agent first,
     // see below): its hello is answered with the refusal, then the agent hangs up.

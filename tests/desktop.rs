@@ -458,7 +458,7 @@ async fn the_tray_signs_in_and_out_notifies_and_outlives_the_window() {
     tray.click("Quit Lanyard").await;
     exited(pid).await;
     assert!(
-        std::os::unix::net::UnixStream::connect(env.path("agent.sock")).is_err(),
+        std::os::unix::net::UnixStream::connect(env.socket()).is_err(),
         "the broker still answers after Quit"
     );
 }
@@ -555,7 +555,7 @@ async fn closed_to_the_tray_the_app_ends_its_webview_processes_and_opens_again()
     assert_eq!(display.close_window("Lanyard"), 1);
     until_none_left(pid, "").await;
     assert!(
-        std::os::unix::net::UnixStream::connect(env.path("agent.sock")).is_ok(),
+        std::os::unix::net::UnixStream::connect(env.socket()).is_ok(),
         "the broker lives on in the tray"
     );
 
@@ -623,7 +623,7 @@ fn descendant_processes(pid: i32) -> Vec<(i32, String)> {
 
 /// The pid of the process serving this test's broker socket (its peer credentials).
 pub(crate) fn broker_pid(env: &Env) -> i32 {
-    let sock = std::os::unix::net::UnixStream::connect(env.path("agent.sock")).unwrap();
+    let sock = std::os::unix::net::UnixStream::connect(env.socket()).unwrap();
     sock.set_nonblocking(true).unwrap();
     let sock = tokio::net::UnixStream::from_std(sock).unwrap();
     let (_, pid, _) = lanyard::platform::server_of(&sock).unwrap();
@@ -659,7 +659,7 @@ pub(crate) async fn exited(pid: i32) {
 async fn start_model(env: &Env, timeout: std::time::Duration) -> Result<Desktop, Failure> {
     Desktop::start(Options {
         config: Some(env.config.clone()),
-        socket: Some(env.path("agent.sock").into()),
+        socket: Some(env.socket().into()),
         data_dir: Some(PathBuf::from(env.path("data")).join("lanyard")),
         approval_timeout: Some(timeout),
         // The app runs in this test program: name the command line it ships beside.

@@ -161,7 +161,7 @@ async fn through_the_agent_a_tool_gets_proofs_not_the_key() {
         .await
         .assert_ok();
 
-    let mut agent = lanyard::broker::Client::connect(std::path::Path::new(&env.path("agent.sock")))
+    let mut agent = lanyard::broker::Client::connect(std::path::Path::new(&env.socket()))
         .await
         .unwrap();
     let reply: Value = agent

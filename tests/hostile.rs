@@ -438,9 +438,8 @@ async fn a_sign_out_forgets_even_when_the_revocation_cannot_start() {
         .with_keychain(keychain.clone())
         .with_opener(std::sync::Arc::new(Follow));
     let options = LoginOptions {
-        open_browser: true,
         timeout: std::time::Duration::from_secs(30),
-        prompt: None,
+        ..LoginOptions::default()
     };
     lanyard.login("seat", &options, &|_| {}).await.unwrap();
     assert_eq!(

@@ -83,7 +83,7 @@ async fn start_seat_with(
 ) -> Desktop {
     Desktop::start(Options {
         config: Some(env.config.clone()),
-        socket: Some(env.path("agent.sock").into()),
+        socket: Some(env.socket().into()),
         data_dir: Some(PathBuf::from(env.path("data")).join("lanyard")),
         kiosk: Some(kiosk),
         idle_probe,

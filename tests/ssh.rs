@@ -205,7 +205,7 @@ async fn only_lanyard_ssh_opens_a_hosts_sockets() {
     let idp = Idp::start(false);
     let env = signed_in(&idp, "ssh-forge").await;
     let _agent = env.start_agent().await;
-    let mut client = lanyard::broker::Client::connect(Path::new(&env.path("agent.sock")))
+    let mut client = lanyard::broker::Client::connect(Path::new(&env.socket()))
         .await
         .unwrap();
     let refused = client

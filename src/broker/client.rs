@@ -49,10 +49,13 @@ impl Error {
         use crate::Kind;
         match self {
             Error::Agent(body) => match body.code {
-                Code::ApprovalRequired | Code::Denied | Code::WrongUser => Kind::Denied,
+                Code::ApprovalRequired
+                | Code::Denied
+                | Code::WrongUser
+                | Code::NotAllowedFromHost => Kind::Denied,
                 Code::SignInNeeded => Kind::SignInNeeded,
                 Code::ProviderError => Kind::Provider,
-                Code::Rejected => Kind::Rejected,
+                Code::Rejected | Code::SubjectChanged => Kind::Rejected,
                 Code::KeychainUnavailable => Kind::Keychain,
                 Code::UnknownAccount
                 | Code::BadRequest
@@ -135,6 +138,33 @@ impl Client {
             url: request.url,
             nonce: request.nonce,
             min_valid: request.min_valid,
+        })
+        .await
+    }
+
+    /// The account's ID token, valid for at least `min_valid` more seconds (`id_token`;
+    /// needs the account's ID-token grant).
+    pub async fn id_token(
+        &mut self,
+        account: &str,
+        min_valid: u64,
+    ) -> Result<protocol::IdTokenReply, Error> {
+        self.call(Op::IdToken {
+            account: account.to_owned(),
+            min_valid,
+        })
+        .await
+    }
+
+    /// A token for the account's client itself (`client_credentials`).
+    pub async fn client_credentials(
+        &mut self,
+        account: &str,
+        scope: Option<&str>,
+    ) -> Result<TokenReply, Error> {
+        self.call(Op::ClientCredentials {
+            account: account.to_owned(),
+            scope: scope.map(str::to_owned),
         })
         .await
     }

@@ -18,10 +18,12 @@ use std::path::PathBuf;
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
+use super::accept::{self, Limits};
 use super::agent::Agent;
+use super::oidc_agent;
 use super::peer::Peer;
 use super::protocol::{Code, ErrorBody};
-use super::{oidc_agent, server};
+use super::server::{self, Forwarded};
 use crate::platform::{self, Listener};
 
 /// What names a host's requests in the policy: `ssh:HOST`.
@@ -35,9 +37,8 @@ pub struct Forward {
     stop: watch::Sender<bool>,
 }
 
-impl Forward {
-    /// What `forward` answers: the two sockets' paths.
-    pub fn reply(&self) -> Value {
+impl Forwarded for Forward {
+    fn reply(&self) -> Value {
         json!({ "socket": self.socket, "oidc_socket": self.oidc_socket })
     }
 }
@@ -49,14 +50,19 @@ impl Drop for Forward {
     }
 }
 
-/// Opens HOST's sockets for `owner`, the connection that asked.
-pub fn open(agent: &Agent, host: &str, owner: &Peer) -> Result<Forward, ErrorBody> {
+/// Opens HOST's sockets for `owner`, the connection that asked ([`server::Forwarder`]).
+pub fn open(agent: &Agent, host: &str, owner: &Peer) -> Result<Box<dyn Forwarded>, ErrorBody> {
     let refuse = |code, message: String| ErrorBody {
         code,
         message,
         hint: None,
     };
     check_host(host).map_err(|why| refuse(Code::BadRequest, why))?;
+    // A host reaches its sockets through a `lanyard` command line on its side, which is
+    // looked through as any other: it must not open sockets of its own.
+    if owner.remote {
+        return Err(server::not_allowed_from_host(owner));
+    }
     let (Some(_), Some(cli)) = (&owner.through, owner.process) else {
         return Err(refuse(
             Code::Denied,
@@ -93,13 +99,13 @@ pub fn open(agent: &Agent, host: &str, owner: &Peer) -> Result<Forward, ErrorBod
             (agent.clone(), user.clone(), clis.clone(), host.to_owned());
         let shutdown = until(stopped.clone());
         async move {
-            let limits = server::Limits {
+            let limits = Limits {
                 parent: true,
                 ..server::limits(server::MAX_CONNECTIONS)
             };
-            server::accept(main, &clis, limits, shutdown, move |stream, peer| {
+            accept::accept(main, &clis, limits, shutdown, move |stream, peer| {
                 let peer = peer.and_then(|p| as_host(p, &host, cli));
-                server::serve(stream, peer, agent.clone(), user.clone())
+                server::serve(stream, peer, agent.clone(), user.clone(), None)
             })
             .await;
         }
@@ -108,10 +114,10 @@ pub fn open(agent: &Agent, host: &str, owner: &Peer) -> Result<Forward, ErrorBod
         let (agent, host) = (agent.clone(), host.to_owned());
         let shutdown = until(stopped);
         async move {
-            server::accept(
+            accept::accept(
                 compat,
                 &clis,
-                server::Limits {
+                Limits {
                     parent: true,
                     ..oidc_agent::limits()
                 },
@@ -125,7 +131,7 @@ pub fn open(agent: &Agent, host: &str, owner: &Peer) -> Result<Forward, ErrorBod
         }
     });
     tracing::info!(host, cli, socket = %forward.socket.display(), "serving a remote host");
-    Ok(forward)
+    Ok(Box::new(forward))
 }
 
 /// The peer of a host's socket, named as the host: it must be the ssh that `lanyard ssh`
@@ -140,6 +146,7 @@ fn as_host(peer: Peer, host: &str, cli: i32) -> std::io::Result<Peer> {
     Ok(Peer {
         app: format!("{PREFIX}{host}"),
         through: Some(peer.app),
+        remote: true,
         ..peer
     })
 }
@@ -168,6 +175,7 @@ mod tests {
             through: through.map(Into::into),
             process: Some(process),
             parent: Some(parent),
+            remote: false,
         }
     }
 
@@ -175,6 +183,7 @@ mod tests {
     fn only_the_ssh_that_lanyard_ssh_runs_is_named_as_the_host() {
         let named = as_host(peer("/usr/bin/ssh", 20, 10, None), "build-box", 10).unwrap();
         assert_eq!(named.app, "ssh:build-box");
+        assert!(named.remote);
         assert_eq!(named.through.as_deref(), Some("/usr/bin/ssh"));
         // Another program of the user's that found the socket.
         let other = as_host(peer("/usr/bin/python3", 30, 1, None), "build-box", 10);

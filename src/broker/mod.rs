@@ -11,6 +11,7 @@
 //! - [`forward`]: both sockets again for one remote host (`lanyard ssh`), its requests
 //!   named `ssh:HOST`.
 
+mod accept;
 pub mod agent;
 pub mod client;
 mod flight;
@@ -24,11 +25,47 @@ pub mod server;
 pub use agent::Agent;
 pub use client::Client;
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
 
 use crate::platform;
 
 pub use crate::platform::BindError;
+
+/// Serves the agent's own socket until `shutdown` completes, then stops accepting and
+/// ends every connection. Each connection is its own task: a client that stalls, trickles
+/// bytes, sends garbage or oversize frames is answered or dropped without delaying anyone
+/// else.
+pub async fn run(listener: platform::Listener, agent: Agent, shutdown: impl Future<Output = ()>) {
+    run_with(listener, agent, server::MAX_CONNECTIONS, shutdown).await;
+}
+
+/// [`run`], serving at most `limit` connections at once.
+pub async fn run_with(
+    listener: platform::Listener,
+    agent: Agent,
+    limit: usize,
+    shutdown: impl Future<Output = ()>,
+) {
+    let clis = agent.clis().clone();
+    let user = platform::own_user();
+    accept::accept(
+        listener,
+        &clis,
+        server::limits(limit),
+        shutdown,
+        move |stream, peer| {
+            server::serve(
+                stream,
+                peer,
+                agent.clone(),
+                user.clone(),
+                Some(forward::open),
+            )
+        },
+    )
+    .await;
+}
 
 /// `$LANYARD_SOCK`, else the platform's default: `$XDG_RUNTIME_DIR/lanyard/agent.sock` or a
 /// per-user directory under the system's temporary directory on Unix,
@@ -55,4 +92,59 @@ pub async fn bind(path: &Path) -> Result<platform::Listener, BindError> {
         platform::clear_stale(path).map_err(io)?;
     }
     platform::Listener::bind(path).map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+    use super::*;
+    use crate::config::Config;
+    use crate::platform::{self, Listener};
+    use crate::session::Lanyard;
+    use crate::store::Records;
+
+    fn agent(dir: &Path) -> Agent {
+        let config = Config::parse(Path::new("/config.toml"), "").unwrap();
+        let lanyard = Lanyard::new(config, Records::new(None)).unwrap();
+        Agent::new(lanyard, Some(dir.to_owned()), None)
+    }
+
+    /// Clients that hold every slot and say nothing: the next client is told at once that
+    /// the agent is busy, and shutdown does not wait for them.
+    #[tokio::test]
+    async fn a_client_holding_every_slot_blocks_neither_others_nor_shutdown() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = if cfg!(windows) {
+            format!(r"\\.\pipe\lanyard-test-{}", std::process::id()).into()
+        } else {
+            dir.path().join("agent.sock")
+        };
+        let listener = Listener::bind(&path).unwrap();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(run_with(listener, agent(dir.path()), 2, async {
+            let _ = stopped.await;
+        }));
+        let _first = platform::connect(&path).await.unwrap();
+        let _second = platform::connect(&path).await.unwrap();
+        let third = platform::connect(&path).await.unwrap();
+        let mut line = String::new();
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            BufReader::new(third).read_line(&mut line),
+        )
+        .await
+        .expect("the third client is answered at once")
+        .unwrap();
+        let answer: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(answer["error"]["code"], "busy", "{answer}");
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), server)
+            .await
+            .expect("shutdown does not wait for the silent clients")
+            .unwrap();
+    }
 }

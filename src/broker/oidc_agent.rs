@@ -17,6 +17,7 @@ use crypto_box::{PublicKey, SalsaBox, SecretKey};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
+use super::accept::{self, Limits};
 use super::agent::Agent;
 use super::peer::Peer;
 use super::server::{self, FRAME_TIMEOUT};
@@ -28,15 +29,15 @@ const MAX_MESSAGE: usize = 64 * 1024;
 pub async fn run(listener: Listener, agent: Agent, shutdown: impl Future<Output = ()>) {
     let user = platform::own_user();
     let clis = agent.clis().clone();
-    server::accept(listener, &clis, limits(), shutdown, move |stream, peer| {
+    accept::accept(listener, &clis, limits(), shutdown, move |stream, peer| {
         serve(stream, peer, agent.clone(), user.clone())
     })
     .await;
 }
 
 /// As many connections as the agent's own socket serves at once.
-pub(super) fn limits() -> server::Limits {
-    server::Limits {
+pub(super) fn limits() -> Limits {
+    Limits {
         max: server::MAX_CONNECTIONS,
         busy: failure("the agent is serving as many connections as it will; try again")
             .to_string()
@@ -113,6 +114,10 @@ pub(super) async fn serve(
 async fn handle(agent: &Agent, request: &Value, peer: &Peer) -> Value {
     let field = |k: &str| request.get(k).and_then(Value::as_str);
     match field("request") {
+        // Which accounts are signed in is the desktop's to know, not a remote host's.
+        Some("loaded_accounts") if peer.remote => {
+            failure(&server::not_allowed_from_host(peer).message)
+        }
         Some("loaded_accounts") => {
             let names: Vec<String> = agent
                 .accounts()

@@ -38,6 +38,9 @@ pub struct Peer {
     /// it (`forward`).
     pub process: Option<i32>,
     pub parent: Option<i32>,
+    /// A remote host's, through the sockets `lanyard ssh` forwards: it may ask only for
+    /// tokens and identity (`server::allowed_from_host`).
+    pub remote: bool,
 }
 
 /// The `lanyard` command lines this broker recognises, by canonical path.
@@ -150,6 +153,7 @@ pub fn identify(
             through: None,
             process: process.pid,
             parent: None,
+            remote: false,
         });
     };
     let parent = with_parent.then(|| process.processes.parent(pid)).flatten();
@@ -162,6 +166,7 @@ pub fn identify(
         through: through.map(|p| p.display().to_string()),
         process: Some(pid),
         parent,
+        remote: false,
     })
 }
 

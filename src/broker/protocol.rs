@@ -46,6 +46,22 @@ pub enum Op {
         #[serde(default, skip_serializing_if = "is_false")]
         exchange: bool,
     },
+    /// The account's ID token, valid for at least `min_valid` more seconds (refreshed
+    /// when it is not), for the cloud commands (`aws-credentials`, `gcp-credential`).
+    /// Needs the account's ID-token grant (`lanyard allow ACCOUNT APP --id-token`): an ID
+    /// token is the person's identity, not an API credential.
+    IdToken {
+        account: String,
+        #[serde(default = "default_min_valid")]
+        min_valid: u64,
+    },
+    /// A token for the account's confidential client itself (client credentials grant),
+    /// with these scopes (space-separated) if given. Needs approval for the account.
+    ClientCredentials {
+        account: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scope: Option<String>,
+    },
     /// Sign in, run by the agent (in the browser, or with the device flow). Progress
     /// frames for this `id` come before the answer. No approval needed: the person must
     /// finish the sign-in themselves, and the answer names the subject only to an app
@@ -64,6 +80,10 @@ pub enum Op {
         /// Give up after this many seconds [default: 300].
         #[serde(default, skip_serializing_if = "Option::is_none")]
         timeout: Option<u64>,
+        /// The sign-in may come back as another person than the account's; without it,
+        /// such a sign-in is refused (`subject_changed`) and stores nothing.
+        #[serde(default, skip_serializing_if = "is_false")]
+        as_new_user: bool,
     },
     /// Sign out (revoke, forget, end the provider session unless `local`), run by the
     /// agent, with progress frames while the provider's sign-out page is open. No approval
@@ -196,6 +216,10 @@ pub enum Code {
     NotSupported,
     /// The agent serves as many connections as it will; try again.
     Busy,
+    /// A remote host (`lanyard ssh`) asked for what only the desktop itself may do.
+    NotAllowedFromHost,
+    /// A sign-in came back as another person (or from another issuer) than the account's.
+    SubjectChanged,
     Internal,
     #[serde(other)]
     Unknown,
@@ -212,6 +236,14 @@ pub struct TokenReply {
     /// refresh failed and this is the current token, still valid for a while.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warning: Option<String>,
+}
+
+/// What `id_token` answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IdTokenReply {
+    pub id_token: String,
+    /// Unix seconds.
+    pub expires_at: u64,
 }
 
 /// The request a `proof` is for (the fields of [`Op::Proof`] but the account).
@@ -424,17 +456,19 @@ mod tests {
                 prompt: None,
                 device: false,
                 timeout: None,
+                as_new_user: false,
             },
         );
         check(
             json!({"id": 7, "op": "login", "account": "w", "open_browser": false,
-                   "prompt": "login", "device": true, "timeout": 30}),
+                   "prompt": "login", "device": true, "timeout": 30, "as_new_user": true}),
             Op::Login {
                 account: "w".into(),
                 open_browser: false,
                 prompt: Some("login".into()),
                 device: true,
                 timeout: Some(30),
+                as_new_user: true,
             },
         );
         let defaulted = decode(br#"{"id":7,"op":"token","account":"w"}"#).unwrap();
@@ -456,7 +490,7 @@ mod tests {
             min_valid in proptest::prelude::any::<u64>(),
             scope in proptest::option::of("[a-z: ]{0,30}"),
             local in proptest::prelude::any::<bool>(),
-            which in 0u8..7,
+            which in 0u8..9,
         ) {
             let op = match which {
                 0 => Op::Hello { version: min_valid as u32 },
@@ -464,7 +498,9 @@ mod tests {
                 2 => Op::Identity { account },
                 3 => Op::Token { account, min_valid, scope, audience: None, exchange: false },
                 4 => Op::Logout { account, local, open_browser: !local },
-                5 => Op::Login { account, open_browser: local, prompt: scope, device: !local, timeout: Some(min_valid) },
+                5 => Op::Login { account, open_browser: local, prompt: scope, device: !local, timeout: Some(min_valid), as_new_user: local },
+                6 => Op::IdToken { account, min_valid },
+                7 => Op::ClientCredentials { account, scope },
                 _ => Op::Subscribe,
             };
             let request = Request { id, op };
@@ -556,6 +592,7 @@ mod tests {
                 prompt: None,
                 device: false,
                 timeout: None,
+                as_new_user: false,
             },
             Op::Logout {
                 account: a(),
@@ -572,6 +609,14 @@ mod tests {
                 nonce: None,
                 min_valid: 60,
             },
+            Op::IdToken {
+                account: a(),
+                min_valid: 60,
+            },
+            Op::ClientCredentials {
+                account: a(),
+                scope: None,
+            },
         ];
         for op in &ops {
             match op {
@@ -584,7 +629,9 @@ mod tests {
                 | Op::Subscribe
                 | Op::EndSession
                 | Op::Forward { .. }
-                | Op::Proof { .. } => {}
+                | Op::Proof { .. }
+                | Op::IdToken { .. }
+                | Op::ClientCredentials { .. } => {}
             }
         }
         let codes = [
@@ -603,6 +650,8 @@ mod tests {
             Code::KeychainUnavailable,
             Code::NotSupported,
             Code::Busy,
+            Code::NotAllowedFromHost,
+            Code::SubjectChanged,
             Code::Internal,
         ];
         for code in &codes {
@@ -622,6 +671,8 @@ mod tests {
                 | Code::KeychainUnavailable
                 | Code::NotSupported
                 | Code::Busy
+                | Code::NotAllowedFromHost
+                | Code::SubjectChanged
                 | Code::Internal
                 | Code::Unknown => {}
             }

@@ -6,19 +6,18 @@
 //! garbage or oversize frames is answered or dropped without delaying anyone else. Every
 //! connection's peer is checked before its first request: another user is refused.
 
-use std::future::Future;
-use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::Value;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, ReadHalf, WriteHalf};
-use tokio::sync::{Semaphore, broadcast};
-use tokio::task::JoinSet;
+use tokio::sync::broadcast;
 
+use super::accept::Limits;
 use super::agent::Agent;
-use super::peer::{self, Clis, Peer};
-use super::protocol::{self, Code, EventFrame, Op, ProgressFrame, Response};
+use super::peer::Peer;
+use super::protocol::{self, Code, ErrorBody, EventFrame, Op, ProgressFrame, Response};
 use crate::flow::Target;
-use crate::platform::{self, Connection, Listener, User};
+use crate::platform::{Connection, User};
 
 type OwnedReadHalf = ReadHalf<Connection>;
 type OwnedWriteHalf = WriteHalf<Connection>;
@@ -31,41 +30,6 @@ pub const FRAME_TIMEOUT: Duration = Duration::from_secs(10);
 pub const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Connections served at once; more wait in the kernel's backlog.
 pub const MAX_CONNECTIONS: usize = 1024;
-
-/// Serves until `shutdown` completes, then stops accepting and ends every connection.
-pub async fn run(listener: Listener, agent: Agent, shutdown: impl Future<Output = ()>) {
-    run_with(listener, agent, MAX_CONNECTIONS, shutdown).await;
-}
-
-/// [`run`], serving at most `limit` connections at once.
-pub async fn run_with(
-    listener: Listener,
-    agent: Agent,
-    limit: usize,
-    shutdown: impl Future<Output = ()>,
-) {
-    let clis = agent.clis().clone();
-    let user = platform::own_user();
-    accept(
-        listener,
-        &clis,
-        limits(limit),
-        shutdown,
-        move |stream, peer| serve(stream, peer, agent.clone(), user.clone()),
-    )
-    .await;
-}
-
-/// How many connections are served at once, and what the next one is told; and whether
-/// peers are named with their parent process.
-pub struct Limits {
-    pub max: usize,
-    /// Written (without waiting) to a connection over the limit before it is closed.
-    pub busy: Vec<u8>,
-    /// Name each peer's parent too: a host's forwarded sockets serve only the ssh that
-    /// `lanyard ssh` runs. Reading it costs a connection two /proc reads and a pidfd.
-    pub parent: bool,
-}
 
 /// At most `max` connections of this protocol at once.
 pub(super) fn limits(max: usize) -> Limits {
@@ -81,79 +45,39 @@ pub(super) fn limits(max: usize) -> Limits {
     }
 }
 
-/// The accept loop both sockets share (Lanyard's and the oidc-agent one): each client is
-/// identified and served in a task of its own; one over
-/// `limits.max` is told so and closed at once, so a client that holds every slot blocks
-/// neither accepting nor shutdown. All connections end at shutdown.
-pub async fn accept<F, Fut>(
-    mut listener: Listener,
-    clis: &Clis,
-    limits: Limits,
-    shutdown: impl Future<Output = ()>,
-    handle: F,
-) where
-    F: Fn(Connection, std::io::Result<Peer>) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = ()> + Send + 'static,
-{
-    let handle = Arc::new(handle);
-    let slots = Arc::new(Semaphore::new(limits.max));
-    let mut connections = JoinSet::new();
-    let mut backoff = ACCEPT_BACKOFF;
-    tokio::pin!(shutdown);
-    loop {
-        tokio::select! {
-            _ = &mut shutdown => break,
-            // Reap finished connection tasks as they end.
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            accepted = listener.accept() => {
-                let stream = match accepted {
-                    Ok(stream) => {
-                        backoff = ACCEPT_BACKOFF;
-                        stream
-                    }
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        // Out of file descriptors and the like: give the system a moment,
-                        // longer each time it fails again, still listening for shutdown.
-                        tokio::select! {
-                            _ = &mut shutdown => break,
-                            _ = tokio::time::sleep(backoff) => {}
-                        }
-                        backoff = (backoff * 2).min(Duration::from_secs(5));
-                        continue;
-                    }
-                };
-                let Ok(permit) = slots.clone().try_acquire_owned() else {
-                    tracing::warn!(limit = limits.max, "too many connections; refusing one");
-                    let _ = stream.try_write(&limits.busy);
-                    continue;
-                };
-                // The peer is named in the connection's own task, so that clients
-                // connecting once per request are named on every core, not one at a time
-                // here. The socket keeps the peer's credentials and, where the kernel
-                // has SO_PEERPIDFD, its pidfd from the moment it connected; a peer gone
-                // by then cannot be named and is refused.
-                let (handle, clis, parent) = (handle.clone(), clis.clone(), limits.parent);
-                connections.spawn(async move {
-                    let peer = peer::identify(&stream, &clis, parent);
-                    handle(stream, peer).await;
-                    drop(permit);
-                });
-            }
-        }
-    }
-    connections.shutdown().await;
+/// Opens a remote host's own sockets for the connection that asked (`forward`), served
+/// until what it returns is dropped. The forwarder stands above this module
+/// (`broker::forward`), so it is handed in.
+pub type Forwarder = fn(&Agent, &str, &Peer) -> Result<Box<dyn Forwarded>, ErrorBody>;
+
+/// A remote host's sockets, open while this lives.
+pub trait Forwarded: Send {
+    /// What `forward` answers: where the sockets are.
+    fn reply(&self) -> Value;
 }
 
-/// The first pause after a failed `accept`.
-const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
+/// What a remote host may ask through its forwarded socket: what an app that holds a
+/// token needs, each under `ssh:HOST`'s approval. Signing in or out, listing the accounts,
+/// watching events, opening more forwards and ending a kiosk session are the desktop's.
+pub fn allowed_from_host(op: &Op) -> bool {
+    matches!(
+        op,
+        Op::Hello { .. }
+            | Op::Token { .. }
+            | Op::Identity { .. }
+            | Op::Proof { .. }
+            | Op::IdToken { .. }
+    )
+}
 
-/// One connection of the agent's protocol, from `peer`, until it closes.
+/// One connection of the agent's protocol, from `peer`, until it closes. `forwarder`
+/// serves `forward`; without one, `forward` is not offered.
 pub(super) async fn serve(
     stream: Connection,
     peer: std::io::Result<Peer>,
     agent: Agent,
     user: User,
+    forwarder: Option<Forwarder>,
 ) {
     let peer = match peer {
         Ok(peer) => peer,
@@ -206,6 +130,16 @@ pub(super) async fn serve(
             }
         };
         let id = request.id;
+        if peer.remote && !allowed_from_host(&request.op) {
+            let refusal = Response {
+                id,
+                outcome: protocol::Outcome::Error(not_allowed_from_host(&peer)),
+            };
+            if send(&mut write, &refusal).await.is_err() {
+                return;
+            }
+            continue;
+        }
         let response = match (greeted, request.op) {
             (false, Op::Hello { version }) if version == protocol::VERSION => {
                 greeted = true;
@@ -244,7 +178,14 @@ pub(super) async fn serve(
                 }
                 return;
             }
-            (true, Op::Forward { host }) => match super::forward::open(&agent, &host, &peer) {
+            (true, Op::Forward { host }) => match forwarder
+                .ok_or_else(|| ErrorBody {
+                    code: Code::NotSupported,
+                    message: "this socket opens no sockets for remote hosts".into(),
+                    hint: None,
+                })
+                .and_then(|open| open(&agent, &host, &peer))
+            {
                 Ok(forward) => {
                     if send(&mut write, &Response::ok(id, forward.reply()))
                         .await
@@ -292,6 +233,14 @@ async fn handle(agent: &Agent, id: u64, op: Op, peer: &Peer) -> Response {
             )
             .await
             .map(|t| serde_json::to_value(t).expect("serialisable")),
+        Op::IdToken { account, min_valid } => agent
+            .fresh_id_token(&account, min_valid, peer)
+            .await
+            .map(|t| serde_json::to_value(t).expect("serialisable")),
+        Op::ClientCredentials { account, scope } => agent
+            .client_credentials(&account, scope.as_deref(), peer)
+            .await
+            .map(|t| serde_json::to_value(t).expect("serialisable")),
         Op::EndSession => agent.end_session(peer).await,
         Op::Proof {
             account,
@@ -320,6 +269,18 @@ async fn handle(agent: &Agent, id: u64, op: Op, peer: &Peer) -> Response {
         }
     };
     respond(id, result)
+}
+
+/// The refusal of what a remote host may not ask.
+pub fn not_allowed_from_host(peer: &Peer) -> ErrorBody {
+    ErrorBody {
+        code: Code::NotAllowedFromHost,
+        message: format!(
+            "{} may ask for tokens and identity only: signing in or out, listing accounts, watching events and opening sockets are done on the desktop itself",
+            peer.app
+        ),
+        hint: None,
+    }
 }
 
 fn respond(id: u64, result: Result<serde_json::Value, protocol::ErrorBody>) -> Response {
@@ -355,12 +316,14 @@ async fn with_progress(
                 prompt,
                 device,
                 timeout,
+                as_new_user,
             } => {
                 let request = super::agent::LoginRequest {
                     open_browser,
                     prompt,
                     device,
                     timeout: Duration::from_secs(timeout.unwrap_or(300)),
+                    as_new_user,
                 };
                 agent.login(&account, &request, peer, &progress).await
             }
@@ -500,58 +463,5 @@ async fn read_frame(reader: &mut BufReader<OwnedReadHalf>) -> Result<Option<Vec<
             Some(Err(protocol::TooLarge)) => return Err(FrameError::TooLarge),
             None => {}
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::path::Path;
-
-    use tokio::io::AsyncBufReadExt as _;
-
-    use super::*;
-    use crate::config::Config;
-    use crate::session::Lanyard;
-    use crate::store::Records;
-
-    fn agent(dir: &Path) -> Agent {
-        let config = Config::parse(Path::new("/config.toml"), "").unwrap();
-        let lanyard = Lanyard::new(config, Records::new(None)).unwrap();
-        Agent::new(lanyard, Some(dir.to_owned()), None)
-    }
-
-    /// Clients that hold every slot and say nothing: the next client is told at once that
-    /// the agent is busy, and shutdown does not wait for them.
-    #[tokio::test]
-    async fn a_client_holding_every_slot_blocks_neither_others_nor_shutdown() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = if cfg!(windows) {
-            format!(r"\\.\pipe\lanyard-test-{}", std::process::id()).into()
-        } else {
-            dir.path().join("agent.sock")
-        };
-        let listener = Listener::bind(&path).unwrap();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(run_with(listener, agent(dir.path()), 2, async {
-            let _ = stopped.await;
-        }));
-        let _first = platform::connect(&path).await.unwrap();
-        let _second = platform::connect(&path).await.unwrap();
-        let third = platform::connect(&path).await.unwrap();
-        let mut line = String::new();
-        tokio::time::timeout(
-            Duration::from_secs(10),
-            BufReader::new(third).read_line(&mut line),
-        )
-        .await
-        .expect("the third client is answered at once")
-        .unwrap();
-        let answer: serde_json::Value = serde_json::from_str(&line).unwrap();
-        assert_eq!(answer["error"]["code"], "busy", "{answer}");
-        stop.send(()).unwrap();
-        tokio::time::timeout(Duration::from_secs(10), server)
-            .await
-            .expect("shutdown does not wait for the silent clients")
-            .unwrap();
     }
 }

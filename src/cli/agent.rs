@@ -67,7 +67,7 @@ pub async fn run(
         crate::platform::shutdown_requested().await;
         let _ = stop.send(true);
     });
-    broker::server::run(listener, agent, async move {
+    broker::run(listener, agent, async move {
         let _ = main_stopped.wait_for(|s| *s).await;
     })
     .await;

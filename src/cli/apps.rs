@@ -28,8 +28,11 @@ pub struct AllowArgs {
 pub struct DenyArgs {
     /// The account
     account: String,
-    /// The app's executable
+    /// The app's executable, or ssh:HOST
     app: PathBuf,
+    /// Deny the account's ID token (its identity), not its access token
+    #[arg(long)]
+    id_token: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -65,14 +68,7 @@ pub fn allow(args: AllowArgs) -> Result<(), Error> {
     } else {
         Decision::Allow
     };
-    let (grant, what) = if args.id_token {
-        (
-            crate::broker::agent::id_token_grant(&args.account),
-            "ID token",
-        )
-    } else {
-        (args.account.clone(), "tokens")
-    };
+    let (grant, what) = grant(&args.account, args.id_token);
     set(&grant, &args.app, decision)?;
     let how = if args.once { "once" } else { "from now on" };
     eprintln!(
@@ -84,9 +80,19 @@ pub fn allow(args: AllowArgs) -> Result<(), Error> {
 }
 
 pub fn deny(args: DenyArgs) -> Result<(), Error> {
-    set(&args.account, &args.app, Decision::Deny)?;
-    eprintln!("Denied {} {}'s tokens.", args.app.display(), args.account);
+    let (grant, what) = grant(&args.account, args.id_token);
+    set(&grant, &args.app, Decision::Deny)?;
+    eprintln!("Denied {} {}'s {what}.", args.app.display(), args.account);
     Ok(())
+}
+
+/// The policy entry an allowance or denial is for, and what it grants in words.
+fn grant(account: &str, id_token: bool) -> (String, &'static str) {
+    if id_token {
+        (crate::broker::agent::id_token_grant(account), "ID token")
+    } else {
+        (account.to_owned(), "tokens")
+    }
 }
 
 pub fn list(args: ListArgs) -> Result<(), Error> {

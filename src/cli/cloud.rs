@@ -26,13 +26,17 @@ pub struct AwsArgs {
 }
 
 /// AWS `credential_process` output: `{"Version": 1, "AccessKeyId": …, "Expiration": …}`.
-/// Credentials come from STS `AssumeRoleWithWebIdentity` with the account's ID token, and
-/// are reused from the keychain until five minutes before they expire.
+/// Credentials come from STS `AssumeRoleWithWebIdentity` with the account's ID token (from
+/// the agent when one runs, which asks for the ID-token grant), and are reused from the
+/// keychain until five minutes before they expire.
 pub async fn aws(open: &Opener, args: AwsArgs) -> Result<(), Error> {
     let (name, _) = open.account(args.account.as_deref())?;
     let session = args
         .session_name
         .unwrap_or_else(|| format!("lanyard-{name}"));
+    // The ID token comes the way every credential does: from the agent when one runs,
+    // under the account's ID-token grant and in its audit log.
+    let (id_token, _) = open.id_token(&name, 60).await?;
     let credentials = open
         .lanyard()?
         .aws_credentials(
@@ -40,6 +44,7 @@ pub async fn aws(open: &Opener, args: AwsArgs) -> Result<(), Error> {
             &args.role_arn,
             &session,
             args.duration.map(Duration::from_secs),
+            &id_token,
         )
         .await?;
     output::print_json(&json!({
@@ -65,7 +70,7 @@ pub struct GcpArgs {
 pub async fn gcp(open: &Opener, args: GcpArgs) -> Result<(), Error> {
     let answer = async {
         let (name, _) = open.account(args.account.as_deref())?;
-        open.lanyard()?.fresh_id_token(&name, 300).await
+        open.id_token(&name, 300).await
     }
     .await;
     match answer {

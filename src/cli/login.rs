@@ -9,7 +9,7 @@ use serde_json::Value;
 
 use super::{Opener, output};
 use crate::Error;
-use crate::broker::client::{self, Client};
+use crate::broker::client;
 use crate::broker::protocol::Op;
 use crate::session::{Lanyard, LoginOptions, Progress};
 
@@ -35,6 +35,10 @@ pub struct Args {
     /// could not load)
     #[arg(long, conflicts_with_all = ["device", "no_browser"])]
     paste: bool,
+    /// Sign in to the account as someone else than it is signed in as (without it, a
+    /// sign-in that comes back as another person is refused and stores nothing)
+    #[arg(long)]
+    as_new_user: bool,
     /// Print the signed-in identity as JSON
     #[arg(long)]
     json: bool,
@@ -77,13 +81,10 @@ pub async fn run(open: &Opener, mut args: Args) -> Result<(), Error> {
         open_browser: !args.no_browser,
         timeout: Duration::from_secs(args.timeout),
         prompt: args.reauth.then(|| "login".to_owned()),
+        as_new_user: args.as_new_user,
     };
-    let mut agent = match Client::connect(&crate::broker::socket_path()).await {
-        Ok(agent) => agent,
-        Err(client::Error::NotRunning(_)) => {
-            return direct(&open.lanyard()?, &args, &options).await;
-        }
-        Err(e) => return Err(e.into()),
+    let Some(mut agent) = open.agent().await? else {
+        return direct(&open.lanyard()?, &args, &options).await;
     };
     let waiting = Waiting::start();
     let op = Op::Login {
@@ -92,6 +93,7 @@ pub async fn run(open: &Opener, mut args: Args) -> Result<(), Error> {
         prompt: options.prompt.clone(),
         device: args.device,
         timeout: Some(args.timeout),
+        as_new_user: args.as_new_user,
     };
     let answer: Result<Value, client::Error> = agent
         .call_with_progress(op, &mut |p| waiting.progress(p.as_session()))
@@ -111,9 +113,12 @@ async fn direct(lanyard: &Lanyard, args: &Args, options: &LoginOptions) -> Resul
     let waiting = Waiting::start();
     let record = if args.device {
         let progress = |p: Progress<'_>| waiting.progress(p);
-        tokio::time::timeout(options.timeout, lanyard.login_device(&args.name, &progress))
-            .await
-            .unwrap_or(Err(crate::flow::Error::DeviceExpired.into()))
+        tokio::time::timeout(
+            options.timeout,
+            lanyard.login_device(&args.name, options, &progress),
+        )
+        .await
+        .unwrap_or(Err(crate::flow::Error::DeviceExpired.into()))
     } else {
         lanyard
             .login(&args.name, options, &|p| waiting.progress(p))
@@ -149,6 +154,7 @@ async fn pasted(lanyard: &Lanyard, args: &Args) -> Result<(), Error> {
         open_browser: false,
         timeout: Duration::from_secs(args.timeout),
         prompt: args.reauth.then(|| "login".to_owned()),
+        as_new_user: args.as_new_user,
     };
     let progress = |p: Progress<'_>| match p {
         Progress::OpenYourself { url, .. } => {

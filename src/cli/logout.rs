@@ -5,7 +5,7 @@ use serde_json::Value;
 use super::login::Waiting;
 use super::{Opener, output};
 use crate::Error;
-use crate::broker::client::{self, Client};
+use crate::broker::client;
 use crate::broker::protocol::Op;
 use crate::session::EndSession;
 
@@ -25,8 +25,15 @@ pub struct Args {
 /// once), else in this process.
 pub async fn run(open: &Opener, args: Args) -> Result<(), Error> {
     let waiting = Waiting::start();
-    let done = match Client::connect(&crate::broker::socket_path()).await {
-        Ok(mut agent) => {
+    let agent = match open.agent().await {
+        Ok(agent) => agent,
+        Err(e) => {
+            waiting.stop();
+            return Err(e);
+        }
+    };
+    let done = match agent {
+        Some(mut agent) => {
             let op = Op::Logout {
                 account: args.name.clone(),
                 local: args.local,
@@ -55,7 +62,7 @@ pub async fn run(open: &Opener, args: Args) -> Result<(), Error> {
                 warnings: strings("warnings"),
             }
         }
-        Err(client::Error::NotRunning(_)) => {
+        None => {
             let lanyard = open.lanyard()?;
             let report = lanyard
                 .logout(&args.name, args.local, !args.no_browser, &|p| {
@@ -77,7 +84,6 @@ pub async fn run(open: &Opener, args: Args) -> Result<(), Error> {
                 warnings: report.warnings,
             }
         }
-        Err(e) => return Err(e.into()),
     };
     done.print(&args.name);
     Ok(())

@@ -264,7 +264,30 @@ impl Opener {
         }
     }
 
-    /// The access token: from the agent when one runs, else directly.
+    /// The agent, when one answers; `None` where none answers at the default socket, for
+    /// direct mode. While an agent (or the desktop app) serves the socket, every command
+    /// that hands out a credential asks it, under its approval and audit. A
+    /// `$LANYARD_SOCK` where no agent answers is an error, never a quiet fall-back.
+    pub async fn agent(&self) -> Result<Option<crate::broker::Client>, Error> {
+        let path = crate::broker::socket_path();
+        match crate::broker::Client::connect(&path).await {
+            Ok(agent) => Ok(Some(agent)),
+            Err(crate::broker::client::Error::NotRunning(_))
+                if std::env::var_os("LANYARD_SOCK").is_some() =>
+            {
+                Err(Error::Usage {
+                    kind: Kind::Config,
+                    message: format!(
+                        "no agent answers at LANYARD_SOCK={}: start one there (`lanyard agent`), or unset LANYARD_SOCK",
+                        path.display()
+                    ),
+                })
+            }
+            Err(crate::broker::client::Error::NotRunning(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// The account's token with a DPoP proof for one request: from the agent when one
     /// runs (the key stays there), else directly.
     pub async fn proof(
@@ -272,59 +295,84 @@ impl Opener {
         account: &str,
         request: crate::broker::protocol::ProofRequest,
     ) -> Result<(crate::session::AccessToken, String), Error> {
-        match crate::broker::Client::connect(&crate::broker::socket_path()).await {
-            Ok(mut agent) => {
-                let reply = agent.proof(account, request).await?;
-                let proof = reply.proof.clone();
-                let token = crate::broker::protocol::TokenReply {
-                    access_token: reply.access_token,
-                    token_type: reply.token_type,
-                    expires_at: reply.expires_at,
-                    warning: reply.warning,
-                };
-                Ok((token.into(), proof))
-            }
-            Err(crate::broker::client::Error::NotRunning(_)) => {
-                let lanyard = self.lanyard()?;
-                let own = crate::flow::Target::default();
-                let token = lanyard.token_for(account, request.min_valid, &own).await?;
-                let url = url::Url::parse(&request.url)
-                    .ok()
-                    .filter(|u| matches!(u.scheme(), "https" | "http"))
-                    .ok_or_else(|| Error::Usage {
-                        kind: Kind::Config,
-                        message: format!("--dpop-url: `{}` is not an http(s) URL", request.url),
-                    })?;
-                let nonce = request.nonce.as_deref();
-                let proof = lanyard
-                    .dpop_proof(account, &request.method, &url, &token.token, nonce)
-                    .await?
-                    .filter(|_| token.dpop)
-                    .ok_or_else(|| Error::Usage {
-                        kind: Kind::Config,
-                        message: format!(
-                            "{account}'s tokens are not DPoP-bound: send the token as a Bearer token, without --dpop-url"
-                        ),
-                    })?;
-                Ok((token, proof))
-            }
-            Err(e) => Err(e.into()),
+        if let Some(mut agent) = self.agent().await? {
+            let reply = agent.proof(account, request).await?;
+            let proof = reply.proof.clone();
+            let token = crate::broker::protocol::TokenReply {
+                access_token: reply.access_token,
+                token_type: reply.token_type,
+                expires_at: reply.expires_at,
+                warning: reply.warning,
+            };
+            return Ok((token.into(), proof));
         }
+        let lanyard = self.lanyard()?;
+        let own = crate::flow::Target::default();
+        let token = lanyard.token_for(account, request.min_valid, &own).await?;
+        let url = url::Url::parse(&request.url)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "https" | "http"))
+            .ok_or_else(|| Error::Usage {
+                kind: Kind::Config,
+                message: format!("--dpop-url: `{}` is not an http(s) URL", request.url),
+            })?;
+        let nonce = request.nonce.as_deref();
+        let proof = lanyard
+            .dpop_proof(account, &request.method, &url, &token.token, nonce)
+            .await?
+            .filter(|_| token.dpop)
+            .ok_or_else(|| Error::Usage {
+                kind: Kind::Config,
+                message: format!(
+                    "{account}'s tokens are not DPoP-bound: send the token as a Bearer token, without --dpop-url"
+                ),
+            })?;
+        Ok((token, proof))
     }
 
+    /// The access token: from the agent when one runs, else directly.
     pub async fn token(
         &self,
         account: &str,
         min_valid: u64,
         target: &crate::flow::Target,
     ) -> Result<crate::session::AccessToken, Error> {
-        match crate::broker::Client::connect(&crate::broker::socket_path()).await {
-            Ok(mut agent) => Ok(agent.token_for(account, min_valid, target).await?.into()),
-            Err(crate::broker::client::Error::NotRunning(_)) => Ok(self
+        match self.agent().await? {
+            Some(mut agent) => Ok(agent.token_for(account, min_valid, target).await?.into()),
+            None => Ok(self
                 .lanyard()?
                 .token_for(account, min_valid, target)
                 .await?),
-            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// A token for the account's client itself: from the agent when one runs, else
+    /// directly.
+    pub async fn client_credentials(
+        &self,
+        account: &str,
+        scope: Option<&str>,
+    ) -> Result<crate::session::AccessToken, Error> {
+        match self.agent().await? {
+            Some(mut agent) => Ok(agent.client_credentials(account, scope).await?.into()),
+            None => Ok(self.lanyard()?.client_credentials(account, scope).await?),
+        }
+    }
+
+    /// The account's ID token, valid for at least `min_valid` more seconds, and when it
+    /// expires: from the agent when one runs (under the account's ID-token grant), else
+    /// directly.
+    pub async fn id_token(
+        &self,
+        account: &str,
+        min_valid: u64,
+    ) -> Result<(crate::secret::Secret, u64), Error> {
+        match self.agent().await? {
+            Some(mut agent) => {
+                let reply = agent.id_token(account, min_valid).await?;
+                Ok((crate::secret::Secret::new(reply.id_token), reply.expires_at))
+            }
+            None => Ok(self.lanyard()?.fresh_id_token(account, min_valid).await?),
         }
     }
 }

@@ -82,8 +82,7 @@ pub async fn run(open: &Opener, args: Args) -> Result<(), Error> {
         return Ok(());
     }
     let token = if args.client_credentials {
-        open.lanyard()?
-            .client_credentials(&name, args.scope.as_deref())
+        open.client_credentials(&name, args.scope.as_deref())
             .await?
     } else {
         let target = crate::flow::Target {

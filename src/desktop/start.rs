@@ -161,7 +161,7 @@ impl Desktop {
             let agent = agent.clone();
             async move { agent.warm().await }
         });
-        tokio::spawn(broker::server::run(listener, agent, std::future::pending()));
+        tokio::spawn(broker::run(listener, agent, std::future::pending()));
         tracing::info!(socket = %desktop.inner.socket.display(), "broker listening");
     }
 

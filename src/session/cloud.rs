@@ -7,7 +7,7 @@ use std::time::Duration;
 use url::Url;
 
 use super::{Lanyard, now, run_blocking};
-use crate::error::Error;
+use crate::error::{Error, StsError};
 use crate::secret::Secret;
 
 /// STS's global endpoint, unless `AWS_ENDPOINT_URL_STS` or `AWS_ENDPOINT_URL` names
@@ -29,25 +29,6 @@ pub struct AwsCredentials {
     pub session_token: Secret,
     /// When they expire, in Unix seconds.
     pub expires_at: u64,
-}
-
-/// A failure of STS, as it said it.
-#[derive(Debug, thiserror::Error)]
-pub enum StsError {
-    /// STS refused (its error code and message).
-    #[error("AWS STS refused AssumeRoleWithWebIdentity: {code}: {message}")]
-    Refused {
-        /// STS's code (`InvalidIdentityToken`, `AccessDenied`, …).
-        code: String,
-        /// Its message.
-        message: String,
-    },
-    /// The answer was not what STS answers.
-    #[error("AWS STS answered something unexpected: {0}")]
-    Garbled(String),
-    /// The request did not get through.
-    #[error("AWS STS: {0}")]
-    Http(#[from] crate::http::Error),
 }
 
 impl Lanyard {
@@ -76,15 +57,17 @@ impl Lanyard {
         Ok((self.id_token(name).await?, expires_at))
     }
 
-    /// AWS credentials for `role_arn`, from the account's ID token (STS
-    /// `AssumeRoleWithWebIdentity`). Kept in the keychain and handed out again until five
-    /// minutes before they expire, while the sign-in stands; sign-out deletes them.
+    /// AWS credentials for `role_arn`, from the account's ID token `id_token` (STS
+    /// `AssumeRoleWithWebIdentity`; [`Lanyard::fresh_id_token`], or the agent's). Kept in
+    /// the keychain and handed out again until five minutes before they expire, while the
+    /// sign-in stands; sign-out deletes them.
     pub async fn aws_credentials(
         &self,
         name: &str,
         role_arn: &str,
         session_name: &str,
         duration: Option<Duration>,
+        id_token: &Secret,
     ) -> Result<AwsCredentials, Error> {
         let account = self.config.account(name)?;
         // Only for a sign-in that still stands: a signed-out account's cache is gone, and
@@ -106,7 +89,6 @@ impl Lanyard {
         if let Some(cached) = cache.get(role_arn).filter(|c| c.expires_at > now() + 300) {
             return Ok(cached.clone());
         }
-        let (id_token, _) = self.fresh_id_token(name, 60).await?;
         let endpoint = std::env::var("AWS_ENDPOINT_URL_STS")
             .or_else(|_| std::env::var("AWS_ENDPOINT_URL"))
             .unwrap_or_else(|_| STS.to_owned());
@@ -119,7 +101,7 @@ impl Lanyard {
             role_arn,
             session_name,
             duration,
-            &id_token,
+            id_token,
         )
         .await
         .map_err(|e| Error::Sts(Box::new(e)))?;

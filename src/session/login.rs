@@ -29,6 +29,32 @@ pub struct LoginOptions {
     pub timeout: Duration,
     /// The `prompt` to send (`login` asks for credentials again).
     pub prompt: Option<String>,
+    /// The sign-in may come back as another person than the one the account is signed in
+    /// as (the person asked for it: `lanyard login NAME --as-new-user`). Without it, a
+    /// sign-in that comes back with another `sub` or issuer is refused
+    /// ([`Error::SubjectChanged`]), and what it issued is revoked.
+    pub as_new_user: bool,
+}
+
+impl Default for LoginOptions {
+    /// Open the browser, wait five minutes, no `prompt`, the same person.
+    fn default() -> LoginOptions {
+        LoginOptions {
+            open_browser: true,
+            timeout: Duration::from_secs(300),
+            prompt: None,
+            as_new_user: false,
+        }
+    }
+}
+
+/// Where a sign-in's tokens go, and whose they may be.
+struct Keep {
+    secrets: Arc<dyn Secrets>,
+    /// [`LoginOptions::as_new_user`].
+    as_new_user: bool,
+    /// To revoke what a refused sign-in was issued.
+    client_secret: Option<Secret>,
 }
 
 /// A sign-in's starting point ([`Lanyard::sign_in`]).
@@ -116,6 +142,11 @@ impl Lanyard {
             client_secret,
             provider,
         } = self.sign_in(name).await?;
+        let secrets = Keep {
+            secrets,
+            as_new_user: options.as_new_user,
+            client_secret: client_secret.clone(),
+        };
         let overrides = Overrides {
             prompt: options.prompt.clone(),
         };
@@ -243,7 +274,7 @@ impl Lanyard {
         request: &AuthRequest,
         params: &Params,
         client_secret: Option<&Secret>,
-        secrets: Arc<dyn Secrets>,
+        secrets: Keep,
     ) -> Result<Record, Error> {
         let artifact = request.check_response(provider, params)?;
         // The code flow redeems the code for tokens; the ID-token flow has its token already.
@@ -283,7 +314,7 @@ impl Lanyard {
         (response, key): (Option<flow::TokenResponse>, Option<(dpop::Key, Secret)>),
         id_token: Secret,
         (nonce, max_age): (Option<&Secret>, Option<u64>),
-        secrets: Arc<dyn Secrets>,
+        keep: Keep,
     ) -> Result<Record, Error> {
         let now = now();
         let access_token = response.as_ref().map(|r| &r.access_token);
@@ -292,6 +323,29 @@ impl Lanyard {
         let dpop = key.as_ref().map(|(key, _)| key);
         let claims =
             check_id_token(provider, account, &id_token, nonce, max_age, access_token).await?;
+        if !keep.as_new_user
+            && let Some(before) = self.records.load(kind, &account.name)
+            && (before.subject != claims.subject() || before.issuer != provider.issuer())
+        {
+            // Someone else's tokens must not become the account's without the person
+            // asking: tools that trust the account would act as that someone.
+            let issued = [
+                (
+                    "refresh_token",
+                    response.as_ref().and_then(|r| r.refresh_token.as_ref()),
+                ),
+                ("access_token", access_token),
+            ];
+            self.revoke_issued(account, provider, keep.client_secret.as_ref(), &issued)
+                .await;
+            tracing::warn!(account = %account.name, "a sign-in came back as another person; refused");
+            return Err(Error::SubjectChanged {
+                account: account.name.clone(),
+                was: format!("{} at {}", before.subject, before.issuer),
+                now: format!("{} at {}", claims.subject(), provider.issuer()),
+            });
+        }
+        let secrets = keep.secrets;
         if account.introspect {
             let nonce = nonce.ok_or_else(|| {
                 flow::Error::Introspection(
@@ -381,6 +435,7 @@ impl Lanyard {
     pub async fn login_device(
         &self,
         name: &str,
+        options: &LoginOptions,
         progress: &(dyn Fn(Progress<'_>) + Sync),
     ) -> Result<Record, Error> {
         let SignIn {
@@ -390,6 +445,11 @@ impl Lanyard {
             client_secret,
             provider,
         } = self.sign_in(name).await?;
+        let secrets = Keep {
+            secrets,
+            as_new_user: options.as_new_user,
+            client_secret: client_secret.clone(),
+        };
         let endpoint = provider
             .metadata
             .device_authorization_endpoint

@@ -118,9 +118,9 @@ impl Lanyard {
             }
         };
         if let (Some(provider), Some(tokens)) = (&provider, &tokens)
-            && let Some(url) = &provider.metadata.revocation_endpoint
+            && provider.metadata.revocation_endpoint.is_some()
         {
-            self.revoke_all(account, kind, provider, url, tokens, &mut report)
+            self.revoke_all(account, kind, provider, tokens, &mut report)
                 .await;
         }
         let id_token = tokens.as_ref().and_then(|t| t.id_token.clone());
@@ -220,7 +220,6 @@ impl Lanyard {
         account: &Account,
         kind: StoreKind,
         provider: &Provider,
-        url: &url::Url,
         tokens: &Tokens,
         report: &mut Logout,
     ) {
@@ -233,35 +232,58 @@ impl Lanyard {
                 return;
             }
         };
-        let auth = match flow::client_auth(account, provider, client_secret.as_ref()) {
-            Ok(auth) => auth,
-            Err(e) => {
-                report
-                    .warnings
-                    .push(format!("could not revoke the tokens: {e}"));
-                return;
-            }
-        };
         let pending = [
             ("refresh_token", tokens.refresh_token.as_ref()),
             ("access_token", tokens.access_token.as_ref()),
         ];
-        for (hint, token) in pending {
+        let (revoked, warnings) = self
+            .revoke_issued(account, provider, client_secret.as_ref(), &pending)
+            .await;
+        report.revoked.extend(revoked);
+        report.warnings.extend(warnings);
+    }
+
+    /// Revokes each `(hint, token)` at the provider's revocation endpoint, best effort:
+    /// what was revoked, and a warning for each that was not. A provider without the
+    /// endpoint revokes nothing, and says so.
+    pub(super) async fn revoke_issued(
+        &self,
+        account: &Account,
+        provider: &Provider,
+        client_secret: Option<&Secret>,
+        tokens: &[(&'static str, Option<&Secret>)],
+    ) -> (Vec<&'static str>, Vec<String>) {
+        let (mut revoked, mut warnings) = (Vec::new(), Vec::new());
+        let Some(url) = &provider.metadata.revocation_endpoint else {
+            if tokens.iter().any(|(_, t)| t.is_some()) {
+                warnings.push(
+                    "the provider offers no revocation; the tokens lapse at their expiry".into(),
+                );
+            }
+            return (revoked, warnings);
+        };
+        let auth = match flow::client_auth(account, provider, client_secret) {
+            Ok(auth) => auth,
+            Err(e) => {
+                warnings.push(format!("could not revoke the tokens: {e}"));
+                return (revoked, warnings);
+            }
+        };
+        for (hint, token) in tokens {
             let Some(token) = token else { continue };
             match flow::revoke(&self.http, url, &auth, token, hint).await {
-                Ok(()) => report.revoked.push(hint),
+                Ok(()) => revoked.push(*hint),
                 // RFC 7009 section 2.2.1: this provider cannot revoke such tokens
                 // (self-contained JWT access tokens); this one lapses at its expiry.
                 Err(flow::Error::Http(e)) if e.oauth_error() == Some("unsupported_token_type") => {
-                    report.warnings.push(format!(
+                    warnings.push(format!(
                         "the provider cannot revoke its {hint}s; this one stays valid until it expires"
                     ))
                 }
-                Err(e) => report
-                    .warnings
-                    .push(format!("revoking the {hint} failed: {e}")),
+                Err(e) => warnings.push(format!("revoking the {hint} failed: {e}")),
             }
         }
+        (revoked, warnings)
     }
 
     /// Ends the provider's session for an account whose redirects come back by scheme:

@@ -32,7 +32,8 @@ mod login;
 mod logout;
 mod token;
 
-pub use cloud::{AwsCredentials, StsError};
+pub use crate::error::StsError;
+pub use cloud::AwsCredentials;
 pub use login::{LoginOptions, Pasted};
 pub use logout::{END_SESSION_TIMEOUT, EndSession, Logout};
 pub use token::AccessToken;

@@ -265,9 +265,22 @@ impl Env {
             "LANYARD_TEST_BROWSER_PROFILE",
             &env.path("chromium-profile"),
         );
-        // Each test has its own agent socket: none runs there unless the test starts one.
-        env.set("LANYARD_SOCK", &env.path("agent.sock"));
+        // Each test has its own runtime directory, so its own default agent socket
+        // (`$XDG_RUNTIME_DIR/lanyard/agent.sock`): none runs there unless the test starts
+        // one, and then every command asks it, as on a desktop.
+        let run = env.path("run");
+        std::fs::create_dir(&run).unwrap();
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).unwrap();
+        }
+        env.set("XDG_RUNTIME_DIR", &run);
         env
+    }
+
+    /// The agent's default socket in this test's world.
+    pub fn socket(&self) -> String {
+        self.path("run/lanyard/agent.sock")
     }
 
     pub fn path(&self, name: &str) -> String {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use super::{Agent, ApprovalRequest};
+use super::{Agent, ApprovalRequest, ID_TOKEN_GRANT};
 use crate::broker::peer::Peer;
 use crate::broker::policy::{Decision, Policy};
 use crate::broker::protocol::{AccountState, Code, ErrorBody, Event};
@@ -79,6 +79,12 @@ impl Agent {
             }
         }
         self.audit(account, peer, decision);
+        // An ID-token grant (`NAME#id_token`) is said as such, with the command that gives it.
+        let (named, what, flag) = match account.strip_suffix(ID_TOKEN_GRANT) {
+            Some(named) => (named, "ID token", " --id-token"),
+            None => (account, "tokens", ""),
+        };
+        let allow = format!("lanyard allow {named} {}{flag}", peer.app);
         match decision {
             Decision::Allow => Ok(()),
             Decision::AllowOnce => {
@@ -89,28 +95,27 @@ impl Agent {
             Decision::Deny if unanswered => Err(ErrorBody {
                 code: Code::Denied,
                 message: format!(
-                    "nobody answered Lanyard's prompt to let {} use {account}'s tokens within {} s",
+                    "nobody answered Lanyard's prompt to let {} use {named}'s {what} within {} s",
                     peer.app,
                     self.inner.approval_timeout.as_secs()
                 ),
                 hint: Some(format!(
-                    "try again and answer in the Lanyard window, or run `lanyard allow {account} {}`",
-                    peer.app
+                    "try again and answer in the Lanyard window, or run `{allow}`"
                 )),
             }),
             Decision::Deny => Err(ErrorBody {
                 code: Code::Denied,
-                message: format!("{} may not use {account}'s tokens", peer.app),
-                hint: Some(format!("lanyard allow {account} {}", peer.app)),
+                message: format!("{} may not use {named}'s {what}", peer.app),
+                hint: Some(allow),
             }),
             Decision::Unknown => Err(ErrorBody {
                 code: Code::ApprovalRequired,
                 message: format!(
-                    "{} (pid {}) has not been allowed to use {account}'s tokens",
+                    "{} (pid {}) has not been allowed to use {named}'s {what}",
                     peer.app,
                     peer.pid.unwrap_or(0)
                 ),
-                hint: Some(format!("lanyard allow {account} {}", peer.app)),
+                hint: Some(allow),
             }),
         }
     }

@@ -22,7 +22,7 @@ use tokio::sync::broadcast;
 
 use super::flight::Slot;
 use super::policy::{Decision, PolicyFile};
-use super::protocol::{AccountState, Code, ErrorBody, Event, Identity};
+use super::protocol::{AccountState, Code, ErrorBody, Event, IdTokenReply, Identity, TokenReply};
 use crate::flow::Target;
 use crate::session::Lanyard;
 use crate::store::Status;
@@ -342,6 +342,50 @@ impl Agent {
         Ok(token.expose().to_owned())
     }
 
+    /// The ID token valid for at least `min_valid` more seconds (`id_token`), under the
+    /// same grant as [`Agent::id_token`].
+    pub async fn fresh_id_token(
+        &self,
+        account: &str,
+        min_valid: u64,
+        peer: &Peer,
+    ) -> Result<IdTokenReply, ErrorBody> {
+        self.known(account)?;
+        self.authorize(&id_token_grant(account), peer).await?;
+        let (token, expires_at) = self
+            .lanyard()
+            .fresh_id_token(account, min_valid)
+            .await
+            .map_err(|e| body(&e))?;
+        Ok(IdTokenReply {
+            id_token: token.expose().to_owned(),
+            expires_at,
+        })
+    }
+
+    /// A token for the account's client itself (`client_credentials`), to an app allowed
+    /// the account.
+    pub async fn client_credentials(
+        &self,
+        account: &str,
+        scope: Option<&str>,
+        peer: &Peer,
+    ) -> Result<TokenReply, ErrorBody> {
+        self.known(account)?;
+        self.authorize(account, peer).await?;
+        let token = self
+            .lanyard()
+            .client_credentials(account, scope)
+            .await
+            .map_err(|e| body(&e))?;
+        Ok(TokenReply {
+            access_token: token.token.expose().to_owned(),
+            token_type: if token.dpop { "DPoP" } else { "Bearer" }.into(),
+            expires_at: token.expires_at,
+            warning: token.warning,
+        })
+    }
+
     pub async fn identity(&self, account: &str, peer: &Peer) -> Result<Identity, ErrorBody> {
         self.known(account)?;
         self.authorize(account, peer).await?;
@@ -367,14 +411,18 @@ impl Agent {
 
 /// The policy entry under which ID tokens are granted, apart from access tokens.
 pub fn id_token_grant(account: &str) -> String {
-    format!("{account}#id_token")
+    format!("{account}{ID_TOKEN_GRANT}")
 }
+
+/// What an ID-token grant's policy entry ends with.
+pub(super) const ID_TOKEN_GRANT: &str = "#id_token";
 
 /// The wire error for a library error.
 pub fn body(e: &Error) -> ErrorBody {
     let code = match (e, e.kind()) {
         (Error::NoAccessToken { .. }, _) => Code::NoAccessToken,
         (Error::SignInUnderWay { .. }, _) => Code::Busy,
+        (Error::SubjectChanged { .. }, _) => Code::SubjectChanged,
         (Error::Config(crate::config::Error::UnknownAccount { .. }), _) => Code::UnknownAccount,
         (_, Kind::SignInNeeded) => Code::SignInNeeded,
         (_, Kind::Provider | Kind::Incomplete) => Code::ProviderError,

@@ -19,6 +19,8 @@ pub struct LoginRequest {
     /// The device flow instead of the browser.
     pub device: bool,
     pub timeout: Duration,
+    /// The sign-in may come back as another person than the account's.
+    pub as_new_user: bool,
 }
 
 /// An account's sign-in under way; the next may start once this is dropped.
@@ -51,16 +53,18 @@ impl Agent {
     ) -> Result<Value, ErrorBody> {
         self.not_on_a_kiosk("sign-in")?;
         self.known(account)?;
+        let options = LoginOptions {
+            open_browser: request.open_browser,
+            timeout: request.timeout,
+            prompt: request.prompt.clone(),
+            as_new_user: request.as_new_user,
+        };
         let outcome = if request.device {
-            tokio::time::timeout(request.timeout, self.login_device_with(account, progress))
+            let device = self.login_device_with_options(account, &options, progress);
+            tokio::time::timeout(request.timeout, device)
                 .await
                 .unwrap_or_else(|_| Err(crate::flow::Error::DeviceExpired.into()))
         } else {
-            let options = LoginOptions {
-                open_browser: request.open_browser,
-                timeout: request.timeout,
-                prompt: request.prompt.clone(),
-            };
             self.login_with_options(account, &options, progress).await
         };
         let record = outcome.map_err(|e| body(&e))?;
@@ -77,12 +81,8 @@ impl Agent {
         account: &str,
         progress: &(dyn Fn(session::Progress<'_>) + Sync),
     ) -> Result<crate::store::Record, Error> {
-        let options = LoginOptions {
-            open_browser: true,
-            timeout: Duration::from_secs(300),
-            prompt: None,
-        };
-        self.login_with_options(account, &options, progress).await
+        self.login_with_options(account, &LoginOptions::default(), progress)
+            .await
     }
 
     async fn login_with_options(
@@ -103,8 +103,21 @@ impl Agent {
         account: &str,
         progress: &(dyn Fn(session::Progress<'_>) + Sync),
     ) -> Result<crate::store::Record, Error> {
+        self.login_device_with_options(account, &LoginOptions::default(), progress)
+            .await
+    }
+
+    async fn login_device_with_options(
+        &self,
+        account: &str,
+        options: &LoginOptions,
+        progress: &(dyn Fn(session::Progress<'_>) + Sync),
+    ) -> Result<crate::store::Record, Error> {
         let _one = self.one_sign_in(account)?;
-        let record = self.lanyard().login_device(account, progress).await?;
+        let record = self
+            .lanyard()
+            .login_device(account, options, progress)
+            .await?;
         self.signed_in(account);
         Ok(record)
     }

@@ -110,6 +110,7 @@ impl Agent {
             through: None,
             process: None,
             parent: None,
+            remote: false,
         };
         self.audit(account, &owner, Decision::AllowOnce);
         Ok((cached.token, cached.expires_at))
