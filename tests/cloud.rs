@@ -214,3 +214,82 @@ async fn the_gcp_executable_source_gets_a_fresh_id_token() {
     assert_eq!(answer["success"], false, "{answer}");
     assert_eq!(answer["code"], "signinneeded", "{answer}");
 }
+
+/// While an agent runs, the cloud commands ask it for the ID token, under the account's
+/// ID-token grant: an app allowed nothing, or only the account's access tokens, gets no
+/// credentials (exit 8, with the command that allows it), and each refusal and allowance
+/// is in the agent's audit log; allowed, both commands are served.
+#[tokio::test]
+async fn the_cloud_commands_ask_the_running_agent() {
+    let idp = Idp::start(false);
+    let env = signed_in(&idp, "cloud-ask").await;
+    let _agent = env.start_agent().await;
+    let moto = Moto::start().await;
+    let role = "arn:aws:iam::123456789012:role/dev";
+    let aws = || async {
+        let mut cmd = env.command(&[
+            "aws-credentials",
+            "--account",
+            "cloud-ask",
+            "--role-arn",
+            role,
+        ]);
+        cmd.env("AWS_ENDPOINT_URL", &moto.url);
+        support::run_with_stdin(cmd, "").await
+    };
+    let gcp = || env.lanyard(&["gcp-credential", "--account", "cloud-ask"]);
+    let me = crate::broker::me();
+    let allow = format!("lanyard allow cloud-ask {me} --id-token");
+
+    for grant in [None, Some(&[][..])] {
+        if let Some(extra) = grant {
+            let mut args = vec!["allow", "cloud-ask", me.as_str()];
+            args.extend_from_slice(extra);
+            env.lanyard(&args).await.assert_ok();
+        }
+        let refused = aws().await;
+        refused.assert_fails(8, &allow);
+        assert!(refused.stdout.is_empty(), "{refused:#?}");
+        let refused = gcp().await;
+        assert_eq!(refused.code, 8, "{refused:#?}");
+        assert_eq!(refused.json()["success"], false, "{refused:#?}");
+    }
+    assert_eq!(
+        support::keychain("lanyard aws", "cloud-ask"),
+        None,
+        "nothing was asked of STS"
+    );
+
+    env.lanyard(&["allow", "cloud-ask", &me, "--id-token"])
+        .await
+        .assert_ok();
+    let served = aws().await.assert_ok().json();
+    assert!(
+        served["AccessKeyId"].as_str().unwrap().starts_with("ASIA"),
+        "{served}"
+    );
+    let answer = gcp().await.assert_ok().json();
+    assert_eq!(answer["success"], true, "{answer}");
+    assert_eq!(
+        answer["id_token"],
+        support::stored_tokens("cloud-ask").unwrap()["id_token"]
+    );
+
+    // The audit log names the app, refused and then allowed the ID token.
+    let audit =
+        std::fs::read_to_string(std::path::Path::new(&env.path("data")).join("lanyard/audit.log"))
+            .expect("the agent keeps an audit log");
+    let lines: Vec<Value> = audit
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|l: &Value| l["account"] == "cloud-ask#id_token" && l["app"] == me.as_str())
+        .collect();
+    let decisions: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l["decision"].as_str())
+        .collect();
+    assert!(
+        decisions.contains(&"approval_required") && decisions.contains(&"allowed"),
+        "{audit}"
+    );
+}

@@ -11,6 +11,10 @@ use tokio::io::AsyncBufReadExt as _;
 use crate::broker::signed_in;
 use crate::support::{Env, Idp, Run, free_port, run_with_stdin};
 
+/// One `lanyard ssh` test at a time: each checks that no socket is left in /tmp, where the
+/// others' remote sockets would be while they run.
+static ONE_SSH: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// sshd on 127.0.0.1, and an ssh client configuration that reaches it as `build-box` and
 /// as `other-box`. Stopped on drop.
 struct Sshd {
@@ -126,14 +130,10 @@ impl Sshd {
 }
 
 /// The forwarded sockets' leftovers: the remote ones in /tmp (the remote host is this
-/// machine) and the agent's local directories.
-fn leftovers() -> Vec<PathBuf> {
-    let runtime = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty());
+/// machine) and the agent's local directories (in the test's runtime directory).
+fn leftovers(env: &Env) -> Vec<PathBuf> {
     let mut found = Vec::new();
-    for dir in [Some(std::env::temp_dir()), runtime.map(PathBuf::from)]
-        .into_iter()
-        .flatten()
-    {
+    for dir in [std::env::temp_dir(), PathBuf::from(env.path("run"))] {
         for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.starts_with("lanyard-ssh-")
@@ -149,11 +149,12 @@ fn leftovers() -> Vec<PathBuf> {
 
 #[tokio::test]
 async fn a_remote_host_is_approved_as_itself() {
+    let _one = ONE_SSH.lock().await;
     let idp = Idp::start(false);
     let env = signed_in(&idp, "ssh-work").await;
     let _agent = env.start_agent().await;
     let sshd = Sshd::start(&env).await;
-    let before = leftovers();
+    let before = leftovers(&env);
     let lanyard = env!("CARGO_BIN_EXE_lanyard");
 
     // The remote side asks through its forwarded socket, and the agent names the host.
@@ -194,7 +195,7 @@ async fn a_remote_host_is_approved_as_itself() {
 
     // Both ends' sockets are gone when `lanyard ssh` returns: the remote ones removed by
     // the wrapper, the agent's once it closed the forward's connection.
-    let left = leftovers();
+    let left = leftovers(&env);
     assert_eq!(left, before, "sockets left behind");
 }
 
@@ -220,4 +221,127 @@ async fn only_lanyard_ssh_opens_a_hosts_sockets() {
             .contains("opened by `lanyard ssh` alone"),
         "{refused}"
     );
+}
+
+/// What a program on the remote host sends on the host's sockets, each request on its
+/// own line, and what it reads back: a raw client (Perl, as Debian has it), since the
+/// host may ask for anything the protocol has.
+const REMOTE_CLIENT: &str = r#"
+use IO::Socket::UNIX;
+$| = 1;
+my $s = IO::Socket::UNIX->new(Peer => $ENV{LANYARD_SOCK}) or die "connect: $!";
+print $s qq({"id": 1, "op": "hello", "version": 1}\n);
+print scalar <$s>;
+my $id = 2;
+for my $op (@ARGV) {
+    print $s qq({"id": $id, $op}\n);
+    print scalar <$s>;
+    $id++;
+}
+my $o = IO::Socket::UNIX->new(Peer => $ENV{OIDC_SOCK}) or die "connect: $!";
+print $o qq({"request": "loaded_accounts"});
+$o->shutdown(1);
+local $/;
+print "oidc: ", scalar <$o>, "\n";
+"#;
+
+/// A remote host, allowed or not, may ask for tokens and identity only: it cannot sign
+/// the desktop's accounts out, start a sign-in (which it could finish as itself), list
+/// the accounts, watch events, open more forwards or end a kiosk session. The person
+/// stays signed in, and nothing was revoked.
+#[tokio::test]
+async fn a_remote_host_cannot_sign_the_desktop_in_or_out() {
+    let _one = ONE_SSH.lock().await;
+    let idp = Idp::start(false);
+    let env = signed_in(&idp, "ssh-held").await;
+    let _agent = env.start_agent().await;
+    let sshd = Sshd::start(&env).await;
+    let stored = crate::support::stored_tokens("ssh-held").unwrap();
+    let refused_ops = [
+        r#""op": "logout", "account": "ssh-held", "local": true"#,
+        r#""op": "logout", "account": "ssh-held", "open_browser": false"#,
+        r#""op": "login", "account": "ssh-held", "device": true"#,
+        r#""op": "login", "account": "ssh-held", "open_browser": false, "as_new_user": true"#,
+        r#""op": "accounts""#,
+        r#""op": "subscribe""#,
+        r#""op": "forward", "host": "elsewhere""#,
+        r#""op": "end_session""#,
+        r#""op": "client_credentials", "account": "ssh-held""#,
+    ];
+    for allowed in [false, true] {
+        if allowed {
+            // Even a host allowed the account's tokens (and its ID token).
+            for extra in [&[][..], &["--id-token"][..]] {
+                let mut args = vec!["allow", "ssh-held", "ssh:build-box"];
+                args.extend_from_slice(extra);
+                env.lanyard(&args).await.assert_ok();
+            }
+        }
+        let mut command = vec!["perl", "-e", REMOTE_CLIENT];
+        command.extend(refused_ops.iter().copied());
+        // (ssh hands the remote shell one command line: quote each word for it.)
+        let quoted: Vec<String> = command.iter().map(|w| shell_quote(w)).collect();
+        let quoted: Vec<&str> = quoted.iter().map(String::as_str).collect();
+        let run = sshd.run(&env, "build-box", &quoted).await;
+        let run = run.assert_ok();
+        let mut lines = run.stdout.lines();
+        let hello: serde_json::Value = serde_json::from_str(lines.next().unwrap()).unwrap();
+        assert_eq!(hello["ok"]["version"], 1, "{run:#?}");
+        for op in refused_ops {
+            let line = lines
+                .next()
+                .unwrap_or_else(|| panic!("no answer to {op}: {run:#?}"));
+            let answer: serde_json::Value = serde_json::from_str(line).unwrap();
+            assert_eq!(
+                answer["error"]["code"], "not_allowed_from_host",
+                "{op} (allowed: {allowed}): {answer}"
+            );
+        }
+        let oidc = lines.next().unwrap_or_default();
+        assert!(
+            oidc.contains("failure")
+                && oidc.contains("ssh:build-box")
+                && !oidc.contains("ssh-held\""),
+            "oidc-agent's loaded_accounts (allowed: {allowed}): {oidc}"
+        );
+        // The command line there says so in one line, with the exit code for a refusal.
+        let logout = sshd
+            .run(
+                &env,
+                "build-box",
+                &[
+                    env!("CARGO_BIN_EXE_lanyard"),
+                    "logout",
+                    "ssh-held",
+                    "--no-browser",
+                ],
+            )
+            .await;
+        logout.assert_fails(8, "ssh:build-box may ask for tokens and identity only");
+    }
+    // Still signed in, with the same tokens; the provider revoked nothing.
+    assert_eq!(crate::support::stored_tokens("ssh-held").unwrap(), stored);
+    let who = env.lanyard(&["whoami", "ssh-held", "--json"]).await;
+    assert_eq!(who.assert_ok().json()["status"], "signed_in", "{who:#?}");
+    let events = idp.events().await;
+    assert!(
+        !events
+            .iter()
+            .any(|e| e.contains("revoked") || e.contains("destroyed")),
+        "{events:?}"
+    );
+    // And the host still gets what it was allowed.
+    let token = sshd
+        .run(
+            &env,
+            "build-box",
+            &[env!("CARGO_BIN_EXE_lanyard"), "token", "ssh-held"],
+        )
+        .await;
+    token.assert_ok();
+}
+
+/// One word for a POSIX shell.
+fn shell_quote(word: &str) -> String {
+    format!("'{}'", word.replace('\'', r"'\''"))
 }

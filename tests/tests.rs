@@ -44,5 +44,8 @@ mod python;
 mod remote;
 /// `lanyard ssh`: the agent forwarded over the real OpenSSH, approved per host.
 mod ssh;
+/// A sign-in never changes who an account is, unless the person asks; a `LANYARD_SOCK`
+/// that names nothing is an error.
+mod subject;
 /// The Windows lane: lanyard.exe under Wine, against the real provider.
 mod windows;
