@@ -5,319 +5,26 @@
 //! any number of requests on the same connection; each carries an `id` that its response
 //! echoes. `subscribe` turns the connection into a stream of events. Errors carry a
 //! stable [`Code`]. This module does no I/O.
+//!
+//! - `requests`: what clients send;
+//! - `answers`: responses, progress frames and events;
+//! - `errors`: the error codes.
 
-use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+mod answers;
+mod errors;
+mod requests;
+
+pub use answers::*;
+pub use errors::*;
+pub use requests::*;
+
+use serde::Serialize;
+use serde_json::Value;
 
 /// The protocol version this build speaks.
 pub const VERSION: u32 = 1;
 /// The largest frame either side accepts, newline included.
 pub const MAX_FRAME: usize = 64 * 1024;
-
-/// A request: `{"id": 1, "op": "token", "account": "work", "min_valid": 60}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Request {
-    pub id: u64,
-    #[serde(flatten)]
-    pub op: Op,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum Op {
-    /// Must come first on a connection.
-    Hello { version: u32 },
-    /// The accounts the agent holds, with their state. No approval needed.
-    Accounts,
-    /// Who is signed in to an account. Needs the caller's approval for the account.
-    Identity { account: String },
-    /// An access token valid for at least `min_valid` seconds. Needs approval.
-    Token {
-        account: String,
-        #[serde(default = "default_min_valid")]
-        min_valid: u64,
-        /// Down-scoping: the token must carry only these scopes (space-separated).
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        scope: Option<String>,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        audience: Option<String>,
-        /// Token exchange (RFC 8693): the account's token exchanged for one aimed at
-        /// `audience`, rather than a narrower refresh.
-        #[serde(default, skip_serializing_if = "is_false")]
-        exchange: bool,
-    },
-    /// The account's ID token, valid for at least `min_valid` more seconds (refreshed
-    /// when it is not), for the cloud commands (`aws-credentials`, `gcp-credential`).
-    /// Needs the account's ID-token grant (`lanyard allow ACCOUNT APP --id-token`): an ID
-    /// token is the person's identity, not an API credential.
-    IdToken {
-        account: String,
-        #[serde(default = "default_min_valid")]
-        min_valid: u64,
-    },
-    /// A token for the account's confidential client itself (client credentials grant),
-    /// with these scopes (space-separated) if given. Needs approval for the account.
-    ClientCredentials {
-        account: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        scope: Option<String>,
-    },
-    /// Sign in, run by the agent (in the browser, or with the device flow). Progress
-    /// frames for this `id` come before the answer. No approval needed: the person must
-    /// finish the sign-in themselves, and the answer names the subject only to an app
-    /// allowed the account.
-    Login {
-        account: String,
-        /// Open the browser (the default), or only say which page to open.
-        #[serde(default = "yes", skip_serializing_if = "is_true")]
-        open_browser: bool,
-        /// `login`: the provider must ask for credentials again.
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        prompt: Option<String>,
-        /// The device authorization grant (RFC 8628) instead of the browser.
-        #[serde(default, skip_serializing_if = "is_false")]
-        device: bool,
-        /// Give up after this many seconds [default: 300].
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        timeout: Option<u64>,
-        /// The sign-in may come back as another person than the account's; without it,
-        /// such a sign-in is refused (`subject_changed`) and stores nothing.
-        #[serde(default, skip_serializing_if = "is_false")]
-        as_new_user: bool,
-    },
-    /// Sign out (revoke, forget, end the provider session unless `local`), run by the
-    /// agent, with progress frames while the provider's sign-out page is open. No approval
-    /// needed (any program of the user's can delete the keychain item); it is audited.
-    Logout {
-        account: String,
-        #[serde(default)]
-        local: bool,
-        #[serde(default = "yes", skip_serializing_if = "is_true")]
-        open_browser: bool,
-    },
-    /// From now on, this connection receives events.
-    Subscribe,
-    /// The account's own access token with a DPoP proof (RFC 9449) for one request:
-    /// `method` at `url`, with the resource server's `nonce` if it sent one. Needs
-    /// approval; only for accounts whose tokens are DPoP-bound.
-    Proof {
-        account: String,
-        method: String,
-        url: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        nonce: Option<String>,
-        /// The token must stay valid this many more seconds.
-        #[serde(default = "default_min_valid")]
-        min_valid: u64,
-    },
-    /// Sockets of the remote host `host`'s own, for `lanyard ssh` to forward over ssh;
-    /// answered with their paths (`socket`, `oidc_socket`). The connection then carries
-    /// nothing more, and the sockets close with it. Requests through them are named
-    /// `ssh:HOST`. Taken from the `lanyard` command line only.
-    Forward { host: String },
-    /// Kiosk only: end the seat session now (sign everyone out, completely). For the
-    /// center's seat software, when the seat's time is up.
-    EndSession,
-}
-
-fn default_min_valid() -> u64 {
-    60
-}
-
-fn yes() -> bool {
-    true
-}
-
-fn is_true(b: &bool) -> bool {
-    *b
-}
-
-fn is_false(b: &bool) -> bool {
-    !*b
-}
-
-/// While a `login` or `logout` runs, before its answer:
-/// `{"id": 3, "progress": {"stage": "open_yourself", "url": "http://127.0.0.1:…"}}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProgressFrame {
-    pub id: u64,
-    pub progress: Progress,
-}
-
-/// Where a sign-in or sign-out stands.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "stage", rename_all = "snake_case")]
-pub enum Progress {
-    /// The browser has the page; `url` is safe to show (no query).
-    BrowserOpened { url: String },
-    /// The person must open `url` (Lanyard's one-time page on 127.0.0.1).
-    OpenYourself {
-        url: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        reason: Option<String>,
-    },
-    /// The person signs in on another device with this code.
-    DeviceCode {
-        user_code: String,
-        verification_uri: String,
-        #[serde(default, skip_serializing_if = "Option::is_none")]
-        verification_uri_complete: Option<String>,
-        /// Seconds.
-        expires_in: u64,
-    },
-    /// Waiting for the person.
-    Waiting,
-    /// The browser came back: checking and storing.
-    Finishing,
-}
-
-/// A response: `{"id": 1, "ok": {...}}` or `{"id": 1, "error": {"code": ..., "message": ...}}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Response {
-    /// The request's id; 0 when the request could not be read at all.
-    pub id: u64,
-    #[serde(flatten)]
-    pub outcome: Outcome,
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Outcome {
-    Ok(Value),
-    Error(ErrorBody),
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ErrorBody {
-    pub code: Code,
-    pub message: String,
-    /// A command that resolves the error, where there is one (`lanyard allow …`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub hint: Option<String>,
-}
-
-/// Stable error codes. New codes may be added; clients treat unknown ones as `internal`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Code {
-    BadRequest,
-    FrameTooLarge,
-    UnsupportedVersion,
-    HelloFirst,
-    WrongUser,
-    UnknownAccount,
-    ApprovalRequired,
-    Denied,
-    SignInNeeded,
-    NoAccessToken,
-    ProviderError,
-    Rejected,
-    KeychainUnavailable,
-    NotSupported,
-    /// The agent serves as many connections as it will; try again.
-    Busy,
-    /// A remote host (`lanyard ssh`) asked for what only the desktop itself may do.
-    NotAllowedFromHost,
-    /// A sign-in came back as another person (or from another issuer) than the account's.
-    SubjectChanged,
-    Internal,
-    #[serde(other)]
-    Unknown,
-}
-
-/// What `token` answers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TokenReply {
-    pub access_token: String,
-    pub token_type: String,
-    /// Unix seconds.
-    pub expires_at: Option<u64>,
-    /// Why the token is not what was asked for: it lives shorter than `min_valid`, or the
-    /// refresh failed and this is the current token, still valid for a while.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub warning: Option<String>,
-}
-
-/// What `id_token` answers.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct IdTokenReply {
-    pub id_token: String,
-    /// Unix seconds.
-    pub expires_at: u64,
-}
-
-/// The request a `proof` is for (the fields of [`Op::Proof`] but the account).
-#[derive(Debug, Clone, PartialEq)]
-pub struct ProofRequest {
-    pub method: String,
-    pub url: String,
-    pub nonce: Option<String>,
-    pub min_valid: u64,
-}
-
-/// What `proof` answers: the token, and the proof to send with it in the `DPoP` header.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProofReply {
-    pub access_token: String,
-    pub token_type: String,
-    pub expires_at: Option<u64>,
-    pub proof: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub warning: Option<String>,
-}
-
-/// What `accounts` answers, one per account.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AccountState {
-    pub account: String,
-    pub issuer: String,
-    /// `signed_in`, `sign_in_needed` or `signed_out`.
-    pub status: String,
-    pub subject: Option<String>,
-    pub expires_at: Option<u64>,
-}
-
-/// An event, sent to subscribers as `{"event": {...}}`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-pub enum Event {
-    SignedIn {
-        account: String,
-    },
-    SignedOut {
-        account: String,
-    },
-    Refreshed {
-        account: String,
-        expires_at: Option<u64>,
-    },
-    SignInNeeded {
-        account: String,
-        reason: String,
-    },
-    ApprovalNeeded {
-        account: String,
-        app: String,
-        pid: i32,
-    },
-    /// A decision on an app's request, as the audit log records it (repeated allowances
-    /// at most once a minute): `allowed`, `allowed_once`, `denied`, `approval_required`.
-    Access {
-        account: String,
-        app: String,
-        decision: String,
-        time: u64,
-    },
-}
-
-/// One line on the wire, for events.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct EventFrame {
-    pub event: Event,
-}
-
-/// Identity as `identity` answers it: the claims, never a token.
-pub type Identity = Map<String, Value>;
 
 /// Splits a byte stream into frames: lines of at most [`MAX_FRAME`] bytes, newline
 /// included. It holds the part of a frame that has arrived so far and does no I/O, so the
@@ -383,28 +90,6 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     let mut line = serde_json::to_vec(value).expect("protocol values serialise to JSON");
     line.push(b'\n');
     line
-}
-
-impl Response {
-    pub fn ok(id: u64, value: impl Serialize) -> Response {
-        Response {
-            id,
-            outcome: Outcome::Ok(
-                serde_json::to_value(value).expect("protocol values serialise to JSON"),
-            ),
-        }
-    }
-
-    pub fn error(id: u64, code: Code, message: impl Into<String>) -> Response {
-        Response {
-            id,
-            outcome: Outcome::Error(ErrorBody {
-                code,
-                message: message.into(),
-                hint: None,
-            }),
-        }
-    }
 }
 
 #[cfg(test)]
@@ -573,7 +258,7 @@ mod tests {
     /// here, and then this test fails until the documentation names it.
     #[test]
     fn the_protocol_document_names_everything_on_the_wire() {
-        let doc = include_str!("../../docs/protocol.md");
+        let doc = include_str!("../../../docs/protocol.md");
         let a = || String::from("a");
         let ops = [
             Op::Hello { version: 1 },
