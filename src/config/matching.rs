@@ -19,6 +19,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::platform;
+
 /// One `[[match]]` rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Rule {
@@ -194,29 +196,48 @@ pub fn remote_host_path(url: &str) -> Option<String> {
     Some(format!("{}/{path}", host.to_ascii_lowercase()))
 }
 
+/// The largest git file read (a repository's config, `.git` and `commondir` files).
+const GIT_FILE_MAX: u64 = 1024 * 1024;
+
 /// The remotes (`HOST/PATH`) of the git repository `dir` is in, read from its config
-/// file (a worktree's config is its main repository's).
+/// file (a worktree's config is its main repository's). Only a repository of the user's
+/// own counts, as git's `safe.directory` has it: another user's `.git` (in /tmp, say)
+/// picks no account, and a FIFO or device in place of a file is not read.
 fn repository_remotes(dir: &Path) -> Vec<String> {
-    let Some(git_dir) = dir.ancestors().find_map(|d| {
-        let dot_git = d.join(".git");
-        if dot_git.is_dir() {
-            return Some(dot_git);
-        }
-        // A worktree or submodule: `.git` is a file naming the real directory.
-        let text = std::fs::read_to_string(&dot_git).ok()?;
-        let named = PathBuf::from(text.strip_prefix("gitdir:")?.trim());
-        Some(if named.is_absolute() {
-            named
-        } else {
-            d.join(named)
-        })
-    }) else {
+    let read = |path: &Path| platform::read_small_file(path, GIT_FILE_MAX, true).ok();
+    // The nearest `.git`, as git finds it; if it is another user's, no remote counts.
+    let Some((top, dot_git)) = dir
+        .ancestors()
+        .map(|d| (d, d.join(".git")))
+        .find(|(_, dot_git)| dot_git.symlink_metadata().is_ok())
+    else {
         return Vec::new();
     };
-    let common = std::fs::read_to_string(git_dir.join("commondir"))
+    let Ok(meta) = std::fs::metadata(&dot_git) else {
+        return Vec::new();
+    };
+    let git_dir = if meta.is_dir() {
+        if !platform::owned_by_user(&meta) {
+            return Vec::new();
+        }
+        dot_git
+    } else {
+        // A worktree or submodule: `.git` is a file naming the real directory.
+        let Some(named) = read(&dot_git)
+            .and_then(|text| Some(PathBuf::from(text.strip_prefix("gitdir:")?.trim())))
+        else {
+            return Vec::new();
+        };
+        if named.is_absolute() {
+            named
+        } else {
+            top.join(named)
+        }
+    };
+    let common = read(&git_dir.join("commondir"))
         .map(|c| git_dir.join(c.trim()))
         .unwrap_or(git_dir);
-    let Ok(config) = std::fs::read_to_string(common.join("config")) else {
+    let Some(config) = read(&common.join("config")) else {
         return Vec::new();
     };
     let mut remotes = Vec::new();
@@ -238,6 +259,64 @@ fn repository_remotes(dir: &Path) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A repository in `dir` whose remote is `git.acme.test/acme/api`.
+    #[cfg(unix)]
+    fn repository(dir: &Path) -> PathBuf {
+        let git = dir.join(".git");
+        std::fs::create_dir_all(&git).unwrap();
+        std::fs::write(
+            git.join("config"),
+            "[remote \"origin\"]\n\turl = https://git.acme.test/acme/api.git\n",
+        )
+        .unwrap();
+        git
+    }
+
+    /// Another user's `.git` (in a shared /tmp, say) picks no account, as git's
+    /// `safe.directory` trusts only the user's own repositories. (The test runs as root,
+    /// as `cargo xtask test` does, to give a directory away.)
+    #[cfg(unix)]
+    #[test]
+    fn another_users_repository_is_not_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        // The user's own repository, and another's inside it.
+        let _ = repository(dir.path());
+        let inner = dir.path().join("inner");
+        let git = repository(&inner);
+        let inside = inner.join("src");
+        std::fs::create_dir(&inside).unwrap();
+        assert_eq!(repository_remotes(&inside), ["git.acme.test/acme/api"]);
+        std::os::unix::fs::chown(&git, Some(65534), Some(65534))
+            .expect("the tests run as root (`cargo xtask test`)");
+        // Neither the other user's repository nor (past it) the user's own counts.
+        assert_eq!(repository_remotes(&inside), Vec::<String>::new());
+        assert_eq!(repository_remotes(dir.path()), ["git.acme.test/acme/api"]);
+    }
+
+    /// A FIFO or a device in place of a git file is not read: no hang, no endless read.
+    #[cfg(unix)]
+    #[test]
+    fn special_files_in_place_of_git_files_are_not_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = repository(dir.path());
+        std::fs::remove_file(git.join("config")).unwrap();
+        let fifo = std::ffi::CString::new(git.join("config").to_str().unwrap()).unwrap();
+        // SAFETY: a valid, NUL-terminated path.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        assert_eq!(repository_remotes(dir.path()), Vec::<String>::new());
+        // `.git` a file that is /dev/zero.
+        let other = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink("/dev/zero", other.path().join(".git")).unwrap();
+        assert_eq!(repository_remotes(other.path()), Vec::<String>::new());
+        // And an accounts file that is a FIFO is an error at once.
+        let accounts =
+            std::ffi::CString::new(dir.path().join("config.toml").to_str().unwrap()).unwrap();
+        // SAFETY: as above.
+        assert_eq!(unsafe { libc::mkfifo(accounts.as_ptr(), 0o600) }, 0);
+        let err = crate::config::Config::load(&dir.path().join("config.toml")).unwrap_err();
+        assert!(err.to_string().contains("not a regular file"), "{err}");
+    }
 
     #[test]
     fn remote_urls_of_every_shape_give_host_and_path() {

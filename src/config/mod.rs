@@ -49,6 +49,9 @@ pub use kiosk::{Kiosk, SeatBrowser};
 pub use parse::check_issuer;
 use parse::line_column;
 
+/// The largest accounts file read: far more than any has.
+const CONFIG_MAX: u64 = 1024 * 1024;
+
 /// Scopes asked for when an account names none.
 pub const DEFAULT_SCOPES: &str = "openid profile email offline_access";
 
@@ -255,9 +258,10 @@ impl Config {
         Ok(dirs.config_dir().join("config.toml"))
     }
 
-    /// Reads and validates the file. A missing file is an empty config.
+    /// Reads and validates the file. A missing file is an empty config; a FIFO, device or
+    /// directory in its place, or a file over a megabyte, is an error at once.
     pub fn load(path: &Path) -> Result<Config, Error> {
-        match std::fs::read_to_string(path) {
+        match crate::platform::read_small_file(path, CONFIG_MAX, false) {
             Ok(text) => {
                 let config = Config::parse(path, &text)?;
                 if config.kiosk.is_some() {

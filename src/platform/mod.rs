@@ -33,6 +33,35 @@ pub use windows::*;
 use std::path::PathBuf;
 use std::time::Duration;
 
+/// Reads a small text file that something else may have put in the way: only a regular
+/// file (a FIFO, a device or a directory in its place is an error at once, never a hang or
+/// an endless read), at most `cap` bytes, and with `own` only one the user owns (as git's
+/// `safe.directory` trusts only the user's own repositories).
+pub fn read_small_file(path: &std::path::Path, cap: u64, own: bool) -> std::io::Result<String> {
+    use std::io::Read as _;
+    let refuse = |why: String| std::io::Error::new(std::io::ErrorKind::InvalidData, why);
+    let file = open_for_reading(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(refuse(format!("{} is not a regular file", path.display())));
+    }
+    if own && !owned_by_user(&meta) {
+        return Err(refuse(format!(
+            "{} belongs to another user",
+            path.display()
+        )));
+    }
+    if meta.len() > cap {
+        return Err(refuse(format!(
+            "{} is larger than {cap} bytes",
+            path.display()
+        )));
+    }
+    let mut text = String::new();
+    file.take(cap).read_to_string(&mut text)?;
+    Ok(text)
+}
+
 /// Why the broker's endpoint cannot be served.
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {

@@ -105,6 +105,19 @@ pub fn private_file_options() -> std::fs::OpenOptions {
     options
 }
 
+/// Opens `path` for reading without waiting on it (a FIFO in its place does not block).
+pub fn open_for_reading(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.read(true);
+    std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_NONBLOCK);
+    options.open(path)
+}
+
+/// Whether the user owns what `meta` describes.
+pub fn owned_by_user(meta: &std::fs::Metadata) -> bool {
+    std::os::unix::fs::MetadataExt::uid(meta) == own_user().0
+}
+
 /// A canonical path as the OS names a process's executable (/proc/PID/exe): as it is.
 pub fn as_named(path: PathBuf) -> PathBuf {
     path

@@ -108,6 +108,18 @@ pub fn private_file_options() -> std::fs::OpenOptions {
     std::fs::OpenOptions::new()
 }
 
+/// Opens `path` for reading (a named pipe's path is not a file here).
+pub fn open_for_reading(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    std::fs::File::open(path)
+}
+
+/// Whether the user owns what `meta` describes. Not read on Windows: a file's owner is in
+/// its security descriptor, which std does not reach; the profile's ACLs keep other
+/// users out of the user's own directories.
+pub fn owned_by_user(_meta: &std::fs::Metadata) -> bool {
+    true
+}
+
 /// A canonical path as the OS names a process's executable (`QueryFullProcessImageNameW`):
 /// without the `\\?\` that `std::fs::canonicalize` puts before a drive letter.
 pub fn as_named(path: PathBuf) -> PathBuf {
