@@ -10,7 +10,7 @@ use serde_json::Value;
 use tokio::io::AsyncBufReadExt as _;
 
 use crate::broker::signed_in;
-use crate::support::{self, Idp, root};
+use crate::support::{self, Env, Idp, root};
 
 /// A program of the Python test environment (`cargo xtask deps` makes it).
 fn venv(program: &str) -> PathBuf {
@@ -72,6 +72,13 @@ impl Moto {
     }
 }
 
+/// `lanyard aws-credentials` for `account` and `role`, against moto's STS.
+async fn aws_credentials(env: &Env, moto: &Moto, account: &str, role: &str) -> support::Run {
+    let mut cmd = env.command(&["aws-credentials", "--account", account, "--role-arn", role]);
+    cmd.env("AWS_ENDPOINT_URL", &moto.url);
+    support::run_with_stdin(cmd, "").await
+}
+
 /// The AWS CLI, through a profile whose `credential_process` is Lanyard, asks STS who it
 /// is: the role assumed with the account's ID token. Lanyard's answer is
 /// `credential_process`'s format, a second call is served from the keychain, and
@@ -79,7 +86,7 @@ impl Moto {
 #[tokio::test]
 async fn the_aws_cli_gets_role_credentials_from_the_sign_in() {
     let idp = Idp::start(false);
-    let env = signed_in(&idp, "aws-dev").await;
+    let mut env = signed_in(&idp, "aws-dev").await;
     let moto = Moto::start().await;
     let role = "arn:aws:iam::123456789012:role/dev";
     let config = env.path("aws-config");
@@ -115,18 +122,10 @@ async fn the_aws_cli_gets_role_credentials_from_the_sign_in() {
     let arn = who["Arn"].as_str().unwrap_or_default();
     assert!(arn.ends_with(":assumed-role/dev/lanyard-aws-dev"), "{who}");
 
-    let credentials = || async {
-        let mut cmd = env.command(&[
-            "aws-credentials",
-            "--account",
-            "aws-dev",
-            "--role-arn",
-            role,
-        ]);
-        cmd.env("AWS_ENDPOINT_URL", &moto.url);
-        support::run_with_stdin(cmd, "").await
-    };
-    let first = credentials().await.assert_ok().json();
+    let first = aws_credentials(&env, &moto, "aws-dev", role)
+        .await
+        .assert_ok()
+        .json();
     assert_eq!(first["Version"], 1);
     assert!(
         first["AccessKeyId"].as_str().unwrap().starts_with("ASIA"),
@@ -143,18 +142,34 @@ async fn the_aws_cli_gets_role_credentials_from_the_sign_in() {
     );
     // From the keychain: the same credentials, not new ones.
     assert_eq!(
-        credentials().await.assert_ok().json()["AccessKeyId"],
+        aws_credentials(&env, &moto, "aws-dev", role)
+            .await
+            .assert_ok()
+            .json()["AccessKeyId"],
         first["AccessKeyId"]
     );
     let cached = support::keychain("lanyard aws", "aws-dev").expect("kept in the keychain");
     assert!(cached.contains(role), "{cached}");
+
+    // The cache belongs to the sign-in that made it: another sign-in to the account
+    // (Bob's, on purpose) gets credentials of its own, never Alice's.
+    env.set("LANYARD_TEST_LOGIN", "bob");
+    env.set("LANYARD_TEST_BROWSER_PROFILE", &env.path("bob-profile"));
+    env.lanyard(&["login", "aws-dev", "--as-new-user"])
+        .await
+        .assert_ok();
+    let bobs = aws_credentials(&env, &moto, "aws-dev", role)
+        .await
+        .assert_ok()
+        .json();
+    assert_ne!(bobs["AccessKeyId"], first["AccessKeyId"], "{bobs}");
 
     // Sign-out takes them away with the tokens: none is handed out, none is kept.
     env.lanyard(&["logout", "aws-dev", "--local"])
         .await
         .assert_ok();
     assert_eq!(support::keychain("lanyard aws", "aws-dev"), None);
-    let after = credentials().await;
+    let after = aws_credentials(&env, &moto, "aws-dev", role).await;
     assert_eq!(after.code, 3, "{after:?}");
     assert!(after.stdout.is_empty(), "{after:?}");
 }
@@ -226,17 +241,7 @@ async fn the_cloud_commands_ask_the_running_agent() {
     let _agent = env.start_agent().await;
     let moto = Moto::start().await;
     let role = "arn:aws:iam::123456789012:role/dev";
-    let aws = || async {
-        let mut cmd = env.command(&[
-            "aws-credentials",
-            "--account",
-            "cloud-ask",
-            "--role-arn",
-            role,
-        ]);
-        cmd.env("AWS_ENDPOINT_URL", &moto.url);
-        support::run_with_stdin(cmd, "").await
-    };
+    let aws = || aws_credentials(&env, &moto, "cloud-ask", role);
     let gcp = || env.lanyard(&["gcp-credential", "--account", "cloud-ask"]);
     let me = crate::broker::me();
     let allow = format!("lanyard allow cloud-ask {me} --id-token");

@@ -18,6 +18,14 @@ const STS: &str = "https://sts.amazonaws.com/";
 /// per account (a map from role ARN to credentials), deleted with its tokens at sign-out.
 pub(super) const AWS_CACHE: &str = "lanyard aws";
 
+/// An account's cached role credentials, by role ARN, and the sign-in they were made
+/// under (who, where and when: a refresh keeps it, a new sign-in does not).
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+struct AwsCache {
+    sign_in: Option<String>,
+    roles: std::collections::BTreeMap<String, AwsCredentials>,
+}
+
 /// Role credentials from STS, as `credential_process` hands them to the AWS CLI.
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct AwsCredentials {
@@ -79,14 +87,27 @@ impl Lanyard {
             });
         }
         let secrets = self.secrets(self.store_kind(account)).await?;
-        let mut cache: std::collections::BTreeMap<String, AwsCredentials> = {
+        // The sign-in the cache was made under: credentials of an earlier sign-in (of
+        // another person, perhaps) are never handed out.
+        let stamp = || {
+            self.records
+                .load(self.store_kind(account), name)
+                .map(|r| format!("{} at {} since {}", r.subject, r.issuer, r.signed_in_at))
+        };
+        let signed_in_as = stamp();
+        let mut cache: AwsCache = {
             let (secrets, name) = (secrets.clone(), name.to_owned());
             run_blocking(move || secrets.get(AWS_CACHE, &name))
                 .await?
                 .and_then(|c| serde_json::from_str(c.expose()).ok())
+                .filter(|c: &AwsCache| c.sign_in.is_some() && c.sign_in == signed_in_as)
                 .unwrap_or_default()
         };
-        if let Some(cached) = cache.get(role_arn).filter(|c| c.expires_at > now() + 300) {
+        if let Some(cached) = cache
+            .roles
+            .get(role_arn)
+            .filter(|c| c.expires_at > now() + 300)
+        {
             return Ok(cached.clone());
         }
         let endpoint = std::env::var("AWS_ENDPOINT_URL_STS")
@@ -106,11 +127,24 @@ impl Lanyard {
         .await
         .map_err(|e| Error::Sts(Box::new(e)))?;
         // Expired ones are dropped as new ones are kept.
-        cache.retain(|_, c| c.expires_at > now());
-        cache.insert(role_arn.to_owned(), credentials.clone());
+        cache.roles.retain(|_, c| c.expires_at > now());
+        cache.roles.insert(role_arn.to_owned(), credentials.clone());
+        cache.sign_in = signed_in_as.clone();
         let value = Secret::new(serde_json::to_string(&cache).expect("credentials serialise"));
-        let name = name.to_owned();
-        run_blocking(move || secrets.set(AWS_CACHE, &name, &value)).await?;
+        {
+            let (secrets, name) = (secrets.clone(), name.to_owned());
+            run_blocking(move || secrets.set(AWS_CACHE, &name, &value)).await?;
+        }
+        // A sign-out (or another sign-in) while STS answered: what was just kept is not
+        // the current sign-in's, and goes.
+        if stamp() != signed_in_as {
+            let name = name.to_owned();
+            run_blocking(move || secrets.delete(AWS_CACHE, &name)).await?;
+            return Err(Error::SignInNeeded {
+                account: account.name.clone(),
+                reason: "the account signed out while AWS STS answered".into(),
+            });
+        }
         Ok(credentials)
     }
 }

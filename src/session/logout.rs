@@ -132,10 +132,12 @@ impl Lanyard {
         let deleted = match secrets {
             Ok(secrets) => {
                 let name = name.to_owned();
-                // With the tokens go the cloud credentials made from them.
+                // The tokens first, then what was made from them (the cloud credentials):
+                // a failure to delete the second must not leave the first. Both are tried.
                 run_blocking(move || {
-                    secrets.delete(super::cloud::AWS_CACHE, &name)?;
-                    secrets.delete(store::TOKENS, &name)
+                    let tokens = secrets.delete(store::TOKENS, &name);
+                    let derived = secrets.delete(super::cloud::AWS_CACHE, &name);
+                    tokens.and(derived)
                 })
                 .await
             }
