@@ -6,7 +6,7 @@
 //! |---|---|---|
 //! | the broker's transport ([`Listener`], [`Connection`], [`connect`]) | a Unix socket, 0600, in a directory of the user's own that nobody else may write | a named pipe whose DACL grants the user only, created as the first instance so no other process can squat the name, refusing remote clients |
 //! | who is at the other end ([`peer_of`], [`server_user`]) | `SO_PEERCRED` and /proc, each read pinned by a pidfd (Linux); `LOCAL_PEERPID` and libproc, each read checked against the process's start time (macOS) | `GetNamedPipeClientProcessId`, `QueryFullProcessImageNameW`, the process token's user SID, each process held by a handle |
-//! | the default endpoint ([`default_endpoint`]) | `$XDG_RUNTIME_DIR/lanyard/agent.sock`, else `/tmp/lanyard-UID/agent.sock` | `\\.\pipe\lanyard-USER` |
+//! | the default endpoint ([`default_endpoint`]) | `$XDG_RUNTIME_DIR/lanyard/agent.sock`, else `/tmp/lanyard-UID/agent.sock` | `\\.\pipe\lanyard-SID`, by the user's SID |
 //! | a remote host's sockets for `lanyard ssh` ([`forward_dir`]) | a new 0700 directory under `$XDG_RUNTIME_DIR`, else `/tmp` | none: ssh cannot forward a named pipe |
 //! | a headless agent making way for the app ([`terminate`], [`exited`]) | SIGTERM, then a pidfd | `TerminateProcess`, then the process handle |
 //! | a kiosk browser and its helpers ([`Group`]) | a process group: SIGTERM, then SIGKILL | a job object (killed when Lanyard exits), started suspended until it is in the job |

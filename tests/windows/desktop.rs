@@ -83,7 +83,12 @@ async fn the_app_signs_in_asks_before_a_tool_gets_a_token_and_signs_out() {
         ],
     )
     .await;
-    assert!(app.pipe.starts_with(r"\\.\pipe\lanyard-"), "{}", app.pipe);
+    // Named by the user's SID, which no other account shares.
+    assert!(
+        app.pipe.starts_with(r"\\.\pipe\lanyard-S-1-5-"),
+        "{}",
+        app.pipe
+    );
     app.sign_in("work").await;
     let credread = wine.bin.join("credread.exe");
     let stored = prefix.run(&credread, &["work.lanyard"]).await;

@@ -1,7 +1,7 @@
 //! Windows: the broker on a named pipe, peers by their process and its token.
 //!
-//! The pipe `\\.\pipe\lanyard-USER` is created with a DACL that grants the current user
-//! alone, as the first instance (`FILE_FLAG_FIRST_PIPE_INSTANCE`: if any process holds the
+//! The pipe `\\.\pipe\lanyard-SID` (the user's SID) is created with a DACL that grants
+//! the current user alone, as the first instance (`FILE_FLAG_FIRST_PIPE_INSTANCE`: if any process holds the
 //! name already, Lanyard does not serve there), and refuses remote clients. A client
 //! checks that the server runs as its own user before it sends anything, and connects at
 //! the identification level, so a server cannot act as the client.
@@ -49,11 +49,15 @@ pub fn own_user() -> User {
 /// The command line's file name.
 pub const CLI: &str = "lanyard.exe";
 
-/// `\\.\pipe\lanyard-USER`: the user's name, in the characters a pipe name may hold.
+/// `\\.\pipe\lanyard-SID`: named by the user's SID, which no other account has (a user
+/// name is shared by a local and a domain account, and anyone can guess it).
 pub fn default_endpoint() -> PathBuf {
-    let name: String = std::env::var("USERNAME")
-        .unwrap_or_default()
-        .chars()
+    PathBuf::from(format!(r"\\.\pipe\lanyard-{}", pipe_word(&own_user().0)))
+}
+
+/// `text` in the characters a pipe name may hold (a SID needs none replaced).
+fn pipe_word(text: &str) -> String {
+    text.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || "-_.".contains(c) {
                 c
@@ -61,9 +65,7 @@ pub fn default_endpoint() -> PathBuf {
                 '_'
             }
         })
-        .collect();
-    let name = if name.is_empty() { own_user().0 } else { name };
-    PathBuf::from(format!(r"\\.\pipe\lanyard-{name}"))
+        .collect()
 }
 
 /// `%ProgramData%\Lanyard`: where the administrator's files (the managed kiosk file) live.

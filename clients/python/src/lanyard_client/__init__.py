@@ -11,6 +11,9 @@ import struct
 import sys
 import tempfile
 
+if sys.platform == "win32":
+    from . import _windows
+
 __all__ = ["Agent", "BearerAuth", "Error", "default_socket"]
 __version__ = "0.1.0"
 
@@ -38,11 +41,8 @@ def default_socket():
     if explicit:
         return explicit
     if sys.platform == "win32":
-        user = "".join(
-            c if c.isascii() and (c.isalnum() or c in "-_.") else "_"
-            for c in os.environ.get("USERNAME", "")
-        )
-        return r"\\.\pipe\lanyard-" + user
+        # Named by the user's SID, as Lanyard names it: no other account has it.
+        return r"\\.\pipe\lanyard-" + _windows.own_sid()
     runtime = os.environ.get("XDG_RUNTIME_DIR")
     if runtime:
         return os.path.join(runtime, "lanyard", "agent.sock")
@@ -87,6 +87,21 @@ class _Pipe:
                 "not_running",
                 "no Lanyard agent at {}: start one (`lanyard agent`, or the desktop app)".format(path),
             ) from e
+        # The agent holds tokens; a pipe served by another user (who made the name first)
+        # must not get our requests. Fails closed: a server that cannot be checked is not
+        # talked to.
+        try:
+            server = _windows.pipe_server_sid(self.file)
+            own = _windows.own_sid()
+        except OSError as e:
+            self.file.close()
+            raise Error("wrong_user", "cannot tell who serves {}: {}".format(path, e)) from e
+        if server != own:
+            self.file.close()
+            raise Error(
+                "wrong_user",
+                "the agent at {} runs as {}, not as you ({})".format(path, server, own),
+            )
 
     def close(self):
         self.file.close()
