@@ -95,9 +95,14 @@ impl Client {
     /// profile picture): it connects only to public addresses. Names are resolved by a
     /// resolver that drops loopback, private, link-local and other internal addresses,
     /// at every connection, so a name that resolves (or rebinds) inside gets nothing; an
-    /// address written in the URL is checked by [`Client::get_public`].
+    /// address written in the URL is checked by [`Client::get_public`]. It never uses a
+    /// proxy (`HTTPS_PROXY`): the proxy would resolve and connect where this cannot check.
     pub fn public_only() -> Result<Client, Error> {
-        Client::build(reqwest::Client::builder().dns_resolver(std::sync::Arc::new(PublicOnly)))
+        Client::build(
+            reqwest::Client::builder()
+                .dns_resolver(std::sync::Arc::new(PublicOnly))
+                .no_proxy(),
+        )
     }
 
     fn build(builder: reqwest::ClientBuilder) -> Result<Client, Error> {
@@ -467,6 +472,49 @@ mod tests {
         assert!(
             resolved.to_string().contains("no public address"),
             "{resolved}"
+        );
+    }
+
+    /// Run in a process of its own by `pictures_never_go_through_a_proxy`, with the proxy
+    /// variables set (they are read when a client is built, and would reach every other
+    /// test of this process).
+    #[tokio::test]
+    #[ignore = "run by pictures_never_go_through_a_proxy"]
+    async fn fetch_a_picture_through_the_environment() {
+        let url = std::env::var("LANYARD_TEST_PICTURE").expect("run by the test below");
+        let client = Client::public_only().unwrap();
+        let _ = client.get_public(&Url::parse(&url).unwrap()).await;
+    }
+
+    /// A picture's fetch does not go through `HTTPS_PROXY`, where the public-address
+    /// check would not hold: the proxy sees no connection.
+    #[cfg(unix)]
+    #[test]
+    fn pictures_never_go_through_a_proxy() {
+        let proxy = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let at = format!("http://{}", proxy.local_addr().unwrap());
+        let status = std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--ignored", "--exact"])
+            .arg("http::tests::fetch_a_picture_through_the_environment")
+            .env("HTTPS_PROXY", &at)
+            .env("HTTP_PROXY", &at)
+            .env("ALL_PROXY", &at)
+            .env_remove("NO_PROXY")
+            .env(
+                "LANYARD_TEST_PICTURE",
+                "https://pictures.example.com/alice.png",
+            )
+            .stdout(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+        proxy.set_nonblocking(true).unwrap();
+        let connected = proxy.accept();
+        assert!(
+            connected
+                .as_ref()
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::WouldBlock),
+            "the picture's fetch went through the proxy: {connected:?}"
         );
     }
 
