@@ -421,3 +421,131 @@ pub fn end_session_url(
     }
     url
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn provider(promises_iss: bool) -> Provider {
+        let metadata = serde_json::from_value(serde_json::json!({
+            "issuer": "https://id.example.com",
+            "authorization_endpoint": "https://id.example.com/authorize",
+            "token_endpoint": "https://id.example.com/token",
+            "jwks_uri": "https://id.example.com/jwks",
+            "id_token_signing_alg_values_supported": ["RS256"],
+            "authorization_response_iss_parameter_supported": promises_iss,
+        }))
+        .unwrap();
+        Provider::from_metadata(
+            http::Client::new().unwrap(),
+            "https://id.example.com",
+            metadata,
+        )
+        .unwrap()
+    }
+
+    fn request(response_type: ResponseType) -> AuthRequest {
+        AuthRequest {
+            url: Url::parse("https://id.example.com/authorize").unwrap(),
+            response_type,
+            redirect_uri: "http://127.0.0.1:1/callback".into(),
+            state: Secret::new("s"),
+            nonce: Secret::new("n"),
+            verifier: Secret::new("v"),
+        }
+    }
+
+    #[test]
+    fn debug_output_keeps_state_nonce_and_code_out() {
+        let account = crate::config::Config::parse(
+            std::path::Path::new("/c.toml"),
+            "[accounts.a]\nissuer = \"https://id.example.com\"\nclient_id = \"c\"\n",
+        )
+        .unwrap();
+        let account = account.account("a").unwrap();
+        let request = AuthRequest::new(
+            &provider(true),
+            account,
+            "http://127.0.0.1:1/callback",
+            &Overrides::default(),
+        )
+        .unwrap();
+        let shown = format!("{request:?}");
+        for secret in [&request.state, &request.nonce, &request.verifier] {
+            assert!(!shown.contains(secret.expose()), "{shown}");
+        }
+        assert!(!shown.contains("code_challenge"), "{shown}");
+        let params = Params(vec![
+            ("code".into(), "the-code".into()),
+            ("state".into(), "the-state".into()),
+        ]);
+        let shown = format!("{params:?}");
+        assert!(
+            !shown.contains("the-code") && !shown.contains("the-state"),
+            "{shown}"
+        );
+        assert!(shown.contains("code"), "{shown}");
+    }
+
+    #[test]
+    fn signed_userinfo_names_the_provider_and_this_client() {
+        let check = |claims: serde_json::Value| {
+            signed_userinfo(claims.as_object().unwrap(), "https://id.example.com", "app")
+        };
+        let iss = "https://id.example.com";
+        assert!(check(serde_json::json!({"sub": "a", "iss": iss, "aud": "app"})).is_ok());
+        assert!(check(serde_json::json!({"sub": "a", "iss": iss, "aud": ["x", "app"]})).is_ok());
+        for wrong in [
+            serde_json::json!({"sub": "a", "aud": "app"}),
+            serde_json::json!({"sub": "a", "iss": "https://evil.example", "aud": "app"}),
+            serde_json::json!({"sub": "a", "iss": iss}),
+            serde_json::json!({"sub": "a", "iss": iss, "aud": "other-client"}),
+            serde_json::json!({"sub": "a", "iss": iss, "aud": ["other-client"]}),
+        ] {
+            assert!(check(wrong.clone()).is_err(), "{wrong}");
+        }
+    }
+
+    /// RFC 9207: a present `iss` is always compared; a promised one must be there.
+    #[test]
+    fn the_issuer_of_the_response_is_checked_whenever_it_is_there() {
+        let params = |iss: Option<&str>, artifact: &str| {
+            let mut p = vec![(artifact.to_owned(), "x".to_owned())];
+            if let Some(iss) = iss {
+                p.push(("iss".into(), iss.into()));
+            }
+            Params(p)
+        };
+        let right = Some("https://id.example.com");
+        let wrong = Some("https://evil.example");
+        let cases = [
+            // promised, iss, response type, accepted
+            (true, right, ResponseType::Code, true),
+            (true, None, ResponseType::Code, false),
+            (true, wrong, ResponseType::Code, false),
+            (true, None, ResponseType::IdToken, true),
+            (true, wrong, ResponseType::IdToken, false),
+            (false, None, ResponseType::Code, true),
+            (false, right, ResponseType::Code, true),
+            // Not promised, yet present and wrong: a mix-up all the same.
+            (false, wrong, ResponseType::Code, false),
+            (false, wrong, ResponseType::IdToken, false),
+        ];
+        for (promised, iss, response_type, accepted) in cases {
+            let artifact = match response_type {
+                ResponseType::Code => "code",
+                ResponseType::IdToken => "id_token",
+            };
+            let got =
+                request(response_type).check_response(&provider(promised), &params(iss, artifact));
+            assert_eq!(
+                got.is_ok(),
+                accepted,
+                "promised {promised}, iss {iss:?}, {artifact}: {got:?}"
+            );
+            if !accepted {
+                assert!(matches!(got, Err(Error::IssuerMismatch { .. })), "{got:?}");
+            }
+        }
+    }
+}

@@ -250,3 +250,32 @@ pub(super) async fn token_request(
     }
     Ok(tokens)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn provider_lifetimes_are_bounded() {
+        let at = |expires_in: Option<f64>| {
+            TokenResponse {
+                access_token: Secret::new("a"),
+                token_type: "Bearer".into(),
+                expires_in,
+                refresh_token: None,
+                id_token: None,
+                scope: None,
+            }
+            .expires_at(u64::MAX - 10)
+        };
+        let now = u64::MAX - 10;
+        assert_eq!(at(None), None);
+        assert_eq!(at(Some(0.0)), Some(now));
+        assert_eq!(at(Some(-5.0)), Some(now));
+        assert_eq!(at(Some(f64::NAN)), Some(now));
+        // Huge, and added to a clock near its end: no overflow, no panic.
+        assert_eq!(at(Some(1e300)), Some(u64::MAX));
+        assert_eq!(lifetime(1e300), MAX_LIFETIME);
+        assert_eq!(lifetime(3600.9), 3600);
+    }
+}

@@ -11,12 +11,14 @@
 //! - `cargo xtask fuzz`  fuzzes the agent's frame decoder (cargo-fuzz, libFuzzer).
 //! - `cargo xtask windows`  the Windows toolchain; check, build and unit tests under Wine.
 //! - `cargo xtask macos`    a type-check for aarch64-apple-darwin.
+//! - `cargo xtask cited`    checks that every test docs/security.md cites exists.
 //!
 //! Everything a fresh Debian/Ubuntu machine needs is installed from here, so that the
 //! README's two commands are the whole set-up.
 
 mod bench;
 mod bundle;
+mod cited;
 mod demo;
 mod deps;
 mod dist;
@@ -46,6 +48,7 @@ fn main() -> ExitCode {
         Some("dist") => dist::run().map(drop),
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("screenshots") => screenshots::run(),
+        Some("cited") => cited::check(),
         Some("bundle") => bundle::run(&args[1..]),
         Some("windows") => windows::run(&args[1..]),
         Some("macos") => macos::run(&args[1..]),
@@ -62,7 +65,8 @@ fn main() -> ExitCode {
                  dist                       build the shipping `lanyard` binary into target/dist\n  \
                  fuzz [SECONDS]             fuzz the agent's frame decoder (default 60 s)\n  \
                  windows [check|build|unit|lane]  Lanyard for Windows, built here and run under Wine
-                 macos [check]              a type-check of the library and CLI for macOS"
+                 macos [check]              a type-check of the library and CLI for macOS\n  \
+                 cited                      every test docs/security.md cites exists"
             );
             return ExitCode::from(2);
         }

@@ -22,6 +22,8 @@ pub fn run(extra: &[String]) -> anyhow::Result<()> {
     )?;
     // Build first, outside the keyring session, so compile time does not count against it.
     super::run(super::cargo().args(["test", "--workspace", "--no-run"]))?;
+    // Every test docs/security.md cites for a finding exists.
+    super::cited::check()?;
     // The desktop tests drive the app's binary, which `cargo test` does not build; so do
     // the tests of the example app that uses tauri-plugin-lanyard. `--tests` gives the
     // programs the test build's feature set, so no dependency is compiled twice.
