@@ -245,7 +245,8 @@ fn open(sealed: &SalsaBox, message: &[u8]) -> Option<Vec<u8>> {
     let len: usize = parts.next()?.parse().ok()?;
     let nonce = B64.decode(parts.next()?).ok()?;
     let cipher = B64.decode(parts.next()?).ok()?;
-    if nonce.len() != 24 || cipher.len() != len + 16 {
+    // (A length near usize::MAX must not overflow: it is what the client says.)
+    if nonce.len() != 24 || len.checked_add(16) != Some(cipher.len()) {
         return None;
     }
     sealed
@@ -281,6 +282,14 @@ mod tests {
         let tampered = format!("{}:{}:{}", plain.len(), B64.encode(nonce), B64.encode(&bad));
         assert_eq!(open(&at_agent, tampered.as_bytes()), None);
         assert_eq!(open(&at_agent, b"12:short"), None);
+        // A length that would overflow is refused, not a panic.
+        let huge = format!(
+            "{}:{}:{}",
+            usize::MAX,
+            B64.encode(nonce),
+            B64.encode(&cipher)
+        );
+        assert_eq!(open(&at_agent, huge.as_bytes()), None);
         assert!(public_key(B64.encode([7u8; 32]).as_bytes()).is_some());
         assert!(public_key(b"not a key").is_none());
         assert_eq!(trim(b"{}\0\n"), b"{}");

@@ -222,7 +222,14 @@ fn chrono_free_rfc3339(text: &str) -> Option<u64> {
     let time = time.split('.').next()?;
     let mut t = time.split(':').map(|p| p.parse::<i64>().ok());
     let (h, min, s) = (t.next()??, t.next()??, t.next()??);
-    if !(1..=12).contains(&m) || !(1..=31).contains(&day) || h > 23 || min > 59 || s > 60 {
+    // (Years STS writes: a year of 19 digits must not overflow what follows.)
+    if !(1970..=9999).contains(&y)
+        || !(1..=12).contains(&m)
+        || !(1..=31).contains(&day)
+        || !(0..=23).contains(&h)
+        || !(0..=59).contains(&min)
+        || !(0..=60).contains(&s)
+    {
         return None;
     }
     // Days from the civil date (Howard Hinnant's algorithm).
@@ -255,5 +262,14 @@ mod tests {
         assert_eq!(chrono_free_rfc3339("1970-01-01T00:00:00Z"), Some(0));
         assert_eq!(chrono_free_rfc3339("2026-13-01T00:00:00Z"), None);
         assert_eq!(chrono_free_rfc3339("yesterday"), None);
+        // Numbers that would overflow are refused, not a panic.
+        assert_eq!(
+            chrono_free_rfc3339("999999999999999999-01-01T00:00:00Z"),
+            None
+        );
+        assert_eq!(
+            chrono_free_rfc3339("2026-01-01T-9223372036854775807:00:00Z"),
+            None
+        );
     }
 }
