@@ -61,9 +61,23 @@ async fn the_example_app_signs_in_shows_who_uses_a_token_and_signs_out() {
     .await;
 
     app.wait_for("#sign-in", "Sign in").await;
+    // What the change event carries, as any of the app's webviews may listen to it.
+    app.run_async(
+        "const done = arguments[0]; window.__lanyardSeen = []; \
+         window.__TAURI__.event.listen('lanyard://changed', (e) => window.__lanyardSeen.push(e.payload)) \
+           .then(() => done(true));",
+        json!([]),
+    )
+    .await;
     app.click("#sign-in").await;
     app.wait_for("#who", "Alice Example").await;
     assert!(app.text("#email").await.contains("alice@example.test"));
+    // The card came from `identity()` (which needs `lanyard:allow-identity`); the event
+    // carried no identity.
+    let seen = app
+        .run_async("arguments[0](window.__lanyardSeen);", json!([]))
+        .await;
+    assert_eq!(seen, json!([null]), "the change event carried {seen}");
     // Kept in the keychain under the app's own identifier, not Lanyard's.
     let service = "dev.lanyard.example.signin";
     assert!(support::keychain(service, "default").is_some());

@@ -2,11 +2,14 @@
 // functions as index.js.
 (() => {
   const { core, event } = window.__TAURI__;
+  const identity = () => core.invoke('plugin:lanyard|identity');
   window.__TAURI__.lanyard = {
     signIn: () => core.invoke('plugin:lanyard|sign_in'),
-    identity: () => core.invoke('plugin:lanyard|identity'),
+    identity,
     accessToken: ({ minValid = 60 } = {}) => core.invoke('plugin:lanyard|access_token', { minValid }),
     signOut: () => core.invoke('plugin:lanyard|sign_out'),
-    onChange: (callback) => event.listen('lanyard://changed', (e) => callback(e.payload)),
+    // The event carries nothing; the identity comes from `identity()`, which needs
+    // `lanyard:allow-identity`: a webview without it is not called back.
+    onChange: (callback) => event.listen('lanyard://changed', () => identity().then(callback, () => {})),
   };
 })();

@@ -20,5 +20,10 @@ export const accessToken = ({ minValid = 60 } = {}) =>
 /** Signs out: revokes, forgets, and ends the provider's session. */
 export const signOut = () => invoke('plugin:lanyard|sign_out');
 
-/** Calls `callback` with the identity after each sign-in, and null after sign-out. */
-export const onChange = (callback) => listen('lanyard://changed', (e) => callback(e.payload));
+/**
+ * Calls `callback` with the identity after each sign-in, and null after sign-out. The
+ * event itself carries nothing: the identity comes from `identity()`, so a webview not
+ * granted `lanyard:allow-identity` is not called back.
+ */
+export const onChange = (callback) =>
+  listen('lanyard://changed', () => identity().then(callback, () => {}));

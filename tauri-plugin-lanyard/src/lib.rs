@@ -53,8 +53,9 @@ use tauri::plugin::{Builder, TauriPlugin};
 use tauri::{AppHandle, Emitter as _, Manager as _, Runtime, State};
 use tauri_plugin_deep_link::{DeepLink, DeepLinkExt as _};
 
-/// The event the web code's `onChange` listens to: the identity, or `null` once signed
-/// out.
+/// The event the web code's `onChange` listens to, after each sign-in and sign-out. It
+/// carries nothing (every webview of the app may listen to events): `onChange` then asks
+/// `identity()`, which only a webview granted `lanyard:allow-identity` gets.
 pub const CHANGED: &str = "lanyard://changed";
 
 /// The plugin, keeping its sign-in in the OS keychain under the app's identifier, with
@@ -221,7 +222,7 @@ async fn sign_in<R: Runtime>(
         });
     }
     let person = state.client.sign_in().await?;
-    let _ = app.emit(CHANGED, Some(&person));
+    let _ = app.emit(CHANGED, ());
     Ok(person)
 }
 
@@ -251,7 +252,7 @@ async fn sign_out<R: Runtime>(
     state: State<'_, Lanyard>,
 ) -> Result<Vec<String>, Failure> {
     let out = state.client.sign_out().await?;
-    let _ = app.emit(CHANGED, None::<Identity>);
+    let _ = app.emit(CHANGED, ());
     Ok(out.warnings)
 }
 
