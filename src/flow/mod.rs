@@ -116,6 +116,10 @@ impl std::fmt::Debug for AuthRequest {
 pub struct Overrides {
     /// Replaces the account's `prompt` (e.g. `login` for `--reauth`).
     pub prompt: Option<String>,
+    /// The JWK thumbprint of the DPoP key the code will be redeemed with (RFC 9449
+    /// section 10): the provider binds the code to it, so a code that got out cannot be
+    /// redeemed with another key.
+    pub dpop_jkt: Option<String>,
 }
 
 impl AuthRequest {
@@ -160,6 +164,9 @@ impl AuthRequest {
             }
             for resource in &account.resources {
                 q.append_pair("resource", resource);
+            }
+            if let Some(jkt) = &overrides.dpop_jkt {
+                q.append_pair("dpop_jkt", jkt);
             }
         }
         Ok(AuthRequest {
@@ -485,6 +492,40 @@ mod tests {
             "{shown}"
         );
         assert!(shown.contains("code"), "{shown}");
+    }
+
+    /// With a DPoP key, the request names its thumbprint (RFC 9449 section 10).
+    #[test]
+    fn the_dpop_key_is_named_in_the_request() {
+        let config = crate::config::Config::parse(
+            std::path::Path::new("/c.toml"),
+            "[accounts.a]\nissuer = \"https://id.example.com\"\nclient_id = \"c\"\n",
+        )
+        .unwrap();
+        let account = config.account("a").unwrap();
+        let with = |dpop_jkt: Option<&str>| {
+            let overrides = Overrides {
+                dpop_jkt: dpop_jkt.map(str::to_owned),
+                ..Overrides::default()
+            };
+            let request = AuthRequest::new(
+                &provider(true),
+                account,
+                "http://127.0.0.1:1/cb",
+                &overrides,
+            )
+            .unwrap();
+            request
+                .url
+                .query_pairs()
+                .find(|(k, _)| k == "dpop_jkt")
+                .map(|(_, v)| v.into_owned())
+        };
+        assert_eq!(
+            with(Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")).as_deref(),
+            Some("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I")
+        );
+        assert_eq!(with(None), None);
     }
 
     #[test]

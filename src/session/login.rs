@@ -51,6 +51,9 @@ impl Default for LoginOptions {
 /// Where a sign-in's tokens go, and whose they may be.
 struct Keep {
     secrets: Arc<dyn Secrets>,
+    /// The DPoP key the code is redeemed with, made before the browser goes (its
+    /// thumbprint is in the authorization request), where the tokens are to be bound.
+    dpop: Option<(dpop::Key, Secret)>,
     /// [`LoginOptions::as_new_user`].
     as_new_user: bool,
     /// To revoke what a refused sign-in was issued.
@@ -142,13 +145,19 @@ impl Lanyard {
             client_secret,
             provider,
         } = self.sign_in(name).await?;
-        let secrets = Keep {
-            secrets,
-            as_new_user: options.as_new_user,
-            client_secret: client_secret.clone(),
+        let dpop = match account.response_type {
+            ResponseType::Code => new_dpop_key(account, &provider, client_secret.as_ref())?,
+            ResponseType::IdToken => None,
         };
         let overrides = Overrides {
             prompt: options.prompt.clone(),
+            dpop_jkt: dpop.as_ref().map(|(key, _)| key.thumbprint().to_owned()),
+        };
+        let secrets = Keep {
+            secrets,
+            dpop,
+            as_new_user: options.as_new_user,
+            client_secret: client_secret.clone(),
         };
         let listener = match &account.redirect {
             Redirect::Loopback { port } => Listener::bind(*port).await?,
@@ -274,14 +283,14 @@ impl Lanyard {
         request: &AuthRequest,
         params: &Params,
         client_secret: Option<&Secret>,
-        secrets: Keep,
+        mut secrets: Keep,
     ) -> Result<Record, Error> {
         let artifact = request.check_response(provider, params)?;
         // The code flow redeems the code for tokens; the ID-token flow has its token already.
         let (response, id_token, key) = match request.response_type {
             ResponseType::Code => {
                 let auth = flow::client_auth(account, provider, client_secret)?;
-                let key = new_dpop_key(account, provider, client_secret)?;
+                let key = secrets.dpop.take();
                 let dpop = key.as_ref().map(|(key, _)| key);
                 let response =
                     flow::exchange(&self.http, provider, &auth, &artifact, request, dpop).await?;
@@ -447,6 +456,8 @@ impl Lanyard {
         } = self.sign_in(name).await?;
         let secrets = Keep {
             secrets,
+            // (Made below: the device flow has no authorization request to name it in.)
+            dpop: None,
             as_new_user: options.as_new_user,
             client_secret: client_secret.clone(),
         };
