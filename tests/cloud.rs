@@ -280,6 +280,15 @@ async fn the_cloud_commands_ask_the_running_agent() {
         support::stored_tokens("cloud-ask").unwrap()["id_token"]
     );
 
+    // Denied the ID token (and only it): the cloud commands are refused again, the
+    // account's access tokens are not.
+    env.lanyard(&["deny", "cloud-ask", &me, "--id-token"])
+        .await
+        .assert_ok();
+    gcp().await
+        .assert_fails(8, &format!("{me} may not use cloud-ask's ID token"));
+    env.lanyard(&["token", "cloud-ask"]).await.assert_ok();
+
     // The audit log names the app, refused and then allowed the ID token.
     let audit =
         std::fs::read_to_string(std::path::Path::new(&env.path("data")).join("lanyard/audit.log"))
@@ -294,7 +303,9 @@ async fn the_cloud_commands_ask_the_running_agent() {
         .filter_map(|l| l["decision"].as_str())
         .collect();
     assert!(
-        decisions.contains(&"approval_required") && decisions.contains(&"allowed"),
+        decisions.contains(&"approval_required")
+            && decisions.contains(&"allowed")
+            && decisions.last() == Some(&"denied"),
         "{audit}"
     );
 }
