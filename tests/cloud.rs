@@ -285,7 +285,8 @@ async fn the_cloud_commands_ask_the_running_agent() {
     env.lanyard(&["deny", "cloud-ask", &me, "--id-token"])
         .await
         .assert_ok();
-    gcp().await
+    gcp()
+        .await
         .assert_fails(8, &format!("{me} may not use cloud-ask's ID token"));
     env.lanyard(&["token", "cloud-ask"]).await.assert_ok();
 

@@ -12,12 +12,14 @@
 //! - `cargo xtask windows`  the Windows toolchain; check, build and unit tests under Wine.
 //! - `cargo xtask macos`    a type-check for aarch64-apple-darwin.
 //! - `cargo xtask cited`    checks that every test docs/security.md cites exists.
+//! - `cargo xtask circles`  checks that no rooms of src/ import each other in a circle.
 //!
 //! Everything a fresh Debian/Ubuntu machine needs is installed from here, so that the
 //! README's two commands are the whole set-up.
 
 mod bench;
 mod bundle;
+mod circles;
 mod cited;
 mod demo;
 mod deps;
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Some("fuzz") => fuzz::run(&args[1..]),
         Some("screenshots") => screenshots::run(),
         Some("cited") => cited::check(),
+        Some("circles") => circles::check(),
         Some("bundle") => bundle::run(&args[1..]),
         Some("windows") => windows::run(&args[1..]),
         Some("macos") => macos::run(&args[1..]),
@@ -66,7 +69,8 @@ fn main() -> ExitCode {
                  fuzz [SECONDS]             fuzz the agent's frame decoder (default 60 s)\n  \
                  windows [check|build|unit|lane]  Lanyard for Windows, built here and run under Wine
                  macos [check]              a type-check of the library and CLI for macOS\n  \
-                 cited                      every test docs/security.md cites exists"
+                 cited                      every test docs/security.md cites exists\n  \
+                 circles                    no import circle between the rooms of src/"
             );
             return ExitCode::from(2);
         }

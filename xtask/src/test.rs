@@ -5,6 +5,8 @@
 pub fn run(extra: &[String]) -> anyhow::Result<()> {
     super::deps::run()?;
     super::run(super::cargo().args(["fmt", "--all", "--check"]))?;
+    // No room of the library imports another that imports it back.
+    super::circles::check()?;
     super::run(super::cargo().args([
         "clippy",
         "--workspace",
