@@ -136,8 +136,8 @@ async fn lanyard_exe_signs_in_keeps_tokens_brokers_and_signs_out() {
             idp.issuer
         ),
     );
+    // The agent's pipe, once it runs; until then, no agent: direct mode.
     let pipe = format!(r"\\.\pipe\lanyard-test-{name}");
-    env.set("LANYARD_SOCK", &pipe);
 
     // Sign in: lanyard.exe opens $BROWSER (the test's browser driver, a host program
     // Wine starts) and receives the redirect on its loopback listener.
@@ -185,6 +185,7 @@ async fn lanyard_exe_signs_in_keeps_tokens_brokers_and_signs_out() {
 
     // The broker on its named pipe, and a Windows tool that is not lanyard.exe: refused
     // until approved, then served.
+    env.set("LANYARD_SOCK", &pipe);
     let mut agent = wine.command(&env, "lanyard", &["agent"]).spawn().unwrap();
     let mut said = tokio::io::BufReader::new(agent.stderr.take().unwrap());
     let listening = tokio::time::timeout(std::time::Duration::from_secs(60), async {
@@ -248,6 +249,8 @@ async fn lanyard_exe_signs_in_keeps_tokens_brokers_and_signs_out() {
     let run = wine.lanyard_from_cmd(&env, &["token", &name]).await;
     assert_eq!(run.assert_ok().stdout.trim(), refreshed);
     agent.kill().await.unwrap();
+    // (A LANYARD_SOCK where no agent answers is an error: without it, direct mode.)
+    env.unset("LANYARD_SOCK");
 
     // The credential helpers kubectl and git run, as Windows programs (without the agent).
     let run = wine.lanyard(&env, &["kubectl-credential", &name]).await;
