@@ -29,6 +29,11 @@ use crate::platform::{self, Listener};
 /// What names a host's requests in the policy: `ssh:HOST`.
 pub const PREFIX: &str = "ssh:";
 
+/// Connections a host is served at once on each of its sockets: enough for its tools, and
+/// far from the descriptors the agent's own socket needs (a host that opens more is told
+/// `busy`).
+pub const HOST_CONNECTIONS: usize = 16;
+
 /// A host's sockets, served until this is dropped; then they are removed.
 pub struct Forward {
     dir: PathBuf,
@@ -101,7 +106,7 @@ pub fn open(agent: &Agent, host: &str, owner: &Peer) -> Result<Box<dyn Forwarded
         async move {
             let limits = Limits {
                 parent: true,
-                ..server::limits(server::MAX_CONNECTIONS)
+                ..server::limits(HOST_CONNECTIONS)
             };
             accept::accept(main, &clis, limits, shutdown, move |stream, peer| {
                 let peer = peer.and_then(|p| as_host(p, &host, cli));
@@ -119,6 +124,7 @@ pub fn open(agent: &Agent, host: &str, owner: &Peer) -> Result<Box<dyn Forwarded
                 &clis,
                 Limits {
                     parent: true,
+                    max: HOST_CONNECTIONS,
                     ..oidc_agent::limits()
                 },
                 shutdown,

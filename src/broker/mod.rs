@@ -147,4 +147,61 @@ mod tests {
             .expect("shutdown does not wait for the silent clients")
             .unwrap();
     }
+
+    /// A peer of `app`, from a remote host's socket or not.
+    fn peer(app: &str, remote: bool) -> peer::Peer {
+        peer::Peer {
+            user: platform::own_user(),
+            pid: Some(1),
+            app: app.into(),
+            through: None,
+            process: Some(1),
+            parent: None,
+            remote,
+        }
+    }
+
+    /// A remote host cannot tell which accounts exist: an unknown account is answered
+    /// as one it is not allowed; nor find the one signed in at an issuer, nor exchange
+    /// tokens. The desktop's own programs are told plainly.
+    #[tokio::test]
+    async fn a_remote_host_learns_nothing_of_the_accounts() {
+        let dir = tempfile::tempdir().unwrap();
+        let agent = agent(dir.path());
+        let own = agent
+            .token(
+                "nobody",
+                60,
+                &Default::default(),
+                &peer("/usr/bin/curl", false),
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(own.code, protocol::Code::UnknownAccount, "{own:?}");
+        let host = peer("ssh:build-box", true);
+        let remote = agent
+            .token("nobody", 60, &Default::default(), &host)
+            .await
+            .unwrap_err();
+        assert_eq!(remote.code, protocol::Code::ApprovalRequired, "{remote:?}");
+        assert!(!remote.message.contains("config.toml"), "{remote:?}");
+        let by_issuer =
+            serde_json::json!({"request": "access_token", "issuer": "https://id.example.com"});
+        let answer = oidc_agent::handle(&agent, &by_issuer, &host).await;
+        assert!(
+            answer["error"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("name the account"),
+            "{answer}"
+        );
+        let exchange = protocol::Op::Token {
+            account: "work".into(),
+            min_valid: 60,
+            scope: None,
+            audience: Some("https://api.example.com".into()),
+            exchange: true,
+        };
+        assert!(!server::allowed_from_host(&exchange));
+    }
 }

@@ -111,7 +111,7 @@ pub(super) async fn serve(
     let _ = stream.write_all(reply.as_bytes()).await;
 }
 
-async fn handle(agent: &Agent, request: &Value, peer: &Peer) -> Value {
+pub(super) async fn handle(agent: &Agent, request: &Value, peer: &Peer) -> Value {
     let field = |k: &str| request.get(k).and_then(Value::as_str);
     match field("request") {
         // Which accounts are signed in is the desktop's to know, not a remote host's.
@@ -134,6 +134,9 @@ async fn handle(agent: &Agent, request: &Value, peer: &Peer) -> Value {
             let issuer = field("issuer").or(field("account").filter(|a| a.contains("://")));
             let account = match (named, issuer) {
                 (Some(account), _) => Some(account.to_owned()),
+                // Which account is signed in at an issuer is the desktop's to know: a
+                // remote host names the account.
+                (None, Some(_)) if peer.remote => None,
                 (None, Some(issuer)) => agent
                     .accounts()
                     .into_iter()
@@ -145,7 +148,11 @@ async fn handle(agent: &Agent, request: &Value, peer: &Peer) -> Value {
                 (None, None) => None,
             };
             let Some(account) = account else {
-                return failure("name an account (`account`) or an issuer (`issuer`)");
+                return failure(if peer.remote {
+                    "name the account (`account`): a remote host is not told which accounts are signed in"
+                } else {
+                    "name an account (`account`) or an issuer (`issuer`)"
+                });
             };
             let min_valid = request
                 .get("min_valid_period")

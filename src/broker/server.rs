@@ -58,12 +58,17 @@ pub trait Forwarded: Send {
 
 /// What a remote host may ask through its forwarded socket: what an app that holds a
 /// token needs, each under `ssh:HOST`'s approval. Signing in or out, listing the accounts,
-/// watching events, opening more forwards and ending a kiosk session are the desktop's.
+/// watching events, opening more forwards and ending a kiosk session are the desktop's;
+/// so is a token exchange, which the client authenticates for (the host could not make
+/// one at the provider with the token alone).
 pub fn allowed_from_host(op: &Op) -> bool {
     matches!(
         op,
         Op::Hello { .. }
-            | Op::Token { .. }
+            | Op::Token {
+                exchange: false,
+                ..
+            }
             | Op::Identity { .. }
             | Op::Proof { .. }
             | Op::IdToken { .. }
@@ -276,7 +281,7 @@ pub fn not_allowed_from_host(peer: &Peer) -> ErrorBody {
     ErrorBody {
         code: Code::NotAllowedFromHost,
         message: format!(
-            "{} may ask for tokens and identity only: signing in or out, listing accounts, watching events and opening sockets are done on the desktop itself",
+            "{} may ask for tokens and identity only: signing in or out, listing accounts, watching events, opening sockets and token exchange are done on the desktop itself",
             peer.app
         ),
         hint: None,

@@ -18,8 +18,9 @@ const STS: &str = "https://sts.amazonaws.com/";
 /// per account (a map from role ARN to credentials), deleted with its tokens at sign-out.
 pub(super) const AWS_CACHE: &str = "lanyard aws";
 
-/// An account's cached role credentials, by role ARN, and the sign-in they were made
-/// under (who, where and when: a refresh keeps it, a new sign-in does not).
+/// An account's cached role credentials, by role ARN, session name and duration, and the
+/// sign-in they were made under (who, where and when: a refresh keeps it, a new sign-in
+/// does not).
 #[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
 struct AwsCache {
     sign_in: Option<String>,
@@ -49,7 +50,7 @@ impl Lanyard {
                 .whoami(name)
                 .ok()
                 .and_then(|r| r.id_token_expires_at)
-                .filter(|exp| *exp > now() + seconds)
+                .filter(|exp| *exp > now().saturating_add(seconds))
         };
         let expires_at = match valid_for(self, min_valid) {
             Some(exp) => exp,
@@ -95,6 +96,22 @@ impl Lanyard {
                 .map(|r| format!("{} at {} since {}", r.subject, r.issuer, r.signed_in_at))
         };
         let signed_in_as = stamp();
+        // The ID token was fetched before: it must be of the sign-in read now, or another
+        // sign-in came in between and its credentials would be kept under this one's.
+        let record = self.whoami(name)?;
+        if token_subject(id_token) != Some((record.subject.clone(), record.issuer.clone())) {
+            return Err(Error::Usage {
+                kind: crate::Kind::Other,
+                message: format!(
+                    "{name} was signed in again while its AWS credentials were asked for; try again"
+                ),
+            });
+        }
+        // Credentials are kept per role, session name and duration.
+        let key = format!(
+            "{role_arn} {session_name} {}",
+            duration.map_or(0, |d| d.as_secs())
+        );
         let mut cache: AwsCache = {
             let (secrets, name) = (secrets.clone(), name.to_owned());
             run_blocking(move || secrets.get(AWS_CACHE, &name))
@@ -103,11 +120,7 @@ impl Lanyard {
                 .filter(|c: &AwsCache| c.sign_in.is_some() && c.sign_in == signed_in_as)
                 .unwrap_or_default()
         };
-        if let Some(cached) = cache
-            .roles
-            .get(role_arn)
-            .filter(|c| c.expires_at > now() + 300)
-        {
+        if let Some(cached) = cache.roles.get(&key).filter(|c| c.expires_at > now() + 300) {
             return Ok(cached.clone());
         }
         let endpoint = std::env::var("AWS_ENDPOINT_URL_STS")
@@ -128,7 +141,7 @@ impl Lanyard {
         .map_err(|e| Error::Sts(Box::new(e)))?;
         // Expired ones are dropped as new ones are kept.
         cache.roles.retain(|_, c| c.expires_at > now());
-        cache.roles.insert(role_arn.to_owned(), credentials.clone());
+        cache.roles.insert(key, credentials.clone());
         cache.sign_in = signed_in_as.clone();
         let value = Secret::new(serde_json::to_string(&cache).expect("credentials serialise"));
         {
@@ -147,6 +160,21 @@ impl Lanyard {
         }
         Ok(credentials)
     }
+}
+
+/// The `sub` and `iss` an ID token names (it came from this account's own store, or its
+/// agent, so its signature was checked when it was kept).
+fn token_subject(id_token: &Secret) -> Option<(String, String)> {
+    use base64::Engine as _;
+    let payload = id_token.expose().split('.').nth(1)?;
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    let claims: serde_json::Value = serde_json::from_slice(&payload).ok()?;
+    Some((
+        claims.get("sub")?.as_str()?.to_owned(),
+        claims.get("iss")?.as_str()?.to_owned(),
+    ))
 }
 
 /// `AssumeRoleWithWebIdentity`: an unsigned form POST, answered in XML.

@@ -332,7 +332,7 @@ impl Agent {
     /// The ID token, only to an app allowed it explicitly (`lanyard allow NAME APP
     /// --id-token`): an ID token is the person's identity, not an API credential.
     pub async fn id_token(&self, account: &str, peer: &Peer) -> Result<String, ErrorBody> {
-        self.known(account)?;
+        self.known(account, peer)?;
         self.authorize(&id_token_grant(account), peer).await?;
         let token = self
             .lanyard()
@@ -350,7 +350,7 @@ impl Agent {
         min_valid: u64,
         peer: &Peer,
     ) -> Result<IdTokenReply, ErrorBody> {
-        self.known(account)?;
+        self.known(account, peer)?;
         self.authorize(&id_token_grant(account), peer).await?;
         let (token, expires_at) = self
             .lanyard()
@@ -371,7 +371,7 @@ impl Agent {
         scope: Option<&str>,
         peer: &Peer,
     ) -> Result<TokenReply, ErrorBody> {
-        self.known(account)?;
+        self.known(account, peer)?;
         self.authorize(account, peer).await?;
         let token = self
             .lanyard()
@@ -387,7 +387,7 @@ impl Agent {
     }
 
     pub async fn identity(&self, account: &str, peer: &Peer) -> Result<Identity, ErrorBody> {
-        self.known(account)?;
+        self.known(account, peer)?;
         self.authorize(account, peer).await?;
         let record = self.lanyard().whoami(account).map_err(|e| body(&e))?;
         let mut identity = record.claims();
@@ -396,16 +396,27 @@ impl Agent {
         Ok(identity)
     }
 
-    fn known(&self, account: &str) -> Result<(), ErrorBody> {
-        self.lanyard()
-            .config()
-            .account(account)
-            .map(|_| ())
-            .map_err(|e| ErrorBody {
+    /// Whether `account` is one of the agent's, as `peer` may learn it: a remote host
+    /// hears of an account that does not exist what it hears of one it is not allowed,
+    /// so it cannot tell which accounts there are.
+    pub(super) fn known(&self, account: &str, peer: &Peer) -> Result<(), ErrorBody> {
+        match self.lanyard().config().account(account) {
+            Ok(_) => Ok(()),
+            Err(_) if peer.remote => Err(ErrorBody {
+                code: Code::ApprovalRequired,
+                message: format!(
+                    "{} (pid {}) has not been allowed to use {account}'s tokens",
+                    peer.app,
+                    peer.pid.unwrap_or(0)
+                ),
+                hint: Some(format!("lanyard allow {account} {}", peer.app)),
+            }),
+            Err(e) => Err(ErrorBody {
                 code: Code::UnknownAccount,
                 message: e.to_string(),
                 hint: None,
-            })
+            }),
+        }
     }
 }
 

@@ -52,7 +52,7 @@ impl Agent {
         progress: &(dyn Fn(session::Progress<'_>) + Sync),
     ) -> Result<Value, ErrorBody> {
         self.not_on_a_kiosk("sign-in")?;
-        self.known(account)?;
+        self.known(account, peer)?;
         let options = LoginOptions {
             open_browser: request.open_browser,
             timeout: request.timeout,

@@ -23,7 +23,7 @@ impl Agent {
         target: &Target,
         peer: &Peer,
     ) -> Result<TokenReply, ErrorBody> {
-        self.known(account)?;
+        self.known(account, peer)?;
         self.authorize(account, peer).await?;
         let served = self.fetch(account, min_valid, &target.normalized()).await?;
         Ok(TokenReply {
@@ -43,7 +43,7 @@ impl Agent {
         request: &ProofRequest,
         peer: &Peer,
     ) -> Result<ProofReply, ErrorBody> {
-        self.known(account)?;
+        self.known(account, peer)?;
         let url = url::Url::parse(&request.url)
             .ok()
             .filter(|u| matches!(u.scheme(), "https" | "http"))
@@ -101,8 +101,6 @@ impl Agent {
     /// The account's own access token for the person at the desktop app ("Copy access
     /// token"): no app asks, so no policy applies; the audit log still records it.
     pub async fn owner_token(&self, account: &str) -> Result<(Secret, Option<u64>), ErrorBody> {
-        self.known(account)?;
-        let cached = self.fetch(account, 60, &Target::default()).await?.cached;
         let owner = Peer {
             user: crate::platform::own_user(),
             pid: Some(std::process::id() as i32),
@@ -112,6 +110,8 @@ impl Agent {
             parent: None,
             remote: false,
         };
+        self.known(account, &owner)?;
+        let cached = self.fetch(account, 60, &Target::default()).await?.cached;
         self.audit(account, &owner, Decision::AllowOnce);
         Ok((cached.token, cached.expires_at))
     }
