@@ -462,14 +462,19 @@ mod tests {
         }
     }
 
-    #[test]
-    fn debug_output_keeps_state_nonce_and_code_out() {
-        let account = crate::config::Config::parse(
+    /// An accounts file with one account, `a`, at the provider above.
+    fn config() -> crate::config::Config {
+        crate::config::Config::parse(
             std::path::Path::new("/c.toml"),
             "[accounts.a]\nissuer = \"https://id.example.com\"\nclient_id = \"c\"\n",
         )
-        .unwrap();
-        let account = account.account("a").unwrap();
+        .unwrap()
+    }
+
+    #[test]
+    fn debug_output_keeps_state_nonce_and_code_out() {
+        let config = config();
+        let account = config.account("a").unwrap();
         let request = AuthRequest::new(
             &provider(true),
             account,
@@ -497,11 +502,7 @@ mod tests {
     /// With a DPoP key, the request names its thumbprint (RFC 9449 section 10).
     #[test]
     fn the_dpop_key_is_named_in_the_request() {
-        let config = crate::config::Config::parse(
-            std::path::Path::new("/c.toml"),
-            "[accounts.a]\nissuer = \"https://id.example.com\"\nclient_id = \"c\"\n",
-        )
-        .unwrap();
+        let config = config();
         let account = config.account("a").unwrap();
         let with = |dpop_jkt: Option<&str>| {
             let overrides = Overrides {
