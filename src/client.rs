@@ -206,11 +206,38 @@ pub struct DeviceCode {
 pub struct SignOut {
     /// Someone was signed in.
     pub was_signed_in: bool,
+    /// What was revoked at the provider: `refresh_token`, `access_token`.
+    pub revoked: Vec<String>,
     /// The provider's session was ended in the browser.
     pub provider_session_ended: bool,
+    /// Without a browser ([`SignOutOptions::open_browser`] false): the provider's
+    /// sign-out page, for your app to show or open, to end the provider's session too.
+    /// It names your client only, never a token.
+    pub sign_out_link: Option<String>,
     /// What could not be done (a revocation the provider refused): the local sign-out
     /// happened all the same.
     pub warnings: Vec<String>,
+}
+
+/// How [`Client::sign_out_with`] signs out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignOutOptions {
+    /// End the provider's session in the system browser too, waiting (at most two
+    /// minutes) for the browser to come back. Without it, sign-out returns at once with
+    /// the provider's sign-out page in [`SignOut::sign_out_link`]. Default: true.
+    pub open_browser: bool,
+    /// Only forget the sign-in here: no revocation, nothing sent to the provider.
+    /// Default: false.
+    pub local: bool,
+}
+
+impl Default for SignOutOptions {
+    fn default() -> SignOutOptions {
+        SignOutOptions {
+            open_browser: true,
+            local: false,
+        }
+    }
 }
 
 /// Signs one person in with one provider, and keeps that sign-in.
@@ -391,12 +418,27 @@ impl Client {
     }
 
     /// Signs out: revokes the tokens where the provider allows, forgets them, and ends
-    /// the provider's session in the browser.
+    /// the provider's session in the browser (nobody signed in: no browser either).
     pub async fn sign_out(&self) -> Result<SignOut, Error> {
-        let report = self.lanyard.logout(ACCOUNT, false, true, &|_| {}).await?;
+        self.sign_out_with(&SignOutOptions::default()).await
+    }
+
+    /// Signs out as `options` say: without a browser it revokes and forgets, and returns
+    /// at once with the provider's sign-out page as a link; `local` only forgets.
+    pub async fn sign_out_with(&self, options: &SignOutOptions) -> Result<SignOut, Error> {
+        use crate::session::EndSession;
+        let report = self
+            .lanyard
+            .logout(ACCOUNT, options.local, options.open_browser, &|_| {})
+            .await?;
         Ok(SignOut {
             was_signed_in: report.was_signed_in,
-            provider_session_ended: report.end_session == crate::session::EndSession::Ended,
+            revoked: report.revoked.iter().map(|r| (*r).to_owned()).collect(),
+            provider_session_ended: report.end_session == EndSession::Ended,
+            sign_out_link: match report.end_session {
+                EndSession::Link(url) => Some(url),
+                _ => None,
+            },
             warnings: report.warnings,
         })
     }

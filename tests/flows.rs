@@ -400,3 +400,71 @@ async fn a_keychain_without_the_tokens_means_sign_in_needed() {
     let status = env.lanyard(&["status", "--json"]).await.assert_ok().json();
     assert_eq!(status[0]["status"], "sign_in_needed", "{status}");
 }
+
+/// `logout --no-browser`, as a script runs it: revoked and forgotten at once, with the
+/// provider's sign-out page as a link that carries no token, and no browser; the same
+/// through the agent. Nobody signed in: nothing to do at the provider, and no browser.
+#[tokio::test]
+async fn signing_out_without_a_browser_returns_at_once_with_the_link() {
+    let idp = Idp::start(false);
+    let env = crate::broker::signed_in(&idp, "flow-nb").await;
+    // The sign-in's own browser run is logged before anything else is asked.
+    env.browser_run(0).await;
+    let check = |out: crate::support::Run, refresh: String| {
+        let idp = &idp;
+        async move {
+            let done = out.assert_ok().json();
+            assert_eq!(done["was_signed_in"], true, "{done}");
+            assert_eq!(done["end_session"], "link", "{done}");
+            let link = done["end_session_url"].as_str().unwrap_or_default();
+            assert!(
+                link.starts_with(&idp.issuer) && link.contains("client_id=lanyard-public"),
+                "{done}"
+            );
+            assert!(
+                !link.contains("id_token_hint") && !link.contains("eyJ"),
+                "{done}"
+            );
+            assert!(
+                done["revoked"]
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!("refresh_token")),
+                "{done}"
+            );
+            assert_eq!(
+                idp.try_refresh("lanyard-public", &refresh).await["error"],
+                "invalid_grant"
+            );
+        }
+    };
+    let refresh = |name: &str| {
+        stored_tokens(name).unwrap()["refresh_token"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let before = refresh("flow-nb");
+    let out = env
+        .lanyard(&["logout", "flow-nb", "--no-browser", "--json"])
+        .await;
+    check(out, before).await;
+    assert_eq!(stored_tokens("flow-nb"), None);
+
+    // Through the agent, the same.
+    env.lanyard(&["login", "flow-nb"]).await.assert_ok();
+    env.browser_run(1).await;
+    let _agent = env.start_agent().await;
+    let before = refresh("flow-nb");
+    let out = env
+        .lanyard(&["logout", "flow-nb", "--no-browser", "--json"])
+        .await;
+    check(out, before).await;
+
+    // Nobody signed in now: a sign-out with the browser opens none.
+    let out = env.lanyard(&["logout", "flow-nb", "--json"]).await;
+    let done = out.assert_ok().json();
+    assert_eq!(done["was_signed_in"], false, "{done}");
+    assert_eq!(done["end_session"], "skipped", "{done}");
+    assert_eq!(env.browser_runs().len(), 2, "{:?}", env.browser_runs());
+}

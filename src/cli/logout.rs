@@ -16,9 +16,13 @@ pub struct Args {
     /// Only forget the tokens here; do not contact the provider
     #[arg(long)]
     local: bool,
-    /// Print the provider's sign-out link instead of opening a browser
+    /// Open no browser: revoke and forget at once, and print the provider's sign-out
+    /// link (to end the provider's session too, open it anywhere)
     #[arg(long)]
     no_browser: bool,
+    /// Print what was done as JSON
+    #[arg(long)]
+    json: bool,
 }
 
 /// Signs out through the agent when one runs (so that it stops serving the tokens at
@@ -59,6 +63,7 @@ pub async fn run(open: &Opener, args: Args) -> Result<(), Error> {
                     .as_str()
                     .unwrap_or("skipped")
                     .to_owned(),
+                link: answer["end_session_url"].as_str().map(str::to_owned),
                 warnings: strings("warnings"),
             }
         }
@@ -74,18 +79,27 @@ pub async fn run(open: &Opener, args: Args) -> Result<(), Error> {
             Done {
                 was_signed_in: report.was_signed_in,
                 revoked: report.revoked.iter().map(|r| r.to_string()).collect(),
-                end_session: match report.end_session {
-                    EndSession::Ended => "ended",
-                    EndSession::NotOffered => "not_offered",
-                    EndSession::NoAnswer => "no_answer",
-                    EndSession::Skipped => "skipped",
-                }
-                .to_owned(),
+                end_session: report.end_session.as_str().to_owned(),
+                link: match report.end_session {
+                    EndSession::Link(url) => Some(url),
+                    _ => None,
+                },
                 warnings: report.warnings,
             }
         }
     };
-    done.print(&args.name);
+    if args.json {
+        output::print_json(&serde_json::json!({
+            "account": args.name,
+            "was_signed_in": done.was_signed_in,
+            "revoked": done.revoked,
+            "end_session": done.end_session,
+            "end_session_url": done.link,
+            "warnings": done.warnings,
+        }));
+    } else {
+        done.print(&args.name);
+    }
     Ok(())
 }
 
@@ -93,8 +107,10 @@ pub async fn run(open: &Opener, args: Args) -> Result<(), Error> {
 struct Done {
     was_signed_in: bool,
     revoked: Vec<String>,
-    /// `ended`, `not_offered`, `no_answer` or `skipped`.
+    /// `ended`, `not_offered`, `no_answer`, `link` or `skipped`.
     end_session: String,
+    /// With `link`: the provider's sign-out page, for the person to open.
+    link: Option<String>,
     warnings: Vec<String>,
 }
 
@@ -118,5 +134,10 @@ impl Done {
             _ => ".",
         };
         output::print_line(&line);
+        if let Some(link) = &self.link {
+            output::print_line(&format!(
+                "To sign out at the provider too, open this page in a browser:\n  {link}"
+            ));
+        }
     }
 }

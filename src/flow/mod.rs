@@ -429,6 +429,15 @@ pub fn end_session_url(
     url
 }
 
+/// The provider's sign-out page (RP-Initiated Logout 1.0) as a link to give the person:
+/// the client's id alone, no `id_token_hint` (a token on a terminal) and no redirect
+/// (nothing waits for it); the provider asks the person to confirm.
+pub fn end_session_link(endpoint: &Url, client_id: &str) -> Url {
+    let mut url = endpoint.clone();
+    url.query_pairs_mut().append_pair("client_id", client_id);
+    url
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,11 +47,31 @@ pub enum EndSession {
     Ended,
     /// The browser did not come back in time; the provider session may remain.
     NoAnswer,
+    /// No browser was asked for: the provider's sign-out page, for the person to open
+    /// where they like to end the provider's session too. It names the client only,
+    /// never a token, and leads nowhere afterwards (nothing waits for it).
+    Link(String),
+}
+
+impl EndSession {
+    /// The word for it on the wire and in `--json`: `skipped`, `not_offered`, `ended`,
+    /// `no_answer` or `link`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            EndSession::Skipped => "skipped",
+            EndSession::NotOffered => "not_offered",
+            EndSession::Ended => "ended",
+            EndSession::NoAnswer => "no_answer",
+            EndSession::Link(_) => "link",
+        }
+    }
 }
 
 impl Lanyard {
     /// Signs out: revokes the tokens where the provider offers it, deletes them and the
-    /// record, and (unless `local`) ends the provider's session in the browser.
+    /// record, and (unless `local`) ends the provider's session in the browser; without
+    /// `open_browser`, returns at once with the provider's sign-out page as a link
+    /// ([`EndSession::Link`]). Nobody signed in: nothing at the provider either.
     ///
     /// Forgetting is not conditional on anything else: a provider that cannot be reached,
     /// a client secret that cannot be read, a refused revocation each become a warning in
@@ -150,9 +170,16 @@ impl Lanyard {
         deleted?;
         removed?;
         tracing::info!(account = %name, "signed out locally");
+        // Nobody was signed in: no provider session of theirs to end, and no browser tab.
+        let provider = provider.filter(|_| report.was_signed_in);
         if let Some(provider) = &provider {
             report.end_session = match &provider.metadata.end_session_endpoint {
                 None => EndSession::NotOffered,
+                // No browser: the link, and done at once (a script must not wait for a
+                // browser nobody opened).
+                Some(endpoint) if !open_browser => EndSession::Link(
+                    flow::end_session_link(endpoint, &account.client_id).to_string(),
+                ),
                 Some(endpoint) if matches!(account.redirect, Redirect::Scheme { .. }) => {
                     self.end_session_by_scheme(
                         account,

@@ -163,16 +163,15 @@ impl Agent {
             .await
             .map_err(|e| body(&e))?;
         self.note(account, peer, "signed_out");
-        let end_session = match report.end_session {
-            session::EndSession::Skipped => "skipped",
-            session::EndSession::NotOffered => "not_offered",
-            session::EndSession::Ended => "ended",
-            session::EndSession::NoAnswer => "no_answer",
+        let link = match &report.end_session {
+            session::EndSession::Link(url) => Some(url.clone()),
+            _ => None,
         };
         Ok(json!({
             "was_signed_in": report.was_signed_in,
             "revoked": report.revoked,
-            "end_session": end_session,
+            "end_session": report.end_session.as_str(),
+            "end_session_url": link,
             "warnings": report.warnings,
         }))
     }
