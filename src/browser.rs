@@ -17,6 +17,43 @@ use crate::platform;
 /// Where sign-in and sign-out pages open.
 pub trait Opener: Send + Sync {
     fn open(&self, url: &str) -> Result<(), Error>;
+
+    /// Opens `url`, and says later if the browser's command then failed (exited with an
+    /// error: a `$BROWSER` that is not a browser, an opener with no display to open on).
+    /// `None` where there is nothing to watch.
+    fn launch(&self, url: &str) -> Result<Option<Launched>, Error> {
+        self.open(url).map(|()| None)
+    }
+}
+
+/// A browser command that was started: [`Launched::failed`] resolves if it exits with a
+/// failure, and never if it succeeds or keeps running.
+pub struct Launched(tokio::sync::oneshot::Receiver<Error>);
+
+impl Launched {
+    /// Watches `child`, the command `tried` (reaped when it exits).
+    fn watch(mut child: std::process::Child, tried: String) -> Launched {
+        let (tell, told) = tokio::sync::oneshot::channel();
+        std::thread::spawn(move || {
+            if let Ok(status) = child.wait()
+                && !status.success()
+            {
+                let _ = tell.send(Error {
+                    tried: format!("{tried}: {status}"),
+                });
+            }
+        });
+        Launched(told)
+    }
+
+    /// Why the browser's command failed, once it has; pending while it has not.
+    pub async fn failed(&mut self) -> Error {
+        match (&mut self.0).await {
+            Ok(error) => error,
+            // It succeeded, or runs on: nothing to say, ever.
+            Err(_) => std::future::pending().await,
+        }
+    }
 }
 
 /// The person's own browser: [`open`].
@@ -24,7 +61,11 @@ pub struct System;
 
 impl Opener for System {
     fn open(&self, url: &str) -> Result<(), Error> {
-        open(url)
+        launch(url).map(drop)
+    }
+
+    fn launch(&self, url: &str) -> Result<Option<Launched>, Error> {
+        launch(url)
     }
 }
 
@@ -42,16 +83,25 @@ impl Error {
     }
 }
 
+/// Opens `url` in the person's browser ([`Opener`] for [`System`]).
 pub fn open(url: &str) -> Result<(), Error> {
+    launch(url).map(drop)
+}
+
+/// Opens `url` in the person's browser, watching the command that does.
+fn launch(url: &str) -> Result<Option<Launched>, Error> {
     let commands: Vec<String> = match std::env::var("BROWSER") {
         Ok(value) if !value.trim().is_empty() => value
             .split(platform::BROWSER_SEPARATOR)
             .map(str::to_owned)
             .collect(),
         _ => {
-            return platform::open_url(url).map_err(|e| Error {
-                tried: format!("{}: {e}", platform::OPENER),
-            });
+            return match platform::open_url(url) {
+                Ok(child) => Ok(child.map(|c| Launched::watch(c, platform::OPENER.to_owned()))),
+                Err(e) => Err(Error {
+                    tried: format!("{}: {e}", platform::OPENER),
+                }),
+            };
         }
     };
     let mut tried = Vec::new();
@@ -75,11 +125,9 @@ pub fn open(url: &str) -> Result<(), Error> {
             .stderr(Stdio::null())
             .spawn();
         match spawned {
-            Ok(mut child) => {
-                // Reap the child when it exits, so that a long-lived process keeps no zombie.
-                std::thread::spawn(move || child.wait());
-                return Ok(());
-            }
+            // (The first command that starts is the browser, as for xdg-open; one that
+            // then fails is told through the watch.)
+            Ok(child) => return Ok(Some(Launched::watch(child, format!("`{}`", words[0])))),
             Err(e) => tried.push(format!("`{}`: {e}", words[0])),
         }
     }

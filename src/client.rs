@@ -188,6 +188,54 @@ impl Identity {
     }
 }
 
+/// Where a browser sign-in stands, for an app that shows it ([`SignInOptions::progress`]).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub enum SignInProgress {
+    /// The system browser has the provider's page (`url`: where it went, without its
+    /// query).
+    BrowserOpened {
+        /// The provider's page.
+        url: String,
+    },
+    /// No browser was opened ([`SignInOptions::open_browser`] false), or it could not be
+    /// started (`reason` says why): show the person this link to open in a browser on
+    /// this computer. It is a one-time page on 127.0.0.1 that sends the browser on to the
+    /// provider: it works once, in one browser (a second request for it stops the
+    /// sign-in, since someone else had the link).
+    OpenThisLink {
+        /// The one-time page.
+        url: String,
+        /// Why no browser was started, if one was meant to be.
+        reason: Option<String>,
+    },
+    /// The browser came back: the tokens are being checked.
+    Finishing,
+}
+
+/// How [`Client::sign_in_with`] signs in.
+pub struct SignInOptions<'a> {
+    /// Open the system browser (`$BROWSER`, else the platform's opener). Without it, the
+    /// link is handed to [`SignInOptions::progress`], which must be given. Default: true.
+    pub open_browser: bool,
+    /// Give up when the browser has not come back after this long. Default: five minutes.
+    pub timeout: Duration,
+    /// Called as the sign-in goes: with the link to show when no browser opens. Without
+    /// it, a browser that cannot be started fails the sign-in at once
+    /// ([`crate::Kind::Other`], `Error::Browser`), since nobody would see the link.
+    pub progress: Option<&'a (dyn Fn(&SignInProgress) + Sync)>,
+}
+
+impl Default for SignInOptions<'_> {
+    fn default() -> Self {
+        SignInOptions {
+            open_browser: true,
+            timeout: SIGN_IN_TIMEOUT,
+            progress: None,
+        }
+    }
+}
+
 /// The code to show for a device-flow sign-in (RFC 8628).
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeviceCode {
@@ -303,12 +351,44 @@ impl Client {
 
     /// Signs in with the system browser: the provider's page opens there, and this
     /// resolves once it comes back and every check has passed (or after five minutes).
+    /// A browser that cannot be started is an error at once; [`Client::sign_in_with`]
+    /// shows the link instead, or opens no browser at all.
     pub async fn sign_in(&self) -> Result<Identity, Error> {
-        let options = LoginOptions {
-            timeout: SIGN_IN_TIMEOUT,
+        self.sign_in_with(&SignInOptions::default()).await
+    }
+
+    /// Signs in as `options` say: with or without the system browser, how long to wait,
+    /// and what to tell the person as it goes. Dropping the future cancels the sign-in:
+    /// its page on 127.0.0.1 closes, and nothing is kept.
+    pub async fn sign_in_with(&self, options: &SignInOptions<'_>) -> Result<Identity, Error> {
+        if !options.open_browser && options.progress.is_none() {
+            return Err(Error::Usage {
+                kind: Kind::Config,
+                message: "without a browser the person must be shown the link: give SignInOptions a progress callback".into(),
+            });
+        }
+        let login = LoginOptions {
+            open_browser: options.open_browser,
+            timeout: options.timeout,
+            link_shown: options.progress.is_some(),
             ..LoginOptions::default()
         };
-        let record = self.lanyard.login(ACCOUNT, &options, &|_| {}).await;
+        let progress = |p: Progress<'_>| {
+            let Some(tell) = options.progress else { return };
+            let said = match p {
+                Progress::BrowserOpened { url } => SignInProgress::BrowserOpened {
+                    url: url.to_owned(),
+                },
+                Progress::OpenYourself { url, reason } => SignInProgress::OpenThisLink {
+                    url: url.to_owned(),
+                    reason,
+                },
+                Progress::Finishing => SignInProgress::Finishing,
+                _ => return,
+            };
+            tell(&said);
+        };
+        let record = self.lanyard.login(ACCOUNT, &login, &progress).await;
         Ok(Identity::from_record(&for_the_app(record)?))
     }
 

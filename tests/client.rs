@@ -327,3 +327,20 @@ async fn the_example_written_from_the_guide_alone_signs_in() {
     assert!(out.stdout.contains("was signed in: true"), "{out:?}");
     assert_eq!(support::keychain(service, "default"), None);
 }
+
+/// A browser that cannot start ends an app's sign-in at once with the reason, instead
+/// of a silent wait for a browser that never came: a command that fails (`/bin/false`),
+/// and one that does not exist.
+#[tokio::test]
+async fn a_browser_that_cannot_start_is_an_error_at_once() {
+    let idp = Idp::start(false);
+    for browser in ["/bin/false", "/nonexistent/browser"] {
+        let mut env = Env::new();
+        env.set("BROWSER", browser);
+        let (run, steps) = sign_in(&env, &[&idp.issuer, "lanyard-public"]).await;
+        run.assert_fails(1, "cannot open a browser");
+        assert!(run.stderr.contains(browser), "{run:#?}");
+        // (What ended it is the browser's error, not the sign-in's five-minute timeout.)
+        assert!(steps.iter().all(|s| s["step"] != "signed_in"), "{steps:?}");
+    }
+}

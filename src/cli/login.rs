@@ -82,6 +82,7 @@ pub async fn run(open: &Opener, mut args: Args) -> Result<(), Error> {
         timeout: Duration::from_secs(args.timeout),
         prompt: args.reauth.then(|| "login".to_owned()),
         as_new_user: args.as_new_user,
+        link_shown: true,
     };
     let Some(mut agent) = open.agent().await? else {
         return direct(&open.lanyard()?, &args, &options).await;
@@ -155,6 +156,7 @@ async fn pasted(lanyard: &Lanyard, args: &Args) -> Result<(), Error> {
         timeout: Duration::from_secs(args.timeout),
         prompt: args.reauth.then(|| "login".to_owned()),
         as_new_user: args.as_new_user,
+        link_shown: true,
     };
     let progress = |p: Progress<'_>| match p {
         Progress::OpenYourself { url, .. } => {

@@ -8,13 +8,12 @@ use serde_json::{Map, Value};
 
 use super::dpop::new_dpop_key;
 use super::{
-    Lanyard, Progress, check_id_token, display_name, held, identity_claims, now, save_tokens,
+    Lanyard, Progress, Shown, check_id_token, display_name, held, identity_claims, now, save_tokens,
 };
 use crate::config::{Account, Redirect, ResponseMode, ResponseType, StoreKind};
 use crate::discovery::Provider;
 use crate::dpop;
 use crate::error::Error;
-use crate::flow::handoff::Handoff;
 use crate::flow::loopback::{Listener, Page};
 use crate::flow::{self, AuthRequest, Overrides, Params};
 use crate::secret::Secret;
@@ -34,6 +33,10 @@ pub struct LoginOptions {
     /// sign-in that comes back with another `sub` or issuer is refused
     /// ([`Error::SubjectChanged`]), and what it issued is revoked.
     pub as_new_user: bool,
+    /// Someone shows the person the link `progress` reports ([`Progress::OpenYourself`])
+    /// when the browser cannot be started (the default). Without it, a browser that fails
+    /// to start (or whose command fails) ends the sign-in at once with `Error::Browser`.
+    pub link_shown: bool,
 }
 
 impl Default for LoginOptions {
@@ -44,6 +47,7 @@ impl Default for LoginOptions {
             timeout: Duration::from_secs(300),
             prompt: None,
             as_new_user: false,
+            link_shown: true,
         }
     }
 }
@@ -181,7 +185,7 @@ impl Lanyard {
                         .ok()
                         .flatten()
                         .ok_or(flow::loopback::Error::Timeout(options.timeout))?,
-                    () = handoff.stolen() => return Err(flow::Error::HandoffStolen.into()),
+                    e = handoff.interrupted(options.link_shown, progress) => return Err(e),
                 };
                 progress(Progress::Finishing);
                 let (secret, params) = (client_secret.as_ref(), &params);
@@ -233,7 +237,7 @@ impl Lanyard {
         );
         let callback = tokio::select! {
             callback = waited => callback?,
-            () = handoff.stolen() => return Err(flow::Error::HandoffStolen.into()),
+            e = handoff.interrupted(options.link_shown, progress) => return Err(e),
         };
         progress(Progress::Finishing);
         let outcome = self
@@ -550,10 +554,11 @@ impl Lanyard {
         request: &AuthRequest,
         options: &LoginOptions,
         progress: &(dyn Fn(Progress<'_>) + Sync),
-    ) -> Result<Handoff, Error> {
+    ) -> Result<Shown, Error> {
         let shown = http::display_url(&request.url);
+        let how = (options.open_browser, options.link_shown);
         let handoff = self
-            .show(request.url.clone(), &shown, options.open_browser, progress)
+            .show(request.url.clone(), &shown, how, progress)
             .await?;
         progress(Progress::Waiting);
         Ok(handoff)

@@ -208,13 +208,18 @@ impl Lanyard {
                         &state,
                     );
                     let mut handoff = self
-                        .show(next, &http::display_url(endpoint), open_browser, progress)
+                        .show(
+                            next,
+                            &http::display_url(endpoint),
+                            (open_browser, true),
+                            progress,
+                        )
                         .await?;
                     progress(Progress::Waiting);
                     let waited = listener.wait("/logged-out", &state, END_SESSION_TIMEOUT, false);
                     let landed = tokio::select! {
                         landed = waited => landed.ok(),
-                        () = handoff.stolen() => {
+                        () = handoff.handoff.stolen() => {
                             report.warnings.push(STOLEN.into());
                             None
                         }
@@ -342,12 +347,17 @@ impl Lanyard {
         let mut waiting = inbox.expect(state.expose());
         let next = flow::end_session_url(endpoint, id_token, &account.client_id, &landing, &state);
         let mut handoff = self
-            .show(next, &http::display_url(endpoint), open_browser, progress)
+            .show(
+                next,
+                &http::display_url(endpoint),
+                (open_browser, true),
+                progress,
+            )
             .await?;
         progress(Progress::Waiting);
         let landed = tokio::select! {
             landed = tokio::time::timeout(END_SESSION_TIMEOUT, waiting.recv()) => landed,
-            () = handoff.stolen() => {
+            () = handoff.handoff.stolen() => {
                 report.warnings.push(STOLEN.into());
                 Ok(None)
             }

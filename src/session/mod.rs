@@ -23,7 +23,47 @@ use crate::flow::handoff::Handoff;
 use crate::flow::scheme::Inbox;
 use crate::secret::Secret;
 use crate::store::{self, Keychain, Memory, Record, Records, Secrets, Tokens};
-use crate::{browser, http, validate};
+use crate::{browser, flow, http, validate};
+
+/// A page handed to the browser ([`Lanyard::show`]): the one-time page, and the browser's
+/// command, watched.
+pub(crate) struct Shown {
+    pub(crate) handoff: Handoff,
+    browser: Option<browser::Launched>,
+}
+
+impl Shown {
+    /// Resolves when the sign-in must stop: the one-time page was asked for twice, or the
+    /// browser's command failed and nobody is shown the link (`link_shown` false). With the
+    /// link shown, a failed browser is reported as the link to open, and waited past.
+    pub(crate) async fn interrupted(
+        &mut self,
+        link_shown: bool,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Error {
+        loop {
+            let failed = async {
+                match &mut self.browser {
+                    Some(browser) => browser.failed().await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = self.handoff.stolen() => return flow::Error::HandoffStolen.into(),
+                e = failed => {
+                    self.browser = None;
+                    if !link_shown {
+                        return e.into();
+                    }
+                    progress(Progress::OpenYourself {
+                        url: self.handoff.url(),
+                        reason: Some(e.to_string()),
+                    });
+                }
+            }
+        }
+    }
+}
 
 mod cloud;
 mod dpop;
@@ -276,29 +316,41 @@ impl Lanyard {
     /// Sends the browser on to `next` through a one-time loopback page ([`Handoff`]), so
     /// that no browser command line (readable by every user in /proc) and no printed link
     /// carries `state`, `nonce` or an `id_token_hint`; or asks the person to open that page.
-    /// `shown` is what may be printed once the browser has it. Keep the handoff while
-    /// waiting: dropped, its page is gone; [`Handoff::stolen`] says someone else had it.
+    /// `shown` is what may be printed once the browser has it. Keep the page while
+    /// waiting ([`Shown`]): dropped, it is gone. A browser that cannot be started is
+    /// reported as the link to open, or with `link_shown` false (nobody would see it) is
+    /// an error at once.
     async fn show(
         &self,
         next: url::Url,
         shown: &str,
-        open_browser: bool,
+        (open_browser, link_shown): (bool, bool),
         progress: &(dyn Fn(Progress<'_>) + Sync),
-    ) -> Result<Handoff, Error> {
+    ) -> Result<Shown, Error> {
         let handoff = Handoff::serve(next).await?;
         let url = handoff.url();
         if !open_browser {
             progress(Progress::OpenYourself { url, reason: None });
-            return Ok(handoff);
+            return Ok(Shown {
+                handoff,
+                browser: None,
+            });
         }
-        match self.opener.open(url) {
-            Ok(()) => progress(Progress::BrowserOpened { url: shown }),
-            Err(e) => progress(Progress::OpenYourself {
-                url,
-                reason: Some(e.to_string()),
-            }),
-        }
-        Ok(handoff)
+        let browser = match self.opener.launch(url) {
+            Ok(browser) => {
+                progress(Progress::BrowserOpened { url: shown });
+                browser
+            }
+            Err(e) if !link_shown => return Err(e.into()),
+            Err(e) => {
+                progress(Progress::OpenYourself {
+                    url,
+                    reason: Some(e.to_string()),
+                });
+                None
+            }
+        };
+        Ok(Shown { handoff, browser })
     }
 
     /// The provider as discovered within the last [`DISCOVERY_TTL`]; its key cache comes

@@ -58,6 +58,7 @@ impl Agent {
             timeout: request.timeout,
             prompt: request.prompt.clone(),
             as_new_user: request.as_new_user,
+            link_shown: true,
         };
         let outcome = if request.device {
             let device = self.login_device_with_options(account, &options, progress);

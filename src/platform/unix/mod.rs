@@ -146,17 +146,16 @@ pub fn split_command(command: &str) -> Option<Vec<String>> {
     shell_words::split(command).ok()
 }
 
-/// Opens `url` with the platform's opener, detached.
-pub fn open_url(url: &str) -> std::io::Result<()> {
-    let mut child = std::process::Command::new(OPENER)
+/// Opens `url` with the platform's opener, detached: the opener's process, for the caller
+/// to learn whether it failed (and to reap).
+pub fn open_url(url: &str) -> std::io::Result<Option<std::process::Child>> {
+    std::process::Command::new(OPENER)
         .arg(url)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
-        .spawn()?;
-    // Reaped when it exits, so that a long-lived process keeps no zombie.
-    std::thread::spawn(move || child.wait());
-    Ok(())
+        .spawn()
+        .map(Some)
 }
 
 /// A connection the broker accepted.

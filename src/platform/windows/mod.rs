@@ -173,8 +173,9 @@ pub fn split_command(command: &str) -> Option<Vec<String>> {
     Some(words)
 }
 
-/// Opens `url` in the user's default browser (`ShellExecuteW` with the `open` verb).
-pub fn open_url(url: &str) -> std::io::Result<()> {
+/// Opens `url` in the user's default browser (`ShellExecuteW` with the `open` verb): it
+/// answers whether it could, so there is no process to watch.
+pub fn open_url(url: &str) -> std::io::Result<Option<std::process::Child>> {
     use windows_sys::Win32::UI::Shell::ShellExecuteW;
     use windows_sys::Win32::UI::WindowsAndMessaging::SW_SHOWNORMAL;
     let (verb, target) = (wide(OsStr::new("open")), wide(OsStr::new(url)));
@@ -191,7 +192,7 @@ pub fn open_url(url: &str) -> std::io::Result<()> {
     };
     // Values above 32 mean success; the rest are error codes.
     if result as usize > 32 {
-        Ok(())
+        Ok(None)
     } else {
         Err(std::io::Error::other(format!(
             "ShellExecuteW failed with code {}",
