@@ -364,6 +364,8 @@ async fn a_revocation_that_loses_its_connection_is_sent_again() {
 #[derive(Default)]
 struct Flaky {
     broken: std::sync::atomic::AtomicBool,
+    /// With `Some(n)`: the keychain breaks after `n` more writes.
+    writes_left: std::sync::Mutex<Option<usize>>,
     items: lanyard::store::Memory,
 }
 
@@ -394,6 +396,13 @@ impl lanyard::store::Secrets for Flaky {
         value: &lanyard::secret::Secret,
     ) -> Result<(), lanyard::store::Error> {
         self.check()?;
+        if let Some(left) = self.writes_left.lock().unwrap().as_mut() {
+            if *left == 0 {
+                self.broken.store(true, std::sync::atomic::Ordering::SeqCst);
+                return self.check();
+            }
+            *left -= 1;
+        }
         self.items.set(service, account, value)
     }
     fn delete(&self, service: &str, account: &str) -> Result<bool, lanyard::store::Error> {
@@ -403,11 +412,13 @@ impl lanyard::store::Secrets for Flaky {
 }
 
 /// A browser in this process: follows the sign-in URL's redirects back to the loopback
-/// listener, as follow.mjs does from outside.
-struct Follow;
+/// listener, as follow.mjs does from outside; counts the pages it was given.
+#[derive(Default)]
+struct Follow(std::sync::atomic::AtomicUsize);
 
 impl lanyard::browser::Opener for Follow {
     fn open(&self, url: &str) -> Result<(), lanyard::browser::Error> {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         let url = url.to_owned();
         tokio::spawn(async move {
             let _ = reqwest::get(url).await;
@@ -436,7 +447,7 @@ async fn a_sign_out_forgets_even_when_the_revocation_cannot_start() {
     let lanyard = Lanyard::new(config, lanyard::store::Records::new(None))
         .unwrap()
         .with_keychain(keychain.clone())
-        .with_opener(std::sync::Arc::new(Follow));
+        .with_opener(std::sync::Arc::new(Follow::default()));
     let options = LoginOptions {
         timeout: std::time::Duration::from_secs(30),
         ..LoginOptions::default()
@@ -600,4 +611,64 @@ async fn a_dpop_token_nobody_asked_for_is_refused() {
     run.assert_fails(4, "did not ask for");
     assert!(stored_tokens("hostile-dpop-anyway").is_none());
     assert!(env.data_files().is_empty(), "{:?}", env.data_paths());
+}
+
+/// A keychain that cannot be written is found before the browser opens, not after the
+/// person signed in; one that fails after the code was redeemed (the hostile case: it
+/// took the check, then broke) keeps nothing, and what the provider issued is revoked.
+#[tokio::test]
+async fn a_keychain_that_cannot_keep_the_sign_in_is_found_first_and_leaves_nothing_valid() {
+    use lanyard::session::{Lanyard, LoginOptions};
+    let idp = FakeIdp::start(Behaviour::default()).await;
+    let config = lanyard::config::Config::parse(
+        std::path::Path::new("/accounts.toml"),
+        &format!(
+            "[accounts.kept]\nissuer = \"{}\"\nclient_id = \"{}\"\n",
+            idp.issuer,
+            fake_idp::CLIENT_ID
+        ),
+    )
+    .unwrap();
+    let options = LoginOptions {
+        timeout: std::time::Duration::from_secs(30),
+        ..LoginOptions::default()
+    };
+    let world = |keychain: std::sync::Arc<Flaky>| {
+        let browser = std::sync::Arc::new(Follow::default());
+        let lanyard = Lanyard::new(config.clone(), lanyard::store::Records::new(None))
+            .unwrap()
+            .with_keychain(keychain)
+            .with_opener(browser.clone());
+        (lanyard, browser)
+    };
+
+    // Locked from the start: refused before any browser.
+    let locked = std::sync::Arc::new(Flaky::default());
+    locked
+        .broken
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let (lanyard, browser) = world(locked);
+    let refused = lanyard.login("kept", &options, &|_| {}).await.unwrap_err();
+    assert_eq!(refused.kind(), lanyard::Kind::Keychain, "{refused}");
+    assert_eq!(browser.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+
+    // Takes the write check, then fails to keep the tokens.
+    let breaking = std::sync::Arc::new(Flaky::default());
+    *breaking.writes_left.lock().unwrap() = Some(1);
+    let (lanyard, browser) = world(breaking);
+    let failed = lanyard.login("kept", &options, &|_| {}).await.unwrap_err();
+    assert_eq!(browser.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+    assert_eq!(failed.kind(), lanyard::Kind::Keychain, "{failed}");
+    assert!(
+        failed
+            .to_string()
+            .contains("nothing was kept, and the tokens the provider just issued were revoked"),
+        "{failed}"
+    );
+    let revoked = idp.revoked();
+    assert!(
+        revoked.iter().any(|r| r.starts_with("refresh_token:")),
+        "{revoked:?}"
+    );
+    assert!(lanyard.whoami("kept").is_err());
 }

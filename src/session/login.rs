@@ -8,7 +8,8 @@ use serde_json::{Map, Value};
 
 use super::dpop::new_dpop_key;
 use super::{
-    Lanyard, Progress, Shown, check_id_token, display_name, held, identity_claims, now, save_tokens,
+    Lanyard, Progress, Shown, check_id_token, display_name, held, identity_claims, now,
+    run_blocking, save_tokens,
 };
 use crate::config::{Account, Redirect, ResponseMode, ResponseType, StoreKind};
 use crate::discovery::Provider;
@@ -17,7 +18,7 @@ use crate::error::Error;
 use crate::flow::loopback::{Listener, Page};
 use crate::flow::{self, AuthRequest, Overrides, Params};
 use crate::secret::Secret;
-use crate::store::{Record, Secrets, Status, Tokens};
+use crate::store::{self, Record, Secrets, Status, Tokens};
 use crate::{http, validate};
 
 /// How [`Lanyard::login`](super::Lanyard::login) signs in.
@@ -428,7 +429,32 @@ impl Lanyard {
             status: Status::SignedIn,
             tokens_stamp: Some(held::new_stamp()),
         };
-        save_tokens(secrets, &account.name, &tokens).await?;
+        if let Err(e) = save_tokens(secrets, &account.name, &tokens).await {
+            // Tokens nobody keeps must not stay valid at the provider.
+            let issued = [
+                ("refresh_token", tokens.refresh_token.as_ref()),
+                ("access_token", tokens.access_token.as_ref()),
+            ];
+            let (revoked, _) = self
+                .revoke_issued(account, provider, keep.client_secret.as_ref(), &issued)
+                .await;
+            let said = if revoked.is_empty() {
+                "the tokens the provider just issued could not be revoked; they lapse at their expiry"
+            } else {
+                "the tokens the provider just issued were revoked"
+            };
+            return Err(match e {
+                store::Error::Unavailable { message, hint } => store::Error::Unavailable {
+                    message: format!("{message}; nothing was kept, and {said}"),
+                    hint,
+                },
+                store::Error::Failed(message) => {
+                    store::Error::Failed(format!("{message}; nothing was kept, and {said}"))
+                }
+                other => other,
+            }
+            .into());
+        }
         self.records.save(kind, &record)?;
         self.held.put(&record, &tokens);
         tracing::info!(account = %account.name, subject = %record.subject, "signed in");
@@ -521,10 +547,21 @@ impl Lanyard {
     async fn sign_in<'a>(&'a self, name: &str) -> Result<SignIn<'a>, Error> {
         let account = self.config.account(name)?;
         let kind = self.store_kind(account);
+        let secrets = self.secrets(kind).await?;
+        // Before the person is sent to the browser: the store must take a write (a locked
+        // keychain asks to be unlocked now, or fails now), not after they signed in.
+        {
+            let (secrets, check) = (secrets.clone(), format!("{name} (write check)"));
+            run_blocking(move || {
+                secrets.set(store::TOKENS, &check, &Secret::new("check"))?;
+                secrets.delete(store::TOKENS, &check).map(drop)
+            })
+            .await?;
+        }
         Ok(SignIn {
             account,
             kind,
-            secrets: self.secrets(kind).await?,
+            secrets,
             client_secret: self.client_secret(account, kind).await?,
             provider: self.discover_afresh(account).await?,
         })
