@@ -250,6 +250,16 @@ impl Error {
                 flow::Error::NotTheRedirect { .. } => Kind::Incomplete,
                 flow::Error::NoSecret { .. } | flow::Error::NoAuthMethod { .. } => Kind::Config,
                 flow::Error::Random | flow::Error::Dpop(_) => Kind::Other,
+                // The provider does not know the client, or not as it authenticated: the
+                // settings are wrong, and asking again will not help.
+                flow::Error::Http(e)
+                    if matches!(
+                        e.oauth_error(),
+                        Some("invalid_client" | "unauthorized_client")
+                    ) =>
+                {
+                    Kind::Config
+                }
                 flow::Error::NoRequestUri
                 | flow::Error::NoCode(_)
                 | flow::Error::NoIdToken

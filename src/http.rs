@@ -33,7 +33,7 @@ pub enum Error {
     #[error("cannot reach {url}: {message}")]
     Connect { url: String, message: String },
     /// The provider answered with an OAuth error object (RFC 6749 section 5.2).
-    #[error("the provider refused: {error}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default())]
+    #[error("the provider refused: {error}{}{}", description.as_deref().map(|d| format!(" ({d})")).unwrap_or_default(), advice(error))]
     Provider {
         status: u16,
         error: String,
@@ -45,6 +45,16 @@ pub enum Error {
     Status { url: String, status: u16 },
     #[error("{url} sent a response Lanyard cannot read: {message}")]
     Decode { url: String, message: String },
+}
+
+/// What to do about an OAuth error that trying again will not mend.
+fn advice(error: &str) -> &'static str {
+    match error {
+        "invalid_client" | "unauthorized_client" => {
+            ": check the client id (and its secret, if it has one) and that the provider has this client registered, with this redirect URI"
+        }
+        _ => "",
+    }
 }
 
 impl Error {

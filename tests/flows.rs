@@ -248,10 +248,12 @@ async fn confidential_clients() {
             idp.issuer
         ),
     );
-    // Without its secret the provider refuses the client.
+    // Without its secret the provider refuses the client: a configuration error (exit
+    // 2, not "the provider failed, try again"), which says what to check.
     env.lanyard(&["login", "flow-basic"])
         .await
-        .assert_fails(4, "invalid_client");
+        .assert_fails(2, "invalid_client")
+        .assert_fails(2, "check the client id");
     assert!(stored_tokens("flow-basic").is_none());
 
     env.lanyard_with_stdin(
