@@ -109,12 +109,74 @@ fn classify(e: keyring_core::Error) -> Error {
     }
 }
 
+/// The error and its causes, each said once (D-Bus errors repeat their cause in their
+/// own message), with "locked" first when that is what it is.
 fn describe(e: &keyring_core::Error) -> String {
     let mut message = e.to_string();
     let mut source = std::error::Error::source(e);
     while let Some(s) = source {
-        message = format!("{message}: {s}");
+        let said = s.to_string();
+        if !message.contains(&said) {
+            message = format!("{message}: {said}");
+        }
         source = s.source();
     }
+    let locked = [
+        "locked",
+        "Locked",
+        "IsLocked",
+        "Prompt dismissed",
+        "prompt was dismissed",
+    ]
+    .iter()
+    .any(|m| message.contains(m));
+    if locked && !message.starts_with("the keychain is locked") {
+        message = format!("the keychain is locked ({message})");
+    }
     message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Said(&'static str, Option<Box<Said>>);
+
+    impl std::fmt::Display for Said {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Said {
+        fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+            self.1.as_deref().map(|s| s as _)
+        }
+    }
+
+    /// A D-Bus failure whose every layer repeats its cause is said once, and a locked
+    /// collection is called locked.
+    #[test]
+    fn a_keychain_error_is_said_once_and_locked_is_locked() {
+        let dbus =
+            "org.freedesktop.Secret.Error.IsLocked: Cannot create an item in a locked collection";
+        let chain = Said(
+            dbus,
+            Some(Box::new(Said(dbus, Some(Box::new(Said(dbus, None)))))),
+        );
+        let message = describe(&keyring_core::Error::PlatformFailure(Box::new(chain)));
+        assert_eq!(
+            message.matches("Cannot create an item").count(),
+            1,
+            "{message}"
+        );
+        assert!(message.starts_with("the keychain is locked"), "{message}");
+        assert!(matches!(
+            classify(keyring_core::Error::PlatformFailure(Box::new(Said(
+                dbus, None
+            )))),
+            Error::Unavailable { .. }
+        ));
+    }
 }
