@@ -303,7 +303,8 @@ impl Client {
     /// are checked as an accounts file's are; nothing is fetched yet.
     pub fn new(provider: Provider, storage: Storage) -> Result<Client, Error> {
         let text = format!("[accounts]{}", provider.account.to_toml());
-        let config = Config::parse(std::path::Path::new("the client's provider"), &text)?;
+        let config = Config::parse(std::path::Path::new("the client's provider"), &text)
+            .map_err(|e| for_the_app(e.into()))?;
         let inbox = Arc::new(Inbox::default());
         let keychain = matches!(storage, Storage::Keychain { .. });
         let scheme = provider
@@ -389,7 +390,7 @@ impl Client {
             tell(&said);
         };
         let record = self.lanyard.login(ACCOUNT, &login, &progress).await;
-        Ok(Identity::from_record(&for_the_app(record)?))
+        Ok(Identity::from_record(&record.map_err(for_the_app)?))
     }
 
     /// Signs in with the device flow (RFC 8628), for a device without a browser or a
@@ -420,7 +421,7 @@ impl Client {
             .lanyard
             .login_device(ACCOUNT, &options, &progress)
             .await;
-        Ok(Identity::from_record(&for_the_app(record)?))
+        Ok(Identity::from_record(&record.map_err(for_the_app)?))
     }
 
     /// Whether the provider offers the device flow.
@@ -449,12 +450,9 @@ impl Client {
     /// (the refresh token rotates safely, one refresh at a time). A failed refresh keeps
     /// the old sign-in; [`Error::kind`] says whether signing in again is what helps.
     pub async fn access_token(&self, min_valid: Duration) -> Result<Secret, Error> {
-        match self.lanyard.token(ACCOUNT, min_valid.as_secs()).await {
-            Ok(token) => Ok(token.token),
-            // Said for the app's person: there is no `lanyard login` to run here.
-            Err(Error::SignInNeeded { reason, .. }) => Err(Error::SignInAgain { reason }),
-            Err(e) => Err(e),
-        }
+        // Said for the app's person: there is no `lanyard login` to run here.
+        let token = self.lanyard.token(ACCOUNT, min_valid.as_secs()).await;
+        Ok(token.map_err(for_the_app)?.token)
     }
 
     /// The headers that authorize one request (`method` at `url`) with the access token:
@@ -468,11 +466,11 @@ impl Client {
         nonce: Option<&str>,
         min_valid: Duration,
     ) -> Result<Vec<(String, String)>, Error> {
-        let token = match self.lanyard.token(ACCOUNT, min_valid.as_secs()).await {
-            Ok(token) => token,
-            Err(Error::SignInNeeded { reason, .. }) => return Err(Error::SignInAgain { reason }),
-            Err(e) => return Err(e),
-        };
+        let token = self
+            .lanyard
+            .token(ACCOUNT, min_valid.as_secs())
+            .await
+            .map_err(for_the_app)?;
         if !token.dpop {
             let bearer = format!("Bearer {}", token.token.expose());
             return Ok(vec![("Authorization".into(), bearer)]);
@@ -510,7 +508,8 @@ impl Client {
         let report = self
             .lanyard
             .logout(ACCOUNT, options.local, options.open_browser, &|_| {})
-            .await?;
+            .await
+            .map_err(for_the_app)?;
         Ok(SignOut {
             was_signed_in: report.was_signed_in,
             revoked: report.revoked.iter().map(|r| (*r).to_owned()).collect(),
@@ -524,18 +523,32 @@ impl Client {
     }
 }
 
-/// A sign-in's outcome, its refusal said for the app's person: there is no `lanyard
-/// login` to run in an app.
-fn for_the_app(
-    outcome: Result<crate::store::Record, Error>,
-) -> Result<crate::store::Record, Error> {
-    match outcome {
-        Err(Error::SubjectChanged { was, now, .. }) => Err(Error::Usage {
-            kind: crate::Kind::Rejected,
+/// What an app's person can act on, in the app's words: there is no `lanyard login` to
+/// run, no accounts file and no command-line flag in an app.
+fn for_the_app(e: Error) -> Error {
+    match e {
+        Error::SubjectChanged { was, now, .. } => Error::Usage {
+            kind: Kind::Rejected,
             message: format!(
                 "this app is signed in as {was}, but the sign-in came back as {now}: nothing was kept; sign out first to sign in as someone else"
             ),
-        }),
+        },
+        Error::SignInNeeded { reason, .. } => Error::SignInAgain { reason },
+        Error::Config(crate::config::Error::Invalid { key, message, .. }) => {
+            let setting = key
+                .strip_prefix(&format!("accounts.{ACCOUNT}."))
+                .unwrap_or(&key);
+            Error::Usage {
+                kind: Kind::Config,
+                message: format!("the provider's settings: {setting}: {message}"),
+            }
+        }
+        Error::Store(crate::store::Error::Unavailable { message, .. }) => {
+            Error::Store(crate::store::Error::Unavailable {
+                message,
+                hint: "Unlock the keychain and try again, or keep the sign-in in memory (Storage::memory()).",
+            })
+        }
         other => other,
     }
 }
@@ -570,7 +583,16 @@ mod tests {
         let provider = Provider::new("ftp://id.example.test", "notes");
         let e = Client::new(provider, Storage::memory()).err().unwrap();
         assert_eq!(e.kind(), crate::Kind::Config);
-        assert!(e.to_string().contains("issuer"), "{e}");
+        // In the app's words: its provider's setting, not a file, line and section.
+        let message = e.to_string();
+        assert!(
+            message.starts_with("the provider's settings: issuer: "),
+            "{message}"
+        );
+        assert!(
+            !message.contains("accounts.") && !message.contains("the client's provider:"),
+            "{message}"
+        );
     }
 
     /// The scheme whose links an app hands over is the redirect's, checked as the file
