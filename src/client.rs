@@ -32,10 +32,11 @@ use serde_json::{Map, Value};
 
 use crate::config::{Config, NewAccount, StoreKind};
 use crate::flow::scheme::Inbox;
+use crate::preset;
 use crate::secret::Secret;
 use crate::session::{Lanyard, LoginOptions, Progress};
 use crate::store::{Record, Records};
-use crate::{Error, Kind, preset};
+pub use crate::{Error, Kind};
 
 /// The account name the client's one sign-in is kept under.
 const ACCOUNT: &str = "default";
@@ -150,6 +151,15 @@ impl Storage {
     /// [`Storage::Memory`].
     pub fn memory() -> Storage {
         Storage::Memory
+    }
+
+    /// The platform's data directory for an app named `app`, for the record that
+    /// [`Storage::keychain`] keeps beside the keychain item (who is signed in, until when;
+    /// no secret): `~/.local/share/APP` (`$XDG_DATA_HOME`) on Linux,
+    /// `~/Library/Application Support/APP` on macOS, `%APPDATA%\APP` on Windows. `None`
+    /// where the system names no home directory.
+    pub fn data_dir(app: &str) -> Option<PathBuf> {
+        directories::BaseDirs::new().map(|dirs| dirs.data_dir().join(app))
     }
 }
 

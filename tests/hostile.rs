@@ -672,3 +672,72 @@ async fn a_keychain_that_cannot_keep_the_sign_in_is_found_first_and_leaves_nothi
     );
     assert!(lanyard.whoami("kept").is_err());
 }
+
+/// An opener that keeps the page it was given and opens nothing.
+#[derive(Default)]
+struct Keep(std::sync::Mutex<Option<String>>, tokio::sync::Notify);
+
+impl lanyard::browser::Opener for Keep {
+    fn open(&self, url: &str) -> Result<(), lanyard::browser::Error> {
+        *self.0.lock().unwrap() = Some(url.to_owned());
+        self.1.notify_one();
+        Ok(())
+    }
+}
+
+/// Dropping a sign-in's future cancels it: its loopback listener is closed at once (a
+/// browser that comes back later finds nothing), its one-time page goes, and nothing is
+/// kept.
+#[tokio::test]
+async fn a_dropped_sign_in_closes_its_listener() {
+    use lanyard::session::{Lanyard, LoginOptions};
+    let idp = FakeIdp::start(Behaviour::default()).await;
+    let config = lanyard::config::Config::parse(
+        std::path::Path::new("/app.toml"),
+        &format!(
+            "[accounts.app]\nissuer = \"{}\"\nclient_id = \"{}\"\nstore = \"memory\"\n",
+            idp.issuer,
+            fake_idp::CLIENT_ID
+        ),
+    )
+    .unwrap();
+    let browser = std::sync::Arc::new(Keep::default());
+    let lanyard = std::sync::Arc::new(
+        Lanyard::new(config, lanyard::store::Records::new(None))
+            .unwrap()
+            .with_opener(browser.clone()),
+    );
+    let signing_in = tokio::spawn({
+        let lanyard = lanyard.clone();
+        async move {
+            let options = LoginOptions::default();
+            lanyard.login("app", &options, &|_| {}).await
+        }
+    });
+    browser.1.notified().await;
+    let page = browser.0.lock().unwrap().clone().unwrap();
+    // The one-time page sends the browser on to the provider, with the redirect URI.
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let to = client.get(&page).send().await.unwrap();
+    let next = url::Url::parse(to.headers()["location"].to_str().unwrap()).unwrap();
+    let redirect = next
+        .query_pairs()
+        .find(|(k, _)| k == "redirect_uri")
+        .map(|(_, v)| url::Url::parse(&v).unwrap())
+        .unwrap();
+    let port = redirect.port().unwrap();
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+    );
+
+    signing_in.abort();
+    assert!(signing_in.await.unwrap_err().is_cancelled());
+    let refused = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
+    assert!(refused.is_err(), "the listener outlived its sign-in");
+    assert!(lanyard.whoami("app").is_err(), "nothing was kept");
+}
