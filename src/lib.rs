@@ -120,3 +120,36 @@ pub use error::{Error, Kind};
 #[cfg(doctest)]
 #[doc = include_str!("../docs/embedding.md")]
 pub struct EmbeddingGuide;
+
+/// README.md, whose Rust example is compiled as a doctest too.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct Readme;
+
+#[cfg(test)]
+mod docs_tests {
+    /// The Rust in README.md and docs/embedding.md is shown as it compiles (their
+    /// doctests): no line hidden with `#`, so what a reader copies is what was tested.
+    #[test]
+    fn the_rust_in_the_docs_is_shown_whole() {
+        let docs = [
+            ("README.md", include_str!("../README.md")),
+            ("docs/embedding.md", include_str!("../docs/embedding.md")),
+        ];
+        for (name, text) in docs {
+            let (mut in_block, mut rust) = (false, false);
+            for (n, line) in text.lines().enumerate() {
+                if let Some(info) = line.strip_prefix("```") {
+                    rust = !in_block && info.starts_with("rust") && !info.contains("ignore");
+                    in_block = !in_block;
+                    continue;
+                }
+                assert!(
+                    !(rust && (line == "#" || line.starts_with("# "))),
+                    "{name}:{}: a line hidden from the reader: {line}",
+                    n + 1
+                );
+            }
+        }
+    }
+}
