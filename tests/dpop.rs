@@ -124,16 +124,32 @@ async fn an_account_may_keep_bearer_tokens() {
     assert!(stored_tokens("bearer").unwrap().get("dpop_key").is_none());
     let token = env.access_token("bearer", &[]).await;
     assert_eq!(idp.userinfo(&token).await["sub"], "alice");
-    env.lanyard(&[
+    // The README's headline form works for it as printed: the Bearer header alone, the
+    // same that a DPoP-bound account answers with its proof beside it.
+    let headline = [
         "token",
         "bearer",
+        "--format",
+        "header",
         "--dpop-method",
         "GET",
         "--dpop-url",
         "https://api.example.com/",
-    ])
-    .await
-    .assert_fails(2, "not DPoP-bound");
+    ];
+    let direct = env.lanyard(&headline).await;
+    assert_eq!(
+        direct.assert_ok().stdout.trim(),
+        format!("Authorization: Bearer {token}")
+    );
+    // Through the agent too.
+    let _agent = env.start_agent().await;
+    env.lanyard(&["allow", "bearer", &crate::broker::me()])
+        .await
+        .assert_ok();
+    let through = env.lanyard(&headline).await;
+    let header = through.assert_ok().stdout.trim().to_owned();
+    assert!(header.starts_with("Authorization: Bearer "), "{through:?}");
+    assert_eq!(header.lines().count(), 1, "{through:?}");
 }
 
 /// Through the agent, a tool gets the token and a proof for its request: the key stays

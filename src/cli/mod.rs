@@ -289,14 +289,25 @@ impl Opener {
     }
 
     /// The account's token with a DPoP proof for one request: from the agent when one
-    /// runs (the key stays there), else directly.
+    /// runs (the key stays there), else directly. A token that is not DPoP-bound comes
+    /// alone (`None`): it goes as a Bearer token, with no proof.
     pub async fn proof(
         &self,
         account: &str,
         request: crate::broker::protocol::ProofRequest,
-    ) -> Result<(crate::session::AccessToken, String), Error> {
+    ) -> Result<(crate::session::AccessToken, Option<String>), Error> {
         if let Some(mut agent) = self.agent().await? {
-            let reply = agent.proof(account, request).await?;
+            let min_valid = request.min_valid;
+            let reply = match agent.proof(account, request).await {
+                Err(crate::broker::client::Error::Agent(body))
+                    if body.code == crate::broker::protocol::Code::NotSupported =>
+                {
+                    let own = crate::flow::Target::default();
+                    let token = agent.token_for(account, min_valid, &own).await?;
+                    return Ok((token.into(), None));
+                }
+                reply => reply?,
+            };
             let proof = reply.proof.clone();
             let token = crate::broker::protocol::TokenReply {
                 access_token: reply.access_token,
@@ -304,7 +315,7 @@ impl Opener {
                 expires_at: reply.expires_at,
                 warning: reply.warning,
             };
-            return Ok((token.into(), proof));
+            return Ok((token.into(), Some(proof)));
         }
         let lanyard = self.lanyard()?;
         let own = crate::flow::Target::default();
@@ -316,17 +327,13 @@ impl Opener {
                 kind: Kind::Config,
                 message: format!("--dpop-url: `{}` is not an http(s) URL", request.url),
             })?;
+        if !token.dpop {
+            return Ok((token, None));
+        }
         let nonce = request.nonce.as_deref();
         let proof = lanyard
             .dpop_proof(account, &request.method, &url, &token.token, nonce)
-            .await?
-            .filter(|_| token.dpop)
-            .ok_or_else(|| Error::Usage {
-                kind: Kind::Config,
-                message: format!(
-                    "{account}'s tokens are not DPoP-bound: send the token as a Bearer token, without --dpop-url"
-                ),
-            })?;
+            .await?;
         Ok((token, proof))
     }
 

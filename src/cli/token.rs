@@ -78,7 +78,7 @@ pub async fn run(open: &Opener, args: Args) -> Result<(), Error> {
             min_valid: args.min_valid,
         };
         let (token, proof) = open.proof(&name, request).await?;
-        print(&name, format, &token, Some(&proof));
+        print(&name, format, &token, proof.as_deref());
         return Ok(());
     }
     let token = if args.client_credentials {
