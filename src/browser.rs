@@ -83,6 +83,23 @@ impl Error {
     }
 }
 
+/// Why a browser started here could not come back to this machine's 127.0.0.1, if it
+/// could not: an ssh session (the browser would open on no screen of the person's), or no
+/// display on Linux. `$BROWSER` set says otherwise: the person told how to open one.
+pub fn unreachable_here() -> Option<&'static str> {
+    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
+    if set("BROWSER") {
+        return None;
+    }
+    if set("SSH_CONNECTION") || set("SSH_TTY") {
+        return Some("This is an ssh session");
+    }
+    if cfg!(target_os = "linux") && !set("DISPLAY") && !set("WAYLAND_DISPLAY") {
+        return Some("There is no display here");
+    }
+    None
+}
+
 /// Opens `url` in the person's browser ([`Opener`] for [`System`]).
 pub fn open(url: &str) -> Result<(), Error> {
     launch(url).map(drop)

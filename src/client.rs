@@ -533,6 +533,16 @@ impl Client {
     }
 }
 
+/// Why a browser started here could not come back to this app, if it could not: `"This
+/// is an ssh session"` or `"There is no display here"` (Linux without `DISPLAY` or
+/// `WAYLAND_DISPLAY`); `None` where one can, or where `$BROWSER` says how to open one.
+/// An app that gets a reason signs in with the device flow
+/// ([`Client::sign_in_with_device`], where [`Client::offers_device_flow`]), or shows the
+/// link ([`SignInOptions::open_browser`] false) for a browser on this machine.
+pub fn browser_unavailable() -> Option<&'static str> {
+    crate::browser::unreachable_here()
+}
+
 /// What an app's person can act on, in the app's words: there is no `lanyard login` to
 /// run, no accounts file and no command-line flag in an app.
 fn for_the_app(e: Error) -> Error {

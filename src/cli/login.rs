@@ -130,21 +130,9 @@ async fn direct(lanyard: &Lanyard, args: &Args, options: &LoginOptions) -> Resul
     Ok(())
 }
 
-/// Why a browser started here cannot reach this machine's 127.0.0.1, if it cannot: an
-/// ssh session, or no display on Linux. `$BROWSER` set says otherwise (the person has
-/// told Lanyard how to open one).
+/// Why a browser started here cannot reach this machine's 127.0.0.1, if it cannot.
 fn headless() -> Option<&'static str> {
-    let set = |name: &str| std::env::var_os(name).is_some_and(|v| !v.is_empty());
-    if set("BROWSER") {
-        return None;
-    }
-    if set("SSH_CONNECTION") || set("SSH_TTY") {
-        return Some("This is an ssh session");
-    }
-    if cfg!(target_os = "linux") && !set("DISPLAY") && !set("WAYLAND_DISPLAY") {
-        return Some("There is no display here");
-    }
-    None
+    crate::browser::unreachable_here()
 }
 
 /// `--paste`: the sign-in link for a browser anywhere, and the address it ended on read
