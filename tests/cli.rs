@@ -131,3 +131,43 @@ async fn no_browser_prints_the_link() {
     assert!(!run.stderr.contains(&idp.issuer), "{run:?}");
     assert!(env.browser_runs().is_empty());
 }
+
+/// A keychain that is locked is found before the browser opens, not after the person
+/// signed in: the real gnome-keyring of a session of its own, unlocked, then locked over
+/// D-Bus (no prompter can unlock it here). `lanyard login` fails with exit 6, says the
+/// keychain is locked, and the provider saw no sign-in.
+#[tokio::test]
+async fn a_locked_keychain_is_found_before_the_browser_opens() {
+    let idp = crate::support::Idp::start(false);
+    let env = Env::new();
+    env.public_account("cli-locked", &idp);
+    let lock = "dbus-send --session --dest=org.freedesktop.secrets --print-reply \
+                /org/freedesktop/secrets org.freedesktop.Secret.Service.Lock \
+                array:objpath:/org/freedesktop/secrets/collection/login >/dev/null && exec \"$@\"";
+    let mut cmd = env.command(&[]);
+    let lanyard = env!("CARGO_BIN_EXE_lanyard");
+    let cmd = {
+        let std = cmd.as_std_mut();
+        let mut wrapped = tokio::process::Command::new("dbus-run-session");
+        wrapped
+            .arg("--")
+            .arg(root().join("target/debug/xtask"))
+            .args(["keyring-session", "--", "sh", "-c", lock, "sh"])
+            .args([lanyard, "login", "cli-locked"])
+            .envs(std.get_envs().filter_map(|(k, v)| Some((k, v?))))
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        wrapped
+    };
+    let run = crate::support::run_with_stdin(cmd, "").await;
+    run.assert_fails(6, "the keychain is locked");
+    let events = idp.events().await;
+    assert!(
+        !events
+            .iter()
+            .any(|e| e == "grant.success" || e == "access_token.saved"),
+        "the provider saw a sign-in: {events:?}"
+    );
+    assert!(env.browser_runs().is_empty(), "{:?}", env.browser_runs());
+}

@@ -126,6 +126,7 @@ fn describe(e: &keyring_core::Error) -> String {
         "Locked",
         "IsLocked",
         "Prompt dismissed",
+        "prompt dismissed",
         "prompt was dismissed",
     ]
     .iter()
