@@ -554,6 +554,13 @@ fn for_the_app(e: Error) -> Error {
             ),
         },
         Error::SignInNeeded { reason, .. } => Error::SignInAgain { reason },
+        Error::Loopback(crate::flow::loopback::Error::Timeout(waited)) => Error::Usage {
+            kind: Kind::Incomplete,
+            message: format!(
+                "no sign-in came back from the browser within {} s; try again",
+                waited.as_secs()
+            ),
+        },
         Error::Config(crate::config::Error::Invalid { key, message, .. }) => {
             let setting = key
                 .strip_prefix(&format!("accounts.{ACCOUNT}."))

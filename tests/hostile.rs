@@ -741,3 +741,36 @@ async fn a_dropped_sign_in_closes_its_listener() {
     assert!(refused.is_err(), "the listener outlived its sign-in");
     assert!(lanyard.whoami("app").is_err(), "nothing was kept");
 }
+
+/// An app's sign-in that no browser finishes times out in the app's words (no command
+/// line to run again, no flag), as `Kind::Incomplete`; the link was handed to its
+/// progress callback, since no browser was asked for.
+#[tokio::test]
+async fn an_apps_sign_in_that_times_out_says_so_in_its_words() {
+    use lanyard::client::{Client, Provider, SignInOptions, SignInProgress, Storage};
+    let idp = FakeIdp::start(Behaviour::default()).await;
+    let client = Client::new(
+        Provider::new(&idp.issuer, fake_idp::CLIENT_ID),
+        Storage::memory(),
+    )
+    .unwrap();
+    let links = std::sync::Mutex::new(Vec::new());
+    let progress = |p: &SignInProgress| {
+        if let SignInProgress::OpenThisLink { url, .. } = p {
+            links.lock().unwrap().push(url.clone());
+        }
+    };
+    let options = SignInOptions {
+        open_browser: false,
+        timeout: std::time::Duration::from_secs(1),
+        progress: Some(&progress),
+    };
+    let e = client.sign_in_with(&options).await.unwrap_err();
+    assert_eq!(e.kind(), lanyard::Kind::Incomplete, "{e}");
+    let message = e.to_string();
+    assert!(message.contains("within 1 s; try again"), "{message}");
+    assert!(!message.contains("--"), "{message}");
+    let links = links.lock().unwrap();
+    assert_eq!(links.len(), 1, "{links:?}");
+    assert!(links[0].starts_with("http://127.0.0.1:"), "{links:?}");
+}
