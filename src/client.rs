@@ -370,7 +370,8 @@ impl Client {
 
     /// Signs in as `options` say: with or without the system browser, how long to wait,
     /// and what to tell the person as it goes. Dropping the future cancels the sign-in:
-    /// its page on 127.0.0.1 closes, and nothing is kept.
+    /// its page on 127.0.0.1 closes, and nothing is kept. No browser and no progress
+    /// callback is refused at once ([`Kind::Config`]): nobody would see the link.
     pub async fn sign_in_with(&self, options: &SignInOptions<'_>) -> Result<Identity, Error> {
         if !options.open_browser && options.progress.is_none() {
             return Err(Error::Usage {
@@ -468,7 +469,10 @@ impl Client {
     /// The headers that authorize one request (`method` at `url`) with the access token:
     /// `Authorization: Bearer …`, or for a DPoP-bound sign-in `Authorization: DPoP …` and
     /// a `DPoP` proof made for this request alone (the key never leaves the keychain and
-    /// this process). `nonce` is the resource server's `DPoP-Nonce`, when it asked for one.
+    /// this process). Pass the request's whole URL; the proof leaves out its query and
+    /// fragment, as RFC 9449 asks. `nonce` is the resource server's `DPoP-Nonce`, when it
+    /// asked for one (a 401 with that header: ask again with it, and send again). Nobody
+    /// signed in: [`Kind::SignInNeeded`].
     pub async fn authorization(
         &self,
         method: &str,
