@@ -411,6 +411,21 @@ impl lanyard::store::Secrets for Flaky {
     }
 }
 
+/// An accounts file with one account, `name`, at the hostile provider (in memory, or in
+/// the keychain the test gives).
+fn one_account(idp: &FakeIdp, name: &str, memory: bool) -> lanyard::config::Config {
+    let store = if memory { "store = \"memory\"\n" } else { "" };
+    lanyard::config::Config::parse(
+        std::path::Path::new("/accounts.toml"),
+        &format!(
+            "[accounts.{name}]\nissuer = \"{}\"\nclient_id = \"{}\"\n{store}",
+            idp.issuer,
+            fake_idp::CLIENT_ID
+        ),
+    )
+    .unwrap()
+}
+
 /// A browser in this process: follows the sign-in URL's redirects back to the loopback
 /// listener, as follow.mjs does from outside; counts the pages it was given.
 #[derive(Default)]
@@ -434,15 +449,7 @@ impl lanyard::browser::Opener for Follow {
 async fn a_sign_out_forgets_even_when_the_revocation_cannot_start() {
     use lanyard::session::{Lanyard, LoginOptions};
     let idp = FakeIdp::start(Behaviour::default()).await;
-    let config = lanyard::config::Config::parse(
-        std::path::Path::new("/kiosk.toml"),
-        &format!(
-            "[accounts.seat]\nissuer = \"{}\"\nclient_id = \"{}\"\nstore = \"memory\"\n",
-            idp.issuer,
-            fake_idp::CLIENT_ID
-        ),
-    )
-    .unwrap();
+    let config = one_account(&idp, "seat", true);
     let keychain = std::sync::Arc::new(Flaky::default());
     let lanyard = Lanyard::new(config, lanyard::store::Records::new(None))
         .unwrap()
@@ -620,15 +627,7 @@ async fn a_dpop_token_nobody_asked_for_is_refused() {
 async fn a_keychain_that_cannot_keep_the_sign_in_is_found_first_and_leaves_nothing_valid() {
     use lanyard::session::{Lanyard, LoginOptions};
     let idp = FakeIdp::start(Behaviour::default()).await;
-    let config = lanyard::config::Config::parse(
-        std::path::Path::new("/accounts.toml"),
-        &format!(
-            "[accounts.kept]\nissuer = \"{}\"\nclient_id = \"{}\"\n",
-            idp.issuer,
-            fake_idp::CLIENT_ID
-        ),
-    )
-    .unwrap();
+    let config = one_account(&idp, "kept", false);
     let options = LoginOptions {
         timeout: std::time::Duration::from_secs(30),
         ..LoginOptions::default()
@@ -692,15 +691,7 @@ impl lanyard::browser::Opener for Keep {
 async fn a_dropped_sign_in_closes_its_listener() {
     use lanyard::session::{Lanyard, LoginOptions};
     let idp = FakeIdp::start(Behaviour::default()).await;
-    let config = lanyard::config::Config::parse(
-        std::path::Path::new("/app.toml"),
-        &format!(
-            "[accounts.app]\nissuer = \"{}\"\nclient_id = \"{}\"\nstore = \"memory\"\n",
-            idp.issuer,
-            fake_idp::CLIENT_ID
-        ),
-    )
-    .unwrap();
+    let config = one_account(&idp, "app", true);
     let browser = std::sync::Arc::new(Keep::default());
     let lanyard = std::sync::Arc::new(
         Lanyard::new(config, lanyard::store::Records::new(None))

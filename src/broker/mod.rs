@@ -1,7 +1,9 @@
 //! The broker: a local socket through which other programs get tokens.
 //!
 //! - [`protocol`]: the wire format (pure types, no I/O), documented in docs/protocol.md;
-//! - [`server`]: accepts connections, checks peer credentials, reads frames with limits;
+//! - `accept`: the accept loop every socket shares; each peer named in its own task;
+//! - [`server`]: one connection of the agent's protocol: frames with limits, what a remote
+//!   host may not ask; [`run`] serves the agent's own socket with it;
 //! - [`peer`]: who is asking: the program behind a connection, looking through the CLI;
 //! - [`agent`]: the state behind it — cached tokens, single-flight refresh, approvals;
 //! - `flight`: one cached token, its single flight, and the last failure shared;
@@ -9,7 +11,7 @@
 //! - [`client`]: the Rust client other programs (and `lanyard token`) use;
 //! - [`oidc_agent`]: oidc-agent's IPC on a second socket, for its existing clients;
 //! - [`forward`]: both sockets again for one remote host (`lanyard ssh`), its requests
-//!   named `ssh:HOST`.
+//!   named `ssh:HOST`; it stands above `server` and `oidc_agent`.
 
 mod accept;
 pub mod agent;

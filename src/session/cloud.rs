@@ -79,26 +79,17 @@ impl Lanyard {
         id_token: &Secret,
     ) -> Result<AwsCredentials, Error> {
         let account = self.config.account(name)?;
+        let record = self.whoami(name)?;
         // Only for a sign-in that still stands: a signed-out account's cache is gone, and
         // one that needs signing in again gets nothing either.
-        if let crate::store::Status::SignInNeeded { reason } = self.whoami(name)?.status {
+        if let crate::store::Status::SignInNeeded { reason } = record.status {
             return Err(Error::SignInNeeded {
                 account: name.to_owned(),
                 reason,
             });
         }
-        let secrets = self.secrets(self.store_kind(account)).await?;
-        // The sign-in the cache was made under: credentials of an earlier sign-in (of
-        // another person, perhaps) are never handed out.
-        let stamp = || {
-            self.records
-                .load(self.store_kind(account), name)
-                .map(|r| format!("{} at {} since {}", r.subject, r.issuer, r.signed_in_at))
-        };
-        let signed_in_as = stamp();
-        // The ID token was fetched before: it must be of the sign-in read now, or another
-        // sign-in came in between and its credentials would be kept under this one's.
-        let record = self.whoami(name)?;
+        // The ID token was fetched before: it must be of this sign-in, or another sign-in
+        // came in between and its credentials would be kept under this one's.
         if token_subject(id_token) != Some((record.subject.clone(), record.issuer.clone())) {
             return Err(Error::Usage {
                 kind: crate::Kind::Other,
@@ -107,6 +98,13 @@ impl Lanyard {
                 ),
             });
         }
+        let secrets = self.secrets(self.store_kind(account)).await?;
+        // The sign-in the cache was made under: credentials of an earlier sign-in (of
+        // another person, perhaps) are never handed out.
+        let sign_in = |r: &crate::store::Record| {
+            format!("{} at {} since {}", r.subject, r.issuer, r.signed_in_at)
+        };
+        let signed_in_as = Some(sign_in(&record));
         // Credentials are kept per role, session name and duration.
         let key = format!(
             "{role_arn} {session_name} {}",
@@ -150,7 +148,11 @@ impl Lanyard {
         }
         // A sign-out (or another sign-in) while STS answered: what was just kept is not
         // the current sign-in's, and goes.
-        if stamp() != signed_in_as {
+        let now_signed_in = self
+            .records
+            .load(self.store_kind(account), name)
+            .map(|r| sign_in(&r));
+        if now_signed_in != signed_in_as {
             let name = name.to_owned();
             run_blocking(move || secrets.delete(AWS_CACHE, &name)).await?;
             return Err(Error::SignInNeeded {

@@ -207,7 +207,7 @@ impl Lanyard {
                         &landing,
                         &state,
                     );
-                    let mut handoff = self
+                    let mut shown = self
                         .show(
                             next,
                             &http::display_url(endpoint),
@@ -219,7 +219,7 @@ impl Lanyard {
                     let waited = listener.wait("/logged-out", &state, END_SESSION_TIMEOUT, false);
                     let landed = tokio::select! {
                         landed = waited => landed.ok(),
-                        () = handoff.handoff.stolen() => {
+                        () = shown.handoff.stolen() => {
                             report.warnings.push(STOLEN.into());
                             None
                         }
@@ -346,7 +346,7 @@ impl Lanyard {
         let state = secret::random(16).map_err(|_| flow::Error::Random)?;
         let mut waiting = inbox.expect(state.expose());
         let next = flow::end_session_url(endpoint, id_token, &account.client_id, &landing, &state);
-        let mut handoff = self
+        let mut shown = self
             .show(
                 next,
                 &http::display_url(endpoint),
@@ -357,7 +357,7 @@ impl Lanyard {
         progress(Progress::Waiting);
         let landed = tokio::select! {
             landed = tokio::time::timeout(END_SESSION_TIMEOUT, waiting.recv()) => landed,
-            () = handoff.handoff.stolen() => {
+            () = shown.handoff.stolen() => {
                 report.warnings.push(STOLEN.into());
                 Ok(None)
             }
