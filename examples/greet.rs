@@ -41,11 +41,18 @@ async fn run(
     if sign_out {
         let out = client.sign_out().await?;
         println!("Signed out (was signed in: {})", out.was_signed_in);
+        // No browser could open the provider's sign-out page: the person may open it.
+        if let Some(link) = out.sign_out_link {
+            println!("To sign out at the provider too, open {link}");
+        }
+        for warning in out.warnings {
+            eprintln!("greet: {warning}");
+        }
         return Ok(());
     }
     let me = match client.identity() {
-        Some(me) => me,
-        None => client.sign_in().await?,
+        Some(me) if me.sign_in_needed.is_none() => me,
+        _ => client.sign_in().await?,
     };
     println!("Hello, {}", me.name.as_deref().unwrap_or(&me.subject));
     // Proof the sign-in is usable: a token good for a minute more.

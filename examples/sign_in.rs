@@ -2,12 +2,20 @@
 //! sign out: the whole life of a sign-in in an app that embeds Lanyard.
 //!
 //! ```text
-//! cargo run --example sign_in -- ISSUER CLIENT_ID [--keychain SERVICE DIR] [--scheme URI] [--stay]
+//! cargo run --example sign_in -- ISSUER CLIENT_ID [--keychain SERVICE DIR] [--scheme URI | --paste] [--api URL] [--stay]
 //! ```
 //!
 //! With `--scheme`, the browser comes back to that private-use URI (registered with the
 //! provider and with the OS for this program); the URLs the OS hands over are read one
 //! per line from standard input, the way an app's single-instance handler passes them on.
+//!
+//! With `--paste`, the browser is on another machine (this one is reached over ssh, or
+//! is a container): the link to open there is printed, and the address that browser
+//! ends on is read from standard input.
+//!
+//! With `--api`, it calls that URL with the sign-in's token (`GET`), the way an app calls
+//! its API: with the headers `Client::authorization` gives (DPoP-bound or Bearer), asking
+//! again once with the server's `DPoP-Nonce` if it wants one.
 //!
 //! With `--keychain`, the sign-in is kept in the OS keychain under `SERVICE` (its record
 //! in `DIR`), and a second run finds the person still signed in; without it, it lives in
@@ -17,7 +25,7 @@
 
 use std::time::Duration;
 
-use lanyard::client::{Client, Identity, Provider, Storage};
+use lanyard::client::{Client, Identity, Provider, SignInOptions, SignInProgress, Storage};
 use serde_json::json;
 
 #[tokio::main]
@@ -32,7 +40,7 @@ async fn run() -> Result<(), lanyard::Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [issuer, client_id, rest @ ..] = args.as_slice() else {
         eprintln!(
-            "usage: sign_in ISSUER CLIENT_ID [--keychain SERVICE DIR] [--scheme URI] [--stay]"
+            "usage: sign_in ISSUER CLIENT_ID [--keychain SERVICE DIR] [--scheme URI | --paste] [--api URL] [--stay]"
         );
         std::process::exit(2);
     };
@@ -45,6 +53,11 @@ async fn run() -> Result<(), lanyard::Error> {
         None => Storage::memory(),
     };
     let stay = rest.iter().any(|a| a == "--stay");
+    let paste = rest.iter().any(|a| a == "--paste");
+    let api = rest
+        .iter()
+        .position(|a| a == "--api")
+        .and_then(|i| rest.get(i + 1));
     let scheme = rest
         .iter()
         .position(|a| a == "--scheme")
@@ -71,11 +84,24 @@ async fn run() -> Result<(), lanyard::Error> {
 
     // Signed in from an earlier run (keychain storage), or sign in now in the browser.
     let me = match client.identity() {
-        Some(me) => {
+        Some(me) if me.sign_in_needed.is_none() => {
             say("still_signed_in", &me);
             me
         }
-        None => {
+        _ if paste => {
+            let me = client
+                .sign_in_elsewhere(
+                    &SignInOptions {
+                        progress: Some(&show),
+                        ..SignInOptions::default()
+                    },
+                    read_line(),
+                )
+                .await?;
+            say("signed_in", &me);
+            me
+        }
+        _ => {
             let me = client.sign_in().await?;
             say("signed_in", &me);
             me
@@ -89,6 +115,14 @@ async fn run() -> Result<(), lanyard::Error> {
         json!({ "step": "token", "subject": me.subject, "access_token": token.expose() })
     );
 
+    if let Some(url) = api {
+        let (status, body, asked_nonce) = call_api(&client, url).await?;
+        println!(
+            "{}",
+            json!({ "step": "api", "status": status, "body": body, "asked_nonce": asked_nonce })
+        );
+    }
+
     if !stay {
         let out = client.sign_out().await?;
         println!(
@@ -101,6 +135,60 @@ async fn run() -> Result<(), lanyard::Error> {
         );
     }
     Ok(())
+}
+
+/// `GET url` with the sign-in's token: its status, its body, and whether the server
+/// asked for a DPoP nonce first (RFC 9449 section 9: a 401 with a `DPoP-Nonce` header,
+/// answered by asking once more with that nonce).
+async fn call_api(client: &Client, url: &str) -> Result<(u16, String, bool), lanyard::Error> {
+    fn failed<T>(url: &str, e: reqwest::Error) -> T {
+        eprintln!("sign_in: calling {url}: {e}");
+        std::process::exit(1)
+    }
+    let http = reqwest::Client::new();
+    let mut nonce: Option<String> = None;
+    loop {
+        let headers = client
+            .authorization("GET", url, nonce.as_deref(), Duration::from_secs(60))
+            .await?;
+        let mut request = http.get(url);
+        for (name, value) in &headers {
+            request = request.header(name, value);
+        }
+        let response = request.send().await.unwrap_or_else(|e| failed(url, e));
+        let status = response.status().as_u16();
+        let asked = response
+            .headers()
+            .get("DPoP-Nonce")
+            .and_then(|n| n.to_str().ok())
+            .map(str::to_owned);
+        match asked {
+            // Once: a server that keeps refusing with new nonces is answered as it is.
+            Some(asked) if status == 401 && nonce.is_none() => nonce = Some(asked),
+            _ => {
+                let body = response.text().await.unwrap_or_else(|e| failed(url, e));
+                return Ok((status, body, nonce.is_some()));
+            }
+        }
+    }
+}
+
+/// What the person is told while signing in elsewhere.
+fn show(progress: &SignInProgress) {
+    let step = match progress {
+        SignInProgress::OpenThisLink { url, .. } => json!({ "step": "open_this_link", "url": url }),
+        SignInProgress::PasteBack { redirect_uri } => {
+            json!({ "step": "paste_back", "redirect_uri": redirect_uri })
+        }
+        _ => return,
+    };
+    println!("{step}");
+}
+
+/// The address pasted on standard input; `None` if nothing was.
+async fn read_line() -> Option<String> {
+    let line = tokio::task::spawn_blocking(|| std::io::stdin().lines().next()?.ok()).await;
+    line.ok().flatten().filter(|l| !l.trim().is_empty())
 }
 
 fn say(step: &str, me: &Identity) {

@@ -33,9 +33,9 @@ use serde_json::{Map, Value};
 use crate::config::{Config, NewAccount, StoreKind};
 use crate::flow::scheme::Inbox;
 use crate::preset;
-use crate::secret::Secret;
+pub use crate::secret::Secret;
 use crate::session::{Lanyard, LoginOptions, Progress};
-use crate::store::{Record, Records};
+use crate::store::{Record, Records, Status};
 pub use crate::{Error, Kind};
 
 /// The account name the client's one sign-in is kept under.
@@ -180,6 +180,10 @@ pub struct Identity {
     pub claims: Map<String, Value>,
     /// When the person signed in, in Unix seconds.
     pub signed_in_at: u64,
+    /// Set when the sign-in has lapsed (the provider refused to refresh it: a session
+    /// limit, a revoked grant): why. Until the person signs in again, no token can be had;
+    /// [`Client::sign_in`] brings them back (as the same person).
+    pub sign_in_needed: Option<String>,
 }
 
 impl Identity {
@@ -194,6 +198,10 @@ impl Identity {
             picture: text("picture"),
             signed_in_at: record.signed_in_at,
             claims,
+            sign_in_needed: match &record.status {
+                Status::SignedIn => None,
+                Status::SignInNeeded { reason } => Some(reason.clone()),
+            },
         }
     }
 }
@@ -218,6 +226,13 @@ pub enum SignInProgress {
         url: String,
         /// Why no browser was started, if one was meant to be.
         reason: Option<String>,
+    },
+    /// For [`Client::sign_in_elsewhere`]: once signed in, the browser elsewhere ends on a
+    /// page that cannot load, whose address starts with `redirect_uri`; ask the person to
+    /// copy that whole address and paste it into your app.
+    PasteBack {
+        /// What the address to paste starts with (`http://127.0.0.1:PORT/callback`).
+        redirect_uri: String,
     },
     /// The browser came back: the tokens are being checked.
     Finishing,
@@ -268,9 +283,9 @@ pub struct SignOut {
     pub revoked: Vec<String>,
     /// The provider's session was ended in the browser.
     pub provider_session_ended: bool,
-    /// Without a browser ([`SignOutOptions::open_browser`] false): the provider's
-    /// sign-out page, for your app to show or open, to end the provider's session too.
-    /// It names your client only, never a token.
+    /// Without a browser ([`SignOutOptions::open_browser`] false, or a browser that
+    /// could not start): the provider's sign-out page, for your app to show or open, to
+    /// end the provider's session too. It names your client only, never a token.
     pub sign_out_link: Option<String>,
     /// What could not be done (a revocation the provider refused): the local sign-out
     /// happened all the same.
@@ -281,8 +296,9 @@ pub struct SignOut {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SignOutOptions {
     /// End the provider's session in the system browser too, waiting (at most two
-    /// minutes) for the browser to come back. Without it, sign-out returns at once with
-    /// the provider's sign-out page in [`SignOut::sign_out_link`]. Default: true.
+    /// minutes) for the browser to come back; a browser that cannot start ends the wait
+    /// at once. Without it, sign-out returns at once with the provider's sign-out page in
+    /// [`SignOut::sign_out_link`]. Default: true.
     pub open_browser: bool,
     /// Only forget the sign-in here: no revocation, nothing sent to the provider.
     /// Default: false.
@@ -352,7 +368,7 @@ impl Client {
     /// client; the Hep.gg, Hack Club, Propper and ggLeap presets). It goes to the keychain
     /// under `SERVICE client secret`, so it needs [`Storage::Keychain`]. A secret shipped
     /// inside a desktop app can be read by anyone who has the app: prefer a public client
-    /// where the provider offers one.
+    /// where the provider offers one. Make the secret with [`Secret::new`].
     pub async fn set_client_secret(&self, secret: Secret) -> Result<(), Error> {
         if !self.keychain {
             return Err(Error::SecretNeedsKeychain);
@@ -404,9 +420,59 @@ impl Client {
         Ok(Identity::from_record(&record.map_err(for_the_app)?))
     }
 
+    /// Signs in with a browser on another machine: for an app on a machine without one
+    /// (over ssh, in a container) whose provider offers no device flow. `options.progress`
+    /// gets [`SignInProgress::OpenThisLink`] with the provider's own page, to open in any
+    /// browser anywhere, then [`SignInProgress::PasteBack`]; after signing in, that
+    /// browser ends on a page on its own 127.0.0.1 that cannot load, and the person
+    /// copies its address into your app: `pasted` resolves with it (or with `None` when
+    /// they gave up). The address gets every check a redirect gets, and must carry this
+    /// sign-in's `state`. `options.open_browser` is not used; `options.timeout` bounds
+    /// the wait for the paste. Needs the loopback redirect (not
+    /// [`Provider::redirect_scheme`]) and a progress callback.
+    pub async fn sign_in_elsewhere(
+        &self,
+        options: &SignInOptions<'_>,
+        pasted: impl Future<Output = Option<String>> + Send,
+    ) -> Result<Identity, Error> {
+        let Some(tell) = options.progress else {
+            return Err(Error::Usage {
+                kind: Kind::Config,
+                message: "a sign-in elsewhere must show the person the link: give SignInOptions a progress callback".into(),
+            });
+        };
+        let login = LoginOptions {
+            open_browser: false,
+            timeout: options.timeout,
+            link_shown: true,
+            ..LoginOptions::default()
+        };
+        let progress = |p: Progress<'_>| {
+            let said = match p {
+                Progress::OpenYourself { url, reason } => SignInProgress::OpenThisLink {
+                    url: url.to_owned(),
+                    reason,
+                },
+                Progress::PasteBack { redirect_uri } => SignInProgress::PasteBack {
+                    redirect_uri: redirect_uri.to_owned(),
+                },
+                Progress::Finishing => SignInProgress::Finishing,
+                _ => return,
+            };
+            tell(&said);
+        };
+        let record = self
+            .lanyard
+            .login_pasted(ACCOUNT, &login, &progress, Box::pin(pasted))
+            .await;
+        Ok(Identity::from_record(&record.map_err(for_the_app)?))
+    }
+
     /// Signs in with the device flow (RFC 8628), for a device without a browser or a
     /// person with a phone at hand: `show` gets the code to display; this resolves once
-    /// they have signed in elsewhere.
+    /// they have signed in elsewhere, or fails when the code expires
+    /// ([`DeviceCode::expires_in`], as the provider set it). Dropping the future stops
+    /// asking the provider.
     pub async fn sign_in_with_device(
         &self,
         show: impl Fn(&DeviceCode) + Sync,
@@ -449,7 +515,8 @@ impl Client {
             .map_err(|refused| Error::LinkRefused(refused.to_string()))
     }
 
-    /// Who is signed in, if anyone (no network).
+    /// Who is signed in, if anyone (no network). A sign-in that has lapsed is still
+    /// returned, with [`Identity::sign_in_needed`] set.
     pub fn identity(&self) -> Option<Identity> {
         self.lanyard
             .whoami(ACCOUNT)
@@ -558,6 +625,12 @@ fn for_the_app(e: Error) -> Error {
             ),
         },
         Error::SignInNeeded { reason, .. } => Error::SignInAgain { reason },
+        Error::PasteNeedsLoopback { uri, .. } => Error::Usage {
+            kind: Kind::Config,
+            message: format!(
+                "a sign-in elsewhere needs the loopback redirect, and this app's provider comes back through {uri}: sign in with the device flow where the provider offers it"
+            ),
+        },
         Error::Loopback(crate::flow::loopback::Error::Timeout(waited)) => Error::Usage {
             kind: Kind::Incomplete,
             message: format!(
@@ -606,6 +679,47 @@ mod tests {
             !message.contains("lanyard login") && !message.contains(ACCOUNT),
             "{message}"
         );
+    }
+
+    /// A sign-in that lapsed (its refresh refused) is still who signed in, and says it
+    /// needs a sign-in, so that an app does not greet someone it cannot get a token for.
+    #[test]
+    fn a_lapsed_sign_in_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let record = |status| Record {
+            account: ACCOUNT.into(),
+            issuer: "https://id.example.test".into(),
+            client_id: "notes".into(),
+            subject: "alice".into(),
+            signed_in_at: 1,
+            access_token_expires_at: None,
+            id_token_expires_at: None,
+            refreshable: true,
+            scopes: vec!["openid".into()],
+            store: "keychain".into(),
+            response_type: crate::config::ResponseType::Code,
+            id_token_claims: Map::new(),
+            userinfo: None,
+            access_token_claims: None,
+            dpop: false,
+            status,
+            tokens_stamp: None,
+        };
+        let records = Records::new(Some(dir.path().to_owned()));
+        let storage = Storage::keychain("dev.lanyard.test.lapsed", dir.path());
+        let client = Client::new(Provider::new("https://id.example.test", "notes"), storage);
+        let client = client.unwrap();
+        records
+            .save(StoreKind::Keychain, &record(Status::SignedIn))
+            .unwrap();
+        assert_eq!(client.identity().unwrap().sign_in_needed, None);
+        let lapsed = Status::SignInNeeded {
+            reason: "the provider no longer accepts the refresh token (invalid_grant)".into(),
+        };
+        records.save(StoreKind::Keychain, &record(lapsed)).unwrap();
+        let me = client.identity().unwrap();
+        assert_eq!(me.subject, "alice");
+        assert!(me.sign_in_needed.unwrap().contains("invalid_grant"));
     }
 
     /// The provider's settings get the accounts file's checks.

@@ -24,8 +24,8 @@
 //! let client = Client::new(provider, storage)?;
 //!
 //! let me = match client.identity() {
-//!     Some(me) => me,
-//!     None => client.sign_in().await?,
+//!     Some(me) if me.sign_in_needed.is_none() => me,
+//!     _ => client.sign_in().await?,
 //! };
 //! println!("Hello, {}", me.name.as_deref().unwrap_or(&me.subject));
 //!
@@ -87,12 +87,15 @@ pub mod store;
 
 // Lanyard's own programs (the CLI, the desktop app, the Windows test programs) and its
 // tests use these; they are not an API for others.
+#[cfg(feature = "broker")]
 #[doc(hidden)]
 pub mod broker;
 #[doc(hidden)]
 pub mod browser;
+#[cfg(feature = "cli")]
 #[doc(hidden)]
 pub mod cli;
+#[cfg(feature = "desktop")]
 #[doc(hidden)]
 pub mod desktop;
 #[doc(hidden)]
@@ -105,6 +108,7 @@ pub mod flow;
 pub mod http;
 #[doc(hidden)]
 pub mod jose;
+#[cfg(feature = "desktop")]
 #[doc(hidden)]
 pub mod kiosk;
 #[doc(hidden)]

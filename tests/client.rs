@@ -19,16 +19,22 @@ fn example(name: &str) -> PathBuf {
     example
 }
 
-/// Runs the example `name` with `args` in `env`'s world.
-async fn run_example(env: &Env, name: &str, args: &[&str]) -> Run {
+/// The example `name` with `args` in `env`'s world, its stdin and stdout piped.
+fn example_command(env: &Env, name: &str, args: &[&str]) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(example(name));
     cmd.args(args)
         .envs(env.vars())
         .env_remove("RUST_LOG")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
         .kill_on_drop(true);
+    cmd
+}
+
+/// Runs the example `name` with `args` in `env`'s world.
+async fn run_example(env: &Env, name: &str, args: &[&str]) -> Run {
+    let mut cmd = example_command(env, name, args);
+    cmd.stderr(std::process::Stdio::piped());
     support::run_with_stdin(cmd, "").await
 }
 
@@ -226,20 +232,13 @@ async fn an_app_gets_the_redirect_through_its_own_uri_scheme() {
     )
     .unwrap();
 
-    let mut app = tokio::process::Command::new(example("sign_in"))
-        .args([
-            idp.issuer.as_str(),
-            "lanyard-native",
-            "--scheme",
-            "dev.lanyard:/callback",
-        ])
-        .envs(env.vars())
-        .env_remove("RUST_LOG")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+    let args = [
+        &idp.issuer,
+        "lanyard-native",
+        "--scheme",
+        "dev.lanyard:/callback",
+    ];
+    let mut app = example_command(&env, "sign_in", &args).spawn().unwrap();
     let mut stdin = app.stdin.take().unwrap();
     let reading = fifo.clone();
     let forward = tokio::spawn(async move {
@@ -326,6 +325,108 @@ async fn the_example_written_from_the_guide_alone_signs_in() {
     out.assert_ok();
     assert!(out.stdout.contains("was signed in: true"), "{out:?}");
     assert_eq!(support::keychain(service, "default"), None);
+}
+
+/// An app on a machine without a browser (over ssh, in a container) whose provider has
+/// no device flow: the person opens the provider's link on another machine, whose browser
+/// ends on a 127.0.0.1 page that cannot load there, and pastes that address into the app
+/// (`Client::sign_in_elsewhere`). The sign-in is checked and works; a token is usable.
+#[tokio::test]
+async fn an_app_signs_in_through_a_browser_elsewhere() {
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
+    let idp = Idp::start(false);
+    let mut env = Env::new();
+    env.set("LANYARD_TEST_BROWSER_ACTION", "elsewhere");
+    let args = [&idp.issuer, "lanyard-public", "--paste", "--stay"];
+    let mut app = example_command(&env, "sign_in", &args).spawn().unwrap();
+    let mut lines = tokio::io::BufReader::new(app.stdout.take().unwrap()).lines();
+    let mut next_step = async || -> Value {
+        let line = lines.next_line().await.unwrap().expect("the app said more");
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{line:?}: {e}"))
+    };
+    let link = next_step().await;
+    assert_eq!(link["step"], "open_this_link", "{link}");
+    let link = link["url"].as_str().unwrap().to_owned();
+    // The provider's own page: a browser elsewhere cannot reach this machine's 127.0.0.1.
+    assert!(link.starts_with(&idp.issuer), "{link}");
+    let paste_back = next_step().await;
+    assert_eq!(paste_back["step"], "paste_back", "{paste_back}");
+    let redirect = paste_back["redirect_uri"].as_str().unwrap().to_owned();
+    assert!(redirect.starts_with("http://127.0.0.1:"), "{redirect}");
+
+    // The person at the other machine's browser.
+    let ended_on = env.sign_in_elsewhere(&link).await;
+    assert!(ended_on.starts_with(&redirect), "{ended_on}");
+    let mut stdin = app.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{ended_on}\n").as_bytes())
+        .await
+        .unwrap();
+
+    let me = next_step().await;
+    assert_eq!(me["step"], "signed_in", "{me}");
+    assert_eq!(me["name"], "Alice Example");
+    let token = next_step().await;
+    let token = token["access_token"].as_str().unwrap();
+    assert!(app.wait().await.unwrap().success());
+    assert_eq!(idp.userinfo(token).await["sub"], "alice");
+}
+
+/// An app calls an API that enforces DPoP and wants its own nonce (here the provider's
+/// userinfo, RFC 9449 sections 7 and 9), the way docs/embedding.md says: the headers of
+/// `Client::authorization`, and once more with the `DPoP-Nonce` the 401 carried.
+#[tokio::test]
+async fn an_app_calls_an_api_that_wants_a_dpop_nonce() {
+    let idp = Idp::start_with(false, &["--dpop", "--dpop-nonce"]);
+    let env = Env::new();
+    let userinfo = idp.url_of("userinfo_endpoint").await;
+    let (run, steps) = sign_in(&env, &[&idp.issuer, "lanyard-public", "--api", &userinfo]).await;
+    run.assert_ok();
+    let api = step(&steps, "api");
+    assert_eq!(api["status"], 200, "{api}");
+    assert_eq!(api["asked_nonce"], true, "{api}");
+    let body: Value = serde_json::from_str(api["body"].as_str().unwrap()).unwrap();
+    assert_eq!(body["sub"], "alice", "{api}");
+}
+
+/// A sign-out whose browser cannot start returns at once: revoked, forgotten, and the
+/// provider's sign-out link for the person to open, instead of two minutes' wait for a
+/// browser that is not there.
+#[tokio::test]
+async fn a_sign_out_whose_browser_cannot_start_returns_the_link() {
+    let idp = Idp::start(false);
+    let mut env = Env::new();
+    let dir = env.path("greet-data");
+    let args = [idp.issuer.as_str(), "lanyard-public", dir.as_str()];
+    let first = run_example(&env, "greet", &args).await;
+    first.assert_ok();
+    let service = "dev.lanyard.example.greet";
+    assert!(support::keychain(service, "default").is_some(), "signed in");
+
+    env.set("BROWSER", "/bin/false");
+    let out = run_example(&env, "greet", &[args.as_slice(), &["--sign-out"]].concat()).await;
+    out.assert_ok();
+    assert!(out.stdout.contains("was signed in: true"), "{out:?}");
+    let link = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("To sign out at the provider too, open "))
+        .unwrap_or_else(|| panic!("no sign-out link: {out:?}"));
+    let link = url::Url::parse(link).unwrap();
+    assert!(link.as_str().starts_with(&idp.issuer), "{link}");
+    assert!(
+        link.query_pairs()
+            .any(|(k, v)| k == "client_id" && v == "lanyard-public"),
+        "{link}"
+    );
+    assert!(out.stderr.contains("cannot open a browser"), "{out:?}");
+    assert_eq!(support::keychain(service, "default"), None);
+    let events = idp.events().await;
+    assert!(events.contains(&"grant.revoked".to_owned()), "{events:?}");
+    assert!(
+        !events.contains(&"end_session.success".to_owned()),
+        "{events:?}"
+    );
 }
 
 /// A browser that cannot start ends an app's sign-in at once with the reason, instead

@@ -6,7 +6,7 @@ use std::process::Stdio;
 
 use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _};
 
-use crate::support::{Env, Idp, root};
+use crate::support::{Env, Idp};
 
 /// A world with the account `far`, a public client of `idp`.
 fn far(idp: &Idp) -> Env {
@@ -90,16 +90,7 @@ async fn a_browser_on_another_machine_signs_in_through_a_pasted_address() {
     assert_eq!(named, ["client_id", "request_uri"], "{link}");
 
     // The person at the other machine's browser.
-    let browser = tokio::process::Command::new(root().join("tests/idp/browser.mjs"))
-        .arg(&link)
-        .envs(env.vars())
-        .status()
-        .await
-        .unwrap();
-    assert!(browser.success());
-    let run = env.browser_run(0).await;
-    let ended_on = run["ended_on"].as_str().unwrap_or_else(|| panic!("{run}"));
-    assert!(ended_on.contains("code="), "{run}");
+    let ended_on = env.sign_in_elsewhere(&link).await;
 
     let mut stdin = login.stdin.take().unwrap();
     stdin

@@ -10,9 +10,9 @@
 //! | a remote host's sockets for `lanyard ssh` ([`forward_dir`]) | a new 0700 directory under `$XDG_RUNTIME_DIR`, else `/tmp` | none: ssh cannot forward a named pipe |
 //! | a headless agent making way for the app ([`terminate`], [`exited`]) | SIGTERM, then a pidfd | `TerminateProcess`, then the process handle |
 //! | a kiosk browser and its helpers ([`Group`]) | a process group: SIGTERM, then SIGKILL | a job object (killed when Lanyard exits), started suspended until it is in the job |
-//! | a request to stop ([`shutdown_requested`]) | SIGTERM, Ctrl-C | Ctrl-C, Ctrl-Break, the console closing, log-off, shutdown |
+//! | a request to stop (`shutdown_requested`, with the `broker` feature) | SIGTERM, Ctrl-C | Ctrl-C, Ctrl-Break, the console closing, log-off, shutdown |
 //! | managed files ([`managed_dir`]) | `/etc/lanyard`; macOS `/Library/Application Support/Lanyard` | `%ProgramData%\Lanyard` |
-//! | the seat's idle time ([`idle_probe`]) | the compositor's idle monitor on D-Bus, or X11's screen-saver extension (Linux); none on macOS yet | `GetLastInputInfo` |
+//! | the seat's idle time (`idle_probe`, with the `desktop` feature) | the compositor's idle monitor on D-Bus, or X11's screen-saver extension (Linux); none on macOS yet | `GetLastInputInfo` |
 //! | memory used once ([`release_memory`]: the agent after start-up and refreshes, the app after its window closes) | file-mapped code and read-only data unmapped (kept in the page cache), `malloc_trim` (Linux); nothing on macOS yet | nothing: Windows trims working sets itself |
 //! | a webview's helpers once the last webview is gone ([`end_webview_helpers`]) | WebKitGTK's network process ended (Linux); nothing on macOS | nothing: WebView2 ends its own |
 //! | the webview's start-up environment ([`webview_environment`]) | accelerated compositing off where there is no GPU (Linux); nothing on macOS | nothing: WebView2 chooses |
@@ -99,7 +99,7 @@ pub trait Processes {
 }
 
 /// How long since the seat last saw input from anyone (keyboard, mouse, gamepad), if the
-/// platform can tell. [`idle_probe`] gives this desktop's: the compositor's idle monitor on
+/// platform can tell. `idle_probe` (the `desktop` feature) gives this desktop's: the compositor's idle monitor on
 /// D-Bus or X11's screen-saver extension on Linux, `GetLastInputInfo` on Windows; macOS has
 /// none yet.
 pub trait IdleProbe: Send + Sync {

@@ -186,7 +186,6 @@ impl Lanyard {
                         endpoint,
                         id_token.as_ref(),
                         &mut report,
-                        open_browser,
                         progress,
                     )
                     .await?
@@ -207,25 +206,16 @@ impl Lanyard {
                         &landing,
                         &state,
                     );
-                    let mut shown = self
-                        .show(
-                            next,
-                            &http::display_url(endpoint),
-                            (open_browser, true),
-                            progress,
-                        )
-                        .await?;
-                    progress(Progress::Waiting);
-                    let waited = listener.wait("/logged-out", &state, END_SESSION_TIMEOUT, false);
-                    let landed = tokio::select! {
-                        landed = waited => landed.ok(),
-                        () = shown.handoff.stolen() => {
-                            report.warnings.push(STOLEN.into());
-                            None
-                        }
+                    let waiting = async {
+                        let waited =
+                            listener.wait("/logged-out", &state, END_SESSION_TIMEOUT, false);
+                        waited.await.ok()
                     };
-                    match landed {
-                        Some(callback) => {
+                    match self
+                        .end_in_browser(account, endpoint, next, waiting, &mut report, progress)
+                        .await?
+                    {
+                        Ok(callback) => {
                             let message =
                                 format!("You are signed out of {name}. You can close this tab.");
                             callback
@@ -237,10 +227,7 @@ impl Lanyard {
                                 .await;
                             EndSession::Ended
                         }
-                        None => {
-                            report.warnings.push(NO_END_SESSION_ANSWER.into());
-                            EndSession::NoAnswer
-                        }
+                        Err(outcome) => outcome,
                     }
                 }
             };
@@ -328,7 +315,6 @@ impl Lanyard {
         endpoint: &url::Url,
         id_token: Option<&Secret>,
         report: &mut Logout,
-        open_browser: bool,
         progress: &(dyn Fn(Progress<'_>) + Sync),
     ) -> Result<EndSession, Error> {
         let Redirect::Scheme { uri } = &account.redirect else {
@@ -346,28 +332,63 @@ impl Lanyard {
         let state = secret::random(16).map_err(|_| flow::Error::Random)?;
         let mut waiting = inbox.expect(state.expose());
         let next = flow::end_session_url(endpoint, id_token, &account.client_id, &landing, &state);
-        let mut shown = self
-            .show(
-                next,
-                &http::display_url(endpoint),
-                (open_browser, true),
-                progress,
-            )
-            .await?;
-        progress(Progress::Waiting);
-        let landed = tokio::select! {
-            landed = tokio::time::timeout(END_SESSION_TIMEOUT, waiting.recv()) => landed,
-            () = shown.handoff.stolen() => {
-                report.warnings.push(STOLEN.into());
-                Ok(None)
-            }
+        let waiting = async {
+            tokio::time::timeout(END_SESSION_TIMEOUT, waiting.recv())
+                .await
+                .ok()
+                .flatten()
         };
-        match landed {
-            Ok(Some(_)) => Ok(EndSession::Ended),
-            _ => {
+        let ended = self
+            .end_in_browser(account, endpoint, next, waiting, report, progress)
+            .await?;
+        Ok(ended.map_or_else(|outcome| outcome, |_| EndSession::Ended))
+    }
+
+    /// Opens `next`, the provider's sign-out page, in the browser and waits for the
+    /// browser to come back (`waiting` resolves with what it brought, or with nothing when
+    /// it timed out). Anything but a landing is the outcome to report, with its warning.
+    /// A browser that cannot start, or whose command fails, ends the wait at once with
+    /// the sign-out link to open instead: nothing waits for a browser that is not there.
+    async fn end_in_browser<T>(
+        &self,
+        account: &Account,
+        endpoint: &url::Url,
+        next: url::Url,
+        waiting: impl Future<Output = Option<T>>,
+        report: &mut Logout,
+        progress: &(dyn Fn(Progress<'_>) + Sync),
+    ) -> Result<Result<T, EndSession>, Error> {
+        let no_browser = |e: &dyn std::fmt::Display, report: &mut Logout| {
+            report
+                .warnings
+                .push(format!("the provider session was not ended: {e}"));
+            Err(EndSession::Link(
+                flow::end_session_link(endpoint, &account.client_id).to_string(),
+            ))
+        };
+        // The link is not shown for the one-time page: a browser that fails is answered
+        // with the provider's own sign-out link, which outlives this wait.
+        let mut shown = match self
+            .show(next, &http::display_url(endpoint), (true, false), progress)
+            .await
+        {
+            Ok(shown) => shown,
+            Err(Error::Browser(e)) => return Ok(no_browser(&e, report)),
+            Err(e) => return Err(e),
+        };
+        progress(Progress::Waiting);
+        Ok(tokio::select! {
+            landed = waiting => landed.ok_or_else(|| {
                 report.warnings.push(NO_END_SESSION_ANSWER.into());
-                Ok(EndSession::NoAnswer)
-            }
-        }
+                EndSession::NoAnswer
+            }),
+            e = shown.interrupted(false, progress) => match e {
+                Error::Browser(e) => no_browser(&e, report),
+                _ => {
+                    report.warnings.push(STOLEN.into());
+                    Err(EndSession::NoAnswer)
+                }
+            },
+        })
     }
 }

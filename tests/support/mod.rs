@@ -423,6 +423,23 @@ impl Env {
             .collect()
     }
 
+    /// A person at a browser on another machine opens `link` (with
+    /// `LANYARD_TEST_BROWSER_ACTION=elsewhere`, the redirect to this machine's 127.0.0.1
+    /// fails there) and signs in: the address the browser ended on, to paste back.
+    pub async fn sign_in_elsewhere(&self, link: &str) -> String {
+        let browser = tokio::process::Command::new(root().join("tests/idp/browser.mjs"))
+            .arg(link)
+            .envs(self.vars())
+            .status()
+            .await
+            .unwrap();
+        assert!(browser.success());
+        let run = self.browser_run(0).await;
+        let ended_on = run["ended_on"].as_str().unwrap_or_else(|| panic!("{run}"));
+        assert!(ended_on.contains("code="), "{run}");
+        ended_on.to_owned()
+    }
+
     /// The browser's `n`th run (from 0). The browser writes its entry after Lanyard has
     /// answered the tab, so Lanyard may exit first: wait for the entry to appear (woken
     /// by inotify on each write to the test's directory).

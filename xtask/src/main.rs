@@ -26,6 +26,7 @@ mod deps;
 mod dist;
 mod fuzz;
 mod keyring;
+mod lean;
 mod macos;
 mod screenshots;
 mod test;
@@ -52,6 +53,7 @@ fn main() -> ExitCode {
         Some("screenshots") => screenshots::run(),
         Some("cited") => cited::check(),
         Some("circles") => circles::check(),
+        Some("lean") => lean::check(),
         Some("bundle") => bundle::run(&args[1..]),
         Some("windows") => windows::run(&args[1..]),
         Some("macos") => macos::run(&args[1..]),
@@ -70,7 +72,8 @@ fn main() -> ExitCode {
                  windows [check|build|unit|lane]  Lanyard for Windows, built here and run under Wine
                  macos [check]              a type-check of the library and CLI for macOS\n  \
                  cited                      every test docs/security.md cites exists\n  \
-                 circles                    no import circle between the rooms of src/"
+                 circles                    no import circle between the rooms of src/\n  \
+                 lean                       the library for apps (no default features) leaves the CLI's dependencies out"
             );
             return ExitCode::from(2);
         }

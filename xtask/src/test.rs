@@ -15,6 +15,8 @@ pub fn run(extra: &[String]) -> anyhow::Result<()> {
         "-D",
         "warnings",
     ]))?;
+    // An app that only signs in builds none of the command line's dependencies.
+    super::lean::check()?;
     // The API documentation builds without a warning (the crate denies missing docs on
     // its public API; a broken link is a warning).
     super::run(

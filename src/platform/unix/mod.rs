@@ -3,6 +3,7 @@
 #[cfg(target_os = "linux")]
 mod linux;
 #[cfg(target_os = "linux")]
+#[cfg(feature = "desktop")]
 pub mod linux_idle;
 #[cfg(target_os = "linux")]
 mod linux_memory;
@@ -413,6 +414,7 @@ pub fn end_webview_helpers() -> usize {
 
 /// The seat's idle probe on this desktop, if any (Linux: see [`linux_idle`]; macOS has
 /// none yet).
+#[cfg(feature = "desktop")]
 pub fn idle_probe() -> Option<Arc<dyn super::IdleProbe>> {
     #[cfg(target_os = "linux")]
     {
@@ -463,6 +465,7 @@ impl Group {
 }
 
 /// Resolves when the person or the system asks this process to stop: SIGTERM or Ctrl-C.
+#[cfg(feature = "broker")]
 pub async fn shutdown_requested() {
     use tokio::signal::unix::{SignalKind, signal};
     match signal(SignalKind::terminate()) {

@@ -289,12 +289,15 @@ pub fn webview_environment() -> Vec<(&'static str, &'static str)> {
 }
 
 /// The seat's idle time: `GetLastInputInfo`, the last input in this session.
+#[cfg(feature = "desktop")]
 pub fn idle_probe() -> Option<Arc<dyn super::IdleProbe>> {
     Some(Arc::new(LastInput))
 }
 
+#[cfg(feature = "desktop")]
 struct LastInput;
 
+#[cfg(feature = "desktop")]
 impl super::IdleProbe for LastInput {
     fn idle(&self) -> Option<Duration> {
         use windows_sys::Win32::System::SystemInformation::GetTickCount;
@@ -316,6 +319,7 @@ impl super::IdleProbe for LastInput {
 
 /// Resolves when the person or the system asks this process to stop: Ctrl-C or Ctrl-Break,
 /// its console closing, the user logging off or the system shutting down.
+#[cfg(feature = "broker")]
 pub async fn shutdown_requested() {
     use tokio::signal::windows;
     let (Ok(mut c), Ok(mut brk), Ok(mut close), Ok(mut logoff), Ok(mut shutdown)) = (
