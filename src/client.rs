@@ -210,8 +210,10 @@ impl Identity {
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub enum SignInProgress {
-    /// The system browser has the provider's page (`url`: where it went, without its
-    /// query).
+    /// The browser's command was started with the provider's page (`url`: where it
+    /// went, without its query). Say "opening your browser": a command that then fails
+    /// is followed by [`SignInProgress::OpenThisLink`] with the reason (with a progress
+    /// callback), or ends the sign-in (without one).
     BrowserOpened {
         /// The provider's page.
         url: String,
@@ -426,8 +428,9 @@ impl Client {
     /// browser anywhere, then [`SignInProgress::PasteBack`]; after signing in, that
     /// browser ends on a page on its own 127.0.0.1 that cannot load, and the person
     /// copies its address into your app: `pasted` resolves with it (or with `None` when
-    /// they gave up). The address gets every check a redirect gets, and must carry this
-    /// sign-in's `state`. `options.open_browser` is not used; `options.timeout` bounds
+    /// they gave up: [`Kind::Incomplete`]). The address gets every check a redirect gets,
+    /// and must carry this sign-in's `state`; one that fails them ends the sign-in (start
+    /// another). `options.open_browser` is not used; `options.timeout` bounds
     /// the wait for the paste. Needs the loopback redirect (not
     /// [`Provider::redirect_scheme`]) and a progress callback.
     pub async fn sign_in_elsewhere(
@@ -461,11 +464,27 @@ impl Client {
             };
             tell(&said);
         };
+        let given_up = std::sync::atomic::AtomicBool::new(false);
+        let pasted = async {
+            let address = pasted.await;
+            given_up.store(address.is_none(), std::sync::atomic::Ordering::SeqCst);
+            address
+        };
         let record = self
             .lanyard
             .login_pasted(ACCOUNT, &login, &progress, Box::pin(pasted))
             .await;
-        Ok(Identity::from_record(&record.map_err(for_the_app)?))
+        match record {
+            Err(Error::Flow(crate::flow::Error::NotTheRedirect { .. }))
+                if given_up.load(std::sync::atomic::Ordering::SeqCst) =>
+            {
+                Err(Error::Usage {
+                    kind: Kind::Incomplete,
+                    message: "no address was pasted: the sign-in stopped".into(),
+                })
+            }
+            record => Ok(Identity::from_record(&record.map_err(for_the_app)?)),
+        }
     }
 
     /// Signs in with the device flow (RFC 8628), for a device without a browser or a
@@ -515,8 +534,10 @@ impl Client {
             .map_err(|refused| Error::LinkRefused(refused.to_string()))
     }
 
-    /// Who is signed in, if anyone (no network). A sign-in that has lapsed is still
-    /// returned, with [`Identity::sign_in_needed`] set.
+    /// Who is signed in, if anyone, from what was stored at sign-in (no network, no
+    /// keychain read). A sign-in found to have lapsed is still returned, with
+    /// [`Identity::sign_in_needed`] set; that is found when a token is asked for
+    /// ([`Client::access_token`]).
     pub fn identity(&self) -> Option<Identity> {
         self.lanyard
             .whoami(ACCOUNT)
@@ -525,8 +546,17 @@ impl Client {
     }
 
     /// An access token valid for at least `min_valid`: the stored one, or a refreshed one
-    /// (the refresh token rotates safely, one refresh at a time). A failed refresh keeps
-    /// the old sign-in; [`Error::kind`] says whether signing in again is what helps.
+    /// (the refresh token rotates safely, one refresh at a time). Two exceptions, both
+    /// without an error: a provider whose tokens last less than `min_valid` gives them as
+    /// they are; and while a refresh fails (the provider is down) the current token is
+    /// given for as long as it lasts, so that a blip at the provider does not stop your
+    /// app. Once it has expired, the refresh's failure is the error, and
+    /// [`Error::kind`] says whether signing in again is what helps. A failed refresh
+    /// keeps the old sign-in.
+    ///
+    /// Whether the sign-in still works is found here, not by [`Client::identity`]: a
+    /// keychain emptied since, or a refresh the provider refuses, is
+    /// [`Kind::SignInNeeded`] (and [`Identity::sign_in_needed`] is set from then on).
     pub async fn access_token(&self, min_valid: Duration) -> Result<Secret, Error> {
         // Said for the app's person: there is no `lanyard login` to run here.
         let token = self.lanyard.token(ACCOUNT, min_valid.as_secs()).await;
