@@ -223,6 +223,7 @@ async fn through_the_agent_a_tool_gets_proofs_not_the_key() {
             scope: None,
             audience: None,
             exchange: false,
+            sign_in: false,
         })
         .await
         .unwrap();

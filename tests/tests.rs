@@ -29,6 +29,9 @@ mod hostile;
 /// Kiosk mode: a seat session against the real provider, ended by every trigger, and a
 /// residue scan after each.
 mod kiosk;
+/// A lapsed sign-in brought back once for the tools a person waits at (real kubectl on
+/// terminals), and told at once to those that cannot wait.
+mod lapsed;
 /// `[[match]]`: the account per directory or git remote, with the real git.
 mod matching;
 /// Lanyard's ID-token verifier beside openidconnect's, as a differential oracle.

@@ -116,14 +116,21 @@ impl Client {
         min_valid: u64,
         target: &Target,
     ) -> Result<TokenReply, Error> {
-        self.call(Op::Token {
-            account: account.to_owned(),
-            min_valid,
-            scope: target.scope.clone(),
-            audience: target.audience.clone(),
-            exchange: target.exchange,
-        })
-        .await
+        self.call(token_op(account, min_valid, target, false)).await
+    }
+
+    /// [`Client::token_for`] for a caller that can wait for a sign-in: when the account
+    /// needs one, the agent brings the person back (one sign-in however many wait),
+    /// telling `progress` while it waits, and then answers.
+    pub async fn token_signing_in(
+        &mut self,
+        account: &str,
+        min_valid: u64,
+        target: &Target,
+        progress: &mut (dyn FnMut(protocol::Progress) + Send),
+    ) -> Result<TokenReply, Error> {
+        let op = token_op(account, min_valid, target, true);
+        self.call_with_progress(op, progress).await
     }
 
     /// The account's token with a DPoP proof for `request` (`proof`).
@@ -223,6 +230,17 @@ impl Client {
     }
 }
 
+fn token_op(account: &str, min_valid: u64, target: &Target, sign_in: bool) -> Op {
+    Op::Token {
+        account: account.to_owned(),
+        min_valid,
+        scope: target.scope.clone(),
+        audience: target.audience.clone(),
+        exchange: target.exchange,
+        sign_in,
+    }
+}
+
 /// One token from the agent, blocking, in a single round trip: `hello` and `token` are
 /// written together. This is `lanyard token`'s fast path, which runs before any runtime
 /// or logging is set up.
@@ -244,6 +262,7 @@ pub fn token_blocking(path: &Path, account: &str, min_valid: u64) -> Result<Toke
             scope: None,
             audience: None,
             exchange: false,
+            sign_in: false,
         },
     }));
     (&stream).write_all(&frames)?;

@@ -203,6 +203,7 @@ mod tests {
             scope: None,
             audience: Some("https://api.example.com".into()),
             exchange: true,
+            sign_in: false,
         };
         assert!(!server::allowed_from_host(&exchange));
     }

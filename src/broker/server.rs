@@ -165,7 +165,10 @@ pub(super) async fn serve(
             (true, Op::Hello { .. }) => {
                 Response::ok(id, serde_json::json!({ "version": protocol::VERSION }))
             }
-            (true, op @ (Op::Login { .. } | Op::Logout { .. })) => {
+            (
+                true,
+                op @ (Op::Login { .. } | Op::Logout { .. } | Op::Token { sign_in: true, .. }),
+            ) => {
                 match with_progress(&agent, id, op, &peer, &mut reader, &mut write).await {
                     Some(response) => response,
                     // The client went away: its sign-in (or the wait for the provider's
@@ -225,6 +228,7 @@ async fn handle(agent: &Agent, id: u64, op: Op, peer: &Peer) -> Response {
             scope,
             audience,
             exchange,
+            sign_in: _,
         } => agent
             .token(
                 &account,
@@ -298,7 +302,8 @@ fn respond(id: u64, result: Result<serde_json::Value, protocol::ErrorBody>) -> R
     }
 }
 
-/// Runs a `login` or `logout`, sending its progress as frames before the answer. Returns
+/// Runs a `login`, a `logout` or a `token` that may wait for a sign-in, sending its
+/// progress as frames before the answer. Returns
 /// `None` when the client goes away meanwhile: the work is dropped with it (a sign-in
 /// cancelled stores nothing).
 async fn with_progress(
@@ -341,7 +346,25 @@ async fn with_progress(
                     .logout(&account, (local, open_browser), peer, &progress)
                     .await
             }
-            _ => unreachable!("only login and logout report progress"),
+            Op::Token {
+                account,
+                min_valid,
+                scope,
+                audience,
+                exchange,
+                sign_in: _,
+            } => {
+                let target = Target {
+                    scope,
+                    audience,
+                    exchange,
+                };
+                agent
+                    .token_signing_in(&account, min_valid, &target, peer, &progress)
+                    .await
+                    .map(|t| serde_json::to_value(t).expect("serialisable"))
+            }
+            _ => unreachable!("only login, logout and token with sign_in report progress"),
         }
     };
     tokio::pin!(work);

@@ -19,19 +19,25 @@ pub struct KubectlArgs {
 }
 
 /// Answers kubectl's exec credential plugin call: an ExecCredential in the API version
-/// kubectl asked for in `KUBERNETES_EXEC_INFO` (v1, or v1beta1 for older kubectl).
+/// kubectl asked for in `KUBERNETES_EXEC_INFO` (v1, or v1beta1 for older kubectl). When
+/// kubectl says the call is interactive (`spec.interactive`: `interactiveMode:
+/// IfAvailable` and a terminal) and the account needs a sign-in, the person is brought
+/// back to sign in first; otherwise kubectl is told at once.
 pub async fn kubectl(open: &Opener, args: KubectlArgs) -> Result<(), Error> {
-    let api_version = std::env::var("KUBERNETES_EXEC_INFO")
+    let info = std::env::var("KUBERNETES_EXEC_INFO")
         .ok()
         .and_then(|info| serde_json::from_str::<Value>(&info).ok())
-        .and_then(|info| {
-            info.get("apiVersion")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        })
-        .unwrap_or_else(|| "client.authentication.k8s.io/v1".to_owned());
+        .unwrap_or_default();
+    let api_version = info
+        .get("apiVersion")
+        .and_then(Value::as_str)
+        .unwrap_or("client.authentication.k8s.io/v1")
+        .to_owned();
+    let interactive =
+        info["spec"]["interactive"] == json!(true) && crate::browser::unreachable_here().is_none();
+    let own = Default::default();
     let token = open
-        .token(&args.name, args.min_valid, &Default::default())
+        .token_or_sign_in(&args.name, args.min_valid, &own, interactive)
         .await?;
     bearer_only(&args.name, "kubectl", &token);
     let mut status = json!({ "token": token.token.expose() });
@@ -97,7 +103,9 @@ pub async fn git(open: &Opener, args: GitArgs) -> Result<(), Error> {
         eprintln!("lanyard: not giving {name}'s token to git: {why}");
         return Ok(());
     }
-    let token = open.token(&name, 60, &Default::default()).await?;
+    let token = open
+        .token_or_sign_in(&name, 60, &Default::default(), git_may_prompt())
+        .await?;
     bearer_only(&name, "git", &token);
     let mut answer = format!(
         "username={}\npassword={}\n",
@@ -109,6 +117,16 @@ pub async fn git(open: &Opener, args: GitArgs) -> Result<(), Error> {
     }
     output::print_line(&answer);
     Ok(())
+}
+
+/// Whether git would prompt the person here, by git's own rules: not with
+/// `GIT_TERMINAL_PROMPT=0`, and only with a terminal (git's stderr, which the helper
+/// shares); and a browser started here must be able to come back.
+fn git_may_prompt() -> bool {
+    use std::io::IsTerminal as _;
+    std::env::var("GIT_TERMINAL_PROMPT").map_or(true, |v| v != "0")
+        && std::io::stderr().is_terminal()
+        && crate::browser::unreachable_here().is_none()
 }
 
 /// A `name=value` line of git's request, or "".

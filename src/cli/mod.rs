@@ -226,6 +226,15 @@ async fn run(cli: Cli) -> Result<(), Error> {
     }
 }
 
+/// Whether a person who can sign in is at this command: stdin or stderr is a terminal,
+/// and a browser started here can come back (not an ssh session, a display). A tool run
+/// so waits for a lapsed sign-in to be brought back; otherwise it is told at once.
+pub fn person_at_terminal() -> bool {
+    use std::io::IsTerminal as _;
+    (std::io::stdin().is_terminal() || std::io::stderr().is_terminal())
+        && crate::browser::unreachable_here().is_none()
+}
+
 /// Builds a [`Lanyard`] only when a command needs one: loading the OS trust store and the
 /// accounts file costs milliseconds that the agent's fast path does not spend.
 pub struct Opener {
@@ -351,6 +360,56 @@ impl Opener {
                 .token_for(account, min_valid, target)
                 .await?),
         }
+    }
+
+    /// [`Opener::token`] for a tool that can wait: when `interactive` (a person at a
+    /// terminal who can reach a browser here) and the account needs a sign-in, the person
+    /// is brought back first, once however many ask: by the agent when one runs, else by
+    /// this process or the one already doing it (`Lanyard::bring_back`). Not
+    /// interactive, it is `token`: "sign-in needed" at once.
+    pub async fn token_or_sign_in(
+        &self,
+        account: &str,
+        min_valid: u64,
+        target: &crate::flow::Target,
+        interactive: bool,
+    ) -> Result<crate::session::AccessToken, Error> {
+        if !interactive {
+            return self.token(account, min_valid, target).await;
+        }
+        let waiting = login::Waiting::start();
+        let told = std::sync::atomic::AtomicBool::new(false);
+        // Said once, before whatever the sign-in itself says.
+        let tell = |p: crate::session::Progress<'_>| {
+            if !told.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                eprintln!("lanyard: {account} needs you to sign in again.");
+            }
+            waiting.progress(p);
+        };
+        let token = match self.agent().await? {
+            Some(mut agent) => {
+                let mut progress = |p: crate::broker::protocol::Progress| tell(p.as_session());
+                agent
+                    .token_signing_in(account, min_valid, target, &mut progress)
+                    .await
+                    .map(Into::into)
+                    .map_err(Error::from)
+            }
+            None => {
+                let lanyard = self.lanyard()?;
+                match lanyard.token_for(account, min_valid, target).await {
+                    Err(e) if e.kind() == Kind::SignInNeeded => {
+                        let back = lanyard.bring_back(account, &tell).await;
+                        waiting.stop();
+                        back?;
+                        lanyard.token_for(account, min_valid, target).await
+                    }
+                    answer => answer,
+                }
+            }
+        };
+        waiting.stop();
+        token
     }
 
     /// A token for the account's client itself: from the agent when one runs, else

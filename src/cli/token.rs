@@ -70,7 +70,14 @@ enum Format {
 pub async fn run(open: &Opener, args: Args) -> Result<(), Error> {
     let (name, _) = open.account(args.name.as_deref())?;
     let format = if args.json { Format::Json } else { args.format };
+    let interactive = super::person_at_terminal();
     if let (Some(method), Some(url)) = (&args.dpop_method, &args.dpop_url) {
+        if interactive {
+            // A lapsed sign-in is brought back first; the proof is made after.
+            let own = crate::flow::Target::default();
+            open.token_or_sign_in(&name, args.min_valid, &own, true)
+                .await?;
+        }
         let request = crate::broker::protocol::ProofRequest {
             method: method.clone(),
             url: url.clone(),
@@ -90,7 +97,8 @@ pub async fn run(open: &Opener, args: Args) -> Result<(), Error> {
             audience: args.audience.clone(),
             exchange: args.exchange,
         };
-        open.token(&name, args.min_valid, &target).await?
+        open.token_or_sign_in(&name, args.min_valid, &target, interactive)
+            .await?
     };
     print(&name, format, &token, None);
     Ok(())
@@ -126,6 +134,13 @@ pub fn fast(args: &[std::ffi::OsString]) -> Option<i32> {
         match crate::broker::client::token_blocking(&crate::broker::socket_path(), name, min_valid)
         {
             Ok(reply) => reply,
+            // A person at a terminal is brought back to sign in: the full command does it.
+            Err(crate::broker::client::Error::Agent(body))
+                if body.code == crate::broker::protocol::Code::SignInNeeded
+                    && super::person_at_terminal() =>
+            {
+                return None;
+            }
             Err(e @ crate::broker::client::Error::Agent(_)) => {
                 let e = Error::from(e);
                 eprintln!("lanyard: {e}");

@@ -68,12 +68,14 @@ impl Shown {
 mod cloud;
 mod dpop;
 mod held;
+mod lapsed;
 mod login;
 mod logout;
 mod token;
 
 pub use crate::error::StsError;
 pub use cloud::AwsCredentials;
+pub use lapsed::TOOL_SIGN_IN_BACKOFF;
 pub use login::{LoginOptions, Pasted};
 pub use logout::{END_SESSION_TIMEOUT, EndSession, Logout};
 pub use token::AccessToken;

@@ -49,7 +49,7 @@ impl AccountLock {
 
     /// [`AccountLock::acquire`], calling `waiting` when another process holds the lock,
     /// before waiting for it.
-    fn acquire_then(path: &Path, waiting: impl FnOnce()) -> std::io::Result<AccountLock> {
+    pub fn acquire_then(path: &Path, waiting: impl FnOnce()) -> std::io::Result<AccountLock> {
         if let Some(dir) = path.parent() {
             create_private_dir(dir)?;
         }
@@ -87,6 +87,21 @@ impl AccountLock {
         self.file.read_to_string(&mut text).ok()?;
         let last: LastFailure = serde_json::from_str(&text).ok()?;
         (last.failed_at_ns > since).then_some(last.message)
+    }
+
+    /// The last failure noted, if it was less than `within` ago: how long ago, and what.
+    pub fn failed_within(
+        &mut self,
+        within: std::time::Duration,
+    ) -> Option<(std::time::Duration, String)> {
+        let mut text = String::new();
+        self.file.seek(SeekFrom::Start(0)).ok()?;
+        self.file.read_to_string(&mut text).ok()?;
+        let last: LastFailure = serde_json::from_str(&text).ok()?;
+        let ago = std::time::Duration::from_nanos(
+            u64::try_from(now_ns().saturating_sub(last.failed_at_ns)).unwrap_or(u64::MAX),
+        );
+        (ago < within).then_some((ago, last.message))
     }
 
     /// Leaves word of a failed refresh for the processes waiting.

@@ -225,6 +225,17 @@ impl Records {
         )
     }
 
+    /// Where `account`'s sign-in lock is: held by the one process that signs it in
+    /// again for tools (`session::Lanyard::bring_back`); `None` without a data directory.
+    pub fn sign_in_lock_path(&self, account: &str) -> Option<PathBuf> {
+        Some(
+            self.dir
+                .as_ref()?
+                .join("locks")
+                .join(format!("{account}.sign-in.lock")),
+        )
+    }
+
     fn memory(&self) -> std::sync::MutexGuard<'_, HashMap<String, Record>> {
         self.memory.lock().unwrap_or_else(|e| e.into_inner())
     }

@@ -5,7 +5,9 @@
 // Usage: node api.mjs [--tls DIR] --expect AUTHORIZATION --body JSON_OR_TEXT --type CONTENT_TYPE
 //                     --challenge WWW_AUTHENTICATE
 // Answers 200 with the body when the Authorization header equals --expect, else 401 with
-// the challenge. GET /_seen lists every Authorization header received. Prints one JSON
+// the challenge. With --expect 'userinfo URL' instead, any Authorization header that URL
+// (the provider's userinfo) answers 200 to is accepted: for tests in which the token
+// changes, as after a new sign-in. GET /_seen lists every Authorization header received. Prints one JSON
 // line when listening: {"url": "https://127.0.0.1:PORT"}.
 
 import http from 'node:http';
@@ -16,14 +18,20 @@ import { makeCertificates } from './certs.mjs';
 const args = {};
 for (let i = 2; i < process.argv.length; i += 2) args[process.argv[i].replace(/^--/, '')] = process.argv[i + 1];
 const seen = [];
-const handler = (req, res) => {
+const valid = async (authorization) => {
+  if (!authorization) return false;
+  if (!args.expect.startsWith('userinfo ')) return authorization === args.expect;
+  const answer = await fetch(args.expect.slice('userinfo '.length), { headers: { authorization } });
+  return answer.ok;
+};
+const handler = async (req, res) => {
   if (req.url === '/_seen') {
     res.setHeader('content-type', 'application/json');
     return res.end(JSON.stringify(seen));
   }
   const authorization = req.headers.authorization ?? '';
   seen.push(authorization);
-  if (authorization && authorization === args.expect) {
+  if (await valid(authorization).catch(() => false)) {
     res.setHeader('content-type', args.type ?? 'application/json');
     return res.end(args.body ?? '');
   }

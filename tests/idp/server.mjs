@@ -331,7 +331,8 @@ const server = (tls ? https.createServer(tls) : http.createServer()).listen(port
   provider.proxy = false;
   for (const name of ['grant.revoked', 'end_session.success', 'refresh_token.consumed',
     'refresh_token.destroyed', 'access_token.destroyed', 'access_token.saved', 'authorization.error', 'grant.success',
-    'pushed_authorization_request.success', 'pushed_authorization_request.error']) {
+    'pushed_authorization_request.success', 'pushed_authorization_request.error',
+    'authorization.success']) {
     provider.on(name, () => events.push(name));
   }
   provider.on('server_error', (_ctx, error) => process.stderr.write(`server_error: ${error?.stack ?? error}\n`));

@@ -129,6 +129,10 @@ pub const PROGRAMS: &[(&str, Source)] = &[
     ("true", Source::Base("coreutils (essential)")),
     ("id", Source::Base("coreutils (essential)")),
     ("uname", Source::Base("coreutils (essential)")),
+    (
+        "script",
+        Source::Base("bsdutils (essential), util-linux's: a terminal for a command"),
+    ),
     ("timeout", Source::Base("coreutils (essential)")),
     ("mkfifo", Source::Base("coreutils (essential)")),
     ("setpriv", Source::Base("util-linux (essential)")),

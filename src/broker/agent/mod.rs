@@ -99,8 +99,13 @@ struct Inner {
     kiosk: Option<KioskRules>,
     /// The `lanyard` command lines, which are named by whoever ran them.
     clis: Clis,
-    /// Accounts with a sign-in under way (one at a time each).
-    signing_in: Mutex<std::collections::HashSet<String>>,
+    /// Accounts with a sign-in under way (one at a time each), and what it came to, for
+    /// the tools that wait on it (`sign_in::SignInUnderWay`).
+    signing_in: Mutex<HashMap<String, sign_in::Outcome>>,
+    /// When each account's last sign-in for tools failed, and why: none starts again for
+    /// tools until `session::TOOL_SIGN_IN_BACKOFF` has passed (a person's
+    /// `lanyard login` may).
+    failed_sign_ins: Mutex<HashMap<String, (tokio::time::Instant, String)>>,
     /// Per account, one slot per target: the sign-in's own token and any narrower ones.
     // A std mutex: held only to look up or insert a slot, never across an await.
     slots: Mutex<HashMap<String, HashMap<Target, Arc<Slot>>>>,
@@ -123,7 +128,8 @@ impl Agent {
                 approval_timeout: APPROVAL_TIMEOUT,
                 kiosk: None,
                 clis: Clis::detect(),
-                signing_in: Mutex::new(std::collections::HashSet::new()),
+                signing_in: Mutex::new(HashMap::new()),
+                failed_sign_ins: Mutex::new(HashMap::new()),
                 slots: Mutex::new(HashMap::new()),
             }),
         }
@@ -443,13 +449,20 @@ pub fn body(e: &Error) -> ErrorBody {
         (_, Kind::Denied) => Code::Denied,
         (_, Kind::Other) => Code::Internal,
     };
+    let mut message = e.to_string();
     let hint = match code {
-        Code::SignInNeeded => e.to_string().split('`').nth(1).map(str::to_owned),
+        Code::SignInNeeded => message.split('`').nth(1).map(str::to_owned),
         _ => None,
     };
+    // The command goes in `hint` alone: a client adds "; run `…`" once.
+    if let Some(hint) = &hint
+        && let Some(without) = message.strip_suffix(&format!("; run `{hint}`"))
+    {
+        message = without.to_owned();
+    }
     ErrorBody {
         code,
-        message: e.to_string(),
+        message,
         hint,
     }
 }

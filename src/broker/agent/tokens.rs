@@ -34,6 +34,29 @@ impl Agent {
         })
     }
 
+    /// [`Agent::token`] for a tool that can wait for a sign-in: when the account needs
+    /// one, the person is brought back (`bring_back`: one sign-in in the browser however
+    /// many wait, `progress` told while this one waits), and the token served after.
+    /// From a remote host or on a kiosk seat it is `token`: no sign-in starts for them.
+    pub async fn token_signing_in(
+        &self,
+        account: &str,
+        min_valid: u64,
+        target: &Target,
+        peer: &Peer,
+        progress: &(dyn Fn(session::Progress<'_>) + Sync),
+    ) -> Result<TokenReply, ErrorBody> {
+        match self.token(account, min_valid, target, peer).await {
+            Err(e)
+                if e.code == Code::SignInNeeded && !peer.remote && self.inner.kiosk.is_none() =>
+            {
+                self.bring_back(account, peer, progress).await?;
+                self.token(account, min_valid, target, peer).await
+            }
+            answer => answer,
+        }
+    }
+
     /// The account's own token with a DPoP proof for one request (`method` at `url`, with
     /// the resource server's `nonce` if it gave one): the key stays here, and the tool
     /// gets what it sends. For an app allowed the account's tokens.

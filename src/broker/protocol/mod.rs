@@ -123,6 +123,7 @@ mod tests {
                 scope: None,
                 audience: None,
                 exchange: false,
+                sign_in: false,
             },
         );
         check(
@@ -181,7 +182,7 @@ mod tests {
                 0 => Op::Hello { version: min_valid as u32 },
                 1 => Op::Accounts,
                 2 => Op::Identity { account },
-                3 => Op::Token { account, min_valid, scope, audience: None, exchange: false },
+                3 => Op::Token { account, min_valid, scope, audience: None, exchange: false, sign_in: local },
                 4 => Op::Logout { account, local, open_browser: !local },
                 5 => Op::Login { account, open_browser: local, prompt: scope, device: !local, timeout: Some(min_valid), as_new_user: local },
                 6 => Op::IdToken { account, min_valid },
@@ -270,6 +271,7 @@ mod tests {
                 scope: None,
                 audience: None,
                 exchange: true,
+                sign_in: true,
             },
             Op::Login {
                 account: a(),

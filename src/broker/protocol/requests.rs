@@ -33,6 +33,12 @@ pub enum Op {
         /// `audience`, rather than a narrower refresh.
         #[serde(default, skip_serializing_if = "is_false")]
         exchange: bool,
+        /// The caller can wait for a sign-in (a person at a terminal, kubectl's
+        /// interactive mode): when the account needs one, the agent runs it (one per
+        /// account, however many wait), sending a `waiting` progress frame, and then
+        /// answers. Ignored from a remote host. Without it, `sign_in_needed` at once.
+        #[serde(default, skip_serializing_if = "is_false")]
+        sign_in: bool,
     },
     /// The account's ID token, valid for at least `min_valid` more seconds (refreshed
     /// when it is not), for the cloud commands (`aws-credentials`, `gcp-credential`).

@@ -187,7 +187,11 @@ class Agent:
             if "ok" in answer:
                 return answer["ok"]
             error = answer.get("error") or {}
-            raise Error(error.get("code", "unknown"), error.get("message", "the agent refused"))
+            message = error.get("message", "the agent refused")
+            if error.get("hint"):
+                # The command that helps, as the agent's own clients say it.
+                message += "; run `{}`".format(error["hint"])
+            raise Error(error.get("code", "unknown"), message)
 
 
 class BearerAuth:
