@@ -316,6 +316,19 @@ mod tests {
         )
         .unwrap_err();
         assert!(matches!(err, Error::IssuerMismatch { .. }), "{err}");
+        // A trailing slash is the settings' to fix; another issuer is the provider's.
+        let kind = |source| {
+            let issuer = "https://id.example.com".into();
+            crate::Error::Discovery { issuer, source }.kind()
+        };
+        assert_eq!(kind(err), crate::Kind::Config);
+        let other = Provider::from_metadata(
+            http.clone(),
+            "https://id.example.com",
+            metadata("https://evil.example.com"),
+        )
+        .unwrap_err();
+        assert_eq!(kind(other), crate::Kind::Rejected);
 
         let mut m = metadata("https://id.example.com");
         m.token_endpoint = Some(Url::parse("http://id.example.com/token").unwrap());

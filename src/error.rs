@@ -235,6 +235,12 @@ impl Error {
         match self {
             Error::Config(_) => Kind::Config,
             Error::Discovery { source, .. } => match source {
+                // The settings' issuer differs by a trailing slash: the settings to fix.
+                discovery::Error::IssuerMismatch { expected, got }
+                    if expected.trim_end_matches('/') == got.trim_end_matches('/') =>
+                {
+                    Kind::Config
+                }
                 discovery::Error::IssuerMismatch { .. } => Kind::Rejected,
                 _ => Kind::Provider,
             },
