@@ -71,8 +71,8 @@ async fn kubectls(env: &Env, kubeconfig: &str, n: usize) -> Vec<(bool, String)> 
 }
 
 /// The API server the kubectls call: it takes any token the provider's userinfo takes,
-/// so a token from a new sign-in works too.
-async fn api(idp: &Idp) -> Api {
+/// so a token from a new sign-in works too. `challenge` is its `WWW-Authenticate`.
+async fn api_with(idp: &Idp, challenge: &str) -> Api {
     let userinfo = idp.url_of("userinfo_endpoint").await;
     let version = r#"{"major":"1","minor":"32","gitVersion":"v1.32.0-lanyard-test"}"#;
     Api::start(
@@ -80,8 +80,12 @@ async fn api(idp: &Idp) -> Api {
         &format!("userinfo {userinfo}"),
         "application/json",
         version,
-        "Bearer",
+        challenge,
     )
+}
+
+async fn api(idp: &Idp) -> Api {
+    api_with(idp, "Bearer").await
 }
 
 /// kubectl's executable, as the agent names the app that asks.
@@ -156,6 +160,68 @@ async fn kubectls_that_cannot_prompt_are_told_at_once() {
     }
     assert_eq!(env.browser_runs().len(), 1, "{:#?}", env.browser_runs());
     assert_eq!(codes_issued(&idp).await, codes);
+}
+
+/// Ten `git ls-remote`s over https, each on a terminal (where git would prompt), find the
+/// grant revoked: their credential helper joins one sign-in, and every one is served.
+#[tokio::test]
+async fn git_fetches_at_a_terminal_join_one_sign_in() {
+    // Access tokens that live less than the helper's minute: each ask refreshes.
+    let idp = Idp::start_with(false, &["--access-token-ttl", "30"]);
+    let env = Env::new();
+    env.public_account("l-git", &idp);
+    env.lanyard(&["login", "l-git"]).await.assert_ok();
+    // git sends credentials to a server that asks for Basic ones.
+    let api = api_with(&idp, "Basic realm=\"lanyard-test\"").await;
+    let codes = codes_issued(&idp).await;
+    let host = api.url.trim_start_matches("https://").to_owned();
+    let config = std::fs::read_to_string(&env.config).unwrap().replace(
+        "[accounts.l-git]\n",
+        &format!("[accounts.l-git]\ngit_hosts = [\"{host}\"]\n"),
+    );
+    std::fs::write(&env.config, config).unwrap();
+    let _agent = env.start_agent().await;
+    // git asks its helpers from git-remote-https: the app the person allows.
+    let exec_path = std::process::Command::new("git")
+        .arg("--exec-path")
+        .output()
+        .unwrap();
+    let exec_path = String::from_utf8_lossy(&exec_path.stdout).trim().to_owned();
+    let remote_https =
+        std::fs::canonicalize(std::path::Path::new(&exec_path).join("git-remote-https")).unwrap();
+    env.lanyard(&["allow", "l-git", &remote_https.display().to_string()])
+        .await
+        .assert_ok();
+    revoke_grant(&idp, "l-git").await;
+
+    let home = env.path("git-home");
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(
+        format!("{home}/.gitconfig"),
+        format!(
+            "[credential]\n\thelper = \"!{} git-credential --account l-git\"\n",
+            env!("CARGO_BIN_EXE_lanyard"),
+        ),
+    )
+    .unwrap();
+    let command = format!(
+        "env HOME={home} GIT_CONFIG_NOSYSTEM=1 GIT_SSL_CAINFO={} git ls-remote {}/repo.git \
+         && echo listed",
+        api.ca.display(),
+        api.url
+    );
+    let runs = (0..10).map(|_| on_a_terminal(&env, &command));
+    let runs = futures_util::future::join_all(runs).await;
+    for (ok, said) in &runs {
+        assert!(
+            *ok && said.contains("listed"),
+            "{said} {:?}",
+            api.seen().await
+        );
+    }
+    env.browser_run(1).await;
+    assert_eq!(env.browser_runs().len(), 2, "{:#?}", env.browser_runs());
+    assert_eq!(codes_issued(&idp).await, codes + 1);
 }
 
 /// Without an agent: `lanyard token` at a terminal signs the person in again (two at

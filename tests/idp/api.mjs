@@ -6,8 +6,9 @@
 //                     --challenge WWW_AUTHENTICATE
 // Answers 200 with the body when the Authorization header equals --expect, else 401 with
 // the challenge. With --expect 'userinfo URL' instead, any Authorization header that URL
-// (the provider's userinfo) answers 200 to is accepted: for tests in which the token
-// changes, as after a new sign-in. GET /_seen lists every Authorization header received. Prints one JSON
+// (the provider's userinfo) answers 200 to is accepted (for Basic credentials, their
+// password as a Bearer token): for tests in which the token changes, as after a new
+// sign-in. GET /_seen lists every Authorization header received. Prints one JSON
 // line when listening: {"url": "https://127.0.0.1:PORT"}.
 
 import http from 'node:http';
@@ -21,7 +22,12 @@ const seen = [];
 const valid = async (authorization) => {
   if (!authorization) return false;
   if (!args.expect.startsWith('userinfo ')) return authorization === args.expect;
-  const answer = await fetch(args.expect.slice('userinfo '.length), { headers: { authorization } });
+  // git sends the token as the password of Basic credentials.
+  const basic = /^Basic (.+)$/.exec(authorization);
+  const bearer = basic
+    ? `Bearer ${Buffer.from(basic[1], 'base64').toString().split(':').slice(1).join(':')}`
+    : authorization;
+  const answer = await fetch(args.expect.slice('userinfo '.length), { headers: { authorization: bearer } });
   return answer.ok;
 };
 const handler = async (req, res) => {
