@@ -713,6 +713,49 @@ async fn the_app_takes_the_socket_over_from_a_headless_agent() {
     drop(desktop);
 }
 
+/// Ten requests of one app for one account wait on one prompt, which says how many wait;
+/// one answer serves all ten.
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_of_one_app_share_one_prompt() {
+    const REQUESTS: usize = 10;
+    let env = Env::new();
+    env.account("work", "issuer = \"http://127.0.0.1:9\"\nclient_id = \"c\"");
+    let desktop = start_model(&env, std::time::Duration::from_secs(60))
+        .await
+        .expect("the app starts");
+    let mut events = desktop.subscribe();
+    let asks = (0..REQUESTS).map(|_| env.lanyard(&["token", "work"]));
+    let prompts = std::sync::atomic::AtomicUsize::new(0);
+    let (runs, ()) = tokio::join!(futures_util::future::join_all(asks), async {
+        let id = next(&mut events, |e| match e {
+            UiEvent::Approval { .. } => {
+                prompts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                None
+            }
+            UiEvent::ApprovalWaiting { id, waiting } if waiting == REQUESTS => Some(id),
+            _ => None,
+        })
+        .await;
+        // A window opened now shows the one prompt, for all ten.
+        let waiting = desktop.pending_approvals();
+        assert!(
+            matches!(&waiting[..], [UiEvent::Approval { id: w, waiting: REQUESTS, .. }] if *w == id),
+            "{waiting:?}"
+        );
+        assert!(desktop.answer(id, "once").unwrap());
+    });
+    assert_eq!(
+        prompts.into_inner(),
+        1,
+        "one prompt for {REQUESTS} requests"
+    );
+    // Allowed, every one: then told that nobody is signed in (not that it was denied).
+    for run in runs {
+        run.assert_fails(3, "sign-in needed");
+    }
+    assert_eq!(desktop.pending_approvals(), vec![]);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_prompt_not_answered_denies_once_and_deny_is_remembered() {
     let env = Env::new();

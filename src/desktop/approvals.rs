@@ -1,12 +1,15 @@
 //! The approval prompts the window shows when an app asks for a token, and the Apps page:
 //! what the policy remembers and the activity log.
+//!
+//! Requests from one app for one account that wait on the same answer share one prompt:
+//! ten `kubectl`s started together are asked about once, and the answer serves all ten.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{broadcast, oneshot};
+use tokio::sync::{broadcast, watch};
 
 use super::{ActivityEntry, AppRule, Desktop, Failure, UiEvent};
 use crate::broker::agent::{ApprovalRequest, Approver, BoxFuture};
@@ -22,16 +25,24 @@ pub(super) struct Approvals {
     pub(super) providers: Mutex<HashMap<String, String>>,
 }
 
-/// A prompt waiting: where its answer goes, and what it asks (for a window opened after
-/// it was asked).
+/// A prompt waiting: where its answer goes, what it asks (for a window opened after it
+/// was asked), and how many requests wait on it.
 struct Pending {
-    answer: oneshot::Sender<Decision>,
+    answer: watch::Sender<Option<Decision>>,
     asked: UiEvent,
     at: std::time::Instant,
+    waiting: usize,
 }
 
-/// Removes a prompt when its request ends however it ends: answered, timed out (the
-/// agent drops the future), or the client went away.
+impl Pending {
+    /// Whether this prompt asks about `app` using `account`'s tokens.
+    fn asks(&self, account: &str, app: &str) -> bool {
+        matches!(&self.asked, UiEvent::Approval { account: a, app: p, .. } if a == account && p == app)
+    }
+}
+
+/// One request's share of a prompt: the prompt goes when its last request ends however it
+/// ends (answered, timed out: the agent drops the future, or the client went away).
 struct PromptGuard {
     approvals: Arc<Approvals>,
     id: u64,
@@ -39,14 +50,21 @@ struct PromptGuard {
 
 impl Drop for PromptGuard {
     fn drop(&mut self) {
-        let was_pending = self
+        let mut pending = self
             .approvals
             .pending
             .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.id)
-            .is_some();
-        if was_pending {
+            .unwrap_or_else(|e| e.into_inner());
+        let last = match pending.get_mut(&self.id) {
+            Some(prompt) => {
+                prompt.waiting -= 1;
+                prompt.waiting == 0
+            }
+            None => false,
+        };
+        if last {
+            pending.remove(&self.id);
+            drop(pending);
             let _ = self.approvals.events.send(UiEvent::ApprovalClosed {
                 id: self.id,
                 decision: "denied",
@@ -71,45 +89,68 @@ impl Approvals {
         Arc::new(move |request: ApprovalRequest| -> BoxFuture<Decision> {
             let approvals = approvals.clone();
             Box::pin(async move {
-                let id = approvals.next.fetch_add(1, Ordering::Relaxed) + 1;
-                let (tx, rx) = oneshot::channel();
+                let (id, mut answer) = approvals.ask(request);
                 let _guard = PromptGuard {
                     approvals: approvals.clone(),
                     id,
                 };
-                let provider = approvals
-                    .providers
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .get(&request.account)
-                    .cloned()
-                    .unwrap_or_else(|| request.account.clone());
-                let asked = UiEvent::Approval {
-                    id,
-                    account: request.account,
-                    provider,
-                    app: request.app,
-                    pid: request.pid,
-                    through: request.through,
-                    timeout_secs: approvals.timeout.as_secs(),
-                };
-                approvals
-                    .pending
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .insert(
-                        id,
-                        Pending {
-                            answer: tx,
-                            asked: asked.clone(),
-                            at: std::time::Instant::now(),
-                        },
-                    );
-                let _ = approvals.events.send(asked);
-                // A dropped sender (the app is closing) denies.
-                rx.await.unwrap_or(Decision::Deny)
+                loop {
+                    if let Some(decision) = *answer.borrow_and_update() {
+                        return decision;
+                    }
+                    // A dropped sender (the app is closing) denies.
+                    if answer.changed().await.is_err() {
+                        return answer.borrow().unwrap_or(Decision::Deny);
+                    }
+                }
             })
         })
+    }
+
+    /// Puts `request` to the person: joins the prompt already asking about its app and
+    /// account (and says how many now wait on it), or shows a new one. Its id, and where
+    /// its answer comes.
+    fn ask(&self, request: ApprovalRequest) -> (u64, watch::Receiver<Option<Decision>>) {
+        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((id, prompt)) = pending
+            .iter_mut()
+            .find(|(_, p)| p.asks(&request.account, &request.app))
+        {
+            prompt.waiting += 1;
+            let _ = self.events.send(UiEvent::ApprovalWaiting {
+                id: *id,
+                waiting: prompt.waiting,
+            });
+            return (*id, prompt.answer.subscribe());
+        }
+        let id = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        let (tx, rx) = watch::channel(None);
+        let provider = self
+            .providers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&request.account)
+            .cloned()
+            .unwrap_or_else(|| request.account.clone());
+        let asked = UiEvent::Approval {
+            id,
+            account: request.account,
+            provider,
+            app: request.app,
+            pid: request.pid,
+            through: request.through,
+            timeout_secs: self.timeout.as_secs(),
+            waiting: 1,
+        };
+        let prompt = Pending {
+            answer: tx,
+            asked: asked.clone(),
+            at: std::time::Instant::now(),
+            waiting: 1,
+        };
+        pending.insert(id, prompt);
+        let _ = self.events.send(asked);
+        (id, rx)
     }
 }
 
@@ -140,7 +181,8 @@ impl Desktop {
             id,
             decision: shown,
         });
-        Ok(pending.answer.send(decision).is_ok())
+        // Every request waiting on the prompt gets the answer.
+        Ok(pending.answer.send(Some(decision)).is_ok())
     }
 
     /// The prompts still waiting, oldest first, each with the seconds it has left: what a
@@ -156,8 +198,14 @@ impl Desktop {
             .iter()
             .map(|(id, p)| {
                 let mut asked = p.asked.clone();
-                if let UiEvent::Approval { timeout_secs, .. } = &mut asked {
+                if let UiEvent::Approval {
+                    timeout_secs,
+                    waiting,
+                    ..
+                } = &mut asked
+                {
                     *timeout_secs = timeout_secs.saturating_sub(p.at.elapsed().as_secs());
+                    *waiting = p.waiting;
                 }
                 (*id, asked)
             })

@@ -157,7 +157,12 @@ pub enum UiEvent {
         /// The `lanyard` command line the app asked through, if it did.
         through: Option<String>,
         timeout_secs: u64,
+        /// How many of the app's requests wait on this answer (see `ApprovalWaiting`).
+        waiting: usize,
     },
+    /// More requests wait on prompt `id` (the same app, the same account): `waiting` in
+    /// all; one answer serves them all.
+    ApprovalWaiting { id: u64, waiting: usize },
     /// The prompt `id` was answered, or timed out (`denied`).
     ApprovalClosed { id: u64, decision: &'static str },
     /// A new line in the activity view.

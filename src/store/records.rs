@@ -256,24 +256,37 @@ pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_atomically(path, bytes)
 }
 
+/// Writes `bytes` to a new file beside `path` and renames it over `path`: a reader sees
+/// the old file or the new one, whole. Each write has a temporary file of its own (this
+/// process's id and a count), so writers at once, in this process or another, never
+/// write into one another's file or rename it from under each other: the last rename
+/// wins, whole.
 fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let dir = path.parent().expect("record paths have a parent");
     create_private_dir(dir)?;
+    let write = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let tmp = dir.join(format!(
-        ".{}.tmp",
+        ".{}.{}.{write}.tmp",
         path.file_name()
             .and_then(|n| n.to_str())
-            .unwrap_or("record")
+            .unwrap_or("record"),
+        std::process::id()
     ));
-    let mut file = crate::platform::private_file_options()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(&tmp)?;
-    file.write_all(bytes)?;
-    file.sync_all()?;
-    drop(file);
-    std::fs::rename(&tmp, path)
+    let written = (|| {
+        let mut file = crate::platform::private_file_options()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        drop(file);
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written
 }
 
 pub(super) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
@@ -306,6 +319,29 @@ mod tests {
             status: Status::SignedIn,
             tokens_stamp: None,
         }
+    }
+
+    /// Writers at once (the agent's requests saving the policy together) each succeed,
+    /// and the file is one writer's whole content, never a mix; nothing is left beside it.
+    #[test]
+    fn writers_at_once_never_mix_or_fail() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("policy.json");
+        let contents: Vec<Vec<u8>> = (0..8u8).map(|i| vec![b'a' + i; 64 * 1024]).collect();
+        std::thread::scope(|scope| {
+            for content in &contents {
+                let path = &path;
+                scope.spawn(move || {
+                    for _ in 0..25 {
+                        write_private(path, content).unwrap();
+                    }
+                });
+            }
+        });
+        let written = std::fs::read(&path).unwrap();
+        assert!(contents.contains(&written), "a mix of writers");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "{left:?}");
     }
 
     #[test]

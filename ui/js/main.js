@@ -259,6 +259,8 @@ function confirm(title, text, ok) {
 }
 
 // Approval prompts: one at a time, oldest first; each denies itself when its time is up.
+// One prompt stands for every request of its app for its account (`waiting`), and the
+// window says how many other apps wait behind it.
 function showApproval() {
   const dialog = document.getElementById('approval');
   const a = state.approvals[0];
@@ -275,10 +277,19 @@ function showApproval() {
     h('dt', {}, 'App'), h('dd', { id: 'approval-app' }, a.app),
     h('dt', {}, 'Process'), h('dd', {}, a.pid ? `pid ${a.pid}` : 'unknown'),
     ...(a.through ? [h('dt', {}, 'Through'), h('dd', { id: 'approval-through' }, a.through)] : []),
-    h('dt', {}, 'Account'), h('dd', { id: 'approval-account' }, `${a.account} (${a.provider})`));
+    h('dt', {}, 'Account'), h('dd', { id: 'approval-account' }, `${a.account} (${a.provider})`),
+    ...(a.waiting > 1 ? [h('dt', {}, 'Requests'), h('dd', { id: 'approval-waiting' }, `${a.waiting}, answered together`)] : []));
+  showQueue();
   tickApproval();
   if (!dialog.open) dialog.showModal();
   dialog.querySelector('#deny').focus();
+}
+
+function showQueue() {
+  const queue = document.getElementById('approval-queue');
+  const behind = state.approvals.length - 1;
+  queue.hidden = behind < 1;
+  queue.textContent = behind === 1 ? '1 more app is waiting to be asked' : `${behind} more apps are waiting to be asked`;
 }
 
 function tickApproval() {
@@ -318,8 +329,16 @@ function handle(event) {
       // Asked before this window opened, and told again: shown once.
       if (state.approvals.some((a) => a.id === event.id)) break;
       state.approvals.push({ ...event, deadline: Date.now() / 1000 + event.timeout_secs });
-      if (state.approvals.length === 1) showApproval();
+      if (state.approvals.length === 1) showApproval(); else showQueue();
       break;
+    case 'approval_waiting': {
+      // More requests of the same app for the same account: the same prompt answers them.
+      const asked = state.approvals.find((a) => a.id === event.id);
+      if (!asked) break;
+      asked.waiting = event.waiting;
+      if (state.approvals[0] === asked) showApproval();
+      break;
+    }
     case 'approval_closed':
       // Answered elsewhere or timed out: drop it without answering again.
       if (state.approvals[0]?.id === event.id) {
@@ -328,6 +347,7 @@ function handle(event) {
         if (dialog.open) { dialog.returnValue = 'closed'; dialog.close('closed'); }
       } else {
         state.approvals = state.approvals.filter((a) => a.id !== event.id);
+        showQueue();
       }
       break;
     case 'access':
