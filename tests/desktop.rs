@@ -421,26 +421,50 @@ async fn the_tray_signs_in_and_out_notifies_and_outlives_the_window() {
     run.assert_ok();
 
     // The keychain loses the account's tokens (another program, a reset keyring): the
-    // next refresh finds none, and the desktop hears that the account needs sign-in.
+    // next refresh finds none, and the desktop hears that the account needs sign-in:
+    // one notification for the ten tools that asked, naming the app that waits, with a
+    // "Sign in" action.
     assert!(desktop.sent().is_none(), "a notification came too early");
     let cleared = std::process::Command::new("secret-tool")
         .args(["clear", "service", "lanyard", "username", "desk"])
         .status()
         .unwrap();
     assert!(cleared.success());
-    let run = env
-        .lanyard(&["token", "desk", "--min-valid", "86400"])
-        .await;
-    assert_ne!(run.code, 0, "{run:?}");
+    let asks = (0..10).map(|_| env.lanyard(&["token", "desk", "--min-valid", "86400"]));
+    for run in futures_util::future::join_all(asks).await {
+        assert_ne!(run.code, 0, "{run:?}");
+    }
+    // And the tools that ask after them, one by one.
+    for _ in 0..3 {
+        let run = env
+            .lanyard(&["token", "desk", "--min-valid", "86400"])
+            .await;
+        assert_ne!(run.code, 0, "{run:?}");
+    }
     let note = desktop.notification().await;
     assert_eq!(note.summary, "Sign in to desk again", "{note:?}");
-    assert!(!note.body.is_empty(), "{note:?}");
+    let me = std::env::current_exe().unwrap();
+    let me = me.file_name().unwrap().to_string_lossy();
+    assert!(
+        note.body.starts_with(&format!("{me} is waiting")),
+        "{note:?}"
+    );
+    assert!(
+        note.actions.chunks(2).any(|a| a == ["sign-in", "Sign in"]),
+        "{note:?}"
+    );
     tray.wait_for_icon(&attention, "sign-in needed").await;
     tray.wait_for_item("Sign in to desk (127.0.0.1)").await;
 
-    // Sign out from the tray: the tokens are revoked and nothing is kept.
-    tray.click("Sign in to desk").await;
+    // "Sign in" on the notification signs the account in, in the browser.
+    desktop.click(note.id, "sign-in").await;
     tray.wait_for_item("Sign out of desk").await;
+    assert!(
+        desktop.sent().is_none(),
+        "more than one notification for one lapse"
+    );
+
+    // Sign out from the tray: the tokens are revoked and nothing is kept.
     assert!(support::stored_tokens("desk").is_some());
     tray.click("Sign out of desk").await;
     tray.wait_for_item("Sign in to desk").await;

@@ -288,6 +288,48 @@ fn release_when_windowless(handle: AppHandle) {
     });
 }
 
+/// The actions of a "sign in again" notification: its "Sign in" button (a click on the
+/// notification itself does the same).
+const SIGN_IN_ACTIONS: &str = "lanyard-sign-in";
+
+/// Registers the "Sign in" action of the notifications: it brings the window forward and
+/// signs the notification's account in.
+fn notification_actions(handle: &AppHandle, desktop: &Desktop) {
+    use tauri_plugin_notification::{Action, ActionType, NotificationExt as _};
+    let notifications = handle.notification();
+    let sign_in = ActionType::builder(SIGN_IN_ACTIONS)
+        .actions(vec![Action::builder("sign-in", "Sign in").build()])
+        .build();
+    if let Err(e) = notifications.register_action_types(vec![sign_in]) {
+        tracing::info!(error = %e, "no notification actions");
+        return;
+    }
+    let (handle, desktop) = (handle.clone(), desktop.clone());
+    let registered = notifications.on_action(move |performed| {
+        if !matches!(performed.action_id(), "sign-in" | "tap") {
+            return;
+        }
+        let Some(account) = performed
+            .notification()
+            .and_then(|n| n.extra().get("account"))
+            .and_then(|a| a.as_str())
+            .map(str::to_owned)
+        else {
+            return;
+        };
+        show(&handle);
+        let desktop = desktop.clone();
+        tauri::async_runtime::spawn(async move {
+            if let Err(e) = desktop.sign_in(&account).await {
+                tracing::info!(error = %e.message, "from the notification");
+            }
+        });
+    });
+    if let Err(e) = registered {
+        tracing::info!(error = %e, "no notification actions");
+    }
+}
+
 /// Forwards the model's events to the window, the tray and the desktop's notifications.
 async fn forward(handle: AppHandle, desktop: Desktop) {
     let mut events = desktop.subscribe();
@@ -312,13 +354,28 @@ async fn forward(handle: AppHandle, desktop: Desktop) {
                     tray::update(&handle, &tray, accounts);
                 }
             }
-            UiEvent::SignInNeeded { account, reason } => {
+            UiEvent::SignInNeeded {
+                account,
+                reason,
+                app,
+            } => {
                 use tauri_plugin_notification::NotificationExt as _;
+                // Told once per lapse (the broker says it once, however many ask), with
+                // the app that is waiting, and a "Sign in" action.
+                let body = match app {
+                    Some(app) => format!(
+                        "{} is waiting for it. {reason}",
+                        app.rsplit(['/', '\\']).next().unwrap_or(app)
+                    ),
+                    None => reason.clone(),
+                };
                 let shown = handle
                     .notification()
                     .builder()
                     .title(format!("Sign in to {account} again"))
-                    .body(reason)
+                    .body(body)
+                    .action_type_id(SIGN_IN_ACTIONS)
+                    .extra("account", account)
                     .show();
                 if let Err(e) = shown {
                     tracing::info!(error = %e, "no notification");
@@ -421,6 +478,7 @@ fn main() {
                 tracing::warn!(error = %e, "no tray icon");
             }
             if let Ok(d) = &desktop {
+                notification_actions(&handle, d);
                 tauri::async_runtime::spawn(forward(handle.clone(), d.clone()));
             }
             let scheme_error = deep_links(app, desktop.as_ref().ok());

@@ -183,9 +183,17 @@ impl Desktop {
                 Event::SignedIn { .. } | Event::SignedOut { .. } | Event::Refreshed { .. } => {
                     self.changed();
                 }
-                Event::SignInNeeded { account, reason } => {
+                Event::SignInNeeded {
+                    account,
+                    reason,
+                    app,
+                } => {
                     self.changed();
-                    send(UiEvent::SignInNeeded { account, reason });
+                    send(UiEvent::SignInNeeded {
+                        account,
+                        reason,
+                        app,
+                    });
                 }
                 Event::ApprovalNeeded { .. } => {}
                 Event::Access {

@@ -167,8 +167,14 @@ pub enum UiEvent {
     ApprovalClosed { id: u64, decision: &'static str },
     /// A new line in the activity view.
     Access { entry: ActivityEntry },
-    /// An account's refresh token stopped working: the tray notifies.
-    SignInNeeded { account: String, reason: String },
+    /// An account needs a sign-in (its refresh token stopped working): the desktop
+    /// notifies, once, naming the app that found it (`app`) if one did, with a "Sign in"
+    /// action.
+    SignInNeeded {
+        account: String,
+        reason: String,
+        app: Option<String>,
+    },
     /// A link the OS handed over was not for any sign-in in progress.
     LinkRefused { message: String },
     /// Kiosk mode: the seat session changed (started, warned of idleness, ended).

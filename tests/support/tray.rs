@@ -17,8 +17,12 @@ const WAIT: Duration = Duration::from_secs(30);
 /// A notification as the app sent it.
 #[derive(Debug, Clone)]
 pub struct Notification {
+    /// The id the server gave it.
+    pub id: u32,
     pub summary: String,
     pub body: String,
+    /// Its actions: key and label, in turn.
+    pub actions: Vec<String>,
 }
 
 struct Watcher {
@@ -56,12 +60,13 @@ impl Watcher {
 
 struct Notifications {
     seen: mpsc::UnboundedSender<Notification>,
+    last_id: std::sync::atomic::AtomicU32,
 }
 
 #[interface(name = "org.freedesktop.Notifications")]
 impl Notifications {
     async fn get_capabilities(&self) -> Vec<String> {
-        vec!["body".into()]
+        vec!["body".into(), "actions".into()]
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -72,13 +77,30 @@ impl Notifications {
         _app_icon: String,
         summary: String,
         body: String,
-        _actions: Vec<String>,
+        actions: Vec<String>,
         _hints: HashMap<String, OwnedValue>,
         _expire_timeout: i32,
     ) -> u32 {
-        let _ = self.seen.send(Notification { summary, body });
-        1
+        let id = self
+            .last_id
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+            + 1;
+        let _ = self.seen.send(Notification {
+            id,
+            summary,
+            body,
+            actions,
+        });
+        id
     }
+
+    /// The person clicked action `action_key` of notification `id`.
+    #[zbus(signal)]
+    async fn action_invoked(
+        emitter: &zbus::object_server::SignalEmitter<'_>,
+        id: u32,
+        action_key: &str,
+    ) -> zbus::Result<()>;
 
     async fn close_notification(&self, _id: u32) {}
 
@@ -118,7 +140,10 @@ impl Desktop {
             .unwrap()
             .serve_at(
                 "/org/freedesktop/Notifications",
-                Notifications { seen: seen_tx },
+                Notifications {
+                    seen: seen_tx,
+                    last_id: std::sync::atomic::AtomicU32::new(0),
+                },
             )
             .unwrap()
             .build()
@@ -168,6 +193,20 @@ impl Desktop {
             .await
             .expect("the app sent no notification")
             .unwrap()
+    }
+
+    /// The person clicks `action` (its key) on notification `id`, as a notification
+    /// server reports it.
+    pub async fn click(&self, id: u32, action: &str) {
+        let interface = self
+            .conn
+            .object_server()
+            .interface::<_, Notifications>("/org/freedesktop/Notifications")
+            .await
+            .unwrap();
+        Notifications::action_invoked(interface.signal_emitter(), id, action)
+            .await
+            .unwrap();
     }
 
     /// A notification already sent, if any.

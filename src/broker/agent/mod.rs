@@ -106,6 +106,8 @@ struct Inner {
     /// tools until `session::TOOL_SIGN_IN_BACKOFF` has passed (a person's
     /// `lanyard login` may).
     failed_sign_ins: Mutex<HashMap<String, (tokio::time::Instant, String)>>,
+    /// Accounts whose need of a sign-in subscribers were told of: told once.
+    told_lapsed: Mutex<std::collections::HashSet<String>>,
     /// Per account, one slot per target: the sign-in's own token and any narrower ones.
     // A std mutex: held only to look up or insert a slot, never across an await.
     slots: Mutex<HashMap<String, HashMap<Target, Arc<Slot>>>>,
@@ -130,6 +132,7 @@ impl Agent {
                 clis: Clis::detect(),
                 signing_in: Mutex::new(HashMap::new()),
                 failed_sign_ins: Mutex::new(HashMap::new()),
+                told_lapsed: Mutex::new(std::collections::HashSet::new()),
                 slots: Mutex::new(HashMap::new()),
             }),
         }
@@ -262,7 +265,7 @@ impl Agent {
             .map(|(a, _)| a.name.clone())
             .collect();
         for name in names {
-            if let Err(e) = self.fetch(&name, 0, &Target::default()).await {
+            if let Err(e) = self.fetch(&name, 0, &Target::default(), None).await {
                 tracing::info!(account = %name, error = %e.message, "not loaded at start");
             }
         }

@@ -25,7 +25,9 @@ impl Agent {
     ) -> Result<TokenReply, ErrorBody> {
         self.known(account, peer)?;
         self.authorize(account, peer).await?;
-        let served = self.fetch(account, min_valid, &target.normalized()).await?;
+        let served = self
+            .fetch(account, min_valid, &target.normalized(), Some(&peer.app))
+            .await?;
         Ok(TokenReply {
             access_token: served.cached.token.expose().to_owned(),
             token_type: token_type(served.cached.dpop).into(),
@@ -85,7 +87,12 @@ impl Agent {
         }
         self.authorize(account, peer).await?;
         let served = self
-            .fetch(account, request.min_valid, &Target::default())
+            .fetch(
+                account,
+                request.min_valid,
+                &Target::default(),
+                Some(&peer.app),
+            )
             .await?;
         if !served.cached.dpop {
             return Err(ErrorBody {
@@ -134,7 +141,10 @@ impl Agent {
             remote: false,
         };
         self.known(account, &owner)?;
-        let cached = self.fetch(account, 60, &Target::default()).await?.cached;
+        let cached = self
+            .fetch(account, 60, &Target::default(), None)
+            .await?
+            .cached;
         self.audit(account, &owner, Decision::AllowOnce);
         Ok((cached.token, cached.expires_at))
     }
@@ -177,12 +187,14 @@ impl Agent {
 
     /// A token valid for `min_valid` more seconds: from memory, or through one flight.
     /// Everyone who waited on the flight gets its outcome; after a failure, later requests
-    /// get it too until the back-off ends (see [`super::flight`]).
+    /// get it too until the back-off ends (see [`super::flight`]). `who` is the app that
+    /// asks, named when the account is found to need a sign-in.
     pub(super) async fn fetch(
         &self,
         account: &str,
         min_valid: u64,
         target: &Target,
+        who: Option<&str>,
     ) -> Result<Served, ErrorBody> {
         let slot = self.slot(account, target);
         if let Some(cached) = slot.fresh(min_valid) {
@@ -255,18 +267,35 @@ impl Agent {
             Err(e) => {
                 let error = body(&e);
                 let transient = error.code == Code::ProviderError;
+                let reason = error.message.clone();
                 let answer = slot.failed(error, transient);
                 if e.kind() == Kind::SignInNeeded {
                     // The tokens held here go with the sign-in: no tool gets them now.
                     // Until a sign-in, `session` answers so without asking the provider.
                     self.forget(account);
-                    let _ = self.inner.events.send(Event::SignInNeeded {
-                        account: account.to_owned(),
-                        reason: e.to_string(),
-                    });
+                    self.lapsed(account, who, reason);
                 }
                 answer
             }
+        }
+    }
+
+    /// Tells subscribers (the desktop app: one notification) that `account` needs a
+    /// sign-in, and which app found it (`who`): once, however many ask until it is signed
+    /// in or out again.
+    fn lapsed(&self, account: &str, who: Option<&str>, reason: String) {
+        let first = self
+            .inner
+            .told_lapsed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(account.to_owned());
+        if first {
+            let _ = self.inner.events.send(Event::SignInNeeded {
+                account: account.to_owned(),
+                reason,
+                app: who.map(str::to_owned),
+            });
         }
     }
 
@@ -285,7 +314,7 @@ impl Agent {
             let own = Target::default();
             loop {
                 let slot = agent.slot(&account, &own);
-                let failed = match agent.fetch(&account, ahead + 1, &own).await {
+                let failed = match agent.fetch(&account, ahead + 1, &own, None).await {
                     // A new token: fetch scheduled the next refresh.
                     Ok(_) if slot.retry_at().is_none() => return,
                     Ok(served) => served.warning.unwrap_or_default(),

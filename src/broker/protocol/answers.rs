@@ -117,6 +117,9 @@ pub enum Event {
     SignInNeeded {
         account: String,
         reason: String,
+        /// The app whose request found it, if one did.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        app: Option<String>,
     },
     ApprovalNeeded {
         account: String,

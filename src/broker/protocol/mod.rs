@@ -374,6 +374,7 @@ mod tests {
             Event::SignInNeeded {
                 account: a(),
                 reason: a(),
+                app: Some(a()),
             },
             Event::ApprovalNeeded {
                 account: a(),
