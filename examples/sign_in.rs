@@ -2,7 +2,7 @@
 //! sign out: the whole life of a sign-in in an app that embeds Lanyard.
 //!
 //! ```text
-//! cargo run --example sign_in -- ISSUER CLIENT_ID [--keychain SERVICE DIR] [--scheme URI | --paste] [--api URL] [--stay]
+//! cargo run --example sign_in -- ISSUER CLIENT_ID [--keychain SERVICE DIR] [--scheme URI | --paste] [--api URL] [--refresh] [--stay]
 //! ```
 //!
 //! With `--scheme`, the browser comes back to that private-use URI (registered with the
@@ -16,6 +16,9 @@
 //! With `--api`, it calls that URL with the sign-in's token (`GET`), the way an app calls
 //! its API: with the headers `Client::authorization` gives (DPoP-bound or Bearer), asking
 //! again once with the server's `DPoP-Nonce` if it wants one.
+//!
+//! With `--refresh`, it refreshes the token at once (`Client::refresh`), as an app does
+//! when its API refused the token.
 //!
 //! With `--keychain`, the sign-in is kept in the OS keychain under `SERVICE` (its record
 //! in `DIR`), and a second run finds the person still signed in; without it, it lives in
@@ -40,7 +43,7 @@ async fn run() -> Result<(), lanyard::Error> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [issuer, client_id, rest @ ..] = args.as_slice() else {
         eprintln!(
-            "usage: sign_in ISSUER CLIENT_ID [--keychain SERVICE DIR] [--scheme URI | --paste] [--api URL] [--stay]"
+            "usage: sign_in ISSUER CLIENT_ID [--keychain SERVICE DIR] [--scheme URI | --paste] [--api URL] [--refresh] [--stay]"
         );
         std::process::exit(2);
     };
@@ -114,6 +117,15 @@ async fn run() -> Result<(), lanyard::Error> {
         "{}",
         json!({ "step": "token", "subject": me.subject, "access_token": token.expose() })
     );
+
+    // After an API refused the token: a new one, refreshed now.
+    if rest.iter().any(|a| a == "--refresh") {
+        let token = client.refresh().await?;
+        println!(
+            "{}",
+            json!({ "step": "refreshed", "access_token": token.expose() })
+        );
+    }
 
     if let Some(url) = api {
         let (status, body, asked_nonce) = call_api(&client, url).await?;

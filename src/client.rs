@@ -563,6 +563,26 @@ impl Client {
         Ok(token.map_err(for_the_app)?.token)
     }
 
+    /// Refreshes now, whatever the current token's lifetime, and returns the new access
+    /// token: for when your API refused the token it was given (`401` with
+    /// `invalid_token`: the provider revoked it, or forgot the grant). If the provider no
+    /// longer accepts the sign-in, this is [`Kind::SignInNeeded`] (and
+    /// [`Identity::sign_in_needed`] is set): sign in again. A sign-in without a refresh
+    /// token is `Kind::SignInNeeded` at once.
+    pub async fn refresh(&self) -> Result<Secret, Error> {
+        // Longer than any token lives: the stored one never suffices, so it is refreshed.
+        const LONGER_THAN_ANY_TOKEN: u64 = 100 * 365 * 24 * 3600;
+        let token = self.lanyard.token(ACCOUNT, LONGER_THAN_ANY_TOKEN).await;
+        let token = token.map_err(for_the_app)?;
+        match token.refresh_failed {
+            Some(why) => Err(Error::Usage {
+                kind: Kind::Provider,
+                message: format!("the sign-in could not be refreshed: {why}"),
+            }),
+            None => Ok(token.token),
+        }
+    }
+
     /// The headers that authorize one request (`method` at `url`) with the access token:
     /// `Authorization: Bearer …`, or for a DPoP-bound sign-in `Authorization: DPoP …` and
     /// a `DPoP` proof made for this request alone (the key never leaves the keychain and
@@ -680,7 +700,7 @@ fn for_the_app(e: Error) -> Error {
         Error::Store(crate::store::Error::Unavailable { message, .. }) => {
             Error::Store(crate::store::Error::Unavailable {
                 message,
-                hint: "Unlock the keychain and try again, or keep the sign-in in memory (Storage::memory()).",
+                hint: "Unlock the keychain (the system's password store) and try again.",
             })
         }
         other => other,

@@ -389,6 +389,24 @@ async fn an_app_calls_an_api_that_wants_a_dpop_nonce() {
     assert_eq!(body["sub"], "alice", "{api}");
 }
 
+/// After an API refused its token, an app refreshes at once (`Client::refresh`): a new
+/// token, which works.
+#[tokio::test]
+async fn an_app_refreshes_when_its_api_refuses_the_token() {
+    let idp = Idp::start(false);
+    let env = Env::new();
+    let (run, steps) = sign_in(
+        &env,
+        &[&idp.issuer, "lanyard-public", "--refresh", "--stay"],
+    )
+    .await;
+    run.assert_ok();
+    let first = step(&steps, "token")["access_token"].as_str().unwrap();
+    let second = step(&steps, "refreshed")["access_token"].as_str().unwrap();
+    assert_ne!(first, second, "not refreshed");
+    assert_eq!(idp.userinfo(second).await["sub"], "alice");
+}
+
 /// A sign-out whose browser cannot start returns at once: revoked, forgotten, and the
 /// provider's sign-out link for the person to open, instead of two minutes' wait for a
 /// browser that is not there.

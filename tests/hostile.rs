@@ -518,7 +518,8 @@ async fn tokens_that_expire_at_once_are_not_refreshed_in_a_loop() {
 }
 
 /// An account pointed at another provider after it signed in: its refresh token is never
-/// sent there (nor revoked there); the account needs a new sign-in.
+/// sent there (nor revoked there); the account needs a new sign-in, but the old one is
+/// not thrown away by the look (pointed back, it works).
 #[tokio::test]
 async fn stored_tokens_never_travel_to_another_issuer() {
     let first = FakeIdp::start(Behaviour::default()).await;
@@ -536,6 +537,11 @@ async fn stored_tokens_never_travel_to_another_issuer() {
     env.lanyard(&["token", "h-moved"])
         .await
         .assert_fails(3, "sign-in needed");
+    // Pointed back (a typo fixed): the sign-in was kept whole.
+    std::fs::write(&env.config, &config).unwrap();
+    env.lanyard(&["token", "h-moved"]).await.assert_ok();
+    let moved = config.replace(&first.issuer, &second.issuer);
+    std::fs::write(&env.config, moved).unwrap();
     let run = env.lanyard(&["logout", "h-moved"]).await;
     run.assert_ok();
     assert!(

@@ -507,14 +507,12 @@ impl Lanyard {
         ) {
             // The account was pointed at another provider or client since: its refresh
             // token must not travel there, nor its access token be handed out for it.
+            // The sign-in itself is kept as it is: settings pointed back (a typo fixed)
+            // find it whole; a sign-in with these settings replaces it.
             let reason = format!(
-                "the account now names issuer {} and client {}, not the ones it signed in with",
-                account.issuer, account.client_id
+                "the settings name issuer {} and client {}, not the ones it signed in with ({} and {})",
+                account.issuer, account.client_id, record.issuer, record.client_id
             );
-            record.status = Status::SignInNeeded {
-                reason: reason.clone(),
-            };
-            self.records.save(kind, &record)?;
             return Err(need(&reason));
         }
         if tokens.access_token.is_none() {

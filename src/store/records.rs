@@ -281,7 +281,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
         file.write_all(bytes)?;
         file.sync_all()?;
         drop(file);
-        std::fs::rename(&tmp, path)
+        crate::platform::replace_file(&tmp, path)
     })();
     if written.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -99,6 +99,11 @@ pub fn private_dir_builder() -> std::fs::DirBuilder {
     builder
 }
 
+/// Puts `from` in the place of `to`, atomically.
+pub fn replace_file(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    std::fs::rename(from, to)
+}
+
 /// Open options whose new files only the user may read (0600).
 pub fn private_file_options() -> std::fs::OpenOptions {
     let mut options = std::fs::OpenOptions::new();

@@ -104,6 +104,22 @@ pub fn private_dir_builder() -> std::fs::DirBuilder {
     std::fs::DirBuilder::new()
 }
 
+/// Puts `from` in the place of `to`, atomically. While another writer is replacing the
+/// same file, Windows refuses with access denied: this tries again, a few times over a
+/// second at most, before it gives up.
+pub fn replace_file(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
+    let mut tries = 0u64;
+    loop {
+        match std::fs::rename(from, to) {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied && tries < 20 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(5 * tries));
+            }
+            done => return done,
+        }
+    }
+}
+
 /// Open options for the user's own files: as [`private_dir_builder`], the ACL comes from
 /// the user's profile directory.
 pub fn private_file_options() -> std::fs::OpenOptions {
