@@ -118,11 +118,14 @@ async fn sign_in_see_yourself_approve_a_tool_and_sign_out() {
     app.click("#confirm-ok").await;
     app.wait_for("#toast", "Access token copied").await;
 
-    // A tool (this test program) asks the broker through the `lanyard` command line: the
-    // window asks the person about the tool, not about the command line.
+    // A tool (this test program) asks the broker through the `lanyard` command line,
+    // three times at once: the window asks the person once about the tool, not about
+    // the command line, and says that three requests wait on the answer.
     let me = std::env::current_exe().unwrap().display().to_string();
-    let cli = token_cli(&env, &[]);
+    let clis = [(); 3].map(|()| token_cli(&env, &[]));
     app.wait_for("#approval[open] #approval-app", &me).await;
+    app.wait_for("#approval-waiting", "3, answered together")
+        .await;
     assert!(app.text("#approval-account").await.contains("demo"));
     assert!(
         app.text("#approval-through")
@@ -130,24 +133,30 @@ async fn sign_in_see_yourself_approve_a_tool_and_sign_out() {
             .contains(env!("CARGO_BIN_EXE_lanyard")),
         "the prompt says which command line the tool asked through"
     );
+    // Another program running the same command line is another app: its prompt waits
+    // behind this one, and the window says so. (`timeout` runs the CLI as its child.)
+    let other = token_cli(&env, &["timeout", "60"]);
+    app.wait_for("#approval-queue", "1 more app is waiting to be asked")
+        .await;
     shots.take(&app, "3-approval").await;
     app.click("#approve-always").await;
-    let out = cli.wait_with_output().await.unwrap();
-    assert!(
-        out.status.success(),
-        "lanyard token failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let token = String::from_utf8(out.stdout).unwrap();
-    let token = token.trim();
+    let mut tokens = Vec::new();
+    for cli in clis {
+        let out = cli.wait_with_output().await.unwrap();
+        assert!(
+            out.status.success(),
+            "lanyard token failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        tokens.push(String::from_utf8(out.stdout).unwrap());
+    }
+    let token = tokens[0].trim();
     let userinfo = idp.userinfo(token).await;
     assert_eq!(
         userinfo["sub"], "alice",
         "the token does not work: {userinfo}"
     );
-    // Another program running the same command line is another app: asked about anew,
-    // and refused when the person says no. (`timeout` runs the CLI as its child.)
-    let other = token_cli(&env, &["timeout", "60"]);
+    // The other app is asked about anew, and refused when the person says no.
     app.wait_for("#approval[open] #approval-app", "/usr/bin/timeout")
         .await;
     app.click("#deny").await;

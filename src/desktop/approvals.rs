@@ -241,10 +241,10 @@ impl Desktop {
 
     /// Forgets what the policy says of `app` for `account`: it will be asked again.
     pub fn revoke(&self, account: &str, app: &str) -> Result<Vec<AppRule>, Failure> {
-        let file = self.inner.agent.policy_file();
-        let mut policy = file.load().map_err(Failure::new)?;
-        policy.set(account, app, Decision::Unknown);
-        file.save(&policy).map_err(Failure::new)?;
+        self.inner
+            .agent
+            .update_policy(|policy| policy.set(account, app, Decision::Unknown))
+            .map_err(Failure::new)?;
         self.apps()
     }
 

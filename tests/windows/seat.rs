@@ -238,11 +238,13 @@ async fn windows_seat_sessions_end_by_every_trigger_and_leave_nothing() {
     seat.quit().await;
 
     // 5. Idling out: nobody touches the seat (Windows' GetLastInputInfo says so), the
-    //    warning shows, then the session ends.
+    //    warning shows, then the session ends. (Long enough for the sign-in and the
+    //    partner's token on a busy machine: at 6 s the session once ended before the
+    //    partner asked.)
     tokio::task::block_in_place(|| {
         prefix.reg_delete(policy, "max_session");
-        prefix.reg_add(policy, "idle_timeout", "REG_SZ", "6s");
-        prefix.reg_add(policy, "idle_warning", "REG_SZ", "3s");
+        prefix.reg_add(policy, "idle_timeout", "REG_SZ", "20s");
+        prefix.reg_add(policy, "idle_warning", "REG_SZ", "5s");
     });
     let mut seat = start_seat(&prefix, &env).await;
     let mark = Mark::take(&env, &idp).await;

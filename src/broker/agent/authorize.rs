@@ -72,9 +72,8 @@ impl Agent {
                 unanswered = answered.is_none();
                 decision = answered.unwrap_or(Decision::Deny);
                 if answered == Some(Decision::Allow) || answered == Some(Decision::Deny) {
-                    let mut policy = (*policy).clone();
-                    policy.set(account, &peer.app, decision);
-                    self.inner.policy.save(&policy).map_err(policy_error)?;
+                    self.update_policy(|policy| policy.set(account, &peer.app, decision))
+                        .map_err(policy_error)?;
                 }
             }
         }
@@ -87,11 +86,9 @@ impl Agent {
         let allow = format!("lanyard allow {named} {}{flag}", peer.app);
         match decision {
             Decision::Allow => Ok(()),
-            Decision::AllowOnce => {
-                let mut policy = (*policy).clone();
-                policy.consume_once(account, &peer.app);
-                self.inner.policy.save(&policy).map_err(policy_error)
-            }
+            Decision::AllowOnce => self
+                .update_policy(|policy| policy.consume_once(account, &peer.app))
+                .map_err(policy_error),
             Decision::Deny if unanswered => Err(ErrorBody {
                 code: Code::Denied,
                 message: format!(
@@ -121,6 +118,20 @@ impl Agent {
     }
 
     /// The policy, read again only when its file has changed.
+    /// Changes the policy file: read afresh, changed and written under one lock, so that
+    /// answers given at once (a prompt answered while another waited) never write over
+    /// each other with what they read before they waited.
+    pub fn update_policy(&self, change: impl FnOnce(&mut Policy)) -> Result<(), String> {
+        let _one_writer = self
+            .inner
+            .policy_writer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let mut policy = self.inner.policy.load()?;
+        change(&mut policy);
+        self.inner.policy.save(&policy)
+    }
+
     fn policy(&self) -> Result<Arc<Policy>, String> {
         let modified = std::fs::metadata(&self.inner.policy.path)
             .and_then(|m| m.modified())

@@ -88,6 +88,8 @@ struct Inner {
     /// The policy as last read, with the file's modification time: the file is read again
     /// only when it changes (`lanyard allow` writes it), not on every request.
     policy_cache: Mutex<Option<(Option<std::time::SystemTime>, Arc<super::policy::Policy>)>>,
+    /// Held while the policy file is read, changed and written (`update_policy`).
+    policy_writer: Mutex<()>,
     /// When each (account, app, decision) was last written to the audit log: the log
     /// records grants over time, not every one of thousands of requests a second.
     /// Keyed by account, then app; only allowances are deduplicated.
@@ -123,6 +125,7 @@ impl Agent {
                 lanyard: std::sync::RwLock::new(Arc::new(lanyard.long_running())),
                 policy: PolicyFile::new(&dir),
                 policy_cache: Mutex::new(None),
+                policy_writer: Mutex::new(()),
                 audited: Mutex::new(HashMap::new()),
                 audit: Some(dir.join("audit.log")),
                 events,
