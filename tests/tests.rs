@@ -22,6 +22,8 @@ mod dpop;
 mod example_app;
 /// Token exchange (RFC 8693) at the real provider, directly and through the agent.
 mod exchange;
+/// `lanyard exec`: tokens in a command's environment, never on its command line.
+mod exec;
 /// The real provider: sign-in, refresh with rotation, sign-out, client authentication.
 mod flows;
 /// The hostile provider: every RP certification case and JOSE attack, each rejected.

@@ -8,6 +8,7 @@ mod accounts;
 mod agent;
 mod apps;
 mod cloud;
+mod exec;
 mod helpers;
 mod login;
 mod logout;
@@ -91,6 +92,9 @@ enum Command {
     GcpCredential(cloud::GcpArgs),
     /// ssh, with the agent forwarded to the host: its requests are approved as `ssh:HOST`
     Ssh(ssh::Args),
+    /// Run a command with fresh access tokens in its environment (never on its command
+    /// line): `lanyard exec --env NPM_TOKEN=work -- npm install`
+    Exec(exec::Args),
 }
 
 #[derive(Debug, clap::Args)]
@@ -202,6 +206,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
         Command::EndSession(args) => return end_session(args).await,
         Command::AwsCredentials(args) => return cloud::aws(&open, args).await,
         Command::GcpCredential(args) => return cloud::gcp(&open, args).await,
+        Command::Exec(args) => return exec::run(&open, args).await,
         _ => {}
     }
     let lanyard = open.lanyard()?;
@@ -221,6 +226,7 @@ async fn run(cli: Cli) -> Result<(), Error> {
         | Command::EndSession(_)
         | Command::AwsCredentials(_)
         | Command::GcpCredential(_)
+        | Command::Exec(_)
         | Command::Agent(_)
         | Command::Ssh(_) => unreachable!("dispatched above"),
     }

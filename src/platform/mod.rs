@@ -16,6 +16,7 @@
 //! | memory used once ([`release_memory`]: the agent after start-up and refreshes, the app after its window closes) | file-mapped code and read-only data unmapped (kept in the page cache), `malloc_trim` (Linux); nothing on macOS yet | nothing: Windows trims working sets itself |
 //! | a webview's helpers once the last webview is gone ([`end_webview_helpers`]) | WebKitGTK's network process ended (Linux); nothing on macOS | nothing: WebView2 ends its own |
 //! | the webview's start-up environment ([`webview_environment`]) | accelerated compositing off where there is no GPU (Linux); nothing on macOS | nothing: WebView2 chooses |
+//! | a command run in place of this process ([`exec`]: `lanyard exec`) | `execvp` | the command as a child, its exit status this process's |
 //! | a file replaced whole ([`replace_file`]) | `rename` | `MoveFileEx`, tried again while another writer's replacement of the same file holds it (access denied) |
 //! | the keychain ([`keychain_store`], [`KEYCHAIN_ITEM_MAX`]) | the Secret Service; macOS Keychain Services | Credential Manager, whose items hold 2,560 bytes: larger values are kept in parts |
 //!

@@ -99,6 +99,12 @@ pub fn private_dir_builder() -> std::fs::DirBuilder {
     builder
 }
 
+/// Runs `command` in this process's place (`execvp`): its exit status is this process's,
+/// and signals reach it directly. Returns only when it cannot be run.
+pub fn exec(command: &mut std::process::Command) -> std::io::Error {
+    std::os::unix::process::CommandExt::exec(command)
+}
+
 /// Puts `from` in the place of `to`, atomically.
 pub fn replace_file(from: &std::path::Path, to: &std::path::Path) -> std::io::Result<()> {
     std::fs::rename(from, to)

@@ -104,6 +104,15 @@ pub fn private_dir_builder() -> std::fs::DirBuilder {
     std::fs::DirBuilder::new()
 }
 
+/// Runs `command` and exits with its exit status (Windows has no `exec`). Returns only
+/// when it cannot be run.
+pub fn exec(command: &mut std::process::Command) -> std::io::Error {
+    match command.status() {
+        Ok(status) => std::process::exit(status.code().unwrap_or(1)),
+        Err(e) => e,
+    }
+}
+
 /// Puts `from` in the place of `to`, atomically. While another writer is replacing the
 /// same file, Windows refuses with access denied: this tries again, a few times over a
 /// second at most, before it gives up.
