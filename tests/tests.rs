@@ -45,6 +45,8 @@ mod outage;
 mod presets;
 /// clients/python against the real agent, with requests and httpx.
 mod python;
+/// Package registries that take the sign-in's token: real cargo and a sparse registry.
+mod registries;
 /// A browser that cannot come back: on another machine, over ssh, in a container.
 mod remote;
 /// `lanyard ssh`: the agent forwarded over the real OpenSSH, approved per host.

@@ -7,6 +7,7 @@
 mod accounts;
 mod agent;
 mod apps;
+mod cargo;
 mod cloud;
 mod exec;
 mod helpers;
@@ -135,6 +136,21 @@ pub fn main() -> i32 {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     if let Some(code) = token::fast(args.get(1..).unwrap_or_default()) {
         return code;
+    }
+    // Cargo runs its credential provider so, with the rest of its configuration in each
+    // request (`cargo.rs`).
+    if args.get(1).is_some_and(|a| a == "--cargo-plugin") {
+        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        else {
+            return Kind::Other.exit_code();
+        };
+        let open = Opener {
+            config: std::env::var_os("LANYARD_CONFIG").map(Into::into),
+            store: None,
+        };
+        return runtime.block_on(cargo::plugin(&open));
     }
     let cli = Cli::parse_from(args);
     // RUST_LOG as `level` or `target=level,…` (no regular expressions: a smaller binary).

@@ -23,6 +23,7 @@
 //! response_mode = "query"                           # or "form_post", "fragment"
 //! resources = ["https://api.example.com"]           # RFC 8707, for `token --audience`
 //! git_hosts = ["git.example.com"]                   # where `git-credential` answers (https)
+//! registry_hosts = ["crates.example.com"]           # package registries that get the token (https)
 //!
 //! [[match]]                                         # `lanyard token` with no name, here:
 //! directory = "~/work"                              # or remote = "github.com/acme"
@@ -200,6 +201,10 @@ pub struct Account {
     /// The git hosts (`host` or `host:port`, lowercase) that `lanyard git-credential`
     /// gives the account's token to, over https only. Empty: none.
     pub git_hosts: Vec<String>,
+    /// The package registries (`host` or `host:port`, lowercase) whose credential
+    /// helpers (`lanyard --cargo-plugin`) get the account's token, over https only.
+    /// Empty: none.
+    pub registry_hosts: Vec<String>,
 }
 
 /// Where the provider sends the browser back to (RFC 8252 section 7).

@@ -132,22 +132,26 @@ impl Config {
                     resources.push(resource.clone());
                 }
             }
-            let mut git_hosts = Vec::new();
-            if let Some(list) = &raw.git_hosts {
-                for host in list.get_ref() {
+            // Host names, with an optional :port, lowercase.
+            let hosts = |list: &Option<Spanned<Vec<String>>>, name: &str| {
+                let mut hosts = Vec::new();
+                for host in list.iter().flat_map(|l| l.get_ref()) {
                     let valid = !host.is_empty()
                         && Url::parse(&format!("https://{host}/"))
                             .is_ok_and(|u| u.path() == "/" && u.username().is_empty());
                     if !valid || host.contains(['/', '@', '?', '#']) {
                         return Err(at(
-                            Some(list.span()),
-                            key("git_hosts"),
+                            list.as_ref().map(Spanned::span),
+                            key(name),
                             format!("`{host}` is not a host name (with an optional :port)"),
                         ));
                     }
-                    git_hosts.push(host.to_ascii_lowercase());
+                    hosts.push(host.to_ascii_lowercase());
                 }
-            }
+                Ok(hosts)
+            };
+            let git_hosts = hosts(&raw.git_hosts, "git_hosts")?;
+            let registry_hosts = hosts(&raw.registry_hosts, "registry_hosts")?;
             let name = name.into_inner();
             accounts.insert(
                 name.clone(),
@@ -173,6 +177,7 @@ impl Config {
                     preset: raw.preset.map(Spanned::into_inner),
                     resources,
                     git_hosts,
+                    registry_hosts,
                 },
             );
         }
@@ -274,6 +279,7 @@ struct RawAccount {
     preset: Option<Spanned<String>>,
     resources: Option<Spanned<Vec<String>>>,
     git_hosts: Option<Spanned<Vec<String>>>,
+    registry_hosts: Option<Spanned<Vec<String>>>,
 }
 
 /// Scopes as one space-separated string or as an array.

@@ -751,12 +751,7 @@ impl Api {
 
     /// Every Authorization header the API received.
     pub async fn seen(&self) -> Vec<String> {
-        let mut client = reqwest::Client::builder();
-        if let Ok(pem) = std::fs::read(&self.ca) {
-            client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
-        }
-        let client = client.build().unwrap();
-        client
+        trusting(&self.ca)
             .get(format!("{}/_seen", self.url))
             .send()
             .await
@@ -772,4 +767,70 @@ impl Drop for Api {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A Cargo registry (`tests/idp/registry.mjs`): a sparse index over https that requires
+/// a token the provider's userinfo accepts, holding one crate.
+pub struct Registry {
+    child: Child,
+    pub url: String,
+    pub ca: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    /// Serves `krate` (a `.crate` file) as `name` `vers`, checking tokens at `userinfo`.
+    pub fn start(userinfo: &str, krate: &Path, name: &str, vers: &str) -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let args: Vec<String> = [
+            ("--tls", dir.path().display().to_string()),
+            ("--userinfo", userinfo.to_owned()),
+            ("--crate", krate.display().to_string()),
+            ("--name", name.to_owned()),
+            ("--vers", vers.to_owned()),
+        ]
+        .into_iter()
+        .flat_map(|(flag, value)| [flag.to_owned(), value])
+        .collect();
+        let (child, ready) = spawn_node("registry.mjs", &args);
+        Registry {
+            child,
+            url: ready["url"].as_str().unwrap().to_owned(),
+            ca: dir.path().join("ca.pem"),
+            _dir: dir,
+        }
+    }
+
+    /// How many requests it served, and how many it refused.
+    pub async fn seen(&self) -> (u64, u64) {
+        let seen: Value = trusting(&self.ca)
+            .get(format!("{}/_seen", self.url))
+            .header("authorization", "none")
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        (
+            seen["served"].as_u64().unwrap(),
+            seen["refused"].as_u64().unwrap(),
+        )
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP client that trusts the test server's private CA at `ca`, if it made one.
+fn trusting(ca: &Path) -> reqwest::Client {
+    let mut client = reqwest::Client::builder();
+    if let Ok(pem) = std::fs::read(ca) {
+        client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem).unwrap());
+    }
+    client.build().unwrap()
 }
