@@ -165,8 +165,11 @@ impl Desktop {
         tracing::info!(socket = %desktop.inner.socket.display(), "broker listening");
     }
 
-    /// Turns the broker's events into the window's.
+    /// Turns the broker's events into the window's. The person is told that an account
+    /// needs a sign-in once (one notification), however many tools find it so, until it
+    /// is signed in or out again; the window redraws each time.
     async fn forward(self, mut events: broadcast::Receiver<Event>) {
+        let mut told = std::collections::HashSet::new();
         loop {
             let event = match events.recv().await {
                 Ok(event) => event,
@@ -180,7 +183,11 @@ impl Desktop {
                 let _ = self.inner.approvals.events.send(e);
             };
             match event {
-                Event::SignedIn { .. } | Event::SignedOut { .. } | Event::Refreshed { .. } => {
+                Event::SignedIn { account } | Event::SignedOut { account } => {
+                    told.remove(&account);
+                    self.changed();
+                }
+                Event::Refreshed { .. } => {
                     self.changed();
                 }
                 Event::SignInNeeded {
@@ -189,11 +196,13 @@ impl Desktop {
                     app,
                 } => {
                     self.changed();
-                    send(UiEvent::SignInNeeded {
-                        account,
-                        reason,
-                        app,
-                    });
+                    if told.insert(account.clone()) {
+                        send(UiEvent::SignInNeeded {
+                            account,
+                            reason,
+                            app,
+                        });
+                    }
                 }
                 Event::ApprovalNeeded { .. } => {}
                 Event::Access {

@@ -108,8 +108,6 @@ struct Inner {
     /// tools until `session::TOOL_SIGN_IN_BACKOFF` has passed (a person's
     /// `lanyard login` may).
     failed_sign_ins: Mutex<HashMap<String, (tokio::time::Instant, String)>>,
-    /// Accounts whose need of a sign-in subscribers were told of: told once.
-    told_lapsed: Mutex<std::collections::HashSet<String>>,
     /// Per account, one slot per target: the sign-in's own token and any narrower ones.
     // A std mutex: held only to look up or insert a slot, never across an await.
     slots: Mutex<HashMap<String, HashMap<Target, Arc<Slot>>>>,
@@ -135,7 +133,6 @@ impl Agent {
                 clis: Clis::detect(),
                 signing_in: Mutex::new(HashMap::new()),
                 failed_sign_ins: Mutex::new(HashMap::new()),
-                told_lapsed: Mutex::new(std::collections::HashSet::new()),
                 slots: Mutex::new(HashMap::new()),
             }),
         }

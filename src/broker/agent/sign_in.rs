@@ -202,15 +202,6 @@ impl Agent {
         Ok(watching)
     }
 
-    /// The account's need of a sign-in may be told again (it was signed in or out).
-    fn untold_lapsed(&self, account: &str) {
-        self.inner
-            .told_lapsed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(account);
-    }
-
     fn under_way(&self) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, Outcome>> {
         self.inner
             .signing_in
@@ -285,7 +276,6 @@ impl Agent {
 
     fn signed_in(&self, account: &str) {
         self.forget(account);
-        self.untold_lapsed(account);
         let _ = self.inner.events.send(Event::SignedIn {
             account: account.to_owned(),
         });
@@ -343,7 +333,6 @@ impl Agent {
         lanyard.config().account(account)?;
         // Forget first: no app gets the token once the person has asked to sign out.
         self.forget(account);
-        self.untold_lapsed(account);
         let report = lanyard.logout(account, local, open_browser, progress).await;
         self.forget(account);
         let _ = self.inner.events.send(Event::SignedOut {

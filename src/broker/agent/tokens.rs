@@ -280,23 +280,14 @@ impl Agent {
         }
     }
 
-    /// Tells subscribers (the desktop app: one notification) that `account` needs a
-    /// sign-in, and which app found it (`who`): once, however many ask until it is signed
-    /// in or out again.
+    /// Tells subscribers that `account` needs a sign-in, and which app found it (`who`).
+    /// The desktop app notifies the person once per lapse (`desktop::start`).
     fn lapsed(&self, account: &str, who: Option<&str>, reason: String) {
-        let first = self
-            .inner
-            .told_lapsed
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(account.to_owned());
-        if first {
-            let _ = self.inner.events.send(Event::SignInNeeded {
-                account: account.to_owned(),
-                reason,
-                app: who.map(str::to_owned),
-            });
-        }
+        let _ = self.inner.events.send(Event::SignInNeeded {
+            account: account.to_owned(),
+            reason,
+            app: who.map(str::to_owned),
+        });
     }
 
     /// Refreshes ahead of expiry; after a failure, tries again when the slot's back-off
