@@ -65,8 +65,8 @@ async fn fetch(env: &Env, app: &Path, home: &str) -> (bool, String) {
 
 /// Cargo fetches a crate from a registry that checks every request's token at the
 /// provider, with `credential-provider = ["lanyard", "cargo-credential", …]`. A registry
-/// the account does not list gets nothing; after `lanyard logout`, cargo fails with
-/// Lanyard's message.
+/// the account does not list gets nothing; through the agent, cargo needs its approval;
+/// after `lanyard logout`, cargo fails with Lanyard's message.
 #[tokio::test]
 async fn cargo_fetches_from_a_registry_that_wants_the_token() {
     let idp = Idp::start(false);
@@ -135,6 +135,25 @@ async fn cargo_fetches_from_a_registry_that_wants_the_token() {
         refused_after > refused_before,
         "cargo asked without a token"
     );
+
+    // With the agent running, cargo asks it, as the app `lanyard allow` names: refused
+    // until allowed, then served.
+    std::fs::write(app.join(".cargo/config.toml"), config("c-cargo")).unwrap();
+    let agent = env.start_agent().await;
+    let (ok, said) = fetch(&env, &app, "cargo-home-4").await;
+    assert!(!ok, "{said}");
+    assert!(
+        said.contains("has not been allowed to use c-cargo's tokens"),
+        "{said}"
+    );
+    let cargo_exe =
+        std::fs::canonicalize(std::env::var("CARGO").expect("the tests run under cargo")).unwrap();
+    env.lanyard(&["allow", "c-cargo", &cargo_exe.display().to_string()])
+        .await
+        .assert_ok();
+    let (ok, said) = fetch(&env, &app, "cargo-home-5").await;
+    assert!(ok, "{said}");
+    drop(agent);
 
     // Signed out: cargo fails, and says why in Lanyard's words.
     std::fs::write(app.join(".cargo/config.toml"), config("c-cargo")).unwrap();
