@@ -531,17 +531,9 @@ async fn kubectl_uses_the_exec_credential() {
         "Bearer",
     );
     for api_version in ["v1", "v1beta1"] {
-        let kubeconfig = format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n    certificate-authority: {}\n\
-             users:\n- name: lanyard\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/{api_version}\n\
-             \x20     command: {}\n      args: [kubectl-credential, b-kube]\n      interactiveMode: Never\n\
-             contexts:\n- name: test\n  context: {{cluster: test, user: lanyard}}\ncurrent-context: test\n",
-            api.url,
-            api.ca.display(),
-            env!("CARGO_BIN_EXE_lanyard")
-        );
-        let path = env.path(&format!("kubeconfig-{api_version}"));
-        std::fs::write(&path, kubeconfig).unwrap();
+        let args = "kubectl-credential, b-kube";
+        let name = format!("kubeconfig-{api_version}");
+        let path = crate::support::kubeconfig(&env, &api, api_version, args, "Never", &name);
         let mut cmd = tokio::process::Command::new("kubectl");
         cmd.args(["--kubeconfig", &path, "get", "--raw", "/version"])
             .env("LANYARD_CONFIG", &env.config);

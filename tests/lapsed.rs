@@ -27,18 +27,8 @@ async fn revoke_grant(idp: &Idp, account: &str) {
 /// A kubeconfig for `api` whose user is `lanyard kubectl-credential ACCOUNT`, in
 /// kubectl's interactive mode `mode`; its path.
 fn kubeconfig(env: &Env, api: &Api, account: &str, mode: &str) -> String {
-    let kubeconfig = format!(
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n    certificate-authority: {}\n\
-         users:\n- name: lanyard\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n\
-         \x20     command: {}\n      args: [kubectl-credential, {account}, --min-valid, '7200']\n      interactiveMode: {mode}\n\
-         contexts:\n- name: test\n  context: {{cluster: test, user: lanyard}}\ncurrent-context: test\n",
-        api.url,
-        api.ca.display(),
-        env!("CARGO_BIN_EXE_lanyard")
-    );
-    let path = env.path(&format!("kubeconfig-{mode}"));
-    std::fs::write(&path, kubeconfig).unwrap();
-    path
+    let args = format!("kubectl-credential, {account}, --min-valid, '7200'");
+    support::kubeconfig(env, api, "v1", &args, mode, &format!("kubeconfig-{mode}"))
 }
 
 /// Runs `command` on a terminal of its own (util-linux's `script`), as a person at a

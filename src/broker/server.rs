@@ -222,26 +222,7 @@ async fn handle(agent: &Agent, id: u64, op: Op, peer: &Peer) -> Response {
             .identity(&account, peer)
             .await
             .map(serde_json::Value::Object),
-        Op::Token {
-            account,
-            min_valid,
-            scope,
-            audience,
-            exchange,
-            sign_in: _,
-        } => agent
-            .token(
-                &account,
-                min_valid,
-                &Target {
-                    scope,
-                    audience,
-                    exchange,
-                },
-                peer,
-            )
-            .await
-            .map(|t| serde_json::to_value(t).expect("serialisable")),
+        op @ Op::Token { .. } => token(agent, op, peer, &|_| {}).await,
         Op::IdToken { account, min_valid } => agent
             .fresh_id_token(&account, min_valid, peer)
             .await
@@ -278,6 +259,40 @@ async fn handle(agent: &Agent, id: u64, op: Op, peer: &Peer) -> Response {
         }
     };
     respond(id, result)
+}
+
+/// A `token` request: one that can wait for a sign-in (`sign_in`) brings the person back
+/// when the account needs it, telling `progress` while it waits.
+async fn token(
+    agent: &Agent,
+    op: Op,
+    peer: &Peer,
+    progress: &(dyn Fn(crate::session::Progress<'_>) + Sync),
+) -> Result<serde_json::Value, ErrorBody> {
+    let Op::Token {
+        account,
+        min_valid,
+        scope,
+        audience,
+        exchange,
+        sign_in,
+    } = op
+    else {
+        unreachable!("called for token requests only")
+    };
+    let target = Target {
+        scope,
+        audience,
+        exchange,
+    };
+    let answer = if sign_in {
+        agent
+            .token_signing_in(&account, min_valid, &target, peer, progress)
+            .await
+    } else {
+        agent.token(&account, min_valid, &target, peer).await
+    };
+    answer.map(|t| serde_json::to_value(t).expect("serialisable"))
 }
 
 /// The refusal of what a remote host may not ask.
@@ -346,24 +361,7 @@ async fn with_progress(
                     .logout(&account, (local, open_browser), peer, &progress)
                     .await
             }
-            Op::Token {
-                account,
-                min_valid,
-                scope,
-                audience,
-                exchange,
-                sign_in: _,
-            } => {
-                let target = Target {
-                    scope,
-                    audience,
-                    exchange,
-                };
-                agent
-                    .token_signing_in(&account, min_valid, &target, peer, &progress)
-                    .await
-                    .map(|t| serde_json::to_value(t).expect("serialisable"))
-            }
+            op @ Op::Token { .. } => token(agent, op, peer, &progress).await,
             _ => unreachable!("only login, logout and token with sign_in report progress"),
         }
     };

@@ -834,3 +834,28 @@ fn trusting(ca: &Path) -> reqwest::Client {
     }
     client.build().unwrap()
 }
+
+/// A kubeconfig whose cluster is `api` and whose user is `lanyard ARGS` as kubectl's exec
+/// plugin (`args`: the YAML list's items), in exec API version `version` and kubectl's
+/// interactive mode `mode`, written to `name` in `env`'s directory; its path.
+pub fn kubeconfig(
+    env: &Env,
+    api: &Api,
+    version: &str,
+    args: &str,
+    mode: &str,
+    name: &str,
+) -> String {
+    let kubeconfig = format!(
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: test\n  cluster:\n    server: {}\n    certificate-authority: {}\n\
+         users:\n- name: lanyard\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/{version}\n\
+         \x20     command: {}\n      args: [{args}]\n      interactiveMode: {mode}\n\
+         contexts:\n- name: test\n  context: {{cluster: test, user: lanyard}}\ncurrent-context: test\n",
+        api.url,
+        api.ca.display(),
+        env!("CARGO_BIN_EXE_lanyard")
+    );
+    let path = env.path(name);
+    std::fs::write(&path, kubeconfig).unwrap();
+    path
+}
